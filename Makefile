@@ -1,0 +1,80 @@
+# spork: a transparent intercepting SMTP proxy appliance.
+# make            build build/sporkd
+# make test       unit tests (also under ASan/UBSan) and the namespace lab
+# make install    honours PREFIX and DESTDIR
+
+PREFIX	?= /usr/local
+SBINDIR	?= $(PREFIX)/sbin
+SHAREDIR ?= $(PREFIX)/share/spork
+SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
+
+CC	?= cc
+PKGS	 = libclamav
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
+	   -D_FORTIFY_SOURCE=2 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+
+# Code that knows nothing about a daemon: shared by sporkd and the tests.
+LIB_SRC	= src/buf.c src/conf.c src/ev.c src/log.c src/scan.c src/smtp_data.c \
+	  src/smtp_proto.c src/sock.c src/spool.c
+DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c
+HDRS	= $(wildcard src/*.h)
+UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
+	     tests/unit/test_conf.c tests/unit/test_spool.c
+
+all: build/sporkd
+
+build/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ $(LIB_SRC) $(DAEMON_SRC) $(LDFLAGS) $(LDLIBS)
+
+build/asan/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(LIB_SRC) $(DAEMON_SRC) $(LDFLAGS) $(LDLIBS)
+
+build/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
+
+build/asan/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
+
+deps:
+	scripts/install-deps
+
+unit: build/unit build/asan/unit
+	build/unit tests/unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit tests/unit
+
+integration: build/sporkd build/asan/sporkd
+	tests/integration/run
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps build/sporkd
+	scripts/spork-lab demo
+
+install: build/sporkd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SHAREDIR)/kmod-free \
+	    $(DESTDIR)$(SYSCONFDIR)/spork $(DESTDIR)$(UNITDIR)
+	install -m 0755 build/sporkd $(DESTDIR)$(SBINDIR)/sporkd
+	install -m 0755 scripts/spork-setup $(DESTDIR)$(SBINDIR)/spork-setup
+	install -m 0644 kmod-free/* $(DESTDIR)$(SHAREDIR)/kmod-free/
+	chmod 0755 $(DESTDIR)$(SHAREDIR)/kmod-free/probe
+	[ -e $(DESTDIR)$(SYSCONFDIR)/spork/spork.conf ] || \
+	    install -m 0644 etc/spork.conf $(DESTDIR)$(SYSCONFDIR)/spork/spork.conf
+	sed 's,@SBINDIR@,$(SBINDIR),g' etc/sporkd.service > $(DESTDIR)$(UNITDIR)/sporkd.service
+	sed 's,@SBINDIR@,$(SBINDIR),g' etc/spork-setup.service > $(DESTDIR)$(UNITDIR)/spork-setup.service
+
+clean:
+	rm -rf build
+
+.PHONY: all deps unit integration test demo install clean

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration file: `key value...` lines, `#` comments. One table
+ * names every key, its type and its default; conf_defaults() applies the
+ * defaults through the same parser as the file, so the documented default
+ * and the real one cannot drift. Errors name the file, the line and the key.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "log.h"
+#include "sock.h"
+
+#define CONF_LINE_MAX	4096
+
+enum conf_type {
+	CT_ADDRS,	/* list of ADDR:PORT */
+	CT_STR,
+	CT_FILES,	/* list of paths */
+	CT_BOOL,
+	CT_SIZE,	/* bytes, k/m/g suffix */
+	CT_COUNT,
+	CT_TIME,	/* seconds, s/m/h suffix; stored in ms */
+	CT_BARE,
+	CT_LOGLEVEL,
+};
+
+struct conf_key {
+	const char	*name;
+	enum conf_type	 type;
+	size_t		 off;
+	size_t		 len;		/* CT_STR: capacity */
+	const char	*def;
+};
+
+#define K(n, t, d)	{ #n, t, offsetof(struct conf, n), \
+			  sizeof(((struct conf *)0)->n), d }
+
+static const struct conf_key conf_keys[] = {
+	K(transparent_listen,	CT_ADDRS,	"0.0.0.0:10025 [::]:10025"),
+	K(explicit_listen,	CT_ADDRS,	""),
+	K(explicit_upstream,	CT_ADDRS,	""),
+	K(user,			CT_STR,		""),
+	K(scan_enable,		CT_BOOL,	"yes"),
+	K(clamav_database_dir,	CT_STR,		"/var/lib/clamav"),
+	K(clamav_signatures,	CT_FILES,	""),
+	K(spool_dir,		CT_STR,		"/var/spool/spork"),
+	K(spool_memory_max,	CT_SIZE,	"256k"),
+	K(message_size_limit,	CT_SIZE,	"100m"),
+	K(max_recipients,	CT_COUNT,	"1000"),
+	K(max_command_line,	CT_SIZE,	"2048"),
+	K(max_text_line,	CT_SIZE,	"1000"),
+	K(max_reply_line,	CT_SIZE,	"2048"),
+	K(max_reply_lines,	CT_COUNT,	"100"),
+	K(max_sessions,		CT_COUNT,	"10000"),
+	K(bare_newline,		CT_BARE,	"reject"),
+	K(timeout_connect,	CT_TIME,	"30s"),
+	K(timeout_greeting,	CT_TIME,	"5m"),
+	K(timeout_command,	CT_TIME,	"5m"),
+	K(timeout_reply,	CT_TIME,	"5m"),
+	K(timeout_data_init,	CT_TIME,	"2m"),
+	K(timeout_data_block,	CT_TIME,	"3m"),
+	K(timeout_data_final,	CT_TIME,	"10m"),
+	K(timeout_passthrough,	CT_TIME,	"10m"),
+	K(log_level,		CT_LOGLEVEL,	"info"),
+	K(log_syslog,		CT_BOOL,	"yes"),
+	K(log_stderr,		CT_BOOL,	"yes"),
+};
+
+static int
+parse_number(const char *v, const char *suffixes, const unsigned long long *mult,
+    unsigned long long *out)
+{
+	unsigned long long	 n;
+	const char		*s;
+	char			*ep;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(v, &ep, 10);
+	if (errno)
+		return -1;
+	if (*ep != '\0') {
+		if (ep[1] != '\0' || (s = strchr(suffixes, ep[0] | 0x20)) == NULL)
+			return -1;
+		if (n > ULLONG_MAX / mult[s - suffixes])
+			return -1;
+		n *= mult[s - suffixes];
+	}
+	*out = n;
+	return 0;
+}
+
+static int
+conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
+    char *err, size_t errlen)
+{
+	static const unsigned long long	 sizem[] = { 1024, 1024 * 1024,
+					    1024ULL * 1024 * 1024 };
+	static const unsigned long long	 timem[] = { 1, 60, 3600 };
+	char				*p = (char *)c + k->off;
+	char				 word[CONF_PATH_MAX];
+	const char			*s;
+	unsigned long long		 n;
+	size_t				 wl;
+	struct conf_addrs		*as;
+	enum log_level			 lvl;
+
+	switch (k->type) {
+	case CT_ADDRS:
+		as = (struct conf_addrs *)p;
+		as->n = 0;
+		for (s = v; *s; ) {
+			s += strspn(s, " \t");
+			if ((wl = strcspn(s, " \t")) == 0)
+				break;
+			if (wl >= sizeof(word) || as->n == CONF_ADDRS_MAX) {
+				snprintf(err, errlen, "too many or too long "
+				    "addresses (at most %d)", CONF_ADDRS_MAX);
+				return -1;
+			}
+			memcpy(word, s, wl);
+			word[wl] = '\0';
+			if (sock_parse_addr(word, &as->a[as->n]) == -1) {
+				snprintf(err, errlen, "bad address '%.200s' "
+				    "(want ADDR:PORT or [ADDR6]:PORT)", word);
+				return -1;
+			}
+			as->n++;
+			s += wl;
+		}
+		return 0;
+	case CT_STR:
+		if (strlen(v) >= k->len) {
+			snprintf(err, errlen, "value too long (max %zu)",
+			    k->len - 1);
+			return -1;
+		}
+		strcpy(p, v);
+		return 0;
+	case CT_FILES:
+		c->n_clamav_signatures = 0;
+		for (s = v; *s; ) {
+			s += strspn(s, " \t");
+			if ((wl = strcspn(s, " \t")) == 0)
+				break;
+			if (wl >= CONF_PATH_MAX ||
+			    c->n_clamav_signatures == CONF_FILES_MAX) {
+				snprintf(err, errlen, "too many or too long "
+				    "paths (at most %d)", CONF_FILES_MAX);
+				return -1;
+			}
+			memcpy(c->clamav_signatures[c->n_clamav_signatures], s,
+			    wl);
+			c->clamav_signatures[c->n_clamav_signatures++][wl] =
+			    '\0';
+			s += wl;
+		}
+		return 0;
+	case CT_BOOL:
+		if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
+		    !strcmp(v, "1"))
+			*(int *)p = 1;
+		else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+		    !strcmp(v, "0"))
+			*(int *)p = 0;
+		else {
+			snprintf(err, errlen, "want yes or no, not '%s'", v);
+			return -1;
+		}
+		return 0;
+	case CT_SIZE:
+	case CT_COUNT:
+		if (parse_number(v, k->type == CT_SIZE ? "kmg" : "", sizem,
+		    &n) == -1 || n > SIZE_MAX / 2) {
+			snprintf(err, errlen, "bad %s '%s'", k->type ==
+			    CT_SIZE ? "size (bytes, or with k/m/g)" : "count",
+			    v);
+			return -1;
+		}
+		*(size_t *)p = (size_t)n;
+		return 0;
+	case CT_TIME:
+		if (parse_number(v, "smh", timem, &n) == -1 || n == 0 ||
+		    n > 86400) {
+			snprintf(err, errlen, "bad time '%s' (1s to 24h; "
+			    "seconds, or with s/m/h)", v);
+			return -1;
+		}
+		*(unsigned *)p = (unsigned)n * 1000;
+		return 0;
+	case CT_BARE:
+		if (!strcmp(v, "reject"))
+			*(int *)p = BARE_REJECT;
+		else if (!strcmp(v, "normalize"))
+			*(int *)p = BARE_NORMALIZE;
+		else {
+			snprintf(err, errlen, "want reject or normalize, "
+			    "not '%s'", v);
+			return -1;
+		}
+		return 0;
+	case CT_LOGLEVEL:
+		if (log_level_parse(v, &lvl) == -1) {
+			snprintf(err, errlen, "want error, warning, info or "
+			    "debug, not '%s'", v);
+			return -1;
+		}
+		*(int *)p = (int)lvl;
+		return 0;
+	}
+	fatal("conf_set_one: bad type %d", k->type);
+}
+
+int
+conf_set(struct conf *c, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	size_t	i;
+	char	sub[512];
+
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		if (strcmp(conf_keys[i].name, key) != 0)
+			continue;
+		if (conf_set_one(c, &conf_keys[i], value, sub, sizeof(sub))
+		    == -1) {
+			snprintf(err, errlen, "key '%s': %s", key, sub);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "unknown key '%s'", key);
+	return -1;
+}
+
+void
+conf_defaults(struct conf *c)
+{
+	char	err[512];
+	size_t	i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+		if (conf_set(c, conf_keys[i].name, conf_keys[i].def, err,
+		    sizeof(err)) == -1)
+			fatal("conf_defaults: %s", err);
+}
+
+/* Cross-key checks that no single value can fail on its own. */
+static int
+conf_check(const struct conf *c, char *err, size_t errlen)
+{
+	if (c->explicit_listen.n > 0 && c->explicit_upstream.n != 1) {
+		snprintf(err, errlen, "explicit_listen needs exactly one "
+		    "explicit_upstream");
+		return -1;
+	}
+	if (c->transparent_listen.n == 0 && c->explicit_listen.n == 0) {
+		snprintf(err, errlen, "no listener: set transparent_listen "
+		    "or explicit_listen");
+		return -1;
+	}
+	if (c->max_command_line < 512) {
+		snprintf(err, errlen, "max_command_line below RFC 5321's 512");
+		return -1;
+	}
+	if (c->max_reply_line < 512) {
+		snprintf(err, errlen, "max_reply_line below RFC 5321's 512");
+		return -1;
+	}
+	if (c->max_text_line != 0 && c->max_text_line < 1000) {
+		snprintf(err, errlen, "max_text_line below RFC 5321's 1000 "
+		    "(0 disables the check)");
+		return -1;
+	}
+	if (c->max_recipients < 100) {
+		snprintf(err, errlen, "max_recipients below RFC 5321's 100");
+		return -1;
+	}
+	if (c->max_reply_lines == 0 || c->max_sessions == 0 ||
+	    c->message_size_limit == 0) {
+		snprintf(err, errlen, "max_reply_lines, max_sessions and "
+		    "message_size_limit must be positive");
+		return -1;
+	}
+	return 0;
+}
+
+int
+conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	 line[CONF_LINE_MAX], sub[512], *k, *v, *e;
+	size_t	 lineno = 0, l;
+	int	 rc = -1;
+
+	conf_defaults(c);
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		l = strlen(line);
+		if (l == sizeof(line) - 1 && line[l - 1] != '\n') {
+			snprintf(err, errlen, "%s:%zu: line too long", path,
+			    lineno);
+			goto done;
+		}
+		if ((e = strchr(line, '#')) != NULL)
+			*e = '\0';
+		k = line + strspn(line, " \t\r\n");
+		if (*k == '\0')
+			continue;
+		v = k + strcspn(k, " \t\r\n");
+		if (*v != '\0')
+			*v++ = '\0';
+		v += strspn(v, " \t");
+		e = v + strlen(v);
+		while (e > v && strchr(" \t\r\n", e[-1]) != NULL)
+			*--e = '\0';
+		if (conf_set(c, k, v, sub, sizeof(sub)) == -1) {
+			snprintf(err, errlen, "%s:%zu: %s", path, lineno, sub);
+			goto done;
+		}
+	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (conf_check(c, sub, sizeof(sub)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, sub);
+		goto done;
+	}
+	rc = 0;
+done:
+	fclose(fp);
+	return rc;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_CONF_H
+#define SPORK_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONF_ADDRS_MAX	8
+#define CONF_FILES_MAX	16
+#define CONF_PATH_MAX	512
+
+enum bare_newline {
+	BARE_REJECT,
+	BARE_NORMALIZE,
+};
+
+struct conf_addrs {
+	struct sockaddr_storage	a[CONF_ADDRS_MAX];
+	int			n;
+};
+
+struct conf {
+	struct conf_addrs	transparent_listen;
+	struct conf_addrs	explicit_listen;
+	struct conf_addrs	explicit_upstream;
+	char			user[64];
+	int			scan_enable;
+	char			clamav_database_dir[CONF_PATH_MAX];
+	char			clamav_signatures[CONF_FILES_MAX][CONF_PATH_MAX];
+	int			n_clamav_signatures;
+	char			spool_dir[CONF_PATH_MAX];
+	size_t			spool_memory_max;
+	size_t			message_size_limit;
+	size_t			max_recipients;
+	size_t			max_command_line;
+	size_t			max_text_line;
+	size_t			max_reply_line;
+	size_t			max_reply_lines;
+	size_t			max_sessions;
+	int			bare_newline;
+	unsigned		timeout_connect;	/* all timeouts in ms */
+	unsigned		timeout_greeting;
+	unsigned		timeout_command;
+	unsigned		timeout_reply;
+	unsigned		timeout_data_init;
+	unsigned		timeout_data_block;
+	unsigned		timeout_data_final;
+	unsigned		timeout_passthrough;
+	int			log_level;
+	int			log_syslog;
+	int			log_stderr;
+};
+
+void	conf_defaults(struct conf *);
+int	conf_load(struct conf *, const char *path, char *err, size_t errlen);
+int	conf_set(struct conf *, const char *key, const char *value,
+	    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_PRIV_H
+#define SPORK_PRIV_H
+
+#include <stddef.h>
+
+int	priv_drop(const char *user, const char *spool_dir, char *err,
+	    size_t errlen);
+
+#endif

@@ -1,0 +1,1228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SMTP relay: one session per client connection, with two halves, the
+ * client's connection (we play the server) and the upstream connection
+ * (we play the client, from the client's own address when transparent).
+ * Commands go upstream in the order received and replies come back in
+ * that order (RFC 2920), tracked in a ring of pending verbs. DATA is the
+ * exception: the relay answers 354 itself, spools and scans the message,
+ * and only a clean message is sent upstream; the client's answer to it is
+ * always the server's. Anything the relay answers itself waits until every
+ * earlier reply has been relayed, so replies never overtake each other.
+ * This module trusts the config and the scanner; it trusts neither peer.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "ev.h"
+#include "log.h"
+#include "relay.h"
+#include "scan.h"
+#include "smtp_data.h"
+#include "smtp_proto.h"
+#include "sock.h"
+#include "spool.h"
+
+#define RELAY_LISTENERS_MAX	(2 * CONF_ADDRS_MAX)
+#define RELAY_BACKLOG		1024
+#define RELAY_ACCEPT_BATCH	64
+#define RELAY_PENDING_MAX	256	/* commands awaiting a reply */
+#define RELAY_BUF_MAX		(128 * 1024)
+#define RELAY_HIGH_WATER	(64 * 1024)
+#define RELAY_CHUNK		8192
+#define RELAY_SENDER_MAX	256
+
+/* Client-facing state. */
+enum rstate {
+	RS_CONNECTING,		/* upstream connect in progress */
+	RS_GREETING,		/* waiting for the server's banner */
+	RS_COMMAND,		/* reading and forwarding commands */
+	RS_STARTTLS,		/* STARTTLS forwarded, nothing else may pass */
+	RS_DATA_BODY,		/* receiving the message after our 354 */
+	RS_UP_DATA,		/* DATA sent upstream, waiting for 354 */
+	RS_UP_BODY,		/* streaming the message upstream */
+	RS_UP_DOT,		/* waiting for the server's final reply */
+	RS_QUIT,		/* QUIT forwarded */
+	RS_SPLICE,		/* after STARTTLS: bytes pass unscanned */
+	RS_CLOSING,		/* flushing the last reply to the client */
+};
+
+static const char *const rstate_names[] = {
+	[RS_CONNECTING] = "connecting",
+	[RS_GREETING] = "greeting",
+	[RS_COMMAND] = "command",
+	[RS_STARTTLS] = "starttls",
+	[RS_DATA_BODY] = "data",
+	[RS_UP_DATA] = "upstream-data",
+	[RS_UP_BODY] = "upstream-body",
+	[RS_UP_DOT] = "upstream-dot",
+	[RS_QUIT] = "quit",
+	[RS_SPLICE] = "passthrough",
+	[RS_CLOSING] = "closing",
+};
+
+/* Pending entries beyond the client's verbs: what the relay itself sent. */
+enum {
+	PEND_UP_DATA = 64,	/* our DATA after a clean scan */
+	PEND_UP_DOT,		/* our end of message */
+	PEND_SILENT_RSET,	/* our RSET after a local rejection */
+};
+
+struct listener {
+	struct ev_io		 io;
+	int			 transparent;
+	struct sockaddr_storage	 addr;
+};
+
+struct session {
+	char			 id[12];
+	struct listener		*l;
+	int			 cfd;
+	int			 sfd;
+	struct ev_io		 cio;
+	struct ev_io		 sio;
+	struct ev_timer		 timer;
+	struct buf		 cin, cout, sin, sout;
+	char			 client[SOCK_ADDRSTR_MAX];
+	char			 server[SOCK_ADDRSTR_MAX];
+	enum rstate		 state;
+	uint8_t			 pending[RELAY_PENDING_MAX];
+	unsigned		 phead;
+	unsigned		 pcount;
+	int			 auth_cont;	/* next line answers a 334 */
+	int			 skip_line;	/* discarding an overlong line */
+	int			 ceof;		/* client sent FIN */
+	int			 cclosed;	/* client connection broken */
+	int			 sclosed;
+	int			 dead;
+	/* transaction */
+	int			 in_tx;
+	size_t			 rcpt_tried;
+	size_t			 rcpt_ok;
+	char			 sender[RELAY_SENDER_MAX];
+	struct spool		 spool;
+	struct data_framer	 df;
+	struct data_stuffer	 ds;
+	size_t			 sendoff;
+	char			 verdict[SCAN_NAME_MAX + 32];
+	/* counters for the disconnect line */
+	unsigned		 ncmds;
+	unsigned		 nmsgs;
+	unsigned		 nrejects;
+	uint64_t		 started;
+	struct session		*next_dead;
+};
+
+static struct ev_loop		*relay_loop;
+static const struct conf	*relay_conf;
+static struct listener		 relay_listeners[RELAY_LISTENERS_MAX];
+static int			 relay_nlisteners;
+static size_t			 relay_nsessions;
+static struct session		*relay_dead;
+static uint32_t			 relay_idseq;
+
+static void	session_update(struct session *);
+static void	session_close(struct session *, const char *why);
+static void	session_client_input(struct session *);
+static void	session_server_input(struct session *);
+
+/* ------------------------------------------------------------------ */
+
+static void
+session_set_state(struct session *s, enum rstate st)
+{
+	log_debug(s->id, "state %s -> %s", rstate_names[s->state],
+	    rstate_names[st]);
+	s->state = st;
+}
+
+static void
+pending_push(struct session *s, int what)
+{
+	if (s->pcount == RELAY_PENDING_MAX)
+		fatal("%s: pending ring overflow", s->id);
+	s->pending[(s->phead + s->pcount++) % RELAY_PENDING_MAX] =
+	    (uint8_t)what;
+}
+
+static int
+pending_pop(struct session *s)
+{
+	int	what;
+
+	if (s->pcount == 0)
+		return -1;
+	what = s->pending[s->phead];
+	s->phead = (s->phead + 1) % RELAY_PENDING_MAX;
+	s->pcount--;
+	return what;
+}
+
+static void
+tx_reset(struct session *s)
+{
+	s->in_tx = 0;
+	s->rcpt_tried = s->rcpt_ok = 0;
+	s->sender[0] = '\0';
+	spool_reset(&s->spool);
+}
+
+/* Queue a reply of our own to the client. */
+static void
+reply(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct session *s, const char *fmt, ...)
+{
+	char	line[1024];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	if (buf_append(&s->cout, line, (size_t)n + 2) == -1)
+		log_warn(s->id, "reply dropped: client output full");
+}
+
+/* Queue a reply and close once it has been written. */
+static void
+reply_close(struct session *s, const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+reply_close(struct session *s, const char *why, const char *fmt, ...)
+{
+	char	line[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	reply(s, "%s", line);
+	log_info(s->id, "close reason=%s reply=\"%s\"", why, line);
+	session_set_state(s, RS_CLOSING);
+	if (s->sfd != -1) {
+		ev_io_del(relay_loop, &s->sio);
+		close(s->sfd);
+		s->sfd = -1;
+	}
+}
+
+static int
+forward(struct session *s, const char *line, size_t len, int what)
+{
+	if (buf_append(&s->sout, line, len) == -1 ||
+	    buf_append(&s->sout, "\r\n", 2) == -1) {
+		reply_close(s, "upstream-output-full",
+		    "421 4.3.0 Error: internal buffer full, closing");
+		return -1;
+	}
+	pending_push(s, what);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Client commands                                                     */
+
+/* Keep the reverse path of "MAIL FROM:<path> params" for the log. */
+static void
+copy_sender(struct session *s, const struct smtp_cmd *c)
+{
+	const char	*p = c->args, *end = c->args + c->argslen;
+	size_t		 n, i;
+
+	if (c->argslen >= 5 && strncasecmp(p, "FROM:", 5) == 0)
+		p += 5;
+	while (p < end && *p == ' ')
+		p++;
+	for (n = 0; p + n < end && p[n] != ' '; n++)
+		;
+	if (n > sizeof(s->sender) - 1)
+		n = sizeof(s->sender) - 1;
+	memcpy(s->sender, p, n);
+	s->sender[n] = '\0';
+	for (i = 0; i < n; i++)		/* keep log lines one line, no quotes */
+		if ((unsigned char)s->sender[i] < 0x20 || s->sender[i] == '"')
+			s->sender[i] = '?';
+}
+
+/* SIZE=n on MAIL larger than our limit: refuse before any byte is sent. */
+static int
+mail_size_too_big(const struct smtp_cmd *c, size_t limit)
+{
+	const char	*p = c->args, *end = c->args + c->argslen;
+	unsigned long long v;
+
+	while (p < end) {
+		if ((size_t)(end - p) > 5 && strncasecmp(p, "SIZE=", 5) == 0 &&
+		    (p == c->args || p[-1] == ' ')) {
+			v = strtoull(p + 5, NULL, 10);
+			return v > limit;
+		}
+		p++;
+	}
+	return 0;
+}
+
+static void
+data_begin(struct session *s)
+{
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	data_framer_init(&s->df, relay_conf->bare_newline == BARE_NORMALIZE,
+	    relay_conf->max_text_line ? relay_conf->max_text_line - 2 : 0,
+	    relay_conf->message_size_limit);
+	spool_reset(&s->spool);
+	session_set_state(s, RS_DATA_BODY);
+}
+
+/*
+ * Handle one command line. Returns 0 to go on parsing, 1 to stop for now
+ * (the line was not consumed), -1 when the session is closing.
+ */
+static int
+client_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd	c;
+
+	if (s->auth_cont) {
+		s->auth_cont = 0;
+		return forward(s, line, len, VERB_AUTH);
+	}
+	smtp_cmd_parse(line, len, &c);
+	s->ncmds++;
+	switch (c.verb) {
+	case VERB_DATA:
+	case VERB_BDAT:
+	case VERB_STARTTLS:
+		/* Never forwarded blindly: each changes how the bytes that
+		 * follow are framed, so the relay must see the answer first. */
+		if (s->pcount > 0)
+			return 1;
+		if (c.verb == VERB_BDAT) {
+			reply(s, "502 5.5.1 Error: command not implemented");
+			return 0;
+		}
+		if (c.argslen > 0) {
+			reply(s, "501 5.5.4 Syntax: %s",
+			    smtp_verb_name(c.verb));
+			return 0;
+		}
+		if (c.verb == VERB_STARTTLS) {
+			if (forward(s, line, len, VERB_STARTTLS) == -1)
+				return -1;
+			session_set_state(s, RS_STARTTLS);
+			return 0;
+		}
+		if (!s->in_tx)
+			reply(s, "503 5.5.1 Error: need MAIL command");
+		else if (s->rcpt_tried == 0)
+			reply(s, "503 5.5.1 Error: need RCPT command");
+		else if (s->rcpt_ok == 0)
+			reply(s, "554 5.5.1 Error: no valid recipients");
+		else
+			data_begin(s);
+		return 0;
+	case VERB_MAIL:
+		if (mail_size_too_big(&c, relay_conf->message_size_limit)) {
+			if (s->pcount > 0)
+				return 1;
+			reply(s, "552 5.3.4 Message size exceeds fixed limit");
+			return 0;
+		}
+		copy_sender(s, &c);
+		break;
+	case VERB_RCPT:
+		if (s->rcpt_tried >= relay_conf->max_recipients) {
+			if (s->pcount > 0)
+				return 1;
+			reply(s, "452 4.5.3 Error: too many recipients");
+			return 0;
+		}
+		s->rcpt_tried++;
+		break;
+	case VERB_QUIT:
+		if (forward(s, line, len, VERB_QUIT) == -1)
+			return -1;
+		session_set_state(s, RS_QUIT);
+		return 0;
+	default:
+		break;
+	}
+	return forward(s, line, len, (int)c.verb);
+}
+
+/* Parse and forward as many complete command lines as order allows. */
+static void
+client_commands(struct session *s)
+{
+	enum smtp_line	 r;
+	size_t		 ll, used;
+	const char	*head;
+	int		 rc;
+
+	while (s->state == RS_COMMAND && buf_used(&s->cin) > 0) {
+		if (s->pcount == RELAY_PENDING_MAX ||
+		    buf_used(&s->sout) >= RELAY_HIGH_WATER)
+			return;
+		head = buf_head(&s->cin);
+		r = smtp_line_scan(head, buf_used(&s->cin),
+		    relay_conf->max_command_line, &ll, &used);
+		if (s->skip_line) {
+			/* The tail of an overlong line already answered. */
+			if (r == LINE_PARTIAL || r == LINE_TOO_LONG) {
+				buf_consume(&s->cin, used);
+				continue;
+			}
+			buf_consume(&s->cin, used);
+			s->skip_line = 0;
+			continue;
+		}
+		if (r == LINE_PARTIAL)
+			return;
+		if (r == LINE_BARE_LF &&
+		    relay_conf->bare_newline == BARE_NORMALIZE)
+			r = LINE_OK;
+		if (r != LINE_OK) {
+			if (s->pcount > 0)
+				return;
+			switch (r) {
+			case LINE_TOO_LONG:
+				reply(s, "500 5.5.2 Error: line too long "
+				    "(limit %zu bytes)",
+				    relay_conf->max_command_line);
+				s->skip_line = 1;
+				break;
+			case LINE_BARE_LF:
+				reply(s, "500 5.5.2 Error: bare <LF> received "
+				    "(RFC 5321 2.3.8)");
+				break;
+			case LINE_BARE_CR:
+				reply(s, "500 5.5.2 Error: bare <CR> received "
+				    "(RFC 5321 2.3.8)");
+				break;
+			default:
+				reply(s, "500 5.5.2 Error: NUL in command");
+				break;
+			}
+			log_info(s->id, "command refused reason=%s",
+			    r == LINE_TOO_LONG ? "too-long" :
+			    r == LINE_BARE_LF ? "bare-lf" :
+			    r == LINE_BARE_CR ? "bare-cr" : "nul");
+			buf_consume(&s->cin, used);
+			continue;
+		}
+		rc = client_command(s, head, ll);
+		if (rc == 1)
+			return;
+		if (rc == -1)
+			return;
+		buf_consume(&s->cin, used);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The message                                                         */
+
+/* After a local rejection the server still holds MAIL/RCPT: reset it. */
+static void
+data_reject(struct session *s, const char *verdict, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+data_reject(struct session *s, const char *verdict, const char *fmt, ...)
+{
+	char	line[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	reply(s, "%s", line);
+	log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
+	    "reply=\"%s\"", s->sender, s->rcpt_ok, s->spool.size, verdict,
+	    line);
+	s->nrejects++;
+	tx_reset(s);
+	session_set_state(s, RS_COMMAND);
+	(void)forward(s, "RSET", 4, PEND_SILENT_RSET);
+}
+
+static void
+data_end(struct session *s)
+{
+	char			 name[SCAN_NAME_MAX];
+	enum scan_result	 r;
+	int			 e = s->df.errors;
+	uint64_t		 t0;
+
+	s->nmsgs++;
+	if (e & DATA_ERR_TOO_BIG) {
+		data_reject(s, "verdict=too-big", "552 5.3.4 Error: message "
+		    "file too big (limit %zu bytes)",
+		    relay_conf->message_size_limit);
+		return;
+	}
+	if (e & (DATA_ERR_BARE_LF | DATA_ERR_BARE_CR)) {
+		data_reject(s, "verdict=bare-newline", "550 5.5.2 Error: bare "
+		    "<%s> in message content (RFC 5321 2.3.8)",
+		    (e & DATA_ERR_BARE_LF) ? "LF" : "CR");
+		return;
+	}
+	if (e & DATA_ERR_LONG_LINE) {
+		data_reject(s, "verdict=long-line", "550 5.5.2 Error: message "
+		    "has a line longer than %zu bytes (RFC 5321 4.5.3.1.6)",
+		    relay_conf->max_text_line);
+		return;
+	}
+	if (relay_conf->scan_enable) {
+		t0 = ev_now();
+		r = scan_spool(&s->spool, name, sizeof(name));
+		if (r == SCAN_VIRUS) {
+			data_reject(s, "verdict=virus", "550 5.7.1 Message "
+			    "rejected: virus found: %s", name);
+			log_info(s->id, "virus name=%s scan_ms=%llu", name,
+			    (unsigned long long)(ev_now() - t0));
+			return;
+		}
+		if (r == SCAN_ERROR) {
+			log_warn(s->id, "scan error=\"%s\"", name);
+			data_reject(s, "verdict=scan-error", "451 4.3.0 Error: "
+			    "virus scan failed, try again later");
+			return;
+		}
+		snprintf(s->verdict, sizeof(s->verdict),
+		    "verdict=clean scan_ms=%llu",
+		    (unsigned long long)(ev_now() - t0));
+	} else
+		snprintf(s->verdict, sizeof(s->verdict), "verdict=unscanned");
+	if (forward(s, "DATA", 4, PEND_UP_DATA) == -1)
+		return;
+	session_set_state(s, RS_UP_DATA);
+}
+
+/* Receive message bytes from the client into the spool. */
+static void
+data_receive(struct session *s)
+{
+	char	out[4 * RELAY_CHUNK];
+	size_t	used, olen;
+	int	end = 0;
+
+	while (buf_used(&s->cin) > 0 && !end) {
+		used = data_framer_feed(&s->df, buf_head(&s->cin),
+		    buf_used(&s->cin) < RELAY_CHUNK ? buf_used(&s->cin) :
+		    RELAY_CHUNK, out, sizeof(out), &olen, &end);
+		buf_consume(&s->cin, used);
+		if (olen > 0 && !(s->df.errors & DATA_ERR_TOO_BIG) &&
+		    spool_append(&s->spool, out, olen) == -1) {
+			log_err(s->id, "spool write failed: %s",
+			    strerror(errno));
+			reply_close(s, "spool-failure", "451 4.3.0 Error: "
+			    "local spool failure, try again later");
+			return;
+		}
+	}
+	if (end)
+		data_end(s);
+}
+
+/* Stream the dot-stuffed message upstream while its buffer has room. */
+static void
+data_pump(struct session *s)
+{
+	char	in[RELAY_CHUNK], out[2 * RELAY_CHUNK + 8];
+	ssize_t	n;
+	size_t	olen;
+
+	while (s->state == RS_UP_BODY && buf_used(&s->sout) < RELAY_HIGH_WATER) {
+		n = spool_read(&s->spool, s->sendoff, in, sizeof(in));
+		if (n == -1) {
+			log_err(s->id, "spool read failed: %s",
+			    strerror(errno));
+			reply_close(s, "spool-failure", "451 4.3.0 Error: "
+			    "local spool failure, try again later");
+			return;
+		}
+		if (n == 0) {
+			olen = data_stuffer_end(&s->ds, out, sizeof(out));
+			if (buf_append(&s->sout, out, olen) == -1)
+				fatal("%s: no room for end of data", s->id);
+			pending_push(s, PEND_UP_DOT);
+			session_set_state(s, RS_UP_DOT);
+			return;
+		}
+		if (data_stuffer_feed(&s->ds, in, (size_t)n, out, sizeof(out),
+		    &olen) != (size_t)n)
+			fatal("%s: stuffer did not take a whole chunk", s->id);
+		if (buf_append(&s->sout, out, olen) == -1)
+			fatal("%s: upstream buffer overflow", s->id);
+		s->sendoff += (size_t)n;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Server replies                                                      */
+
+static void
+splice_begin(struct session *s)
+{
+	size_t	stray_c = buf_used(&s->cin), stray_s = buf_used(&s->sin);
+
+	/* Plaintext behind STARTTLS or behind the 220 is injection
+	 * (CVE-2011-0411): it must never reach the other side inside TLS. */
+	buf_clear(&s->cin);
+	buf_clear(&s->sin);
+	if (stray_c || stray_s)
+		log_warn(s->id, "starttls injection dropped client_bytes=%zu "
+		    "server_bytes=%zu", stray_c, stray_s);
+	log_info(s->id, "starttls tls=passthrough scanned=no");
+	session_set_state(s, RS_SPLICE);
+}
+
+/*
+ * Handle one complete reply: 0 to go on, 1 when the bytes that follow are
+ * TLS (STARTTLS accepted), -1 when the session is closing.
+ */
+static int
+server_reply(struct session *s, const char *r, size_t len, int code)
+{
+	struct smtp_ehlo	e;
+	int			what;
+
+	if (s->state == RS_GREETING) {
+		smtp_reply_copy(&s->cout, r, len);
+		log_info(s->id, "greeting code=%d", code);
+		session_set_state(s, RS_COMMAND);
+		return 0;
+	}
+	if ((what = pending_pop(s)) == -1) {
+		if (code == 421) {
+			/* The server is giving up on its own (timeout,
+			 * shutdown): tell the client the same. */
+			smtp_reply_copy(&s->cout, r, len);
+			log_info(s->id, "close reason=server-421");
+			session_set_state(s, RS_CLOSING);
+			return -1;
+		}
+		reply_close(s, "upstream-unsolicited-reply",
+		    "421 4.4.2 Error: mail server protocol error");
+		return -1;
+	}
+	if (code >= 300 && code < 400 && what != VERB_AUTH &&
+	    what != PEND_UP_DATA) {
+		/* A 3xx nobody asked for would put the server into a mode
+		 * the relay does not know (e.g. reading a message). */
+		reply_close(s, "upstream-unexpected-3xx",
+		    "421 4.4.2 Error: mail server protocol error");
+		return -1;
+	}
+	switch (what) {
+	case VERB_EHLO:
+		if (code / 100 == 2) {
+			if (smtp_ehlo_filter(&s->cout, r, len,
+			    relay_conf->message_size_limit, &e) == -1)
+				goto full;
+			if (e.hidden)
+				log_debug(s->id, "ehlo hidden=%d", e.hidden);
+			tx_reset(s);
+			return 0;
+		}
+		break;
+	case VERB_HELO:
+	case VERB_RSET:
+		if (code / 100 == 2)
+			tx_reset(s);
+		break;
+	case VERB_MAIL:
+		if (code / 100 == 2)
+			s->in_tx = 1;
+		break;
+	case VERB_RCPT:
+		if (code / 100 == 2)
+			s->rcpt_ok++;
+		break;
+	case VERB_AUTH:
+		s->auth_cont = code == 334;
+		break;
+	case VERB_STARTTLS:
+		if (smtp_reply_copy(&s->cout, r, len) == -1)
+			goto full;
+		if (code == 220)
+			return 1;	/* splice once the 220 is consumed */
+		session_set_state(s, RS_COMMAND);
+		return 0;
+	case VERB_QUIT:
+		if (smtp_reply_copy(&s->cout, r, len) == -1)
+			goto full;
+		session_set_state(s, RS_CLOSING);
+		return -1;
+	case PEND_SILENT_RSET:
+		if (code / 100 != 2)
+			log_warn(s->id, "upstream rset code=%d", code);
+		return 0;
+	case PEND_UP_DATA:
+		if (code == 354) {
+			data_stuffer_init(&s->ds);
+			s->sendoff = 0;
+			session_set_state(s, RS_UP_BODY);
+			data_pump(s);
+			return 0;
+		}
+		log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
+		    "upstream_data=%d", s->sender, s->rcpt_ok, s->spool.size,
+		    s->verdict, code);
+		tx_reset(s);
+		session_set_state(s, RS_COMMAND);
+		break;
+	case PEND_UP_DOT:
+		log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
+		    "reply=\"%.*s\"", s->sender, s->rcpt_ok, s->spool.size,
+		    s->verdict, (int)(memchr(r, '\r', len) ?
+		    (const char *)memchr(r, '\r', len) - r : 3), r);
+		tx_reset(s);
+		session_set_state(s, RS_COMMAND);
+		break;
+	default:
+		break;
+	}
+	if (smtp_reply_copy(&s->cout, r, len) == -1)
+		goto full;
+	return 0;
+full:
+	reply_close(s, "client-output-full",
+	    "421 4.3.0 Error: internal buffer full, closing");
+	return -1;
+}
+
+static void
+session_server_input(struct session *s)
+{
+	const char	*why = NULL;
+	size_t		 used;
+	int		 code, rc;
+
+	if (s->state == RS_SPLICE) {
+		if (buf_append(&s->cout, buf_head(&s->sin), buf_used(&s->sin))
+		    == 0)
+			buf_clear(&s->sin);
+		return;
+	}
+	while (buf_used(&s->sin) > 0 && s->state != RS_CLOSING) {
+		rc = smtp_reply_scan(buf_head(&s->sin), buf_used(&s->sin),
+		    relay_conf->max_reply_line, relay_conf->max_reply_lines,
+		    &used, &code, &why);
+		if (rc == 0)
+			break;
+		if (rc == -1) {
+			log_warn(s->id, "upstream reply error=\"%s\"", why);
+			reply_close(s, "upstream-bad-reply",
+			    "421 4.4.2 Error: mail server protocol error");
+			return;
+		}
+		rc = server_reply(s, buf_head(&s->sin), used, code);
+		if (rc == -1)
+			return;
+		buf_consume(&s->sin, used);
+		if (rc == 1) {
+			splice_begin(s);
+			return;
+		}
+	}
+	session_client_input(s);
+}
+
+/* Feed buffered client bytes to whatever the current state reads. */
+static void
+session_client_input(struct session *s)
+{
+	enum rstate	before;
+
+	do {
+		before = s->state;
+		switch (s->state) {
+		case RS_COMMAND:
+			client_commands(s);
+			break;
+		case RS_DATA_BODY:
+			data_receive(s);
+			break;
+		case RS_SPLICE:
+			if (buf_append(&s->sout, buf_head(&s->cin),
+			    buf_used(&s->cin)) == 0)
+				buf_clear(&s->cin);
+			return;
+		default:
+			/* Held until the relay is ready for it. */
+			return;
+		}
+	} while (s->state != before && buf_used(&s->cin) > 0 && !s->dead);
+}
+
+/* ------------------------------------------------------------------ */
+/* I/O                                                                 */
+
+static void
+session_io_error(struct session *s, int client, ssize_t n)
+{
+	const char	*side = client ? "client" : "upstream";
+
+	if (n == 0)
+		log_debug(s->id, "%s eof", side);
+	else
+		log_info(s->id, "%s error=\"%s\"", side, strerror(errno));
+	if (client) {
+		if (n == 0)
+			s->ceof = 1;
+		else
+			s->cclosed = 1;
+		return;
+	}
+	s->sclosed = 1;
+}
+
+static void
+client_cb(struct ev_io *io, int events)
+{
+	struct session	*s = io->arg;
+	ssize_t		 n;
+
+	if (s->dead)
+		return;
+	if (events & EV_READ) {
+		n = buf_read_fd(s->state == RS_SPLICE ? &s->sout : &s->cin,
+		    s->cfd);
+		if (n <= 0 && !(n == -1 && (errno == EAGAIN || errno == EINTR)))
+			session_io_error(s, 1, n);
+		else if (n > 0)
+			session_client_input(s);
+	}
+	if ((events & EV_WRITE) && !s->cclosed) {
+		n = buf_write_fd(&s->cout, s->cfd);
+		if (n == -1 && errno != EAGAIN && errno != EINTR)
+			session_io_error(s, 1, n);
+	}
+	session_update(s);
+}
+
+static void
+upstream_connected(struct session *s)
+{
+	if (sock_connect_result(s->sfd) == -1) {
+		log_info(s->id, "upstream connect failed server=%s error=\"%s\""
+		    " action=reset-client", s->server, strerror(errno));
+		sock_reset(s->cfd);
+		s->cfd = -1;
+		session_close(s, "upstream-unreachable");
+		return;
+	}
+	log_debug(s->id, "upstream connected");
+	session_set_state(s, RS_GREETING);
+}
+
+static void
+server_cb(struct ev_io *io, int events)
+{
+	struct session	*s = io->arg;
+	ssize_t		 n;
+
+	if (s->dead)
+		return;
+	if (s->state == RS_CONNECTING) {
+		upstream_connected(s);
+		if (s->dead)
+			return;
+		session_update(s);
+		return;
+	}
+	if (events & EV_READ) {
+		n = buf_read_fd(s->state == RS_SPLICE ? &s->cout : &s->sin,
+		    s->sfd);
+		if (n <= 0 && !(n == -1 && (errno == EAGAIN || errno == EINTR)))
+			session_io_error(s, 0, n);
+		else if (n > 0)
+			session_server_input(s);
+	}
+	if ((events & EV_WRITE) && s->sfd != -1 && !s->sclosed) {
+		n = buf_write_fd(&s->sout, s->sfd);
+		if (n == -1 && errno != EAGAIN && errno != EINTR)
+			session_io_error(s, 0, n);
+		if (s->state == RS_UP_BODY)
+			data_pump(s);
+	}
+	session_update(s);
+}
+
+static void
+timer_cb(struct ev_timer *t)
+{
+	struct session	*s = t->arg;
+
+	if (s->dead)
+		return;
+	switch (s->state) {
+	case RS_CONNECTING:
+		log_info(s->id, "upstream connect timeout server=%s "
+		    "action=reset-client", s->server);
+		sock_reset(s->cfd);
+		s->cfd = -1;
+		session_close(s, "upstream-timeout");
+		return;
+	case RS_COMMAND:
+		if (s->pcount == 0) {
+			reply_close(s, "client-timeout",
+			    "421 4.4.2 Error: timeout exceeded");
+			break;
+		}
+		/* FALLTHROUGH */
+	case RS_GREETING:
+	case RS_STARTTLS:
+	case RS_UP_DATA:
+	case RS_UP_BODY:
+	case RS_UP_DOT:
+	case RS_QUIT:
+		reply_close(s, "upstream-timeout", "421 4.4.2 Error: timeout "
+		    "waiting for the mail server");
+		break;
+	case RS_DATA_BODY:
+		reply_close(s, "client-data-timeout",
+		    "421 4.4.2 Error: timeout exceeded");
+		break;
+	case RS_SPLICE:
+		session_close(s, "passthrough-idle-timeout");
+		return;
+	case RS_CLOSING:
+		session_close(s, "client-write-timeout");
+		return;
+	}
+	session_update(s);
+}
+
+/* The timeout that matters in the current state (RFC 5321 4.5.3.2). */
+static unsigned
+session_timeout(const struct session *s)
+{
+	const struct conf	*c = relay_conf;
+
+	switch (s->state) {
+	case RS_CONNECTING:	return c->timeout_connect;
+	case RS_GREETING:	return c->timeout_greeting;
+	case RS_COMMAND:	return s->pcount ? c->timeout_reply :
+				    c->timeout_command;
+	case RS_DATA_BODY:	return c->timeout_data_block;
+	case RS_UP_DATA:	return c->timeout_data_init;
+	case RS_UP_BODY:	return c->timeout_data_block;
+	case RS_UP_DOT:		return c->timeout_data_final;
+	case RS_SPLICE:		return c->timeout_passthrough;
+	case RS_STARTTLS:
+	case RS_QUIT:		return c->timeout_reply;
+	case RS_CLOSING:	return c->timeout_reply;
+	}
+	return c->timeout_command;
+}
+
+/*
+ * After every event: write what can be written, decide whether the
+ * session is over, re-arm interest and the timer.
+ */
+static void
+session_update(struct session *s)
+{
+	int	cmask = 0, smask = 0;
+	ssize_t	n;
+
+	if (s->dead)
+		return;
+	if (s->cfd != -1 && !s->cclosed && buf_used(&s->cout) > 0) {
+		n = buf_write_fd(&s->cout, s->cfd);
+		if (n == -1 && errno != EAGAIN && errno != EINTR)
+			session_io_error(s, 1, n);
+	}
+	if (s->sfd != -1 && !s->sclosed && s->state != RS_CONNECTING &&
+	    buf_used(&s->sout) > 0) {
+		n = buf_write_fd(&s->sout, s->sfd);
+		if (n == -1 && errno != EAGAIN && errno != EINTR)
+			session_io_error(s, 0, n);
+		if (s->state == RS_UP_BODY)
+			data_pump(s);
+	}
+
+	/* Endings. */
+	if (s->cclosed) {
+		session_close(s, s->state == RS_SPLICE ? "passthrough-end" :
+		    s->state == RS_CLOSING ? "done" : "client-gone");
+		return;
+	}
+	/* A client that half-closed still gets the replies it is owed. */
+	if (s->ceof && (s->state == RS_CONNECTING || s->state == RS_GREETING ||
+	    (s->state == RS_COMMAND && s->pcount == 0) ||
+	    s->state == RS_DATA_BODY ||
+	    (s->state == RS_SPLICE && buf_used(&s->sout) == 0))) {
+		session_close(s, s->state == RS_SPLICE ? "passthrough-end" :
+		    "client-gone");
+		return;
+	}
+	if (s->state == RS_CLOSING && buf_used(&s->cout) == 0) {
+		session_close(s, "done");
+		return;
+	}
+	if (s->sclosed && s->state != RS_CLOSING) {
+		if (s->state == RS_SPLICE) {
+			if (buf_used(&s->cout) == 0) {
+				session_close(s, "passthrough-end");
+				return;
+			}
+		} else {
+			reply_close(s, "upstream-lost", "421 4.4.2 Error: "
+			    "lost connection to the mail server");
+			session_update(s);
+			return;
+		}
+	}
+
+	if (s->state != RS_CONNECTING && s->state != RS_CLOSING && !s->ceof &&
+	    buf_room(&s->cin) > 0 && (s->state != RS_SPLICE ||
+	    buf_used(&s->sout) < RELAY_HIGH_WATER))
+		cmask |= EV_READ;
+	if (buf_used(&s->cout) > 0)
+		cmask |= EV_WRITE;
+	if (s->sfd != -1 && !s->sclosed) {
+		if (s->state == RS_CONNECTING)
+			smask = EV_WRITE;
+		else {
+			if (buf_room(&s->sin) > 0 && (s->state != RS_SPLICE ||
+			    buf_used(&s->cout) < RELAY_HIGH_WATER))
+				smask |= EV_READ;
+			if (buf_used(&s->sout) > 0)
+				smask |= EV_WRITE;
+		}
+	}
+	if (ev_io_set(relay_loop, &s->cio, cmask) == -1 ||
+	    (s->sfd != -1 && ev_io_set(relay_loop, &s->sio, smask) == -1)) {
+		log_err(s->id, "epoll: %s", strerror(errno));
+		session_close(s, "internal-error");
+		return;
+	}
+	ev_timer_set(relay_loop, &s->timer, session_timeout(s));
+}
+
+/* ------------------------------------------------------------------ */
+/* Session life                                                        */
+
+static void
+session_close(struct session *s, const char *why)
+{
+	if (s->dead)
+		return;
+	log_info(s->id, "disconnect reason=%s state=%s commands=%u "
+	    "messages=%u rejected=%u duration_ms=%llu", why,
+	    rstate_names[s->state], s->ncmds, s->nmsgs, s->nrejects,
+	    (unsigned long long)(ev_now() - s->started));
+	s->dead = 1;
+	ev_timer_del(relay_loop, &s->timer);
+	if (s->cfd != -1) {
+		ev_io_del(relay_loop, &s->cio);
+		close(s->cfd);
+		s->cfd = -1;
+	}
+	if (s->sfd != -1) {
+		ev_io_del(relay_loop, &s->sio);
+		close(s->sfd);
+		s->sfd = -1;
+	}
+	s->next_dead = relay_dead;
+	relay_dead = s;
+	relay_nsessions--;
+}
+
+/* Free closed sessions once no callback of this batch can see them. */
+void
+relay_reap(void *arg)
+{
+	struct session	*s;
+
+	(void)arg;
+	while ((s = relay_dead) != NULL) {
+		relay_dead = s->next_dead;
+		buf_free(&s->cin);
+		buf_free(&s->cout);
+		buf_free(&s->sin);
+		buf_free(&s->sout);
+		spool_reset(&s->spool);
+		free(s);
+	}
+}
+
+static void
+session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	const struct sockaddr_storage	*dst;
+	struct session			*s;
+	const struct sockaddr_in	*a = (const void *)local;
+	const struct sockaddr_in	*b = (const void *)&l->addr;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_err(NULL, "session: out of memory");
+		sock_reset(cfd);
+		return;
+	}
+	relay_idseq++;
+	snprintf(s->id, sizeof(s->id), "%08x",
+	    (unsigned)(relay_idseq * 2654435761u) ^ (unsigned)getpid());
+	s->l = l;
+	s->cfd = cfd;
+	s->sfd = -1;
+	s->started = ev_now();
+	buf_init(&s->cin, RELAY_BUF_MAX);
+	buf_init(&s->cout, RELAY_BUF_MAX);
+	buf_init(&s->sin, RELAY_BUF_MAX);
+	buf_init(&s->sout, RELAY_BUF_MAX);
+	spool_init(&s->spool, relay_conf->spool_dir,
+	    relay_conf->spool_memory_max);
+	ev_io_init(&s->cio, cfd, client_cb, s);
+	ev_io_init(&s->sio, -1, server_cb, s);
+	ev_timer_init(&s->timer, timer_cb, s);
+	s->state = RS_CONNECTING;
+	relay_nsessions++;
+
+	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
+	sock_format(peer, s->client, sizeof(s->client));
+	sock_format(dst, s->server, sizeof(s->server));
+	log_info(s->id, "connect client=%s server=%s mode=%s", s->client,
+	    s->server, l->transparent ? "transparent" : "explicit");
+
+	/* A connection straight to the listener's own port was not diverted:
+	 * relaying it would connect to ourselves. */
+	if (l->transparent && a->sin_port == b->sin_port) {
+		log_warn(s->id, "refused: not a diverted connection "
+		    "(destination is the listener itself)");
+		sock_reset(s->cfd);
+		s->cfd = -1;
+		session_close(s, "not-diverted");
+		return;
+	}
+	s->sfd = sock_connect(dst, l->transparent ? peer : NULL,
+	    l->transparent);
+	if (s->sfd == -1) {
+		log_info(s->id, "upstream connect failed server=%s error=\"%s\""
+		    " action=reset-client", s->server, strerror(errno));
+		sock_reset(s->cfd);
+		s->cfd = -1;
+		session_close(s, "upstream-unreachable");
+		return;
+	}
+	s->sio.fd = s->sfd;
+	session_update(s);
+}
+
+static void
+listener_cb(struct ev_io *io, int events)
+{
+	struct listener		*l = io->arg;
+	struct sockaddr_storage	 peer, local;
+	char			 a[SOCK_ADDRSTR_MAX];
+	int			 i, fd;
+
+	(void)events;
+	for (i = 0; i < RELAY_ACCEPT_BATCH; i++) {
+		fd = sock_accept(l->io.fd, &peer, &local);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn(NULL, "accept: %s", strerror(errno));
+			return;
+		}
+		if (relay_nsessions >= relay_conf->max_sessions) {
+			sock_format(&peer, a, sizeof(a));
+			log_warn(NULL, "overload client=%s sessions=%zu "
+			    "action=reset", a, relay_nsessions);
+			sock_reset(fd);
+			continue;
+		}
+		session_new(l, fd, &peer, &local);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+int
+relay_init(struct ev_loop *loop, const struct conf *conf)
+{
+	relay_loop = loop;
+	relay_conf = conf;
+	ev_set_hook(loop, relay_reap, NULL);
+	return 0;
+}
+
+static int
+listener_open(const struct sockaddr_storage *a, int transparent)
+{
+	struct listener	*l;
+	char		 as[SOCK_ADDRSTR_MAX];
+	int		 fd;
+
+	sock_format(a, as, sizeof(as));
+	if ((fd = sock_listen(a, transparent, RELAY_BACKLOG)) == -1) {
+		log_err(NULL, "listen %s%s: %s", as,
+		    transparent ? " (transparent)" : "", strerror(errno));
+		return -1;
+	}
+	l = &relay_listeners[relay_nlisteners++];
+	l->transparent = transparent;
+	l->addr = *a;
+	ev_io_init(&l->io, fd, listener_cb, l);
+	if (ev_io_set(relay_loop, &l->io, EV_READ) == -1) {
+		log_err(NULL, "epoll: %s", strerror(errno));
+		return -1;
+	}
+	log_info(NULL, "listening on %s mode=%s", as,
+	    transparent ? "transparent" : "explicit");
+	return 0;
+}
+
+int
+relay_listen(void)
+{
+	int	i;
+
+	for (i = 0; i < relay_conf->transparent_listen.n; i++)
+		if (listener_open(&relay_conf->transparent_listen.a[i], 1) == -1)
+			return -1;
+	for (i = 0; i < relay_conf->explicit_listen.n; i++)
+		if (listener_open(&relay_conf->explicit_listen.a[i], 0) == -1)
+			return -1;
+	return 0;
+}
+
+void
+relay_stop_listening(void)
+{
+	int	i;
+
+	for (i = 0; i < relay_nlisteners; i++) {
+		ev_io_del(relay_loop, &relay_listeners[i].io);
+		close(relay_listeners[i].io.fd);
+	}
+	relay_nlisteners = 0;
+}
+
+size_t
+relay_sessions(void)
+{
+	return relay_nsessions;
+}

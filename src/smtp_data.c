@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Message framing in both directions. In: only CRLF.CRLF ends a message
+ * (RFC 5321 4.1.1.4); a line start counts only after a real CRLF, so the
+ * smuggling sequences <LF>.<CR><LF>, <CR>.<CR> and friends never end it.
+ * Bare CR or LF are either recorded as errors (the message is refused when
+ * its end arrives) or turned into CRLF. Out: the stored content is always
+ * CRLF-canonical and is dot-stuffed, so what reaches the server is never
+ * ambiguous. No I/O here.
+ */
+#include <string.h>
+
+#include "smtp_data.h"
+
+enum {
+	DF_SOL,		/* after a real CRLF (or at the start) */
+	DF_SOL_SOFT,	/* after a normalized bare CR/LF: a '.' is content */
+	DF_TEXT,
+	DF_CR,		/* seen CR inside text */
+	DF_DOT,		/* seen '.' at a real line start */
+	DF_DOT_CR,	/* seen ".<CR>" at a real line start */
+	DF_END,
+};
+
+void
+data_framer_init(struct data_framer *df, int normalize, size_t max_line,
+    size_t max_size)
+{
+	df->state = DF_SOL;
+	df->errors = 0;
+	df->normalize = normalize;
+	df->linelen = 0;
+	df->max_line = max_line;
+	df->max_size = max_size;
+	df->size = 0;
+}
+
+static void
+df_emit(struct data_framer *df, char c, char *out, size_t *o)
+{
+	if (c == '\n') {
+		df->linelen = 0;
+	} else if (c != '\r' && df->max_line &&
+	    ++df->linelen > df->max_line) {
+		df->errors |= DATA_ERR_LONG_LINE;
+	}
+	if (df->size >= df->max_size) {
+		df->errors |= DATA_ERR_TOO_BIG;
+		return;
+	}
+	if (df->errors & DATA_ERR_TOO_BIG)
+		return;
+	out[(*o)++] = c;
+	df->size++;
+}
+
+/* A line ended by something other than CRLF. */
+static void
+df_bare(struct data_framer *df, int err, char *out, size_t *o)
+{
+	if (!df->normalize)
+		df->errors |= err;
+	df_emit(df, '\r', out, o);
+	df_emit(df, '\n', out, o);
+	df->state = DF_SOL_SOFT;
+}
+
+/*
+ * Consume input until the end of the message or until out might overflow
+ * (every input byte yields at most 3 output bytes). Returns the bytes
+ * consumed; *end is set once the terminating line has been consumed.
+ */
+size_t
+data_framer_feed(struct data_framer *df, const char *in, size_t inlen,
+    char *out, size_t outcap, size_t *outlen, int *end)
+{
+	size_t	i = 0, o = 0;
+	char	c;
+
+	*end = 0;
+	while (i < inlen && df->state != DF_END && outcap - o >= 4) {
+		c = in[i++];
+		switch (df->state) {
+		case DF_SOL:
+			if (c == '.') {
+				df->state = DF_DOT;
+				break;
+			}
+			/* FALLTHROUGH */
+		case DF_SOL_SOFT:
+		case DF_TEXT:
+text:
+			if (c == '\r')
+				df->state = DF_CR;
+			else if (c == '\n')
+				df_bare(df, DATA_ERR_BARE_LF, out, &o);
+			else {
+				df_emit(df, c, out, &o);
+				df->state = DF_TEXT;
+			}
+			break;
+		case DF_CR:
+			if (c == '\n') {
+				df_emit(df, '\r', out, &o);
+				df_emit(df, '\n', out, &o);
+				df->state = DF_SOL;
+				break;
+			}
+			df_bare(df, DATA_ERR_BARE_CR, out, &o);
+			goto text;
+		case DF_DOT:
+			if (c == '\r') {
+				df->state = DF_DOT_CR;
+				break;
+			}
+			/* A stuffed dot: drop it, the rest is text. */
+			df->state = DF_TEXT;
+			goto text;
+		case DF_DOT_CR:
+			if (c == '\n') {
+				df->state = DF_END;
+				break;
+			}
+			/* ".<CR>x": the dot was a stuffing dot, the CR bare. */
+			df_bare(df, DATA_ERR_BARE_CR, out, &o);
+			goto text;
+		}
+	}
+	*outlen = o;
+	*end = df->state == DF_END;
+	return i;
+}
+
+void
+data_stuffer_init(struct data_stuffer *ds)
+{
+	ds->sol = 1;
+	ds->done = 0;
+}
+
+/* Input is CRLF-canonical content; output may be up to twice as long. */
+size_t
+data_stuffer_feed(struct data_stuffer *ds, const char *in, size_t inlen,
+    char *out, size_t outcap, size_t *outlen)
+{
+	size_t	i = 0, o = 0, run;
+	const char *lf;
+
+	while (i < inlen && o < outcap) {
+		if (ds->sol && in[i] == '.') {
+			if (outcap - o < 2)
+				break;
+			out[o++] = '.';
+		}
+		/* Copy up to and including the next LF in one go. */
+		lf = memchr(in + i, '\n', inlen - i);
+		run = lf ? (size_t)(lf - (in + i)) + 1 : inlen - i;
+		if (run > outcap - o)
+			run = outcap - o;
+		memcpy(out + o, in + i, run);
+		o += run;
+		i += run;
+		ds->sol = out[o - 1] == '\n';
+	}
+	*outlen = o;
+	return i;
+}
+
+/* The terminator; outcap must be at least 5. Returns bytes written. */
+size_t
+data_stuffer_end(struct data_stuffer *ds, char *out, size_t outcap)
+{
+	size_t	o = 0;
+
+	(void)outcap;
+	if (!ds->sol) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	memcpy(out + o, ".\r\n", 3);
+	ds->done = 1;
+	return o + 3;
+}

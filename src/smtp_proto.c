@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SMTP syntax, with no I/O and no state: finding command lines under the
+ * strict-CRLF rule, naming verbs, scanning (multi-line) replies, and the
+ * EHLO filter that hides what the relay cannot carry. Pure functions over
+ * byte ranges, so they can be tested and fuzzed alone.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_proto.h"
+
+static const struct {
+	const char	*name;
+	enum smtp_verb	 verb;
+} smtp_verbs[] = {
+	{ "HELO", VERB_HELO },
+	{ "EHLO", VERB_EHLO },
+	{ "MAIL", VERB_MAIL },
+	{ "RCPT", VERB_RCPT },
+	{ "DATA", VERB_DATA },
+	{ "BDAT", VERB_BDAT },
+	{ "RSET", VERB_RSET },
+	{ "NOOP", VERB_NOOP },
+	{ "QUIT", VERB_QUIT },
+	{ "VRFY", VERB_VRFY },
+	{ "EXPN", VERB_EXPN },
+	{ "HELP", VERB_HELP },
+	{ "STARTTLS", VERB_STARTTLS },
+	{ "AUTH", VERB_AUTH },
+};
+
+/*
+ * Extensions the relay hides from the client. CHUNKING: BDAT chunks would
+ * have to be answered by the relay before the server has seen a byte, and
+ * BINARYMIME needs CHUNKING; clients fall back to DATA.
+ */
+static const char *const smtp_hidden_ext[] = {
+	"CHUNKING",
+	"BINARYMIME",
+};
+
+/*
+ * Find the first line of buf. A line is at most max bytes including its
+ * terminator. *linelen excludes the terminator; *consumed includes it (or,
+ * for LINE_TOO_LONG, is how much may be thrown away so far).
+ */
+enum smtp_line
+smtp_line_scan(const char *buf, size_t len, size_t max, size_t *linelen,
+    size_t *consumed)
+{
+	const char	*lf;
+	size_t		 i, n, scan = len < max ? len : max;
+
+	lf = memchr(buf, '\n', scan);
+	if (lf == NULL) {
+		*linelen = 0;
+		*consumed = scan;
+		return len >= max ? LINE_TOO_LONG : LINE_PARTIAL;
+	}
+	n = (size_t)(lf - buf);
+	*consumed = n + 1;
+	if (n == 0 || buf[n - 1] != '\r') {
+		*linelen = n;
+		return LINE_BARE_LF;
+	}
+	*linelen = n - 1;
+	for (i = 0; i < n - 1; i++) {
+		if (buf[i] == '\r')
+			return LINE_BARE_CR;
+		if (buf[i] == '\0')
+			return LINE_NUL;
+	}
+	return LINE_OK;
+}
+
+void
+smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
+{
+	size_t	vl, i;
+
+	vl = 0;
+	while (vl < len && line[vl] != ' ')
+		vl++;
+	cmd->verb = VERB_OTHER;
+	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
+		if (strlen(smtp_verbs[i].name) == vl &&
+		    strncasecmp(line, smtp_verbs[i].name, vl) == 0) {
+			cmd->verb = smtp_verbs[i].verb;
+			break;
+		}
+	cmd->args = vl < len ? line + vl + 1 : line + len;
+	cmd->argslen = vl < len ? len - vl - 1 : 0;
+}
+
+const char *
+smtp_verb_name(enum smtp_verb v)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
+		if (smtp_verbs[i].verb == v)
+			return smtp_verbs[i].name;
+	return "OTHER";
+}
+
+/*
+ * Scan one complete reply at the head of buf. Returns 1 with *consumed set
+ * when a final line was found, 0 when more input is needed, -1 on a
+ * malformed reply with *why set. Lines may end in CRLF or, from lenient
+ * servers, a bare LF; they are re-terminated canonically when copied.
+ */
+int
+smtp_reply_scan(const char *buf, size_t len, size_t maxline, size_t maxlines,
+    size_t *consumed, int *code, const char **why)
+{
+	const char	*p = buf, *lf;
+	size_t		 left = len, ll, lines = 0;
+	int		 c, first = -1, more;
+
+	for (;;) {
+		lf = memchr(p, '\n', left < maxline ? left : maxline);
+		if (lf == NULL) {
+			if (left >= maxline) {
+				*why = "reply line too long";
+				return -1;
+			}
+			return 0;
+		}
+		ll = (size_t)(lf - p) + 1;
+		if (++lines > maxlines) {
+			*why = "too many reply lines";
+			return -1;
+		}
+		if (ll < 4 || (ll == 4 && p[2] == '\r') ||
+		    !isdigit((unsigned char)p[0]) ||
+		    !isdigit((unsigned char)p[1]) ||
+		    !isdigit((unsigned char)p[2]) || p[0] < '2' || p[0] > '5' ||
+		    (p[3] != ' ' && p[3] != '-' && p[3] != '\r' && p[3] != '\n')) {
+			*why = "malformed reply line";
+			return -1;
+		}
+		c = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+		if (first == -1)
+			first = c;
+		else if (c != first) {
+			*why = "reply code changes inside a multi-line reply";
+			return -1;
+		}
+		more = p[3] == '-';
+		left -= ll;
+		p += ll;
+		if (!more) {
+			*consumed = len - left;
+			*code = c;
+			return 1;
+		}
+	}
+}
+
+/* Next line of a reply already validated by smtp_reply_scan. */
+static size_t
+reply_next_line(const char *p, size_t left, size_t *textlen)
+{
+	const char	*lf = memchr(p, '\n', left);
+	size_t		 ll = (size_t)(lf - p) + 1;
+
+	*textlen = ll - 1 - (ll >= 2 && p[ll - 2] == '\r');
+	return ll;
+}
+
+/* Copy a validated reply, every line re-terminated with CRLF. */
+int
+smtp_reply_copy(struct buf *out, const char *r, size_t len)
+{
+	size_t	ll, tl;
+
+	while (len > 0) {
+		ll = reply_next_line(r, len, &tl);
+		if (buf_append(out, r, tl) == -1 ||
+		    buf_append(out, "\r\n", 2) == -1)
+			return -1;
+		r += ll;
+		len -= ll;
+	}
+	return 0;
+}
+
+static int
+ehlo_keyword_is(const char *text, size_t tl, const char *kw)
+{
+	size_t	kl = strlen(kw);
+
+	return tl >= 4 + kl && strncasecmp(text + 4, kw, kl) == 0 &&
+	    (tl == 4 + kl || text[4 + kl] == ' ' || text[4 + kl] == '=');
+}
+
+/*
+ * Copy a validated EHLO reply minus the hidden extensions, with SIZE capped
+ * at our own limit, and the continuation marks rebuilt so the last kept
+ * line is the final one. The first line (the greeting) is always kept.
+ */
+int
+smtp_ehlo_filter(struct buf *out, const char *r, size_t len,
+    size_t size_limit, struct smtp_ehlo *e)
+{
+	const char	*lines[128], *p;
+	size_t		 lens[128], n = 0, i, j, ll, tl, left;
+	int		 keep;
+	char		 sz[64];
+	unsigned long long v;
+
+	memset(e, 0, sizeof(*e));
+	for (p = r, left = len; left > 0; p += ll, left -= ll) {
+		ll = reply_next_line(p, left, &tl);
+		keep = 1;
+		if (n > 0) {
+			for (j = 0; j < sizeof(smtp_hidden_ext) /
+			    sizeof(smtp_hidden_ext[0]); j++)
+				if (ehlo_keyword_is(p, tl, smtp_hidden_ext[j]))
+					keep = 0;
+			if (ehlo_keyword_is(p, tl, "STARTTLS"))
+				e->starttls = 1;
+			if (ehlo_keyword_is(p, tl, "PIPELINING"))
+				e->pipelining = 1;
+		}
+		if (!keep) {
+			e->hidden++;
+			continue;
+		}
+		if (n == sizeof(lines) / sizeof(lines[0]))
+			return -1;
+		lines[n] = p;
+		lens[n++] = tl;
+	}
+	for (i = 0; i < n; i++) {
+		if (buf_append(out, lines[i], 3) == -1 ||
+		    buf_append(out, i + 1 < n ? "-" : " ", 1) == -1)
+			return -1;
+		if (i > 0 && ehlo_keyword_is(lines[i], lens[i], "SIZE")) {
+			v = lens[i] > 9 ? strtoull(lines[i] + 9, NULL, 10) : 0;
+			e->size = (size_t)v;
+			if (v == 0 || v > size_limit)
+				v = size_limit;
+			snprintf(sz, sizeof(sz), "SIZE %llu\r\n", v);
+			if (buf_append(out, sz, strlen(sz)) == -1)
+				return -1;
+			continue;
+		}
+		if (lens[i] > 4 &&
+		    buf_append(out, lines[i] + 4, lens[i] - 4) == -1)
+			return -1;
+		if (buf_append(out, "\r\n", 2) == -1)
+			return -1;
+	}
+	return 0;
+}

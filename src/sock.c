@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The only place that knows about transparent ("foreign") sockets: the
+ * IP_TRANSPARENT listener whose accepted sockets carry the original
+ * destination as their local address, and the upstream socket bound to the
+ * client's own address. Everything is non-blocking and close-on-exec.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sock.h"
+
+socklen_t
+sock_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}
+
+/* "1.2.3.4:25", "[2001:db8::1]:25"; the port is mandatory. */
+int
+sock_parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+	char			 host[INET6_ADDRSTRLEN + 1];
+	const char		*port, *end;
+	char			*ep;
+	unsigned long		 p;
+	size_t			 hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL || end[1] != ':')
+			return -1;
+		hl = (size_t)(end - s - 1);
+		port = end + 2;
+		s++;
+	} else {
+		if ((end = strrchr(s, ':')) == NULL)
+			return -1;
+		hl = (size_t)(end - s);
+		port = end + 1;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	errno = 0;
+	p = strtoul(port, &ep, 10);
+	if (*port == '\0' || *ep != '\0' || errno || p > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)p);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)p);
+		return 0;
+	}
+	return -1;
+}
+
+int
+sock_format(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+	char				 h[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, h, sizeof(h));
+		return snprintf(out, len, "%s:%u", h, ntohs(sin->sin_port));
+	}
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, h, sizeof(h));
+		return snprintf(out, len, "[%s]:%u", h, ntohs(sin6->sin6_port));
+	}
+	return snprintf(out, len, "?");
+}
+
+static int
+sock_set_transparent(int fd, int family)
+{
+	int	on = 1;
+
+	if (family == AF_INET6)
+		return setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &on,
+		    sizeof(on));
+	return setsockopt(fd, SOL_IP, IP_TRANSPARENT, &on, sizeof(on));
+}
+
+int
+sock_listen(const struct sockaddr_storage *ss, int transparent, int backlog)
+{
+	int	fd, on = 1, saved;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    IPPROTO_TCP);
+	if (fd == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		goto fail;
+	if (ss->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		goto fail;
+	if (transparent && sock_set_transparent(fd, ss->ss_family) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, sock_len(ss)) == -1)
+		goto fail;
+	if (listen(fd, backlog) == -1)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * For a transparent listener the accepted socket's local address is the
+ * destination the client asked for (TPROXY keeps it), so getsockname()
+ * is the original-destination lookup.
+ */
+int
+sock_accept(int lfd, struct sockaddr_storage *peer,
+    struct sockaddr_storage *local)
+{
+	socklen_t	sl = sizeof(*peer);
+	int		fd, on = 1;
+
+	fd = accept4(lfd, (struct sockaddr *)peer, &sl,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	sl = sizeof(*local);
+	if (getsockname(fd, (struct sockaddr *)local, &sl) == -1) {
+		close(fd);
+		return -1;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	return fd;
+}
+
+/*
+ * Start a non-blocking connect. With a source address the socket is made
+ * transparent and bound to it (port 0: the kernel picks one), so the
+ * server sees the client's own address.
+ */
+int
+sock_connect(const struct sockaddr_storage *dst,
+    const struct sockaddr_storage *src, int transparent)
+{
+	struct sockaddr_storage	b;
+	int			fd, saved, on = 1;
+
+	fd = socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    IPPROTO_TCP);
+	if (fd == -1)
+		return -1;
+	if (transparent && sock_set_transparent(fd, dst->ss_family) == -1)
+		goto fail;
+	if (src != NULL) {
+		b = *src;
+		if (b.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&b)->sin6_port = 0;
+		else
+			((struct sockaddr_in *)&b)->sin_port = 0;
+		if (bind(fd, (struct sockaddr *)&b, sock_len(&b)) == -1)
+			goto fail;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (connect(fd, (const struct sockaddr *)dst, sock_len(dst)) == -1 &&
+	    errno != EINPROGRESS)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* 0 when the pending connect succeeded, else -1 with errno set. */
+int
+sock_connect_result(int fd)
+{
+	int		err = 0;
+	socklen_t	sl = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) == -1)
+		return -1;
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* Close with a TCP reset: the client treats the MX as unreachable. */
+void
+sock_reset(int fd)
+{
+	struct linger	l = { 1, 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(fd);
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_SOCK_H
+#define SPORK_SOCK_H
+
+#include <sys/socket.h>
+
+#define SOCK_ADDRSTR_MAX	64	/* "[v6]:port" with room to spare */
+
+int	sock_parse_addr(const char *, struct sockaddr_storage *);
+int	sock_format(const struct sockaddr_storage *, char *, size_t);
+socklen_t sock_len(const struct sockaddr_storage *);
+int	sock_listen(const struct sockaddr_storage *, int transparent, int backlog);
+int	sock_accept(int lfd, struct sockaddr_storage *peer,
+	    struct sockaddr_storage *local);
+int	sock_connect(const struct sockaddr_storage *dst,
+	    const struct sockaddr_storage *src_or_null, int transparent);
+int	sock_connect_result(int fd);
+void	sock_reset(int fd);
+
+#endif

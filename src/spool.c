@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Message storage. Small messages stay in memory; once a message passes
+ * the memory threshold it moves to an unnamed (O_TMPFILE, else unlinked)
+ * file, so nothing is left behind if the daemon dies. Knows nothing about
+ * SMTP: it stores the bytes the framer gives it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spool.h"
+
+void
+spool_init(struct spool *sp, const char *dir, size_t mem_max)
+{
+	sp->mem = NULL;
+	sp->memlen = sp->memcap = 0;
+	sp->mem_max = mem_max;
+	sp->fd = -1;
+	sp->size = 0;
+	sp->dir = dir;
+}
+
+void
+spool_reset(struct spool *sp)
+{
+	free(sp->mem); sp->mem = NULL;
+	sp->memlen = sp->memcap = 0;
+	if (sp->fd != -1) {
+		close(sp->fd);
+		sp->fd = -1;
+	}
+	sp->size = 0;
+}
+
+int
+spool_in_file(const struct spool *sp)
+{
+	return sp->fd != -1;
+}
+
+static int
+spool_open_file(const struct spool *sp)
+{
+	char	path[4096];
+	int	fd;
+
+	fd = open(sp->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+	if ((size_t)snprintf(path, sizeof(path), "%s/spool.XXXXXX", sp->dir) >=
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkostemp(path, O_CLOEXEC)) == -1)
+		return -1;
+	unlink(path);
+	return fd;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t	w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+spool_append(struct spool *sp, const void *p, size_t n)
+{
+	size_t	 ncap;
+	char	*m;
+
+	if (sp->fd == -1 && sp->memlen + n > sp->mem_max) {
+		if ((sp->fd = spool_open_file(sp)) == -1)
+			return -1;
+		if (write_all(sp->fd, sp->mem, sp->memlen) == -1)
+			return -1;
+		free(sp->mem); sp->mem = NULL;
+		sp->memlen = sp->memcap = 0;
+	}
+	if (sp->fd != -1) {
+		if (write_all(sp->fd, p, n) == -1)
+			return -1;
+		sp->size += n;
+		return 0;
+	}
+	if (sp->memlen + n > sp->memcap) {
+		ncap = sp->memcap ? sp->memcap : 4096;
+		while (ncap < sp->memlen + n)
+			ncap *= 2;
+		if (ncap > sp->mem_max)
+			ncap = sp->mem_max;
+		if ((m = realloc(sp->mem, ncap)) == NULL)
+			return -1;
+		sp->mem = m;
+		sp->memcap = ncap;
+	}
+	memcpy(sp->mem + sp->memlen, p, n);
+	sp->memlen += n;
+	sp->size += n;
+	return 0;
+}
+
+ssize_t
+spool_read(const struct spool *sp, size_t off, void *p, size_t n)
+{
+	if (off >= sp->size)
+		return 0;
+	if (n > sp->size - off)
+		n = sp->size - off;
+	if (sp->fd != -1)
+		return pread(sp->fd, p, n, (off_t)off);
+	memcpy(p, sp->mem + off, n);
+	return (ssize_t)n;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_SPOOL_H
+#define SPORK_SPOOL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * One message body: in memory up to mem_max bytes, then in an unnamed
+ * file in the spool directory. RAM stays bounded whatever the size.
+ */
+struct spool {
+	char		*mem;
+	size_t		 memlen;
+	size_t		 memcap;
+	size_t		 mem_max;
+	int		 fd;		/* -1 while in memory */
+	size_t		 size;		/* total bytes */
+	const char	*dir;
+};
+
+void	spool_init(struct spool *, const char *dir, size_t mem_max);
+void	spool_reset(struct spool *);
+int	spool_append(struct spool *, const void *, size_t);
+ssize_t	spool_read(const struct spool *, size_t off, void *, size_t);
+int	spool_in_file(const struct spool *);
+
+#endif
