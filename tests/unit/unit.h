@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_UNIT_H
+#define SPORK_UNIT_H
+
+#include <stdio.h>
+
+extern int	unit_failed;
+extern int	unit_checks;
+extern const char *unit_datadir;
+
+#define CHECK(cond, ...) do {						\
+	unit_checks++;							\
+	if (!(cond)) {							\
+		unit_failed++;						\
+		fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__,	\
+		    #cond);						\
+		fprintf(stderr, __VA_ARGS__);				\
+		fputc('\n', stderr);					\
+	}								\
+} while (0)
+
+void	test_smtp_proto(void);
+void	test_smtp_data(void);
+void	test_conf(void);
+void	test_spool(void);
+
+#endif
