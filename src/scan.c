@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <clamav.h>
@@ -105,23 +106,39 @@ scan_spool(const struct spool *sp, char *name, size_t namelen)
 	const char		*virname = NULL;
 	unsigned long		 scanned = 0;
 	cl_fmap_t		*map;
+	void			*base;
+	size_t			 len;
 	cl_error_t		 rc;
 
 	memset(&opt, 0, sizeof(opt));
 	opt.parse = ~0u;
 	opt.general = 0;
-	if (spool_in_file(sp))
-		rc = cl_scandesc(sp->fd, NULL, &virname, &scanned, scan_engine,
-		    &opt);
-	else {
-		if ((map = cl_fmap_open_memory(sp->mem, sp->memlen)) == NULL) {
-			snprintf(name, namelen, "fmap: out of memory");
+	/*
+	 * A spooled file is scanned through a read-only shared mapping:
+	 * libclamav's own descriptor reader caches pages in anonymous
+	 * memory, which would grow the daemon with the message.
+	 */
+	if (spool_in_file(sp)) {
+		base = mmap(NULL, sp->size, PROT_READ, MAP_SHARED, sp->fd, 0);
+		if (base == MAP_FAILED) {
+			snprintf(name, namelen, "mmap: %s", strerror(errno));
 			return SCAN_ERROR;
 		}
+		(void)madvise(base, sp->size, MADV_SEQUENTIAL);
+		len = sp->size;
+	} else {
+		base = sp->mem;
+		len = sp->memlen;
+	}
+	if ((map = cl_fmap_open_memory(base, len)) == NULL)
+		rc = CL_EMEM;
+	else {
 		rc = cl_scanmap_callback(map, NULL, &virname, &scanned,
 		    scan_engine, &opt, NULL);
 		cl_fmap_close(map);
 	}
+	if (spool_in_file(sp))
+		munmap(base, len);
 	if (rc == CL_VIRUS) {
 		snprintf(name, namelen, "%s", virname ? virname : "unknown");
 		return SCAN_VIRUS;
