@@ -1,0 +1,98 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Faults: a server that refuses gets the client a reset (it tries its next
+# MX); a server that dies mid-session gets the client 421; an idle client
+# is timed out with 421; the explicit (non-transparent) listener relays and
+# scans like the transparent one.
+set -u
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+explicit_pid=
+cleanup() {
+	[ -n "$explicit_pid" ] && kill "$explicit_pid" 2>/dev/null
+	lab_down
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+lab_up
+CHAT=$SPORK_REPO/tests/tools/smtpchat
+SPORKD=${SPORKD:-$SPORK_REPO/build/sporkd}
+
+# --- server refusing: the client's connection is reset, no banner
+lab stop-postfix 2>/dev/null
+printf 'expect_close\n' >"$tmp/chat-refused"
+if in_cli "$CHAT" "$SRV_V4" 25 5 <"$tmp/chat-refused" >"$tmp/t-refused" 2>&1; then
+	pass "server down: client connection closed without a banner"
+else
+	fail "server down: client connection closed without a banner" "$(cat "$tmp/t-refused")"
+fi
+send_mail "$tmp/t-refused-swaks" alice@example.test a@client.example.test "$SRV_V4"
+assert_grep 'Connection reset by peer|closed connection unexpectedly' "$tmp/t-refused-swaks" "server down: swaks sees a reset, as with no MX listening"
+assert_no_grep '^<- +220' "$tmp/t-refused-swaks" "server down: no greeting invented"
+assert_grep 'upstream connect failed server=10\.25\.0\.2:25 error="Connection refused" action=reset-client' "$LAB_SPORKD_LOG" "server down: sporkd logged refused + reset"
+lab start-postfix 2>/dev/null
+
+# --- server dies mid-session: 421 to the client
+cat >"$tmp/chat-lost" <<'CHAT'
+expect 220
+line EHLO chat.example.test
+expect 250
+line MAIL FROM:<a@client.example.test>
+expect 250
+sleep 3
+expect 421 4.4.2
+expect_close
+CHAT
+in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/chat-lost" >"$tmp/t-lost" 2>&1 &
+chat=$!
+sleep 1.5
+# Kill the smtpd serving the session, in the server namespace only.
+for p in $(ip netns pids spork-srv); do
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = smtpd ] && kill -KILL "$p"
+done
+if wait $chat; then
+	pass "server lost mid-session: client got 421 4.4.2 and a close"
+else
+	fail "server lost mid-session" "$(cat "$tmp/t-lost")"
+fi
+assert_grep 'close reason=upstream-lost reply="421 4\.4\.2' "$LAB_SPORKD_LOG" "server lost: sporkd logged upstream-lost"
+lab stop-postfix 2>/dev/null; lab start-postfix 2>/dev/null
+
+# --- idle client: 421 after timeout_command
+cp "$LAB_DIR/spork.conf" "$tmp/short.conf"
+echo "timeout_command 2s" >>"$tmp/short.conf"
+lab start-sporkd "$tmp/short.conf" 2>/dev/null
+printf 'expect 220\nline EHLO idle.example.test\nexpect 250\nsleep 3.5\nexpect 421 4.4.2 Error: timeout exceeded\nexpect_close\n' >"$tmp/chat-idle"
+if in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/chat-idle" >"$tmp/t-idle" 2>&1; then
+	pass "idle client: 421 4.4.2 after timeout_command"
+else
+	fail "idle client: 421 after timeout_command" "$(cat "$tmp/t-idle")"
+fi
+lab start-sporkd 2>/dev/null
+
+# --- explicit listener: a second sporkd on 10.25.0.2:2525 -> 10.25.0.2:25
+cat >"$tmp/explicit.conf" <<CONF
+transparent_listen
+explicit_listen 10.25.0.2:2525
+explicit_upstream 10.25.0.2:25
+clamav_database_dir $SPORK_REPO/tests/data/clamav
+spool_dir $tmp/spool
+log_syslog no
+CONF
+mkdir -p "$tmp/spool"
+ip netns exec spork-srv "$SPORKD" -c "$tmp/explicit.conf" >"$tmp/explicit.log" 2>&1 &
+explicit_pid=$!
+for _ in $(seq 50); do grep -q 'listening on 10.25.0.2:2525' "$tmp/explicit.log" && break; sleep 0.1; done
+b0=$(maildir_count bob)
+send_mail "$tmp/t-exp" bob@example.test a@client.example.test "$SRV_V4:2525" "" --header "Subject: explicit"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-exp" "explicit: clean message queued by Postfix"
+check "explicit: delivered" wait_delivered bob $((b0 + 1)) 10
+printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$tmp/eicar.com"
+send_mail "$tmp/t-exp-v" bob@example.test a@client.example.test "$SRV_V4:2525" "" --attach "@$tmp/eicar.com"
+assert_grep '^<\*\* +550 5\.7\.1 .*Eicar-Test-Signature' "$tmp/t-exp-v" "explicit: EICAR refused with 550 5.7.1"
+assert_grep 'connect client=10\.25\.0\.1:[0-9]+ server=10\.25\.0\.2:25 mode=explicit' "$tmp/explicit.log" "explicit: logged mode=explicit with the fixed upstream"
+sleep 0.5
+[ "$(maildir_count bob)" -eq $((b0 + 1)) ] && pass "explicit: virus not delivered" || fail "explicit: virus not delivered" "bob has $(maildir_count bob)"
+kill "$explicit_pid"; wait "$explicit_pid" 2>/dev/null; explicit_pid=
+assert_grep 'stopped' "$tmp/explicit.log" "explicit: SIGTERM stops sporkd cleanly"
+summary
