@@ -131,6 +131,10 @@ assert_no_grep() {
 
 # Last call of a test script: its status is the script's verdict.
 summary() {
+	if [ -n "${SPORK_SANITIZER_LOG_CHECK:-}" ]; then
+		assert_no_grep 'AddressSanitizer|runtime error:|LeakSanitizer' \
+			"$LAB_SPORKD_LOG" "no sanitizer report in sporkd's log"
+	fi
 	printf '%d passed, %d failed\n' "$TESTS_PASSED" "$TESTS_FAILED"
 	[ "$TESTS_FAILED" -eq 0 ]
 }

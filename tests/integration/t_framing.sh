@@ -1,0 +1,121 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Hostile framing and named limits through the bridge, against the real
+# Postfix: SMTP smuggling sequences never end a message (nothing smuggled
+# arrives), bare CR/LF and overlong lines get precise replies, size and
+# recipient limits hold, plaintext injected behind STARTTLS never reaches
+# the server.
+set -u
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+trap 'lab_down; rm -rf "$tmp"' EXIT
+lab_up
+CHAT=$SPORK_REPO/tests/tools/smtpchat
+cp "$LAB_DIR/spork.conf" "$tmp/limits.conf"
+echo "max_recipients 100" >>"$tmp/limits.conf"
+lab start-sporkd "$tmp/limits.conf" 2>/dev/null
+
+chat() {	# chat NAME: run $tmp/NAME.chat against the server, v4
+	if in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/$1.chat" >"$tmp/$1.out" 2>&1; then
+		pass "$2"
+	else
+		fail "$2" "$(tail -n 4 "$tmp/$1.out")"
+	fi
+}
+
+# --- smuggling: <LF>.<CR><LF> and <CR><LF>.<LF> must not end the message
+for v in 'LF.CRLF:\n.\r\n' 'CRLF.LF:\r\n.\n' 'CR.CR:\r.\r'; do
+	name=${v%%:*} seq=${v#*:}
+	cat >"$tmp/smuggle.chat" <<CHAT
+expect 220
+line EHLO smuggler.example.test
+expect 250
+line MAIL FROM:<a@client.example.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+line DATA
+expect 354
+send Subject: outer\r\n\r\nouter body${seq}MAIL FROM:<evil@client.example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n
+expect 550 5.5.2
+line QUIT
+expect 221
+CHAT
+	chat smuggle "smuggling $name: whole thing refused as one message (550 5.5.2)"
+done
+sleep 1
+[ "$(maildir_count bob)" -eq 0 ] && pass "smuggling: nothing smuggled reached bob" ||
+	fail "smuggling: nothing smuggled reached bob" "bob has $(maildir_count bob)"
+[ "$(maildir_count alice)" -eq 0 ] && pass "smuggling: nothing reached alice" ||
+	fail "smuggling: nothing reached alice" "alice has $(maildir_count alice)"
+assert_no_grep 'evil@client' "$LAB_MAILLOG" "smuggling: Postfix never saw the smuggled sender"
+
+# --- commands: bare LF, bare CR, overlong line, BDAT, DATA with argument
+long=$(printf 'x%.0s' $(seq 3000))
+cat >"$tmp/cmds.chat" <<CHAT
+expect 220
+send EHLO barelf.example.test\n
+expect 500 5.5.2 Error: bare <LF>
+send NO\rOP\r\n
+expect 500 5.5.2 Error: bare <CR>
+line NOOP $long
+expect 500 5.5.2 Error: line too long
+line NOOP
+expect 250
+line EHLO ok.example.test
+expect 250
+line BDAT 10 LAST
+expect 502 5.5.1
+line DATA now
+expect 501 5.5.4
+line DATA
+expect 503 5.5.1
+line MAIL FROM:<a@client.example.test> SIZE=200000000
+expect 552 5.3.4
+line MAIL FROM:<a@client.example.test> SIZE=1000
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+line DATA
+expect 354
+send Subject: long line\r\n\r\n$(printf 'y%.0s' $(seq 1200))\r\n.\r\n
+expect 550 5.5.2 Error: message has a line longer than 1000
+line QUIT
+expect 221
+CHAT
+chat cmds "commands: bare LF/CR, long line, BDAT, DATA args, SIZE, long text line"
+
+# --- recipients: 101 pipelined, the 101st refused by the relay's limit
+{
+	echo "expect 220"
+	echo "line EHLO many.example.test"
+	echo "expect 250"
+	echo "line MAIL FROM:<a@client.example.test>"
+	for _ in $(seq 101); do echo "line RCPT TO:<alice@example.test>"; done
+	echo "expect 250"
+	for _ in $(seq 100); do echo "expect 250"; done
+	echo "expect 452 4.5.3"
+	echo "line DATA"
+	echo "expect 354"
+	echo 'send Subject: many\r\n\r\nmany\r\n.\r\n'
+	echo "expect 250 2.0.0"
+	echo "line QUIT"
+	echo "expect 221"
+} >"$tmp/rcpts.chat"
+chat rcpts "recipients: 100 relayed, 101st gets 452 4.5.3, message delivered"
+check "recipients: delivered once" wait_delivered alice 1 10
+
+# --- STARTTLS with plaintext pipelined behind it (CVE-2011-0411)
+cat >"$tmp/inject.chat" <<'CHAT'
+expect 220
+line EHLO inject.example.test
+expect 250
+send STARTTLS\r\nMAIL FROM:<injected@client.example.test>\r\nRCPT TO:<bob@example.test>\r\n
+expect 220
+CHAT
+chat inject "STARTTLS injection: client gets the server's 220"
+sleep 0.5
+assert_grep 'starttls injection dropped client_bytes=[1-9]' "$LAB_SPORKD_LOG" "STARTTLS injection: plaintext dropped and logged"
+assert_no_grep "improper command pipelining after STARTTLS" "$LAB_MAILLOG" "STARTTLS injection: Postfix received nothing behind STARTTLS"
+assert_no_grep "injected@client" "$LAB_MAILLOG" "STARTTLS injection: Postfix never saw the injected sender"
+summary
