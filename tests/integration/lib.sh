@@ -18,7 +18,11 @@
 
 SPORK_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SPORK_LAB=$SPORK_REPO/scripts/spork-lab
-export LAB_DIR=${LAB_DIR:-/run/spork-lab}
+export SPORK_LAB_NAME=${SPORK_LAB_NAME:-spork}
+export LAB_DIR=${LAB_DIR:-/run/$SPORK_LAB_NAME-lab}
+NS_CLI=$SPORK_LAB_NAME-cli
+NS_BR=$SPORK_LAB_NAME-br
+NS_SRV=$SPORK_LAB_NAME-srv
 
 # What scripts/spork-lab builds, for the test scripts.
 CLI_V4=10.25.0.1
@@ -54,9 +58,9 @@ lab_down() {
 	return "$rc"
 }
 
-in_cli() { ip netns exec spork-cli "$@"; }
-in_br() { ip netns exec spork-br "$@"; }
-in_srv() { ip netns exec spork-srv "$@"; }
+in_cli() { ip netns exec "$NS_CLI" "$@"; }
+in_br() { ip netns exec "$NS_BR" "$@"; }
+in_srv() { ip netns exec "$NS_SRV" "$@"; }
 
 # send_mail OUT TO FROM SERVER [BODY_FILE [SWAKS_FLAGS...]]
 # Runs swaks in spork-cli; its transcript goes to OUT, its exit status is

@@ -47,7 +47,7 @@ in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/chat-lost" >"$tmp/t-lost" 2>&1 &
 chat=$!
 sleep 1.5
 # Kill the smtpd serving the session, in the server namespace only.
-for p in $(ip netns pids spork-srv); do
+for p in $(ip netns pids "$NS_SRV"); do
 	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = smtpd ] && kill -KILL "$p"
 done
 if wait $chat; then
@@ -80,7 +80,7 @@ spool_dir $tmp/spool
 log_syslog no
 CONF
 mkdir -p "$tmp/spool"
-ip netns exec spork-srv "$SPORKD" -c "$tmp/explicit.conf" >"$tmp/explicit.log" 2>&1 &
+ip netns exec "$NS_SRV" "$SPORKD" -c "$tmp/explicit.conf" >"$tmp/explicit.log" 2>&1 &
 explicit_pid=$!
 for _ in $(seq 50); do grep -q 'listening on 10.25.0.2:2525' "$tmp/explicit.log" && break; sleep 0.1; done
 b0=$(maildir_count bob)
