@@ -10,7 +10,7 @@ SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
-PKGS	 = libclamav
+PKGS	 = libclamav libseccomp
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
@@ -20,7 +20,8 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 
 # Code that knows nothing about a daemon: shared by sporkd and the tests.
-LIB_SRC	= src/buf.c src/conf.c src/ev.c src/log.c src/scan.c src/smtp_data.c \
+LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
+	  src/sandbox.c src/scan_engine.c src/scan_pool.c src/smtp_data.c \
 	  src/smtp_proto.c src/sock.c src/spool.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c
 HDRS	= $(wildcard src/*.h)

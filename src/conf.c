@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "policy.h"
 #include "sock.h"
 
 #define CONF_LINE_MAX	4096
@@ -23,13 +24,15 @@
 enum conf_type {
 	CT_ADDRS,	/* list of ADDR:PORT */
 	CT_STR,
-	CT_FILES,	/* list of paths */
+	CT_WORDS,	/* list of words: paths, host:port */
 	CT_BOOL,
 	CT_SIZE,	/* bytes, k/m/g suffix */
 	CT_COUNT,
 	CT_TIME,	/* seconds, s/m/h suffix; stored in ms */
 	CT_BARE,
 	CT_LOGLEVEL,
+	CT_ACTION,	/* reject, tempfail, tag, quarantine */
+	CT_THEN,	/* reject or deliver, stored as "deliver" */
 };
 
 struct conf_key {
@@ -40,7 +43,8 @@ struct conf_key {
 	const char	*def;
 };
 
-#define K(n, t, d)	{ #n, t, offsetof(struct conf, n), \
+#define K(n, t, d)	KN(#n, n, t, d)
+#define KN(name, n, t, d) { name, t, offsetof(struct conf, n), \
 			  sizeof(((struct conf *)0)->n), d }
 
 static const struct conf_key conf_keys[] = {
@@ -50,7 +54,7 @@ static const struct conf_key conf_keys[] = {
 	K(user,			CT_STR,		""),
 	K(scan_enable,		CT_BOOL,	"yes"),
 	K(clamav_database_dir,	CT_STR,		"/var/lib/clamav"),
-	K(clamav_signatures,	CT_FILES,	""),
+	K(clamav_signatures,	CT_WORDS,	""),
 	K(spool_dir,		CT_STR,		"/var/spool/spork"),
 	K(spool_memory_max,	CT_SIZE,	"256k"),
 	K(message_size_limit,	CT_SIZE,	"100m"),
@@ -61,6 +65,28 @@ static const struct conf_key conf_keys[] = {
 	K(max_reply_lines,	CT_COUNT,	"100"),
 	K(max_sessions,		CT_COUNT,	"10000"),
 	K(bare_newline,		CT_BARE,	"reject"),
+	K(scan_backend,		CT_STR,		"workers"),
+	K(scan_workers,		CT_COUNT,	"2"),
+	K(scan_user,		CT_STR,		"nobody"),
+	K(scan_timeout,		CT_TIME,	"150s"),
+	K(scan_max_size,	CT_SIZE,	"400m"),
+	K(scan_max_file_size,	CT_SIZE,	"100m"),
+	K(scan_max_recursion,	CT_COUNT,	"17"),
+	K(scan_max_files,	CT_COUNT,	"10000"),
+	K(scan_max_time,	CT_TIME,	"120s"),
+	K(scan_worker_memory,	CT_SIZE,	"4g"),
+	K(virus_action,		CT_ACTION,	"reject"),
+	K(encrypted_action,	CT_ACTION,	"tempfail"),
+	K(limits_action,	CT_ACTION,	"tempfail"),
+	K(scan_error_action,	CT_ACTION,	"tempfail"),
+	K(scan_header,		CT_BOOL,	"yes"),
+	K(quarantine_dir,	CT_STR,		"/var/spool/spork/quarantine"),
+	KN("quarantine_then", quarantine_then_deliver, CT_THEN, "reject"),
+	K(control_socket,	CT_STR,		"/run/spork/sporkd.sock"),
+	K(clamd_servers,	CT_WORDS,	""),
+	K(clamd_connect_timeout, CT_TIME,	"5s"),
+	K(clamd_health_interval, CT_TIME,	"10s"),
+	K(clamd_max_stream,	CT_SIZE,	"25m"),
 	K(timeout_connect,	CT_TIME,	"30s"),
 	K(timeout_greeting,	CT_TIME,	"5m"),
 	K(timeout_command,	CT_TIME,	"5m"),
@@ -112,6 +138,7 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 	unsigned long long		 n;
 	size_t				 wl;
 	struct conf_addrs		*as;
+	struct conf_words		*ws;
 	enum log_level			 lvl;
 
 	switch (k->type) {
@@ -146,22 +173,20 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		strcpy(p, v);
 		return 0;
-	case CT_FILES:
-		c->n_clamav_signatures = 0;
+	case CT_WORDS:
+		ws = (struct conf_words *)p;
+		ws->n = 0;
 		for (s = v; *s; ) {
 			s += strspn(s, " \t");
 			if ((wl = strcspn(s, " \t")) == 0)
 				break;
-			if (wl >= CONF_PATH_MAX ||
-			    c->n_clamav_signatures == CONF_FILES_MAX) {
+			if (wl >= CONF_PATH_MAX || ws->n == CONF_FILES_MAX) {
 				snprintf(err, errlen, "too many or too long "
-				    "paths (at most %d)", CONF_FILES_MAX);
+				    "words (at most %d)", CONF_FILES_MAX);
 				return -1;
 			}
-			memcpy(c->clamav_signatures[c->n_clamav_signatures], s,
-			    wl);
-			c->clamav_signatures[c->n_clamav_signatures++][wl] =
-			    '\0';
+			memcpy(ws->w[ws->n], s, wl);
+			ws->w[ws->n++][wl] = '\0';
 			s += wl;
 		}
 		return 0;
@@ -207,6 +232,21 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			    "not '%s'", v);
 			return -1;
 		}
+		return 0;
+	case CT_ACTION:
+		if (action_parse(v, (int *)p) == -1) {
+			snprintf(err, errlen, "want reject, tempfail, tag or "
+			    "quarantine, not '%s'", v);
+			return -1;
+		}
+		return 0;
+	case CT_THEN:
+		if (strcmp(v, "reject") != 0 && strcmp(v, "deliver") != 0) {
+			snprintf(err, errlen, "want reject or deliver, not "
+			    "'%s'", v);
+			return -1;
+		}
+		*(int *)p = strcmp(v, "deliver") == 0;
 		return 0;
 	case CT_LOGLEVEL:
 		if (log_level_parse(v, &lvl) == -1) {
@@ -283,6 +323,19 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	if (c->max_recipients < 100) {
 		snprintf(err, errlen, "max_recipients below RFC 5321's 100");
+		return -1;
+	}
+	if (strcmp(c->scan_backend, "workers") != 0 &&
+	    strcmp(c->scan_backend, "clamd") != 0) {
+		snprintf(err, errlen, "scan_backend must be workers or clamd");
+		return -1;
+	}
+	if (strcmp(c->scan_backend, "clamd") == 0 && c->clamd_servers.n == 0) {
+		snprintf(err, errlen, "scan_backend clamd needs clamd_servers");
+		return -1;
+	}
+	if (c->scan_workers < 1 || c->scan_workers > 64) {
+		snprintf(err, errlen, "scan_workers must be 1 to 64");
 		return -1;
 	}
 	if (c->max_reply_lines == 0 || c->max_sessions == 0 ||

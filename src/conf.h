@@ -20,6 +20,11 @@ struct conf_addrs {
 	int			n;
 };
 
+struct conf_words {
+	char			w[CONF_FILES_MAX][CONF_PATH_MAX];
+	int			n;
+};
+
 struct conf {
 	struct conf_addrs	transparent_listen;
 	struct conf_addrs	explicit_listen;
@@ -27,8 +32,7 @@ struct conf {
 	char			user[64];
 	int			scan_enable;
 	char			clamav_database_dir[CONF_PATH_MAX];
-	char			clamav_signatures[CONF_FILES_MAX][CONF_PATH_MAX];
-	int			n_clamav_signatures;
+	struct conf_words	clamav_signatures;
 	char			spool_dir[CONF_PATH_MAX];
 	size_t			spool_memory_max;
 	size_t			message_size_limit;
@@ -47,6 +51,28 @@ struct conf {
 	unsigned		timeout_data_block;
 	unsigned		timeout_data_final;
 	unsigned		timeout_passthrough;
+	char			scan_backend[16];
+	size_t			scan_workers;
+	char			scan_user[64];
+	unsigned		scan_timeout;
+	size_t			scan_max_size;
+	size_t			scan_max_file_size;
+	size_t			scan_max_recursion;
+	size_t			scan_max_files;
+	unsigned		scan_max_time;
+	size_t			scan_worker_memory;
+	int			virus_action;
+	int			encrypted_action;
+	int			limits_action;
+	int			scan_error_action;
+	int			scan_header;
+	char			quarantine_dir[CONF_PATH_MAX];
+	int			quarantine_then_deliver;
+	char			control_socket[CONF_PATH_MAX];
+	struct conf_words	clamd_servers;
+	unsigned		clamd_connect_timeout;
+	unsigned		clamd_health_interval;
+	size_t			clamd_max_stream;
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;

@@ -27,7 +27,9 @@
 #include "ev.h"
 #include "log.h"
 #include "relay.h"
-#include "scan.h"
+#include "policy.h"
+#include "quarantine.h"
+#include "scanner.h"
 #include "smtp_data.h"
 #include "smtp_proto.h"
 #include "sock.h"
@@ -49,6 +51,7 @@ enum rstate {
 	RS_COMMAND,		/* reading and forwarding commands */
 	RS_STARTTLS,		/* STARTTLS forwarded, nothing else may pass */
 	RS_DATA_BODY,		/* receiving the message after our 354 */
+	RS_SCANNING,		/* the message is with the scanner */
 	RS_UP_DATA,		/* DATA sent upstream, waiting for 354 */
 	RS_UP_BODY,		/* streaming the message upstream */
 	RS_UP_DOT,		/* waiting for the server's final reply */
@@ -63,6 +66,7 @@ static const char *const rstate_names[] = {
 	[RS_COMMAND] = "command",
 	[RS_STARTTLS] = "starttls",
 	[RS_DATA_BODY] = "data",
+	[RS_SCANNING] = "scanning",
 	[RS_UP_DATA] = "upstream-data",
 	[RS_UP_BODY] = "upstream-body",
 	[RS_UP_DOT] = "upstream-dot",
@@ -110,11 +114,18 @@ struct session {
 	size_t			 rcpt_tried;
 	size_t			 rcpt_ok;
 	char			 sender[RELAY_SENDER_MAX];
+	char			 helo[RELAY_SENDER_MAX];
+	char			**rcpt_wait;	/* forwarded, unanswered */
+	size_t			 rcpt_whead, rcpt_wn;
+	char			**rcpt_acc;	/* accepted by the server */
+	size_t			 rcpt_nacc;
+	struct scan_job		*job;
+	char			*prefix;	/* headers added on delivery */
 	struct spool		 spool;
 	struct data_framer	 df;
 	struct data_stuffer	 ds;
 	size_t			 sendoff;
-	char			 verdict[SCAN_NAME_MAX + 32];
+	char			 verdict[SCAN_NAME_MAX + 64];
 	/* counters for the disconnect line */
 	unsigned		 ncmds;
 	unsigned		 nmsgs;
@@ -129,6 +140,7 @@ static struct listener		 relay_listeners[RELAY_LISTENERS_MAX];
 static int			 relay_nlisteners;
 static size_t			 relay_nsessions;
 static struct session		*relay_dead;
+static struct scan_backend	*relay_scanner;
 static uint32_t			 relay_idseq;
 
 static void	session_update(struct session *);
@@ -169,12 +181,71 @@ pending_pop(struct session *s)
 }
 
 static void
+rcpts_free(struct session *s)
+{
+	size_t	i;
+
+	for (i = s->rcpt_whead; i < s->rcpt_wn; i++)
+		free(s->rcpt_wait[i]);
+	for (i = 0; i < s->rcpt_nacc; i++)
+		free(s->rcpt_acc[i]);
+	free(s->rcpt_wait); s->rcpt_wait = NULL;
+	free(s->rcpt_acc); s->rcpt_acc = NULL;
+	s->rcpt_whead = s->rcpt_wn = s->rcpt_nacc = 0;
+}
+
+static void
 tx_reset(struct session *s)
 {
 	s->in_tx = 0;
 	s->rcpt_tried = s->rcpt_ok = 0;
 	s->sender[0] = '\0';
+	rcpts_free(s);
+	free(s->prefix); s->prefix = NULL;
 	spool_reset(&s->spool);
+}
+
+/* Remember a forwarded RCPT's path until the server answers it. */
+static void
+rcpt_forwarded(struct session *s, const struct smtp_cmd *c)
+{
+	char	**nw, *path;
+	size_t	  n = c->argslen, off = 0, len;
+
+	if (n >= 3 && strncasecmp(c->args, "TO:", 3) == 0)
+		off = 3;
+	while (off < n && c->args[off] == ' ')
+		off++;
+	for (len = 0; off + len < n && c->args[off + len] != ' '; len++)
+		;
+	path = strndup(c->args + off, len);
+	if ((nw = realloc(s->rcpt_wait, (s->rcpt_wn + 1) * sizeof(*nw)))
+	    == NULL) {
+		free(path);
+		return;
+	}
+	s->rcpt_wait = nw;
+	s->rcpt_wait[s->rcpt_wn++] = path;	/* NULL path: out of memory */
+}
+
+static void
+rcpt_answered(struct session *s, int ok)
+{
+	char	**na, *path;
+
+	if (s->rcpt_whead >= s->rcpt_wn)
+		return;
+	path = s->rcpt_wait[s->rcpt_whead++];
+	if (s->rcpt_whead == s->rcpt_wn)
+		s->rcpt_whead = s->rcpt_wn = 0;
+	if (!ok || path == NULL ||
+	    (na = realloc(s->rcpt_acc, (s->rcpt_nacc + 1) * sizeof(*na)))
+	    == NULL) {
+		free(path);
+		return;
+	}
+	s->rcpt_acc = na;
+	s->rcpt_acc[s->rcpt_nacc++] = path;
 }
 
 /* Queue a reply of our own to the client. */
@@ -354,6 +425,13 @@ client_command(struct session *s, const char *line, size_t len)
 			return 0;
 		}
 		s->rcpt_tried++;
+		rcpt_forwarded(s, &c);
+		break;
+	case VERB_HELO:
+	case VERB_EHLO:
+		snprintf(s->helo, sizeof(s->helo), "%.*s", (int)(c.argslen <
+		    sizeof(s->helo) - 1 ? c.argslen : sizeof(s->helo) - 1),
+		    c.args);
 		break;
 	case VERB_QUIT:
 		if (forward(s, line, len, VERB_QUIT) == -1)
@@ -462,13 +540,83 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 	(void)forward(s, "RSET", 4, PEND_SILENT_RSET);
 }
 
+/* Send the message upstream: DATA first, the body on its 354. */
+static void
+data_deliver(struct session *s)
+{
+	if (forward(s, "DATA", 4, PEND_UP_DATA) == -1)
+		return;
+	session_set_state(s, RS_UP_DATA);
+}
+
+static void
+scan_apply(struct session *s, const struct scan_result *r)
+{
+	struct quarantine_meta	 m;
+	struct policy_decision	 d;
+	char			 id[QUARANTINE_ID_MAX], vs[64];
+
+	policy_decide(relay_conf, r, 1, &d);
+	if (r->verdict != SCAN_CLEAN)
+		log_info(s->id, "scan verdict=%s name=\"%s\" action=%s "
+		    "scan_ms=%u", scan_verdict_name(r->verdict), r->name,
+		    action_name(d.action), r->ms);
+	snprintf(vs, sizeof(vs), "verdict=%s", scan_verdict_name(r->verdict));
+	if (d.action == ACT_QUARANTINE) {
+		memset(&m, 0, sizeof(m));
+		m.client = s->client;
+		m.server = s->server;
+		m.helo = s->helo;
+		m.sender = s->sender;
+		m.rcpts = s->rcpt_acc;
+		m.nrcpts = s->rcpt_nacc;
+		m.verdict = scan_verdict_name(r->verdict);
+		m.name = r->name;
+		m.session = s->id;
+		if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m,
+		    id, sizeof(id)) == -1) {
+			log_err(s->id, "quarantine failed dir=%s: %s",
+			    relay_conf->quarantine_dir, strerror(errno));
+			data_reject(s, vs, "451 4.3.0 Error: quarantine failed, "
+			    "try again later");
+			return;
+		}
+		log_info(s->id, "quarantine id=%s then=%s", id,
+		    d.deliver ? "deliver" : "reject");
+	}
+	if (!d.deliver) {
+		data_reject(s, vs, "%s", d.reply);
+		return;
+	}
+	snprintf(s->verdict, sizeof(s->verdict), "%s action=%s scan_ms=%u",
+	    vs, action_name(d.action), r->ms);
+	if (d.header[0] != '\0' && (s->prefix = strdup(d.header)) == NULL) {
+		data_reject(s, vs, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	data_deliver(s);
+}
+
+static void
+scan_done(void *arg, const struct scan_result *r)
+{
+	struct session	*s = arg;
+
+	s->job = NULL;
+	scan_apply(s, r);
+	session_update(s);
+	/* Commands the client pipelined behind the message may go on. */
+	if (s->state == RS_COMMAND) {
+		session_client_input(s);
+		session_update(s);
+	}
+}
+
 static void
 data_end(struct session *s)
 {
-	char			 name[SCAN_NAME_MAX];
-	enum scan_result	 r;
-	int			 e = s->df.errors;
-	uint64_t		 t0;
+	struct scan_result	 r;
+	int			 e = s->df.errors, fd;
 
 	s->nmsgs++;
 	if (e & DATA_ERR_TOO_BIG) {
@@ -489,30 +637,26 @@ data_end(struct session *s)
 		    relay_conf->max_text_line);
 		return;
 	}
-	if (relay_conf->scan_enable) {
-		t0 = ev_now();
-		r = scan_spool(&s->spool, name, sizeof(name));
-		if (r == SCAN_VIRUS) {
-			data_reject(s, "verdict=virus", "550 5.7.1 Message "
-			    "rejected: virus found: %s", name);
-			log_info(s->id, "virus name=%s scan_ms=%llu", name,
-			    (unsigned long long)(ev_now() - t0));
-			return;
-		}
-		if (r == SCAN_ERROR) {
-			log_warn(s->id, "scan error=\"%s\"", name);
-			data_reject(s, "verdict=scan-error", "451 4.3.0 Error: "
-			    "virus scan failed, try again later");
-			return;
-		}
-		snprintf(s->verdict, sizeof(s->verdict),
-		    "verdict=clean scan_ms=%llu",
-		    (unsigned long long)(ev_now() - t0));
-	} else
+	if (relay_scanner == NULL) {
 		snprintf(s->verdict, sizeof(s->verdict), "verdict=unscanned");
-	if (forward(s, "DATA", 4, PEND_UP_DATA) == -1)
+		data_deliver(s);
 		return;
-	session_set_state(s, RS_UP_DATA);
+	}
+	if ((fd = spool_fd(&s->spool)) == -1) {
+		log_err(s->id, "spool: %s", strerror(errno));
+		data_reject(s, "verdict=spool-error", "451 4.3.0 Error: local "
+		    "spool failure, try again later");
+		return;
+	}
+	session_set_state(s, RS_SCANNING);
+	s->job = relay_scanner->submit(relay_scanner, fd, s->spool.size,
+	    scan_done, s);
+	if (s->job == NULL) {
+		memset(&r, 0, sizeof(r));
+		r.verdict = SCAN_ERROR;
+		snprintf(r.name, sizeof(r.name), "submit: %s", strerror(errno));
+		scan_apply(s, &r);
+	}
 }
 
 /* Receive message bytes from the client into the spool. */
@@ -655,6 +799,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 	case VERB_RCPT:
 		if (code / 100 == 2)
 			s->rcpt_ok++;
+		rcpt_answered(s, code / 100 == 2);
 		break;
 	case VERB_AUTH:
 		s->auth_cont = code == 334;
@@ -679,6 +824,14 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		if (code == 354) {
 			data_stuffer_init(&s->ds);
 			s->sendoff = 0;
+			if (s->prefix != NULL) {
+				/* Header lines: never a leading dot, no
+				 * stuffing needed. */
+				if (buf_append(&s->sout, s->prefix,
+				    strlen(s->prefix)) == -1)
+					goto full;
+				free(s->prefix); s->prefix = NULL;
+			}
 			session_set_state(s, RS_UP_BODY);
 			data_pump(s);
 			return 0;
@@ -898,6 +1051,10 @@ timer_cb(struct ev_timer *t)
 		reply_close(s, "upstream-timeout", "421 4.4.2 Error: timeout "
 		    "waiting for the mail server");
 		break;
+	case RS_SCANNING:
+		reply_close(s, "scan-timeout", "421 4.3.0 Error: virus scan "
+		    "took too long");
+		break;
 	case RS_DATA_BODY:
 		reply_close(s, "client-data-timeout",
 		    "421 4.4.2 Error: timeout exceeded");
@@ -924,6 +1081,7 @@ session_timeout(const struct session *s)
 	case RS_COMMAND:	return s->pcount ? c->timeout_reply :
 				    c->timeout_command;
 	case RS_DATA_BODY:	return c->timeout_data_block;
+	case RS_SCANNING:	return c->scan_timeout + 30000;
 	case RS_UP_DATA:	return c->timeout_data_init;
 	case RS_UP_BODY:	return c->timeout_data_block;
 	case RS_UP_DOT:		return c->timeout_data_final;
@@ -1033,6 +1191,10 @@ session_close(struct session *s, const char *why)
 	    rstate_names[s->state], s->ncmds, s->nmsgs, s->nrejects,
 	    (unsigned long long)(ev_now() - s->started));
 	s->dead = 1;
+	if (s->job != NULL) {
+		relay_scanner->cancel(relay_scanner, s->job);
+		s->job = NULL;
+	}
 	ev_timer_del(relay_loop, &s->timer);
 	if (s->cfd != -1) {
 		ev_io_del(relay_loop, &s->cio);
@@ -1062,7 +1224,7 @@ relay_reap(void *arg)
 		buf_free(&s->cout);
 		buf_free(&s->sin);
 		buf_free(&s->sout);
-		spool_reset(&s->spool);
+		tx_reset(s);
 		free(s);
 	}
 }
@@ -1161,10 +1323,12 @@ listener_cb(struct ev_io *io, int events)
 /* ------------------------------------------------------------------ */
 
 int
-relay_init(struct ev_loop *loop, const struct conf *conf)
+relay_init(struct ev_loop *loop, const struct conf *conf,
+    struct scan_backend *scanner)
 {
 	relay_loop = loop;
 	relay_conf = conf;
+	relay_scanner = scanner;
 	ev_set_hook(loop, relay_reap, NULL);
 	return 0;
 }

@@ -5,7 +5,10 @@
 #include "conf.h"
 #include "ev.h"
 
-int	relay_init(struct ev_loop *, const struct conf *);
+struct scan_backend;
+
+int	relay_init(struct ev_loop *, const struct conf *,
+	    struct scan_backend *);
 int	relay_listen(void);
 void	relay_stop_listening(void);
 size_t	relay_sessions(void);

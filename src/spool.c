@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "spool.h"
@@ -130,4 +131,27 @@ spool_read(const struct spool *sp, size_t off, void *p, size_t n)
 		return pread(sp->fd, p, n, (off_t)off);
 	memcpy(p, sp->mem + off, n);
 	return (ssize_t)n;
+}
+
+/*
+ * The message as a descriptor, for a scanner in another process: a
+ * message still in memory moves into a memfd (the heap copy is freed).
+ */
+int
+spool_fd(struct spool *sp)
+{
+	int	fd;
+
+	if (sp->fd != -1)
+		return sp->fd;
+	if ((fd = memfd_create("spork-message", MFD_CLOEXEC)) == -1)
+		return -1;
+	if (write_all(fd, sp->mem, sp->memlen) == -1) {
+		close(fd);
+		return -1;
+	}
+	free(sp->mem); sp->mem = NULL;
+	sp->memlen = sp->memcap = 0;
+	sp->fd = fd;
+	return fd;
 }

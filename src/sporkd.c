@@ -6,20 +6,26 @@
  * finish within a grace period.
  */
 #include <errno.h>
+#include <pwd.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "clamd.h"
 #include "conf.h"
 #include "ev.h"
 #include "log.h"
 #include "priv.h"
 #include "relay.h"
-#include "scan.h"
+#include "scan_pool.h"
+#include "scanner.h"
 
 #define SPORKD_VERSION		"0.1.0"
 #define SPORKD_DEFAULT_CONF	"/etc/spork/spork.conf"
@@ -29,6 +35,11 @@ static struct ev_loop	*loop;
 static struct ev_io	 sig_io;
 static struct ev_timer	 grace_timer;
 static int		 stopping;
+static struct scan_backend *scanner;
+static struct ev_io	 dbwatch_io;
+static struct ev_timer	 dbwatch_timer;
+
+#define SPORKD_DBWATCH_SETTLE_MS	2000	/* freshclam writes in steps */
 
 static void
 usage(void)
@@ -60,6 +71,121 @@ after_batch(void *arg)
 }
 
 static void
+reap_children(void)
+{
+	pid_t	pid;
+	int	st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		log_debug(NULL, "child pid=%d %s=%d", (int)pid,
+		    WIFSIGNALED(st) ? "signal" : "exit",
+		    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+/* The signature directory changed: reload once it has settled. */
+static void
+dbwatch_cb(struct ev_io *io, int events)
+{
+	char	buf[4096];
+
+	(void)events;
+	while (read(io->fd, buf, sizeof(buf)) > 0)
+		;
+	ev_timer_set(loop, &dbwatch_timer, SPORKD_DBWATCH_SETTLE_MS);
+}
+
+static void
+dbwatch_fire(struct ev_timer *t)
+{
+	(void)t;
+	log_info(NULL, "signature directory changed: reloading");
+	if (scanner != NULL)
+		scanner->reload(scanner);
+}
+
+static void
+dbwatch_init(const char *dir)
+{
+	int	fd;
+
+	if ((fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+		return;
+	if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO |
+	    IN_DELETE | IN_CREATE) == -1) {
+		log_warn(NULL, "not watching %s: %s", dir, strerror(errno));
+		close(fd);
+		return;
+	}
+	ev_io_init(&dbwatch_io, fd, dbwatch_cb, NULL);
+	ev_timer_init(&dbwatch_timer, dbwatch_fire, NULL);
+	if (ev_io_set(loop, &dbwatch_io, EV_READ) == -1)
+		close(fd);
+}
+
+static struct scan_backend *
+scanner_new(const struct conf *c, char *err, size_t errlen)
+{
+	struct scan_pool_conf	 pc;
+	struct clamd_conf	 cc;
+	int			 i;
+
+	memset(&pc, 0, sizeof(pc));
+	snprintf(pc.engine.dbdir, sizeof(pc.engine.dbdir), "%s",
+	    c->clamav_database_dir);
+	if (strcmp(c->scan_backend, "clamd") == 0) {
+		memset(&cc, 0, sizeof(cc));
+		for (i = 0; i < c->clamd_servers.n && i < CLAMD_SERVERS_MAX;
+		    i++)
+			snprintf(cc.servers[i], sizeof(cc.servers[i]), "%s",
+			    c->clamd_servers.w[i]);
+		cc.nservers = i;
+		cc.connect_timeout_ms = c->clamd_connect_timeout;
+		cc.scan_timeout_ms = c->scan_timeout;
+		cc.health_interval_ms = c->clamd_health_interval;
+		cc.max_stream = c->clamd_max_stream;
+		return clamd_new(loop, &cc, err, errlen);
+	}
+	for (i = 0; i < c->clamav_signatures.n && i < SCAN_SIGFILES_MAX; i++)
+		snprintf(pc.engine.sigfiles[i], sizeof(pc.engine.sigfiles[i]),
+		    "%s", c->clamav_signatures.w[i]);
+	pc.engine.nsigfiles = i;
+	if ((size_t)snprintf(pc.engine.tmpdir, sizeof(pc.engine.tmpdir),
+	    "%.*s/scan-tmp", (int)sizeof(pc.engine.tmpdir) - 10, c->spool_dir)
+	    >= sizeof(pc.engine.tmpdir)) {
+		snprintf(err, errlen, "spool_dir too long");
+		return NULL;
+	}
+	pc.engine.max_scansize = c->scan_max_size;
+	pc.engine.max_filesize = c->scan_max_file_size;
+	pc.engine.max_recursion = (uint32_t)c->scan_max_recursion;
+	pc.engine.max_files = (uint32_t)c->scan_max_files;
+	pc.engine.max_scantime = c->scan_max_time;
+	pc.sandbox.user = c->scan_user;
+	pc.sandbox.max_memory = c->scan_worker_memory;
+	pc.sandbox.max_file = 2 * (uint64_t)c->scan_max_file_size;
+	pc.workers = (int)c->scan_workers;
+	pc.timeout_ms = c->scan_timeout;
+	pc.log_syslog = c->log_syslog;
+	return scan_pool_new(loop, &pc, err, errlen);
+}
+
+/* The scanners' scratch directory, writable by whoever they run as. */
+static int
+scan_tmpdir(const struct conf *c)
+{
+	struct passwd	*pw;
+	char		 path[CONF_PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/scan-tmp", c->spool_dir);
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return -1;
+	if (geteuid() == 0 && (pw = getpwnam(c->user[0] ? c->user :
+	    c->scan_user)) != NULL && chown(path, pw->pw_uid, pw->pw_gid) == -1)
+		return -1;
+	return 0;
+}
+
+static void
 signal_cb(struct ev_io *io, int events)
 {
 	struct signalfd_siginfo	si;
@@ -80,8 +206,12 @@ signal_cb(struct ev_io *io, int events)
 			ev_timer_set(loop, &grace_timer, SPORKD_GRACE_MS);
 			break;
 		case SIGHUP:
-			log_info(NULL, "sighup: configuration reload needs a "
-			    "restart in this version");
+			log_info(NULL, "sighup: reloading signatures");
+			if (scanner != NULL)
+				scanner->reload(scanner);
+			break;
+		case SIGCHLD:
+			reap_children();
 			break;
 		}
 	}
@@ -98,6 +228,7 @@ signals_init(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
 		return -1;
 	if ((fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
@@ -148,12 +279,6 @@ main(int argc, char *argv[])
 	log_set_level((enum log_level)conf.log_level);
 	log_info(NULL, "starting version=%s config=%s", SPORKD_VERSION, path);
 
-	if (conf.scan_enable && scan_init(conf.clamav_database_dir,
-	    conf.clamav_signatures, conf.n_clamav_signatures, err,
-	    sizeof(err)) == -1) {
-		log_err(NULL, "scanner: %s", err);
-		return 1;
-	}
 	if (mkdir(conf.spool_dir, 0700) == -1 && errno != EEXIST) {
 		log_err(NULL, "spool_dir %s: %s", conf.spool_dir,
 		    strerror(errno));
@@ -168,7 +293,21 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	ev_timer_init(&grace_timer, grace_cb, NULL);
-	relay_init(loop, &conf);
+	if (conf.scan_enable) {
+		if (scan_tmpdir(&conf) == -1) {
+			log_err(NULL, "scan tmpdir in %s: %s", conf.spool_dir,
+			    strerror(errno));
+			return 1;
+		}
+		if ((scanner = scanner_new(&conf, err, sizeof(err))) == NULL) {
+			log_err(NULL, "scanner: %s", err);
+			return 1;
+		}
+		if (strcmp(conf.scan_backend, "workers") == 0 &&
+		    conf.clamav_database_dir[0] != '\0')
+			dbwatch_init(conf.clamav_database_dir);
+	}
+	relay_init(loop, &conf, scanner);
 	ev_set_hook(loop, after_batch, NULL);
 	if (relay_listen() == -1)
 		return 1;
@@ -186,7 +325,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_info(NULL, "stopped");
-	scan_free();
+	if (scanner != NULL)
+		scanner->free(scanner);
 	ev_free(loop);
 	return 0;
 }

@@ -78,8 +78,10 @@ explicit_upstream 10.25.0.2:25
 clamav_database_dir $SPORK_REPO/tests/data/clamav
 spool_dir $tmp/spool
 log_syslog no
+${SPORK_LAB_CONF_EXTRA:-}
 CONF
 mkdir -p "$tmp/spool"
+chmod 755 "$tmp"	# the scanner workers run unprivileged
 ip netns exec "$NS_SRV" "$SPORKD" -c "$tmp/explicit.conf" >"$tmp/explicit.log" 2>&1 &
 explicit_pid=$!
 for _ in $(seq 50); do grep -q 'listening on 10.25.0.2:2525' "$tmp/explicit.log" && break; sleep 0.1; done

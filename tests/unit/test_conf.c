@@ -96,8 +96,8 @@ test_conf(void)
 	CHECK(c.spool_memory_max == 1048576, "1m");
 	CHECK(c.timeout_command == 120000, "2m");
 	CHECK(c.log_syslog == 0, "log_syslog");
-	CHECK(c.n_clamav_signatures == 2 &&
-	    strcmp(c.clamav_signatures[1], "/b.ndb") == 0, "signature files");
+	CHECK(c.clamav_signatures.n == 2 &&
+	    strcmp(c.clamav_signatures.w[1], "/b.ndb") == 0, "signature files");
 	CHECK(c.bare_newline == BARE_NORMALIZE, "normalize");
 
 	/* The shipped config is valid. */

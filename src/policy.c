@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Policy: from a scan result and the configuration to an action, the
+ * client's reply and the headers added to what is delivered. The relay
+ * carries the decision out; nothing here touches a socket. Nothing that
+ * was not scanned clean is ever described as clean.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "conf.h"
+#include "policy.h"
+
+static const char *const action_names[] = {
+	[ACT_DELIVER] = "deliver",
+	[ACT_REJECT] = "reject",
+	[ACT_TEMPFAIL] = "tempfail",
+	[ACT_TAG] = "tag",
+	[ACT_QUARANTINE] = "quarantine",
+};
+
+int
+action_parse(const char *s, int *a)
+{
+	size_t	i;
+
+	for (i = ACT_REJECT; i < sizeof(action_names) / sizeof(action_names[0]);
+	    i++)
+		if (strcmp(s, action_names[i]) == 0) {
+			*a = (int)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+action_name(enum action a)
+{
+	return action_names[a];
+}
+
+/* Header values stay one line of printable ASCII whatever the name. */
+static void
+sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+void
+policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
+    struct policy_decision *d)
+{
+	char	name[SCAN_NAME_MAX], engine[SCAN_ENGINE_MAX];
+	int	a;
+
+	memset(d, 0, sizeof(*d));
+	if (!scanned) {
+		d->action = ACT_DELIVER;
+		d->deliver = 1;
+		return;
+	}
+	snprintf(name, sizeof(name), "%s", r->name);
+	snprintf(engine, sizeof(engine), "%s", r->engine);
+	sanitize(name);
+	sanitize(engine);
+
+	switch (r->verdict) {
+	case SCAN_CLEAN:
+		a = ACT_DELIVER;
+		break;
+	case SCAN_VIRUS:
+		a = c->virus_action;
+		break;
+	case SCAN_ENCRYPTED:
+		a = c->encrypted_action;
+		break;
+	case SCAN_LIMITS:
+		a = c->limits_action;
+		break;
+	default:
+		a = c->scan_error_action;
+		break;
+	}
+	d->action = (enum action)a;
+
+	switch (r->verdict) {
+	case SCAN_VIRUS:
+		snprintf(d->reply, sizeof(d->reply), "%s Message %s: virus "
+		    "found: %s", a == ACT_TEMPFAIL ? "451 4.7.1" : "550 5.7.1",
+		    a == ACT_TEMPFAIL ? "deferred" : "rejected", name);
+		break;
+	case SCAN_ENCRYPTED:
+		snprintf(d->reply, sizeof(d->reply), "%s Message %s: "
+		    "encrypted content cannot be scanned (%s)",
+		    a == ACT_TEMPFAIL ? "451 4.7.1" : "550 5.7.1",
+		    a == ACT_TEMPFAIL ? "deferred" : "rejected", name);
+		break;
+	case SCAN_LIMITS:
+		snprintf(d->reply, sizeof(d->reply), "%s Message %s: "
+		    "exceeds scan limits (%s)",
+		    a == ACT_TEMPFAIL ? "451 4.7.1" : "550 5.7.1",
+		    a == ACT_TEMPFAIL ? "deferred" : "rejected", name);
+		break;
+	case SCAN_ERROR:
+	case SCAN_TIMEOUT:
+		snprintf(d->reply, sizeof(d->reply), "%s",
+		    a == ACT_TEMPFAIL ? "451 4.3.0 Error: virus scan failed, "
+		    "try again later" : "554 5.3.0 Error: virus scan failed");
+		break;
+	case SCAN_CLEAN:
+		break;
+	}
+
+	if (a == ACT_DELIVER || a == ACT_TAG)
+		d->deliver = 1;
+	else if (a == ACT_QUARANTINE)
+		d->deliver = c->quarantine_then_deliver;
+
+	if (d->deliver && c->scan_header)
+		snprintf(d->header, sizeof(d->header),
+		    "X-Spork-Scanned: engine=\"%s\"; result=%s%s%s\r\n", engine,
+		    scan_verdict_name(r->verdict),
+		    r->verdict != SCAN_CLEAN ? "; name=" : "",
+		    r->verdict != SCAN_CLEAN ? name : "");
+	if (d->deliver && r->verdict != SCAN_CLEAN) {
+		size_t	l = strlen(d->header);
+
+		snprintf(d->header + l, sizeof(d->header) - l, "%s: %s\r\n",
+		    r->verdict == SCAN_VIRUS ? "X-Spork-Virus" :
+		    "X-Spork-Unscanned", r->verdict == SCAN_VIRUS ? name :
+		    scan_verdict_name(r->verdict));
+	}
+}

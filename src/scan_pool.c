@@ -1,0 +1,914 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The local scanner backend: libclamav in a pool of sandboxed worker
+ * processes, so that a parser crash or hang costs one message a tempfail
+ * and never the relay.
+ *
+ * A generation is one engine: the relay forks a loader, which loads and
+ * compiles the signatures (in the background: the relay keeps serving),
+ * then forks the workers, which share the compiled engine copy-on-write.
+ * The loader hands the relay one SOCK_SEQPACKET socket per worker and
+ * replaces workers that die. A message goes to an idle worker as a file
+ * descriptor; the answer comes back as one datagram. A scan that outlives
+ * its wall-clock budget gets its worker killed.
+ *
+ * Reload starts a new generation; when it is ready it becomes the active
+ * one and the old generation retires: idle old workers are closed at once,
+ * busy ones when their scan ends, and the old loader exits after its last
+ * worker. A generation that fails to load is refused and the old keeps
+ * serving. This module trusts the engine configuration; it trusts no
+ * worker (a worker's reply is checked against the job it was given).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "ev.h"
+#include "log.h"
+#include "sandbox.h"
+#include "scan_engine.h"
+#include "scan_pool.h"
+#include "scanner.h"
+#include "sock.h"
+
+#define POOL_WORKERS_MAX	64
+#define POOL_LOAD_WAIT_MS	600000	/* first engine at startup */
+#define POOL_RESPAWN_BURST	10	/* worker deaths per window ... */
+#define POOL_RESPAWN_WINDOW	10	/* ... seconds, before backing off */
+
+enum pool_msg_type {
+	PM_READY = 1,		/* loader: engine compiled; text = version */
+	PM_FAIL,		/* loader: engine refused; text = why */
+	PM_WORKER,		/* loader: a worker, its socket attached */
+};
+
+struct pool_msg {
+	uint32_t	type;
+	int32_t		pid;
+	uint32_t	load_ms;
+	char		text[512];
+};
+
+struct job_msg {
+	uint64_t	id;
+	uint64_t	size;
+};
+
+struct job_reply {
+	uint64_t		id;
+	struct scan_result	r;
+};
+
+enum gen_state {
+	GEN_LOADING,
+	GEN_ACTIVE,
+	GEN_RETIRED,
+};
+
+struct pool;
+struct pool_worker;
+
+struct pool_gen {
+	struct pool		*pool;
+	unsigned		 id;
+	enum gen_state		 state;
+	pid_t			 loader;
+	int			 ctl;
+	struct ev_io		 io;
+	char			 engine[SCAN_ENGINE_MAX];
+	struct pool_worker	*workers;
+	int			 nworkers;
+	uint64_t		 started;
+	struct pool_gen		*next;		/* retired list */
+};
+
+struct pool_worker {
+	struct pool_gen		*gen;
+	pid_t			 pid;
+	int			 fd;
+	struct ev_io		 io;
+	struct scan_job		*job;
+	unsigned		 scans;
+	struct pool_worker	*next;
+};
+
+struct scan_job {
+	struct pool		*pool;
+	uint64_t		 id;
+	int			 fd;
+	size_t			 size;
+	scan_done_cb		*cb;
+	void			*arg;
+	struct pool_worker	*w;
+	struct ev_timer		 timer;
+	uint64_t		 t0;
+	int			 cancelled;
+	struct scan_job		*qnext;
+};
+
+struct pool {
+	struct ev_loop		*loop;
+	struct scan_pool_conf	 conf;
+	struct scan_backend	 be;
+	struct pool_gen		*active;
+	struct pool_gen		*loading;
+	struct pool_gen		*retired;
+	struct scan_job		*qhead, **qtail;
+	unsigned		 qlen;
+	unsigned		 ngen;
+	uint64_t		 nextid;
+	uint64_t		 scans, timeouts, deaths, reloads, refused;
+};
+
+static void	pool_dispatch(struct pool *);
+static void	gen_free(struct pool_gen *);
+
+const char *
+scan_verdict_name(enum scan_verdict v)
+{
+	static const char *const names[] = {
+		[SCAN_CLEAN] = "clean", [SCAN_VIRUS] = "virus",
+		[SCAN_ENCRYPTED] = "encrypted", [SCAN_LIMITS] = "limits",
+		[SCAN_ERROR] = "error", [SCAN_TIMEOUT] = "timeout",
+	};
+
+	return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] :
+	    "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Inside the worker and the loader (separate processes)               */
+
+static int
+tmpdir_writable(const char *dir, char *err, size_t errlen)
+{
+	char	path[SCAN_PATH_MAX + 32];
+	int	fd;
+
+	snprintf(path, sizeof(path), "%s/probe.XXXXXX", dir);
+	if ((fd = mkstemp(path)) == -1) {
+		snprintf(err, errlen, "scan tmpdir %s not writable: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	close(fd);
+	unlink(path);
+	return 0;
+}
+
+static void __attribute__((noreturn))
+worker_main(int fd, const struct scan_engine *engine,
+    const struct scan_pool_conf *c)
+{
+	struct job_msg		 jm;
+	struct job_reply	 rep;
+	char			 err[SCAN_PATH_MAX + 128];
+	ssize_t			 n;
+	int			 mfd;
+
+	signal(SIGXFSZ, SIG_IGN);	/* temp file limit: EFBIG, not death */
+	if (sandbox_enter(&c->sandbox, err, sizeof(err)) == -1) {
+		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
+		_exit(1);
+	}
+	/* libclamav unpacks into tmpdir; where it cannot write, it may
+	 * skip what it could not unpack and say clean. Refuse to serve. */
+	if (tmpdir_writable(c->engine.tmpdir, err, sizeof(err)) == -1) {
+		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
+		_exit(1);
+	}
+	for (;;) {
+		n = sock_recv_fd(fd, &jm, sizeof(jm), &mfd);
+		if (n == 0)
+			_exit(0);
+		if (n != (ssize_t)sizeof(jm) || mfd == -1) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			_exit(n == -1 ? 1 : 0);
+		}
+		memset(&rep, 0, sizeof(rep));
+		rep.id = jm.id;
+		scan_engine_scan(engine, mfd, (size_t)jm.size, &rep.r);
+		close(mfd);
+		if (sock_send_fd(fd, &rep, sizeof(rep), -1) == -1)
+			_exit(1);
+	}
+}
+
+static int
+loader_spawn(int ctl, int sfd, const struct scan_engine *engine,
+    const struct scan_pool_conf *c)
+{
+	struct pool_msg	m;
+	int		sv[2];
+	pid_t		pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if ((pid = fork()) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(ctl);
+		close(sfd);
+		close(sv[0]);
+		worker_main(sv[1], engine, c);
+	}
+	close(sv[1]);
+	memset(&m, 0, sizeof(m));
+	m.type = PM_WORKER;
+	m.pid = pid;
+	if (sock_send_fd(ctl, &m, sizeof(m), sv[0]) == -1) {
+		close(sv[0]);
+		kill(pid, SIGKILL);
+		return -1;
+	}
+	close(sv[0]);
+	return 0;
+}
+
+static void __attribute__((noreturn))
+loader_main(int ctl, const struct scan_pool_conf *c, unsigned gen)
+{
+	struct scan_engine	*engine;
+	struct pool_msg		 m;
+	struct pollfd		 pfd[2];
+	sigset_t		 set;
+	uint64_t		 t0 = ev_now(), window = 0;
+	char			 buf[16];
+	int			 sfd, i, live = 0, retiring = 0, deaths = 0, st;
+	pid_t			 pid;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) == -1)
+		_exit(1);
+
+	memset(&m, 0, sizeof(m));
+	engine = scan_engine_load(&c->engine, m.text, sizeof(m.text));
+	m.load_ms = (uint32_t)(ev_now() - t0);
+	if (engine == NULL) {
+		m.type = PM_FAIL;
+		(void)sock_send_fd(ctl, &m, sizeof(m), -1);
+		_exit(1);
+	}
+	m.type = PM_READY;
+	snprintf(m.text, sizeof(m.text), "%s", scan_engine_version(engine));
+	if (sock_send_fd(ctl, &m, sizeof(m), -1) == -1)
+		_exit(1);
+	log_info(NULL, "scan generation=%u loader pid=%d engine=\"%s\" "
+	    "load_ms=%u", gen, (int)getpid(), m.text, m.load_ms);
+	for (i = 0; i < c->workers; i++)
+		if (loader_spawn(ctl, sfd, engine, c) == 0)
+			live++;
+
+	for (;;) {
+		pfd[0].fd = ctl;
+		pfd[0].events = retiring ? 0 : POLLIN;
+		pfd[1].fd = sfd;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (!retiring && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			/* The relay closes our channel to retire us. */
+			if (recv(ctl, buf, sizeof(buf), MSG_DONTWAIT) <= 0) {
+				retiring = 1;
+				close(ctl);
+				ctl = -1;
+			}
+		}
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == -1 &&
+			    errno != EAGAIN)
+				_exit(1);
+			while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+				live--;
+				if (WIFSIGNALED(st))
+					log_warn(NULL, "scan worker pid=%d "
+					    "killed signal=%d", (int)pid,
+					    WTERMSIG(st));
+				else if (WEXITSTATUS(st) != 0)
+					log_warn(NULL, "scan worker pid=%d "
+					    "exit=%d", (int)pid,
+					    WEXITSTATUS(st));
+				if (retiring)
+					continue;
+				/* Replace it, unless workers die in a loop
+				 * (a broken sandbox, say): then pause. */
+				if (ev_now() - window > POOL_RESPAWN_WINDOW *
+				    1000) {
+					window = ev_now();
+					deaths = 0;
+				}
+				if (++deaths > POOL_RESPAWN_BURST) {
+					log_err(NULL, "scan workers dying in a "
+					    "loop; pausing respawn");
+					sleep(POOL_RESPAWN_WINDOW);
+				}
+				if (loader_spawn(ctl, sfd, engine, c) == 0)
+					live++;
+			}
+		}
+		if (retiring && live <= 0)
+			_exit(0);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* In the relay                                                        */
+
+static void
+job_finish(struct scan_job *j, const struct scan_result *r)
+{
+	struct pool	*p = j->pool;
+
+	ev_timer_del(p->loop, &j->timer);
+	if (j->w != NULL) {
+		j->w->job = NULL;
+		j->w = NULL;
+	}
+	if (!j->cancelled)
+		j->cb(j->arg, r);
+	close(j->fd);
+	free(j);
+}
+
+static void
+job_fail(struct scan_job *j, enum scan_verdict v, const char *why)
+{
+	struct scan_result	r;
+	struct pool		*p = j->pool;
+
+	memset(&r, 0, sizeof(r));
+	r.verdict = v;
+	snprintf(r.name, sizeof(r.name), "%s", why);
+	snprintf(r.engine, sizeof(r.engine), "%s",
+	    p->active ? p->active->engine : "none");
+	r.ms = (unsigned)(ev_now() - j->t0);
+	job_finish(j, &r);
+}
+
+static void
+queue_remove(struct pool *p, struct scan_job *j)
+{
+	struct scan_job	**pp;
+
+	for (pp = &p->qhead; *pp != NULL; pp = &(*pp)->qnext)
+		if (*pp == j) {
+			*pp = j->qnext;
+			if (p->qtail == &j->qnext)
+				p->qtail = pp;
+			p->qlen--;
+			return;
+		}
+}
+
+static void
+worker_free(struct pool_worker *w)
+{
+	struct pool_gen		*g = w->gen;
+	struct pool_worker	**pp;
+
+	for (pp = &g->workers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	g->nworkers--;
+	ev_io_del(g->pool->loop, &w->io);
+	close(w->fd);
+	free(w);
+	if (g->state == GEN_RETIRED && g->nworkers == 0 && g->ctl == -1)
+		gen_free(g);
+}
+
+static void
+worker_dead(struct pool_worker *w, const char *why)
+{
+	struct pool	*p = w->gen->pool;
+
+	p->deaths++;
+	log_warn(NULL, "scan worker pid=%d generation=%u lost: %s", (int)w->pid,
+	    w->gen->id, why);
+	if (w->job != NULL)
+		job_fail(w->job, SCAN_ERROR, "scanner worker died");
+	worker_free(w);
+	pool_dispatch(p);
+}
+
+static void
+worker_cb(struct ev_io *io, int events)
+{
+	struct pool_worker	*w = io->arg;
+	struct pool		*p = w->gen->pool;
+	struct job_reply	 rep;
+	struct scan_job		*j;
+	ssize_t			 n;
+	int			 fd;
+
+	(void)events;
+	n = sock_recv_fd(w->fd, &rep, sizeof(rep), &fd);
+	if (fd != -1)
+		close(fd);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n != (ssize_t)sizeof(rep) || (j = w->job) == NULL ||
+	    rep.id != j->id) {
+		worker_dead(w, n == 0 ? "exited" : "bad reply");
+		return;
+	}
+	rep.r.name[sizeof(rep.r.name) - 1] = '\0';
+	rep.r.engine[sizeof(rep.r.engine) - 1] = '\0';
+	w->scans++;
+	p->scans++;
+	job_finish(j, &rep.r);
+	if (w->gen->state == GEN_RETIRED)
+		worker_free(w);
+	pool_dispatch(p);
+}
+
+static void
+job_timer_cb(struct ev_timer *t)
+{
+	struct scan_job	*j = t->arg;
+	struct pool	*p = j->pool;
+	struct pool_worker *w = j->w;
+
+	p->timeouts++;
+	if (w == NULL) {
+		queue_remove(p, j);
+		log_warn(NULL, "scan timeout queued_ms=%llu",
+		    (unsigned long long)(ev_now() - j->t0));
+		job_fail(j, SCAN_TIMEOUT, "no scanner free in time");
+		return;
+	}
+	log_warn(NULL, "scan timeout worker pid=%d scan_ms=%llu action=kill",
+	    (int)w->pid, (unsigned long long)(ev_now() - j->t0));
+	kill(w->pid, SIGKILL);
+	job_fail(j, SCAN_TIMEOUT, "scan took too long");
+	worker_free(w);
+	pool_dispatch(p);
+}
+
+static void
+pool_dispatch(struct pool *p)
+{
+	struct pool_worker	*w;
+	struct scan_job		*j;
+	struct job_msg		 jm;
+
+	while (p->qhead != NULL && p->active != NULL) {
+		for (w = p->active->workers; w != NULL; w = w->next)
+			if (w->job == NULL)
+				break;
+		if (w == NULL)
+			return;
+		j = p->qhead;
+		queue_remove(p, j);
+		jm.id = j->id;
+		jm.size = j->size;
+		if (sock_send_fd(w->fd, &jm, sizeof(jm), j->fd) == -1) {
+			/* Put the job back first: the worker is gone. */
+			j->qnext = p->qhead;
+			p->qhead = j;
+			if (p->qtail == &p->qhead)
+				p->qtail = &j->qnext;
+			p->qlen++;
+			worker_dead(w, strerror(errno));
+			return;
+		}
+		w->job = j;
+		j->w = w;
+	}
+}
+
+static struct scan_job *
+pool_submit(struct scan_backend *be, int fd, size_t size, scan_done_cb *cb,
+    void *arg)
+{
+	struct pool	*p = be->impl;
+	struct scan_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return NULL;
+	if ((j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		free(j);
+		return NULL;
+	}
+	j->pool = p;
+	j->id = ++p->nextid;
+	j->size = size;
+	j->cb = cb;
+	j->arg = arg;
+	j->t0 = ev_now();
+	ev_timer_init(&j->timer, job_timer_cb, j);
+	ev_timer_set(p->loop, &j->timer, p->conf.timeout_ms);
+	*p->qtail = j;
+	p->qtail = &j->qnext;
+	p->qlen++;
+	pool_dispatch(p);
+	return j;
+}
+
+static void
+pool_cancel(struct scan_backend *be, struct scan_job *j)
+{
+	struct pool	*p = be->impl;
+
+	if (j->w == NULL) {
+		queue_remove(p, j);
+		j->cancelled = 1;
+		job_finish(j, NULL);
+		return;
+	}
+	/* The worker is busy with it: its answer will be discarded. */
+	j->cancelled = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Generations                                                         */
+
+static unsigned long
+pss_kb(pid_t pid)
+{
+	char		 path[64], line[256];
+	FILE		*fp;
+	unsigned long	 v = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "Pss: %lu kB", &v) == 1)
+			break;
+	fclose(fp);
+	return v;
+}
+
+static unsigned long
+gen_pss_kb(const struct pool_gen *g)
+{
+	const struct pool_worker	*w;
+	unsigned long			 kb = g->loader > 0 ? pss_kb(g->loader) : 0;
+
+	for (w = g->workers; w != NULL; w = w->next)
+		kb += pss_kb(w->pid);
+	return kb;
+}
+
+static void
+gen_free(struct pool_gen *g)
+{
+	struct pool	*p = g->pool;
+	struct pool_gen	**pp;
+
+	for (pp = &p->retired; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	log_info(NULL, "scan generation=%u gone", g->id);
+	free(g);
+}
+
+/* Close the loader's channel: it exits once its workers are gone. */
+static void
+gen_retire(struct pool_gen *g)
+{
+	struct pool		*p = g->pool;
+	struct pool_worker	*w, *next;
+
+	g->state = GEN_RETIRED;
+	if (g->ctl != -1) {
+		ev_io_del(p->loop, &g->io);
+		close(g->ctl);
+		g->ctl = -1;
+	}
+	g->next = p->retired;
+	p->retired = g;
+	/* Idle workers go now, busy ones when their scan is answered. */
+	w = g->workers;
+	while (w != NULL && g->nworkers > 0) {
+		next = w->next;
+		if (w->job == NULL) {
+			if (g->nworkers == 1) {
+				worker_free(w);		/* frees g too */
+				return;
+			}
+			worker_free(w);
+		}
+		w = next;
+	}
+	if (g->nworkers == 0)
+		gen_free(g);
+}
+
+static void
+gen_msg(struct pool_gen *g, const struct pool_msg *m, int fd)
+{
+	struct pool		*p = g->pool;
+	struct pool_worker	*w;
+	struct pool_gen		*old;
+
+	switch (m->type) {
+	case PM_READY:
+		snprintf(g->engine, sizeof(g->engine), "%.*s",
+		    (int)sizeof(g->engine) - 1, m->text);
+		old = p->active;
+		g->state = GEN_ACTIVE;
+		p->active = g;
+		if (p->loading == g)
+			p->loading = NULL;
+		log_info(NULL, "scan engine ready generation=%u engine=\"%s\" "
+		    "load_ms=%u", g->id, g->engine, m->load_ms);
+		if (old != NULL) {
+			log_info(NULL, "scan reload swap from=%u to=%u "
+			    "old_pss_kb=%lu new_pss_kb=%lu", old->id, g->id,
+			    gen_pss_kb(old), gen_pss_kb(g));
+			gen_retire(old);
+		}
+		break;
+	case PM_FAIL:
+		p->refused++;
+		log_err(NULL, "scan engine refused generation=%u: %.*s%s",
+		    g->id, (int)sizeof(m->text), m->text,
+		    p->active ? " (previous engine keeps serving)" : "");
+		break;
+	case PM_WORKER:
+		if (fd == -1 || (w = calloc(1, sizeof(*w))) == NULL) {
+			if (fd != -1)
+				close(fd);
+			break;
+		}
+		w->gen = g;
+		w->pid = m->pid;
+		w->fd = fd;
+		ev_io_init(&w->io, fd, worker_cb, w);
+		if (ev_io_set(p->loop, &w->io, EV_READ) == -1) {
+			close(fd);
+			free(w);
+			break;
+		}
+		w->next = g->workers;
+		g->workers = w;
+		g->nworkers++;
+		log_debug(NULL, "scan worker pid=%d generation=%u ready",
+		    (int)w->pid, g->id);
+		pool_dispatch(p);
+		return;
+	}
+	if (fd != -1)
+		close(fd);
+}
+
+static void	pool_start_loading(struct pool *);
+
+static void
+gen_cb(struct ev_io *io, int events)
+{
+	struct pool_gen	*g = io->arg;
+	struct pool	*p = g->pool;
+	struct pool_msg	 m;
+	ssize_t		 n;
+	int		 fd;
+
+	(void)events;
+	memset(&m, 0, sizeof(m));
+	n = sock_recv_fd(g->ctl, &m, sizeof(m), &fd);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == (ssize_t)sizeof(m)) {
+		m.text[sizeof(m.text) - 1] = '\0';
+		gen_msg(g, &m, fd);
+		if (m.type != PM_FAIL)
+			return;
+	} else if (fd != -1)
+		close(fd);
+	/* The loader is gone (or refused its engine). */
+	ev_io_del(p->loop, &g->io);
+	close(g->ctl);
+	g->ctl = -1;
+	if (g == p->loading) {
+		p->loading = NULL;
+		free(g);
+		return;
+	}
+	if (g == p->active) {
+		log_err(NULL, "scan loader of generation=%u died; starting "
+		    "a new one", g->id);
+		p->active = NULL;
+		gen_retire(g);
+		pool_start_loading(p);
+	}
+}
+
+static struct pool_gen *
+gen_start(struct pool *p)
+{
+	struct pool_gen	*g;
+	int		 sv[2];
+	pid_t		 pid;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		free(g);
+		return NULL;
+	}
+	g->pool = p;
+	g->id = ++p->ngen;
+	g->state = GEN_LOADING;
+	g->started = ev_now();
+	if ((pid = fork()) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		free(g);
+		return NULL;
+	}
+	if (pid == 0) {
+		/* Keep stdio and our end of the channel, nothing else of
+		 * the relay's: no client sockets, no listeners. */
+		if (dup2(sv[1], 3) == -1)
+			_exit(1);
+		close_range(4, ~0U, 0);
+		log_init("sporkd-scan", p->conf.log_syslog, 1);
+		loader_main(3, &p->conf, g->id);
+	}
+	close(sv[1]);
+	g->loader = pid;
+	g->ctl = sv[0];
+	ev_io_init(&g->io, g->ctl, gen_cb, g);
+	return g;
+}
+
+static void
+pool_start_loading(struct pool *p)
+{
+	struct pool_gen	*g;
+
+	if ((g = gen_start(p)) == NULL) {
+		log_err(NULL, "scan: cannot start a loader: %s",
+		    strerror(errno));
+		return;
+	}
+	p->loading = g;
+	if (ev_io_set(p->loop, &g->io, EV_READ) == -1)
+		log_err(NULL, "scan: epoll: %s", strerror(errno));
+}
+
+static int
+pool_reload(struct scan_backend *be)
+{
+	struct pool	*p = be->impl;
+
+	if (p->loading != NULL) {
+		log_info(NULL, "scan reload already in progress generation=%u",
+		    p->loading->id);
+		return 0;
+	}
+	p->reloads++;
+	log_info(NULL, "scan reload starting generation=%u", p->ngen + 1);
+	pool_start_loading(p);
+	return p->loading ? 0 : -1;
+}
+
+static void
+pool_status(struct scan_backend *be, struct buf *out)
+{
+	struct pool		*p = be->impl;
+	struct pool_worker	*w;
+	struct pool_gen		*g;
+	unsigned		 busy = 0;
+
+	buf_printf(out, "scan.backend=workers\n");
+	if (p->active != NULL) {
+		for (w = p->active->workers; w != NULL; w = w->next)
+			busy += w->job != NULL;
+		buf_printf(out, "scan.engine=%s\nscan.generation=%u\n"
+		    "scan.workers=%d\nscan.busy=%u\nscan.pss_kb=%lu\n",
+		    p->active->engine, p->active->id, p->active->nworkers,
+		    busy, gen_pss_kb(p->active));
+		for (w = p->active->workers; w != NULL; w = w->next)
+			buf_printf(out, "scan.worker pid=%d state=%s scans=%u\n",
+			    (int)w->pid, w->job ? "busy" : "idle", w->scans);
+	}
+	if (p->loading != NULL)
+		buf_printf(out, "scan.loading=%u\n", p->loading->id);
+	for (g = p->retired; g != NULL; g = g->next)
+		buf_printf(out, "scan.retiring=%u workers=%d\n", g->id,
+		    g->nworkers);
+	buf_printf(out, "scan.queue=%u\nscan.scans=%llu\nscan.timeouts=%llu\n"
+	    "scan.worker_deaths=%llu\nscan.reloads=%llu\n"
+	    "scan.reloads_refused=%llu\n", p->qlen,
+	    (unsigned long long)p->scans, (unsigned long long)p->timeouts,
+	    (unsigned long long)p->deaths, (unsigned long long)p->reloads,
+	    (unsigned long long)p->refused);
+}
+
+static void
+pool_free(struct scan_backend *be)
+{
+	struct pool	*p = be->impl;
+
+	if (p->active != NULL)
+		gen_retire(p->active);
+	free(p);
+}
+
+/* Wait, blocking, for the first generation: startup cannot scan without. */
+static int
+pool_first_engine(struct pool_gen *g, char *err, size_t errlen)
+{
+	struct pollfd	pfd;
+	struct pool_msg	m;
+	ssize_t		n;
+	int		fd;
+
+	pfd.fd = g->ctl;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, POOL_LOAD_WAIT_MS) <= 0) {
+		snprintf(err, errlen, "scanner engine not loaded in time");
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	n = sock_recv_fd(g->ctl, &m, sizeof(m), &fd);
+	if (fd != -1)
+		close(fd);
+	if (n != (ssize_t)sizeof(m) || m.type != PM_READY) {
+		m.text[sizeof(m.text) - 1] = '\0';
+		snprintf(err, errlen, "%s", n == (ssize_t)sizeof(m) ? m.text :
+		    "scanner loader died");
+		return -1;
+	}
+	m.text[sizeof(m.text) - 1] = '\0';
+	gen_msg(g, &m, -1);
+	return 0;
+}
+
+struct scan_backend *
+scan_pool_new(struct ev_loop *loop, const struct scan_pool_conf *c,
+    char *err, size_t errlen)
+{
+	struct pool	*p;
+	struct pool_gen	*g;
+	int		 st;
+
+	if (c->workers < 1 || c->workers > POOL_WORKERS_MAX) {
+		snprintf(err, errlen, "scan_workers must be 1 to %d",
+		    POOL_WORKERS_MAX);
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->loop = loop;
+	p->conf = *c;
+	p->qtail = &p->qhead;
+	p->be.name = "workers";
+	p->be.submit = pool_submit;
+	p->be.cancel = pool_cancel;
+	p->be.reload = pool_reload;
+	p->be.status = pool_status;
+	p->be.free = pool_free;
+	p->be.impl = p;
+	if ((g = gen_start(p)) == NULL) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		free(p);
+		return NULL;
+	}
+	if (pool_first_engine(g, err, errlen) == -1) {
+		close(g->ctl);
+		waitpid(g->loader, &st, 0);
+		free(g);
+		free(p);
+		return NULL;
+	}
+	if (ev_io_set(loop, &g->io, EV_READ) == -1) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		return NULL;
+	}
+	return &p->be;
+}
