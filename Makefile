@@ -23,12 +23,16 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
 	  src/sandbox.c src/scan_engine.c src/scan_pool.c src/smtp_data.c \
 	  src/smtp_proto.c src/sock.c src/spool.c
-DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c
+DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c
 
-all: build/sporkd
+all: build/sporkd build/sporkctl
+
+build/sporkctl: src/sporkctl.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ src/sporkctl.c
 
 build/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 	@mkdir -p build
@@ -53,7 +57,7 @@ unit: build/unit build/asan/unit
 	build/unit tests/unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit tests/unit
 
-integration: build/sporkd build/asan/sporkd
+integration: build/sporkd build/sporkctl build/asan/sporkd
 	tests/integration/run
 
 test: deps
@@ -63,10 +67,11 @@ test: deps
 demo: deps build/sporkd
 	scripts/spork-lab demo
 
-install: build/sporkd
+install: build/sporkd build/sporkctl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SHAREDIR)/kmod-free \
 	    $(DESTDIR)$(SYSCONFDIR)/spork $(DESTDIR)$(UNITDIR)
 	install -m 0755 build/sporkd $(DESTDIR)$(SBINDIR)/sporkd
+	install -m 0755 build/sporkctl $(DESTDIR)$(SBINDIR)/sporkctl
 	install -m 0755 scripts/spork-setup $(DESTDIR)$(SBINDIR)/spork-setup
 	install -m 0644 kmod-free/* $(DESTDIR)$(SHAREDIR)/kmod-free/
 	chmod 0755 $(DESTDIR)$(SHAREDIR)/kmod-free/probe

@@ -73,8 +73,8 @@ quarantine_store(const char *dir, const struct spool *sp,
 	    m->session, m->client, m->server, m->helo, m->sender);
 	for (i = 0; i < m->nrcpts; i++)
 		fprintf(fp, "rcpt: %s\n", m->rcpts[i]);
-	fprintf(fp, "verdict: %s\nname: %s\nsize: %zu\n", m->verdict, m->name,
-	    sp->size);
+	fprintf(fp, "mode: %s\nverdict: %s\nname: %s\nsize: %zu\n", m->mode,
+	    m->verdict, m->name, sp->size);
 	if (fflush(fp) == EOF || fsync(fileno(fp)) == -1)
 		goto fail;
 	fclose(fp);

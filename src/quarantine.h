@@ -18,6 +18,7 @@ struct quarantine_meta {
 	const char	 *verdict;
 	const char	 *name;
 	const char	 *session;
+	const char	 *mode;		/* transparent or explicit */
 };
 
 int	quarantine_store(const char *dir, const struct spool *,

@@ -573,6 +573,7 @@ scan_apply(struct session *s, const struct scan_result *r)
 		m.verdict = scan_verdict_name(r->verdict);
 		m.name = r->name;
 		m.session = s->id;
+		m.mode = s->l->transparent ? "transparent" : "explicit";
 		if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m,
 		    id, sizeof(id)) == -1) {
 			log_err(s->id, "quarantine failed dir=%s: %s",

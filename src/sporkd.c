@@ -20,6 +20,7 @@
 
 #include "clamd.h"
 #include "conf.h"
+#include "control.h"
 #include "ev.h"
 #include "log.h"
 #include "priv.h"
@@ -311,6 +312,13 @@ main(int argc, char *argv[])
 	ev_set_hook(loop, after_batch, NULL);
 	if (relay_listen() == -1)
 		return 1;
+	if (control_init(loop, &conf, scanner, err, sizeof(err)) == -1) {
+		log_err(NULL, "%s", err);
+		return 1;
+	}
+	if (mkdir(conf.quarantine_dir, 0700) == -1 && errno != EEXIST)
+		log_warn(NULL, "quarantine_dir %s: %s", conf.quarantine_dir,
+		    strerror(errno));
 	if (conf.user[0] != '\0') {
 		if (priv_drop(conf.user, conf.spool_dir, err, sizeof(err))
 		    == -1) {
@@ -324,6 +332,7 @@ main(int argc, char *argv[])
 		log_err(NULL, "event loop: %s", strerror(errno));
 		return 1;
 	}
+	control_close();
 	log_info(NULL, "stopped");
 	if (scanner != NULL)
 		scanner->free(scanner);

@@ -58,6 +58,9 @@ lab_down() {
 	return "$rc"
 }
 
+# sporkctl against the lab's sporkd.
+ctl() { "$SPORK_REPO/build/sporkctl" -s "$LAB_DIR/sporkd.sock" "$@"; }
+
 in_cli() { ip netns exec "$NS_CLI" "$@"; }
 in_br() { ip netns exec "$NS_BR" "$@"; }
 in_srv() { ip netns exec "$NS_SRV" "$@"; }

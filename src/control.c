@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: a local stream socket (mode 0660) that takes one
+ * command line per connection and answers with lines, the first being
+ * "ok ..." or "error: ...", then closes. sporkctl is its client. Commands:
+ * status, reload, quarantine list|show ID|release ID|delete ID. Anyone who
+ * can open the socket is trusted as an administrator; input is still
+ * bounded and quarantine ids are checked before they name a file.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "control.h"
+#include "ev.h"
+#include "log.h"
+#include "quarantine.h"
+#include "relay.h"
+#include "scanner.h"
+#include "smtp_client.h"
+#include "sock.h"
+
+#define CTL_LINE_MAX		1024
+#define CTL_OUT_MAX		(1024 * 1024)
+#define CTL_CONNS_MAX		16
+#define CTL_TIMEOUT_MS		10000
+#define CTL_RELEASE_TIMEOUT_MS	60000
+#define CTL_RCPTS_MAX		1000
+
+struct ctl_conn {
+	int			 fd;
+	struct ev_io		 io;
+	struct ev_timer		 timer;
+	struct buf		 in, out;
+	int			 replying;	/* command taken; flush, close */
+	int			 waiting;	/* a release is in flight */
+	int			 dead;
+	/* release in flight */
+	char			 id[QUARANTINE_ID_MAX];
+	char			**rcpts;
+	size_t			 nrcpts;
+	char			 path[CONF_PATH_MAX + 64];
+	char			 prefix[128];
+};
+
+static struct ev_loop		*ctl_loop;
+static const struct conf	*ctl_conf;
+static struct scan_backend	*ctl_scanner;
+static struct ev_io		 ctl_listen_io;
+static int			 ctl_nconns;
+static uint64_t			 ctl_started;
+
+static void	ctl_update(struct ctl_conn *);
+
+static void
+ctl_free(struct ctl_conn *c)
+{
+	size_t	i;
+
+	for (i = 0; i < c->nrcpts; i++)
+		free(c->rcpts[i]);
+	free(c->rcpts); c->rcpts = NULL;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+}
+
+static void
+ctl_close(struct ctl_conn *c)
+{
+	ev_timer_del(ctl_loop, &c->timer);
+	ev_io_del(ctl_loop, &c->io);
+	close(c->fd);
+	c->fd = -1;
+	ctl_nconns--;
+	if (c->waiting)
+		c->dead = 1;	/* freed when the release answers */
+	else
+		ctl_free(c);
+}
+
+/* Quarantine ids are ours: digits, letters, '-' and 'T'; never a path. */
+static int
+id_valid(const char *id)
+{
+	size_t	n = strlen(id);
+
+	if (n == 0 || n >= QUARANTINE_ID_MAX)
+		return 0;
+	return strspn(id, "0123456789abcdefABCDEFT-") == n;
+}
+
+static void
+q_path(char *out, size_t len, const char *id, const char *ext)
+{
+	snprintf(out, len, "%s/%s.%s", ctl_conf->quarantine_dir, id, ext);
+}
+
+static int
+q_meta_get(FILE *fp, const char *key, char *val, size_t len)
+{
+	char	line[1024];
+	size_t	kl = strlen(key);
+
+	rewind(fp);
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':' &&
+		    line[kl + 1] == ' ') {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(val, len, "%s", line + kl + 2);
+			return 0;
+		}
+	val[0] = '\0';
+	return -1;
+}
+
+static void
+cmd_status(struct ctl_conn *c)
+{
+	buf_printf(&c->out, "ok\nuptime_s=%llu\nsessions=%zu\n",
+	    (unsigned long long)(ev_now() - ctl_started) / 1000,
+	    relay_sessions());
+	if (ctl_scanner != NULL)
+		ctl_scanner->status(ctl_scanner, &c->out);
+	else
+		buf_printf(&c->out, "scan.backend=none\n");
+}
+
+static void
+cmd_q_list(struct ctl_conn *c)
+{
+	DIR		*d;
+	struct dirent	*e;
+	FILE		*fp;
+	char		 path[CONF_PATH_MAX + 64], id[QUARANTINE_ID_MAX];
+	char		 sender[300], verdict[64], name[300], client[80];
+	size_t		 l;
+	int		 n = 0;
+
+	if ((d = opendir(ctl_conf->quarantine_dir)) == NULL) {
+		buf_printf(&c->out, "error: %s: %s\n",
+		    ctl_conf->quarantine_dir, strerror(errno));
+		return;
+	}
+	buf_printf(&c->out, "ok\n");
+	while ((e = readdir(d)) != NULL) {
+		l = strlen(e->d_name);
+		if (l < 6 || strcmp(e->d_name + l - 5, ".meta") != 0 ||
+		    e->d_name[0] == '.' || l - 5 >= sizeof(id))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)(l - 5), e->d_name);
+		q_path(path, sizeof(path), id, "meta");
+		if ((fp = fopen(path, "r")) == NULL)
+			continue;
+		q_meta_get(fp, "client", client, sizeof(client));
+		q_meta_get(fp, "sender", sender, sizeof(sender));
+		q_meta_get(fp, "verdict", verdict, sizeof(verdict));
+		q_meta_get(fp, "name", name, sizeof(name));
+		fclose(fp);
+		buf_printf(&c->out, "%s client=%s sender=%s verdict=%s "
+		    "name=%s\n", id, client, sender, verdict, name);
+		n++;
+	}
+	closedir(d);
+	buf_printf(&c->out, "count=%d\n", n);
+}
+
+static void
+cmd_q_show(struct ctl_conn *c, const char *id)
+{
+	char	 path[CONF_PATH_MAX + 64], line[1024];
+	FILE	*fp;
+	int	 lines = 0;
+
+	q_path(path, sizeof(path), id, "meta");
+	if ((fp = fopen(path, "r")) == NULL) {
+		buf_printf(&c->out, "error: no quarantined message %s\n", id);
+		return;
+	}
+	buf_printf(&c->out, "ok\n");
+	while (fgets(line, sizeof(line), fp) != NULL)
+		buf_printf(&c->out, "%s", line);
+	fclose(fp);
+	buf_printf(&c->out, "--- headers\n");
+	q_path(path, sizeof(path), id, "eml");
+	if ((fp = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL && lines++ < 200) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0')
+			break;
+		buf_printf(&c->out, "%s\n", line);
+	}
+	fclose(fp);
+}
+
+static void
+cmd_q_delete(struct ctl_conn *c, const char *id)
+{
+	char	path[CONF_PATH_MAX + 64];
+
+	q_path(path, sizeof(path), id, "meta");
+	if (unlink(path) == -1) {
+		buf_printf(&c->out, "error: no quarantined message %s\n", id);
+		return;
+	}
+	q_path(path, sizeof(path), id, "eml");
+	unlink(path);
+	log_info(NULL, "quarantine id=%s deleted", id);
+	buf_printf(&c->out, "ok deleted %s\n", id);
+}
+
+static void
+release_done(void *arg, int ok, const char *why)
+{
+	struct ctl_conn	*c = arg;
+	char		 path[CONF_PATH_MAX + 64];
+
+	c->waiting = 0;
+	log_info(NULL, "quarantine id=%s release=%s reply=\"%s\"", c->id,
+	    ok ? "delivered" : "failed", why);
+	if (ok) {
+		q_path(path, sizeof(path), c->id, "meta");
+		unlink(path);
+		unlink(c->path);
+	}
+	if (c->dead) {
+		ctl_free(c);
+		return;
+	}
+	buf_printf(&c->out, "%s %s: %s\n", ok ? "ok released" :
+	    "error: release failed", c->id, why);
+	ctl_update(c);
+}
+
+static void
+cmd_q_release(struct ctl_conn *c, const char *id)
+{
+	struct smtp_client_msg	 m;
+	char			 path[CONF_PATH_MAX + 64], v[512], line[1024];
+	char			 **nr;
+	FILE			*fp;
+
+	q_path(path, sizeof(path), id, "meta");
+	if ((fp = fopen(path, "r")) == NULL) {
+		buf_printf(&c->out, "error: no quarantined message %s\n", id);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	q_meta_get(fp, "server", v, sizeof(v));
+	if (sock_parse_addr(v, &m.dst) == -1) {
+		buf_printf(&c->out, "error: bad server '%s' in %s\n", v, path);
+		fclose(fp);
+		return;
+	}
+	q_meta_get(fp, "mode", v, sizeof(v));
+	if (strcmp(v, "transparent") == 0) {
+		/* Released from the client's own address, as it came. */
+		q_meta_get(fp, "client", v, sizeof(v));
+		m.src_valid = sock_parse_addr(v, &m.src) == 0;
+	}
+	q_meta_get(fp, "helo", m.helo, sizeof(m.helo));
+	if (m.helo[0] == '\0')
+		snprintf(m.helo, sizeof(m.helo), "localhost");
+	q_meta_get(fp, "sender", m.sender, sizeof(m.sender));
+	rewind(fp);
+	while (fgets(line, sizeof(line), fp) != NULL &&
+	    c->nrcpts < CTL_RCPTS_MAX) {
+		if (strncmp(line, "rcpt: ", 6) != 0)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if ((nr = realloc(c->rcpts, (c->nrcpts + 1) * sizeof(*nr)))
+		    == NULL)
+			break;
+		c->rcpts = nr;
+		if ((c->rcpts[c->nrcpts] = strdup(line + 6)) != NULL)
+			c->nrcpts++;
+	}
+	fclose(fp);
+	if (c->nrcpts == 0) {
+		buf_printf(&c->out, "error: %s has no recipients\n", id);
+		return;
+	}
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	q_path(c->path, sizeof(c->path), id, "eml");
+	snprintf(c->prefix, sizeof(c->prefix), "X-Spork-Released: id=%s\r\n",
+	    id);
+	m.rcpts = c->rcpts;
+	m.nrcpts = c->nrcpts;
+	m.path = c->path;
+	m.prefix = c->prefix;
+	m.timeout_ms = CTL_RELEASE_TIMEOUT_MS;
+	if (smtp_client_send(ctl_loop, &m, release_done, c) == -1) {
+		buf_printf(&c->out, "error: release %s: %s\n", id,
+		    strerror(errno));
+		return;
+	}
+	c->waiting = 1;
+	log_info(NULL, "quarantine id=%s release started", id);
+}
+
+static void
+ctl_command(struct ctl_conn *c, char *line)
+{
+	char	*argv[4], *p;
+	int	 argc = 0;
+
+	for (p = strtok(line, " \t"); p != NULL && argc < 4;
+	    p = strtok(NULL, " \t"))
+		argv[argc++] = p;
+	if (argc == 1 && strcmp(argv[0], "status") == 0)
+		cmd_status(c);
+	else if (argc == 1 && strcmp(argv[0], "reload") == 0) {
+		if (ctl_scanner == NULL || ctl_scanner->reload(ctl_scanner)
+		    == -1)
+			buf_printf(&c->out, "error: reload failed\n");
+		else
+			buf_printf(&c->out, "ok reload started\n");
+	} else if (argc == 2 && strcmp(argv[0], "quarantine") == 0 &&
+	    strcmp(argv[1], "list") == 0)
+		cmd_q_list(c);
+	else if (argc == 3 && strcmp(argv[0], "quarantine") == 0) {
+		if (!id_valid(argv[2]))
+			buf_printf(&c->out, "error: bad id\n");
+		else if (strcmp(argv[1], "show") == 0)
+			cmd_q_show(c, argv[2]);
+		else if (strcmp(argv[1], "release") == 0)
+			cmd_q_release(c, argv[2]);
+		else if (strcmp(argv[1], "delete") == 0)
+			cmd_q_delete(c, argv[2]);
+		else
+			buf_printf(&c->out, "error: unknown command\n");
+	} else
+		buf_printf(&c->out, "error: unknown command (status, reload, "
+		    "quarantine list|show ID|release ID|delete ID)\n");
+	c->replying = 1;
+}
+
+static void
+ctl_update(struct ctl_conn *c)
+{
+	int	mask = 0;
+
+	if (c->fd == -1)
+		return;
+	if (buf_used(&c->out) > 0)
+		mask |= EV_WRITE;
+	if (!c->replying)
+		mask |= EV_READ;
+	if (c->replying && !c->waiting && buf_used(&c->out) == 0) {
+		ctl_close(c);
+		return;
+	}
+	if (ev_io_set(ctl_loop, &c->io, mask) == -1)
+		ctl_close(c);
+}
+
+static void
+ctl_io(struct ev_io *io, int events)
+{
+	struct ctl_conn	*c = io->arg;
+	char		 line[CTL_LINE_MAX], *nl;
+	ssize_t		 n;
+	size_t		 l;
+
+	if (events & EV_READ) {
+		n = buf_read_fd(&c->in, c->fd);
+		if (n == 0 || (n == -1 && errno != EAGAIN)) {
+			ctl_close(c);
+			return;
+		}
+		nl = memchr(buf_head(&c->in), '\n', buf_used(&c->in));
+		if (nl != NULL) {
+			l = (size_t)(nl - buf_head(&c->in));
+			snprintf(line, sizeof(line), "%.*s", (int)l,
+			    buf_head(&c->in));
+			line[strcspn(line, "\r")] = '\0';
+			ctl_command(c, line);
+		} else if (buf_room(&c->in) == 0) {
+			buf_printf(&c->out, "error: line too long\n");
+			c->replying = 1;
+		}
+	}
+	if ((events & EV_WRITE) && buf_write_fd(&c->out, c->fd) == -1 &&
+	    errno != EAGAIN) {
+		ctl_close(c);
+		return;
+	}
+	ctl_update(c);
+}
+
+static void
+ctl_timeout(struct ev_timer *t)
+{
+	struct ctl_conn	*c = t->arg;
+
+	ctl_close(c);
+}
+
+static void
+ctl_accept(struct ev_io *io, int events)
+{
+	struct ctl_conn	*c;
+	int		 fd;
+
+	(void)events;
+	while ((fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) != -1) {
+		if (ctl_nconns >= CTL_CONNS_MAX ||
+		    (c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			continue;
+		}
+		ctl_nconns++;
+		c->fd = fd;
+		buf_init(&c->in, CTL_LINE_MAX);
+		buf_init(&c->out, CTL_OUT_MAX);
+		ev_io_init(&c->io, fd, ctl_io, c);
+		ev_timer_init(&c->timer, ctl_timeout, c);
+		ev_timer_set(ctl_loop, &c->timer, CTL_RELEASE_TIMEOUT_MS +
+		    CTL_TIMEOUT_MS);
+		ctl_update(c);
+	}
+}
+
+int
+control_init(struct ev_loop *loop, const struct conf *conf,
+    struct scan_backend *scanner, char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	char			 dir[sizeof(sun.sun_path)], *slash;
+	int			 fd;
+
+	ctl_loop = loop;
+	ctl_conf = conf;
+	ctl_scanner = scanner;
+	ctl_started = ev_now();
+	if (conf->control_socket[0] == '\0')
+		return 0;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(conf->control_socket) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "control_socket path too long");
+		return -1;
+	}
+	strcpy(sun.sun_path, conf->control_socket);
+	snprintf(dir, sizeof(dir), "%s", conf->control_socket);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		(void)mkdir(dir, 0750);
+	}
+	(void)unlink(sun.sun_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(sun.sun_path, 0660) == -1 || listen(fd, 16) == -1) {
+		snprintf(err, errlen, "control socket %s: %s",
+		    conf->control_socket, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	ev_io_init(&ctl_listen_io, fd, ctl_accept, NULL);
+	if (ev_io_set(loop, &ctl_listen_io, EV_READ) == -1) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		return -1;
+	}
+	log_info(NULL, "control socket %s", conf->control_socket);
+	return 0;
+}
+
+void
+control_close(void)
+{
+	if (ctl_conf == NULL || ctl_conf->control_socket[0] == '\0' ||
+	    !ctl_listen_io.added)
+		return;
+	ev_io_del(ctl_loop, &ctl_listen_io);
+	close(ctl_listen_io.fd);
+	(void)unlink(ctl_conf->control_socket);
+}

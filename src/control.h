@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_CONTROL_H
+#define SPORK_CONTROL_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "ev.h"
+#include "scanner.h"
+
+int	control_init(struct ev_loop *, const struct conf *,
+	    struct scan_backend *, char *err, size_t errlen);
+void	control_close(void);
+
+#endif
