@@ -27,6 +27,26 @@ struct scan_engine {
 	char			 version[SCAN_ENGINE_MAX];
 };
 
+/* Where the scan's alerts are collected (see scan_found). */
+struct scan_ctx {
+	char	name[SCAN_NAME_MAX];
+};
+
+/*
+ * Some alerts (a file over the size limit at the top level, say) come
+ * back as CL_VIRUS without a name through the scan call; the callback
+ * always has it.
+ */
+static void
+scan_found(int fd, const char *virname, void *context)
+{
+	struct scan_ctx	*ctx = context;
+
+	(void)fd;
+	if (ctx != NULL && ctx->name[0] == '\0' && virname != NULL)
+		snprintf(ctx->name, sizeof(ctx->name), "%s", virname);
+}
+
 static int
 engine_load_path(struct scan_engine *e, const char *path, char *err,
     size_t errlen)
@@ -131,6 +151,7 @@ scan_engine_load(const struct scan_engine_conf *c, char *err, size_t errlen)
 		    "or set clamav_signatures", c->dbdir);
 		goto fail;
 	}
+	cl_engine_set_clcb_virus_found(e->cl, scan_found);
 	if ((rc = cl_engine_compile(e->cl)) != CL_SUCCESS) {
 		snprintf(err, errlen, "cl_engine_compile: %s", cl_strerror(rc));
 		goto fail;
@@ -201,9 +222,11 @@ scan_engine_scan(const struct scan_engine *e, int fd, size_t size,
 	cl_fmap_t		*map;
 	cl_error_t		 rc;
 	void			*base = NULL;
+	struct scan_ctx		 ctx;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(r, 0, sizeof(*r));
+	memset(&ctx, 0, sizeof(ctx));
 	snprintf(r->engine, sizeof(r->engine), "%s", e->version);
 	memset(&opt, 0, sizeof(opt));
 	opt.parse = ~0u;
@@ -224,15 +247,15 @@ scan_engine_scan(const struct scan_engine *e, int fd, size_t size,
 		rc = CL_EMEM;
 	else {
 		rc = cl_scanmap_callback(map, NULL, &virname, &scanned, e->cl,
-		    &opt, NULL);
+		    &opt, &ctx);
 		cl_fmap_close(map);
 	}
 	if (base != NULL)
 		munmap(base, size);
 	r->ms = elapsed_ms(&t0);
 	if (rc == CL_VIRUS) {
-		snprintf(r->name, sizeof(r->name), "%s",
-		    virname ? virname : "unknown");
+		snprintf(r->name, sizeof(r->name), "%s", virname ? virname :
+		    ctx.name[0] ? ctx.name : "unknown");
 		r->verdict = virus_verdict(r->name);
 	} else if (rc == CL_CLEAN)
 		r->verdict = SCAN_CLEAN;
