@@ -83,6 +83,16 @@ static const struct conf_key conf_keys[] = {
 	K(quarantine_dir,	CT_STR,		"/var/spool/spork/quarantine"),
 	KN("quarantine_then", quarantine_then_deliver, CT_THEN, "reject"),
 	K(control_socket,	CT_STR,		"/run/spork/sporkd.sock"),
+	K(tls_policy,		CT_STR,		"passthrough"),
+	K(tls_intercept_servers, CT_WORDS,	""),
+	K(tls_passthrough_servers, CT_WORDS,	""),
+	K(tls_strip_servers,	CT_WORDS,	""),
+	K(tls_cert_file,	CT_STR,		""),
+	K(tls_key_file,		CT_STR,		""),
+	K(tls_ca_file,		CT_STR,		""),
+	K(tls_verify,		CT_BOOL,	"no"),
+	K(tls_upstream_name,	CT_STR,		""),
+	K(tls_min_protocol,	CT_STR,		"TLSv1.2"),
 	K(clamd_servers,	CT_WORDS,	""),
 	K(clamd_connect_timeout, CT_TIME,	"5s"),
 	K(clamd_health_interval, CT_TIME,	"10s"),
@@ -332,6 +342,13 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	if (strcmp(c->scan_backend, "clamd") == 0 && c->clamd_servers.n == 0) {
 		snprintf(err, errlen, "scan_backend clamd needs clamd_servers");
+		return -1;
+	}
+	if (strcmp(c->tls_policy, "passthrough") != 0 &&
+	    strcmp(c->tls_policy, "intercept") != 0 &&
+	    strcmp(c->tls_policy, "strip") != 0) {
+		snprintf(err, errlen, "tls_policy must be passthrough, "
+		    "intercept or strip");
 		return -1;
 	}
 	if (c->scan_workers < 1 || c->scan_workers > 64) {

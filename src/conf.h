@@ -69,6 +69,16 @@ struct conf {
 	char			quarantine_dir[CONF_PATH_MAX];
 	int			quarantine_then_deliver;
 	char			control_socket[CONF_PATH_MAX];
+	char			tls_policy[16];
+	struct conf_words	tls_intercept_servers;
+	struct conf_words	tls_passthrough_servers;
+	struct conf_words	tls_strip_servers;
+	char			tls_cert_file[CONF_PATH_MAX];
+	char			tls_key_file[CONF_PATH_MAX];
+	char			tls_ca_file[CONF_PATH_MAX];
+	int			tls_verify;
+	char			tls_upstream_name[256];
+	char			tls_min_protocol[16];
 	struct conf_words	clamd_servers;
 	unsigned		clamd_connect_timeout;
 	unsigned		clamd_health_interval;

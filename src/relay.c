@@ -34,6 +34,7 @@
 #include "smtp_proto.h"
 #include "sock.h"
 #include "spool.h"
+#include "tls.h"
 
 #define RELAY_LISTENERS_MAX	(2 * CONF_ADDRS_MAX)
 #define RELAY_BACKLOG		1024
@@ -57,6 +58,8 @@ enum rstate {
 	RS_UP_DOT,		/* waiting for the server's final reply */
 	RS_QUIT,		/* QUIT forwarded */
 	RS_SPLICE,		/* after STARTTLS: bytes pass unscanned */
+	RS_TLS_UP,		/* intercept: TLS handshake with the server */
+	RS_TLS_DOWN,		/* intercept: TLS handshake with the client */
 	RS_CLOSING,		/* flushing the last reply to the client */
 };
 
@@ -72,6 +75,8 @@ static const char *const rstate_names[] = {
 	[RS_UP_DOT] = "upstream-dot",
 	[RS_QUIT] = "quit",
 	[RS_SPLICE] = "passthrough",
+	[RS_TLS_UP] = "tls-upstream",
+	[RS_TLS_DOWN] = "tls-client",
 	[RS_CLOSING] = "closing",
 };
 
@@ -121,6 +126,12 @@ struct session {
 	size_t			 rcpt_nacc;
 	struct scan_job		*job;
 	char			*prefix;	/* headers added on delivery */
+	/* TLS */
+	enum tls_policy		 tlspol;
+	SSL			*cssl;		/* facing the client */
+	SSL			*sssl;		/* facing the server */
+	int			 cwant, swant;	/* 1 read, 2 write */
+	char			*held_reply;	/* the server's 220 to STARTTLS */
 	struct spool		 spool;
 	struct data_framer	 df;
 	struct data_stuffer	 ds;
@@ -147,6 +158,7 @@ static void	session_update(struct session *);
 static void	session_close(struct session *, const char *why);
 static void	session_client_input(struct session *);
 static void	session_server_input(struct session *);
+static void	tls_step(struct session *);
 
 /* ------------------------------------------------------------------ */
 
@@ -287,6 +299,10 @@ reply_close(struct session *s, const char *why, const char *fmt, ...)
 	reply(s, "%s", line);
 	log_info(s->id, "close reason=%s reply=\"%s\"", why, line);
 	session_set_state(s, RS_CLOSING);
+	if (s->sssl != NULL) {
+		tls_free(s->sssl);
+		s->sssl = NULL;
+	}
 	if (s->sfd != -1) {
 		ev_io_del(relay_loop, &s->sio);
 		close(s->sfd);
@@ -391,6 +407,10 @@ client_command(struct session *s, const char *line, size_t len)
 		if (c.argslen > 0) {
 			reply(s, "501 5.5.4 Syntax: %s",
 			    smtp_verb_name(c.verb));
+			return 0;
+		}
+		if (c.verb == VERB_STARTTLS && s->tlspol == TLS_STRIP) {
+			reply(s, "454 4.7.0 TLS not available");
 			return 0;
 		}
 		if (c.verb == VERB_STARTTLS) {
@@ -735,6 +755,16 @@ splice_begin(struct session *s)
 	if (stray_c || stray_s)
 		log_warn(s->id, "starttls injection dropped client_bytes=%zu "
 		    "server_bytes=%zu", stray_c, stray_s);
+	if (s->tlspol == TLS_INTERCEPT) {
+		if ((s->sssl = tls_new(s->sfd, 0)) == NULL) {
+			reply_close(s, "tls-internal-error", "421 4.7.0 Error: "
+			    "TLS not available, try again later");
+			return;
+		}
+		session_set_state(s, RS_TLS_UP);
+		tls_step(s);
+		return;
+	}
 	log_info(s->id, "starttls tls=passthrough scanned=no");
 	session_set_state(s, RS_SPLICE);
 }
@@ -779,9 +809,14 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 	switch (what) {
 	case VERB_EHLO:
 		if (code / 100 == 2) {
-			if (smtp_ehlo_filter(&s->cout, r, len,
-			    relay_conf->message_size_limit, &e) == -1)
+			if (smtp_ehlo_filter_tls(&s->cout, r, len,
+			    relay_conf->message_size_limit,
+			    s->tlspol == TLS_STRIP, &e) == -1)
 				goto full;
+			if (e.starttls && s->tlspol == TLS_STRIP)
+				log_warn(s->id, "starttls tls=stripped "
+				    "(tls_policy strip): mail to %s travels "
+				    "in plaintext", s->server);
 			if (e.hidden)
 				log_debug(s->id, "ehlo hidden=%d", e.hidden);
 			tx_reset(s);
@@ -806,6 +841,15 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		s->auth_cont = code == 334;
 		break;
 	case VERB_STARTTLS:
+		if (code == 220 && s->tlspol == TLS_INTERCEPT) {
+			/* Held until TLS with the server is up. */
+			free(s->held_reply);
+			while (len > 0 && (r[len - 1] == '\n' ||
+			    r[len - 1] == '\r'))
+				len--;
+			s->held_reply = strndup(r, len);
+			return 1;
+		}
 		if (smtp_reply_copy(&s->cout, r, len) == -1)
 			goto full;
 		if (code == 220)
@@ -949,6 +993,115 @@ session_io_error(struct session *s, int client, ssize_t n)
 	s->sclosed = 1;
 }
 
+/* Reads and writes go through TLS once a half has it. */
+static ssize_t
+side_read(struct session *s, int client, struct buf *b)
+{
+	SSL	*ssl = client ? s->cssl : s->sssl;
+
+	if (ssl != NULL)
+		return tls_read(ssl, b, client ? &s->cwant : &s->swant);
+	return buf_read_fd(b, client ? s->cfd : s->sfd);
+}
+
+static ssize_t
+side_write(struct session *s, int client)
+{
+	SSL	*ssl = client ? s->cssl : s->sssl;
+	struct buf *b = client ? &s->cout : &s->sout;
+
+	if (ssl != NULL)
+		return tls_write(ssl, b, client ? &s->cwant : &s->swant);
+	return buf_write_fd(b, client ? s->cfd : s->sfd);
+}
+
+/*
+ * STARTTLS under the intercept policy: TLS with the server first (its 220
+ * is held), then the server's 220 to the client and TLS with it. If the
+ * server's side fails the client gets a temporary error, never a session
+ * in plaintext. Both halves then start over (RFC 3207 4.2).
+ */
+static void
+tls_step(struct session *s)
+{
+	char	err[256], desc[512];
+	int	rc;
+
+	if (s->state == RS_TLS_UP) {
+		rc = tls_handshake(s->sssl, 0, &s->swant, err, sizeof(err));
+		if (rc == 0)
+			return;
+		if (rc == -1) {
+			log_warn(s->id, "tls upstream failed error=\"%s\"", err);
+			reply_close(s, "tls-upstream-failed", "421 4.7.0 Error: "
+			    "TLS with the mail server failed, try again later");
+			return;
+		}
+		s->swant = 0;
+		tls_describe(s->sssl, desc, sizeof(desc));
+		log_info(s->id, "tls upstream %s", desc);
+		reply(s, "%s", s->held_reply ? s->held_reply : "220 2.0.0 Ready "
+		    "to start TLS");
+		free(s->held_reply); s->held_reply = NULL;
+		if ((s->cssl = tls_new(s->cfd, 1)) == NULL) {
+			session_close(s, "tls-internal-error");
+			return;
+		}
+		session_set_state(s, RS_TLS_DOWN);
+	}
+	if (s->state == RS_TLS_DOWN) {
+		/* The 220 goes out in plaintext before any TLS byte. */
+		if (buf_used(&s->cout) > 0 &&
+		    buf_write_fd(&s->cout, s->cfd) == -1 && errno != EAGAIN) {
+			s->cclosed = 1;
+			return;
+		}
+		if (buf_used(&s->cout) > 0)
+			return;
+		rc = tls_handshake(s->cssl, 1, &s->cwant, err, sizeof(err));
+		if (rc == 0)
+			return;
+		if (rc == -1) {
+			log_warn(s->id, "tls client failed error=\"%s\"", err);
+			session_close(s, "tls-client-failed");
+			return;
+		}
+		s->cwant = 0;
+		tls_describe(s->cssl, desc, sizeof(desc));
+		log_info(s->id, "tls client %s", desc);
+		log_info(s->id, "starttls tls=intercept scanned=yes");
+		tx_reset(s);
+		s->helo[0] = '\0';
+		session_set_state(s, RS_COMMAND);
+	}
+}
+
+/* Data TLS has decrypted already is invisible to epoll: take it now. */
+static void
+tls_drain(struct session *s)
+{
+	int	i;
+	ssize_t	n;
+
+	for (i = 0; i < 8 && !s->dead; i++) {
+		if (s->cssl != NULL && s->state != RS_TLS_DOWN && !s->ceof &&
+		    tls_pending(s->cssl) > 0 && buf_room(&s->cin) > 0) {
+			if ((n = side_read(s, 1, &s->cin)) > 0)
+				session_client_input(s);
+			else if (n == 0 || errno != EAGAIN)
+				session_io_error(s, 1, n);
+		} else if (s->sssl != NULL && s->state != RS_TLS_UP &&
+		    !s->sclosed && tls_pending(s->sssl) > 0 &&
+		    buf_room(&s->sin) > 0) {
+			if ((n = side_read(s, 0, &s->sin)) > 0)
+				session_server_input(s);
+			else if (n == 0 || errno != EAGAIN)
+				session_io_error(s, 0, n);
+		} else
+			return;
+	}
+}
+
 static void
 client_cb(struct ev_io *io, int events)
 {
@@ -957,16 +1110,20 @@ client_cb(struct ev_io *io, int events)
 
 	if (s->dead)
 		return;
+	if (s->state == RS_TLS_DOWN) {
+		tls_step(s);
+		session_update(s);
+		return;
+	}
 	if (events & EV_READ) {
-		n = buf_read_fd(s->state == RS_SPLICE ? &s->sout : &s->cin,
-		    s->cfd);
+		n = side_read(s, 1, s->state == RS_SPLICE ? &s->sout : &s->cin);
 		if (n <= 0 && !(n == -1 && (errno == EAGAIN || errno == EINTR)))
 			session_io_error(s, 1, n);
 		else if (n > 0)
 			session_client_input(s);
 	}
-	if ((events & EV_WRITE) && !s->cclosed) {
-		n = buf_write_fd(&s->cout, s->cfd);
+	if ((events & EV_WRITE) && !s->cclosed && s->cfd != -1) {
+		n = side_write(s, 1);
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
 			session_io_error(s, 1, n);
 	}
@@ -1003,16 +1160,20 @@ server_cb(struct ev_io *io, int events)
 		session_update(s);
 		return;
 	}
+	if (s->state == RS_TLS_UP) {
+		tls_step(s);
+		session_update(s);
+		return;
+	}
 	if (events & EV_READ) {
-		n = buf_read_fd(s->state == RS_SPLICE ? &s->cout : &s->sin,
-		    s->sfd);
+		n = side_read(s, 0, s->state == RS_SPLICE ? &s->cout : &s->sin);
 		if (n <= 0 && !(n == -1 && (errno == EAGAIN || errno == EINTR)))
 			session_io_error(s, 0, n);
 		else if (n > 0)
 			session_server_input(s);
 	}
 	if ((events & EV_WRITE) && s->sfd != -1 && !s->sclosed) {
-		n = buf_write_fd(&s->sout, s->sfd);
+		n = side_write(s, 0);
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
 			session_io_error(s, 0, n);
 		if (s->state == RS_UP_BODY)
@@ -1063,6 +1224,13 @@ timer_cb(struct ev_timer *t)
 	case RS_SPLICE:
 		session_close(s, "passthrough-idle-timeout");
 		return;
+	case RS_TLS_UP:
+		reply_close(s, "tls-upstream-timeout", "421 4.7.0 Error: "
+		    "TLS with the mail server timed out");
+		break;
+	case RS_TLS_DOWN:
+		session_close(s, "tls-client-timeout");
+		return;
 	case RS_CLOSING:
 		session_close(s, "client-write-timeout");
 		return;
@@ -1087,6 +1255,8 @@ session_timeout(const struct session *s)
 	case RS_UP_BODY:	return c->timeout_data_block;
 	case RS_UP_DOT:		return c->timeout_data_final;
 	case RS_SPLICE:		return c->timeout_passthrough;
+	case RS_TLS_UP:
+	case RS_TLS_DOWN:	return c->timeout_reply;
 	case RS_STARTTLS:
 	case RS_QUIT:		return c->timeout_reply;
 	case RS_CLOSING:	return c->timeout_reply;
@@ -1106,14 +1276,18 @@ session_update(struct session *s)
 
 	if (s->dead)
 		return;
-	if (s->cfd != -1 && !s->cclosed && buf_used(&s->cout) > 0) {
-		n = buf_write_fd(&s->cout, s->cfd);
+	tls_drain(s);
+	if (s->dead)
+		return;
+	if (s->cfd != -1 && !s->cclosed && buf_used(&s->cout) > 0 &&
+	    s->state != RS_TLS_DOWN) {
+		n = side_write(s, 1);
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
 			session_io_error(s, 1, n);
 	}
 	if (s->sfd != -1 && !s->sclosed && s->state != RS_CONNECTING &&
-	    buf_used(&s->sout) > 0) {
-		n = buf_write_fd(&s->sout, s->sfd);
+	    s->state != RS_TLS_UP && buf_used(&s->sout) > 0) {
+		n = side_write(s, 0);
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
 			session_io_error(s, 0, n);
 		if (s->state == RS_UP_BODY)
@@ -1170,6 +1344,16 @@ session_update(struct session *s)
 				smask |= EV_WRITE;
 		}
 	}
+	/* TLS may need the other direction to make progress. */
+	if (s->state == RS_TLS_DOWN)
+		cmask = buf_used(&s->cout) > 0 || s->cwant == 2 ? EV_WRITE :
+		    EV_READ;
+	else if (s->cssl != NULL && s->cwant)
+		cmask |= s->cwant == 2 ? EV_WRITE : EV_READ;
+	if (s->state == RS_TLS_UP)
+		smask = s->swant == 2 ? EV_WRITE : EV_READ;
+	else if (s->sssl != NULL && s->swant && s->sfd != -1 && !s->sclosed)
+		smask |= s->swant == 2 ? EV_WRITE : EV_READ;
 	if (ev_io_set(relay_loop, &s->cio, cmask) == -1 ||
 	    (s->sfd != -1 && ev_io_set(relay_loop, &s->sio, smask) == -1)) {
 		log_err(s->id, "epoll: %s", strerror(errno));
@@ -1197,6 +1381,15 @@ session_close(struct session *s, const char *why)
 		s->job = NULL;
 	}
 	ev_timer_del(relay_loop, &s->timer);
+	if (s->cssl != NULL) {
+		tls_free(s->cssl);
+		s->cssl = NULL;
+	}
+	if (s->sssl != NULL) {
+		tls_free(s->sssl);
+		s->sssl = NULL;
+	}
+	free(s->held_reply); s->held_reply = NULL;
 	if (s->cfd != -1) {
 		ev_io_del(relay_loop, &s->cio);
 		close(s->cfd);
@@ -1266,6 +1459,7 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
 	sock_format(peer, s->client, sizeof(s->client));
 	sock_format(dst, s->server, sizeof(s->server));
+	s->tlspol = tls_policy_for(dst);
 	log_info(s->id, "connect client=%s server=%s mode=%s", s->client,
 	    s->server, l->transparent ? "transparent" : "explicit");
 

@@ -207,6 +207,14 @@ int
 smtp_ehlo_filter(struct buf *out, const char *r, size_t len,
     size_t size_limit, struct smtp_ehlo *e)
 {
+	return smtp_ehlo_filter_tls(out, r, len, size_limit, 0, e);
+}
+
+/* The same, also hiding STARTTLS (tls_policy strip). */
+int
+smtp_ehlo_filter_tls(struct buf *out, const char *r, size_t len,
+    size_t size_limit, int hide_starttls, struct smtp_ehlo *e)
+{
 	const char	*lines[128], *p;
 	size_t		 lens[128], n = 0, i, j, ll, tl, left;
 	int		 keep;
@@ -222,8 +230,11 @@ smtp_ehlo_filter(struct buf *out, const char *r, size_t len,
 			    sizeof(smtp_hidden_ext[0]); j++)
 				if (ehlo_keyword_is(p, tl, smtp_hidden_ext[j]))
 					keep = 0;
-			if (ehlo_keyword_is(p, tl, "STARTTLS"))
+			if (ehlo_keyword_is(p, tl, "STARTTLS")) {
 				e->starttls = 1;
+				if (hide_starttls)
+					keep = 0;
+			}
 			if (ehlo_keyword_is(p, tl, "PIPELINING"))
 				e->pipelining = 1;
 		}

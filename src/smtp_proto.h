@@ -59,5 +59,8 @@ int		smtp_reply_scan(const char *, size_t len, size_t maxline,
 int		smtp_reply_copy(struct buf *out, const char *reply, size_t len);
 int		smtp_ehlo_filter(struct buf *out, const char *reply, size_t len,
 		    size_t size_limit, struct smtp_ehlo *);
+int		smtp_ehlo_filter_tls(struct buf *out, const char *reply,
+		    size_t len, size_t size_limit, int hide_starttls,
+		    struct smtp_ehlo *);
 
 #endif

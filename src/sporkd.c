@@ -27,6 +27,7 @@
 #include "relay.h"
 #include "scan_pool.h"
 #include "scanner.h"
+#include "tls.h"
 
 #define SPORKD_VERSION		"0.1.0"
 #define SPORKD_DEFAULT_CONF	"/etc/spork/spork.conf"
@@ -310,6 +311,10 @@ main(int argc, char *argv[])
 	}
 	relay_init(loop, &conf, scanner);
 	ev_set_hook(loop, after_batch, NULL);
+	if (tls_init(&conf, err, sizeof(err)) == -1) {
+		log_err(NULL, "tls: %s", err);
+		return 1;
+	}
 	if (relay_listen() == -1)
 		return 1;
 	if (control_init(loop, &conf, scanner, err, sizeof(err)) == -1) {
