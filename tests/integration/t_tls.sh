@@ -1,0 +1,210 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# STARTTLS through the bridge with the real Postfix (certificates from a
+# lab CA made at test time):
+# - passthrough (the default): spliced, unscanned, logged as such;
+# - strip: only when configured, logged as a warning;
+# - intercept: TLS on both halves with the MX's own certificate, EICAR
+#   refused inside TLS, the server sees TLS from the client's address;
+#   an upstream handshake failure is a temporary error, not a downgrade;
+# - plaintext injected behind STARTTLS by the client or behind the 220 by
+#   a server is never executed;
+# - a sending Postfix that verifies the MX delivers when the appliance holds
+#   the MX's certificate and defers when it holds another.
+set -u
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+fake_pid=
+cleanup() {
+	[ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
+	lab_down
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+lab_up
+TLS=$LAB_DIR/tls
+EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+printf '%s' "$EICAR" >"$tmp/eicar.com"
+
+start_sporkd() {	# start_sporkd LINES...
+	{ cat "$LAB_DIR/spork.conf"; printf '%s\n' "$@"; } >"$tmp/run.conf"
+	lab start-sporkd "$tmp/run.conf" 2>/dev/null || fail "sporkd start" "$*"
+}
+intercept=("tls_policy intercept" "tls_cert_file $TLS/cert.pem"
+	"tls_key_file $TLS/key.pem" "tls_ca_file $TLS/ca.pem" "tls_verify yes"
+	"tls_upstream_name mx.example.test")
+verify=(--tls --tls-verify --tls-ca-path "$TLS/ca.pem")
+
+# --- passthrough, the default
+send_mail "$tmp/t-pass" alice@example.test a@client.example.test "$SRV_V4" "" --tls
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-pass" "passthrough: delivered over TLS"
+assert_grep 'starttls tls=passthrough scanned=no' "$LAB_SPORKD_LOG" "passthrough: logged tls=passthrough scanned=no"
+send_mail "$tmp/t-pass-v" alice@example.test a@client.example.test "$SRV_V4" "" --tls --attach "@$tmp/eicar.com"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-pass-v" "passthrough: not scanned (EICAR inside TLS passes, as documented)"
+assert_grep '^<- +250-STARTTLS' "$tmp/t-pass" "strip: not active unless configured"
+
+# --- strip, only when configured
+start_sporkd "tls_policy strip"
+send_mail "$tmp/t-strip" alice@example.test a@client.example.test "$SRV_V4"
+assert_no_grep 'STARTTLS' "$tmp/t-strip" "strip: STARTTLS hidden from the client"
+assert_grep 'starttls tls=stripped \(tls_policy strip\)' "$LAB_SPORKD_LOG" "strip: warned in the log"
+printf 'expect 220\nline EHLO x.example.test\nexpect 250\nline STARTTLS\nexpect 454 4.7.0\nline QUIT\nexpect 221\n' >"$tmp/strip.chat"
+in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 <"$tmp/strip.chat" >"$tmp/t-strip2" 2>&1 &&
+	pass "strip: STARTTLS asked anyway gets 454" || fail "strip: 454" "$(tail -n 3 "$tmp/t-strip2")"
+
+# --- intercept
+start_sporkd "${intercept[@]}"
+a0=$(maildir_count alice)
+send_mail "$tmp/t-int" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}" --header "Subject: intercepted"
+assert_grep '^=== TLS peer DN="/CN=mx\.example\.test"' "$tmp/t-int" "intercept: the client sees the MX's own certificate"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-int" "intercept: clean message queued by Postfix"
+check "intercept: delivered" wait_delivered alice $((a0 + 1)) 10
+assert_grep 'X-Spork-Scanned: engine=' "$(maildir_files alice | tail -n1)" "intercept: scanned (header present)"
+assert_grep 'TLS connection established from unknown\[10\.25\.0\.1\]' "$LAB_MAILLOG" "intercept: Postfix sees TLS from the client's address"
+assert_grep 'tls upstream proto=TLSv1\.[23] cipher=[A-Z0-9_-]+ peer="/CN=mx\.example\.test" verify=ok' "$LAB_SPORKD_LOG" "intercept: upstream half logged (protocol, cipher, subject, verification)"
+assert_grep 'tls client proto=TLSv1\.[23] cipher=' "$LAB_SPORKD_LOG" "intercept: client half logged"
+assert_grep 'starttls tls=intercept scanned=yes' "$LAB_SPORKD_LOG" "intercept: logged tls=intercept scanned=yes"
+send_mail "$tmp/t-int-v" alice@example.test a@client.example.test "$SRV_V6" "" "${verify[@]}" --attach "@$tmp/eicar.com"
+assert_grep '^<~\* +550 5\.7\.1 Message rejected: virus found: Eicar' "$tmp/t-int-v" "intercept: EICAR inside TLS refused with 550 (v6)"
+
+# --- upstream handshake fails: temporary error, no downgrade
+"$SPORK_REPO/scripts/spork-cert" "$tmp/otherca" other.example.test >/dev/null
+start_sporkd "${intercept[@]}" "tls_ca_file $tmp/otherca/ca.pem"
+send_mail "$tmp/t-fail" alice@example.test a@client.example.test "$SRV_V4" "" --tls
+assert_grep '^<\*\* +421 4\.7\.0 Error: TLS with the mail server failed' "$tmp/t-fail" "upstream verification fails: client gets 421 4.7.0"
+assert_no_grep '^ -> MAIL FROM' "$tmp/t-fail" "upstream verification fails: no plaintext downgrade"
+assert_grep 'tls upstream failed error="certificate verification failed' "$LAB_SPORKD_LOG" "upstream verification failure logged"
+
+# --- client injection: STARTTLS and RSET in one segment
+start_sporkd "${intercept[@]}"
+cat >"$tmp/inject.py" <<'PY'
+import socket, ssl, sys
+s = socket.create_connection((sys.argv[1], 25), timeout=20)
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline()
+        lines.append(l)
+        if l[3:4] != b"-":
+            return b"".join(lines)
+reply()
+s.sendall(b"EHLO injector.example.test\r\n"); reply()
+s.sendall(b"STARTTLS\r\nRSET\r\n")
+r = reply()
+assert r.startswith(b"220"), r
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+t = ctx.wrap_socket(s, server_hostname="mx.example.test")
+tf = t.makefile("rb")
+def treply():
+    lines = []
+    while True:
+        l = tf.readline()
+        lines.append(l)
+        if l[3:4] != b"-":
+            return b"".join(lines)
+t.sendall(b"EHLO injector.example.test\r\n")
+r = treply()
+assert r.startswith(b"250"), r
+t.sendall(b"QUIT\r\n")
+r = treply()
+assert r.startswith(b"221"), r
+print("ok")
+PY
+if in_cli python3 "$tmp/inject.py" "$SRV_V4" "$TLS/ca.pem" >"$tmp/t-inject" 2>&1; then
+	pass "client injection: the session goes on in TLS with the server's own answers"
+else
+	fail "client injection" "$(tail -n 3 "$tmp/t-inject")"
+fi
+sleep 0.5
+assert_grep 'starttls injection dropped client_bytes=6 server_bytes=0' "$LAB_SPORKD_LOG" "client injection: the pipelined RSET dropped and logged"
+assert_grep 'disconnect from unknown\[10\.25\.0\.1\] ehlo=2 starttls=1 quit=1 commands=4' "$LAB_MAILLOG" "client injection: Postfix never received the RSET"
+
+# --- server injection: a fake server sends plaintext behind its 220
+lab stop-postfix 2>/dev/null
+cat >"$tmp/fake.py" <<'PY'
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 25)); l.listen(5)
+while True:
+    c, _ = l.accept()
+    f = c.makefile("rb")
+    c.sendall(b"220 fake.example.test ESMTP\r\n")
+    f.readline(); c.sendall(b"250-fake.example.test\r\n250 STARTTLS\r\n")
+    f.readline()
+    c.sendall(b"220 go ahead\r\n250 injected by the server\r\n")
+    t = ctx.wrap_socket(c, server_side=True)
+    tf = t.makefile("rb")
+    tf.readline(); t.sendall(b"250-fake.example.test inside TLS\r\n250 OK\r\n")
+    tf.readline(); t.sendall(b"221 bye\r\n")
+    t.close()
+PY
+ip netns exec "$NS_SRV" python3 "$tmp/fake.py" "$SRV_V4" "$TLS/cert.pem" "$TLS/key.pem" >"$tmp/fake.log" 2>&1 &
+fake_pid=$!
+for _ in $(seq 50); do in_srv ss -Hltn | grep -q ':25 ' && break; sleep 0.1; done
+cat >"$tmp/server-inject.py" <<'PY'
+import socket, ssl, sys
+s = socket.create_connection((sys.argv[1], 25), timeout=20)
+f = s.makefile("rb")
+def reply(f):
+    lines = []
+    while True:
+        l = f.readline()
+        lines.append(l)
+        if l[3:4] != b"-":
+            return b"".join(lines)
+reply(f)
+s.sendall(b"EHLO c.example.test\r\n"); reply(f)
+s.sendall(b"STARTTLS\r\n")
+assert reply(f).startswith(b"220")
+ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.check_hostname = False
+t = ctx.wrap_socket(s, server_hostname="mx.example.test")
+tf = t.makefile("rb")
+t.sendall(b"EHLO c.example.test\r\n")
+r = reply(tf)
+print(r)
+assert r.startswith(b"250-fake.example.test inside TLS"), r
+t.sendall(b"QUIT\r\n"); assert reply(tf).startswith(b"221")
+print("ok")
+PY
+if in_cli python3 "$tmp/server-inject.py" "$SRV_V4" "$TLS/ca.pem" >"$tmp/t-sinject" 2>&1; then
+	pass "server injection: the client's EHLO in TLS gets the server's TLS answer, not the injected line"
+else
+	fail "server injection" "$(tail -n 3 "$tmp/t-sinject")"
+fi
+assert_grep 'starttls injection dropped client_bytes=0 server_bytes=[1-9]' "$LAB_SPORKD_LOG" "server injection: dropped and logged"
+kill "$fake_pid"; wait "$fake_pid" 2>/dev/null; fake_pid=
+lab start-postfix 2>/dev/null || fail "postfix restart" "port 25 still taken"
+
+# --- a sending Postfix that verifies the MX
+lab start-sender "verify match=mx.example.test" 2>/dev/null
+b0=$(maildir_count bob)
+in_cli swaks --server 127.0.0.1 --to bob@example.test --from s@client.example.test \
+	--header "Subject: via sending postfix" >"$tmp/t-sub1" 2>&1
+check "sending postfix, MX certificate: delivered" wait_delivered bob $((b0 + 1)) 20
+assert_grep 'Verified TLS connection established to 10\.25\.0\.2' "$LAB_DIR/sender/maillog" "sending postfix: verified TLS through the appliance"
+# The appliance holds a certificate that is not the MX's.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.example.test \
+	-keyout "$tmp/wrong-key.pem" -out "$tmp/wrong.pem" 2>/dev/null
+start_sporkd "${intercept[@]}" "tls_cert_file $tmp/wrong.pem" "tls_key_file $tmp/wrong-key.pem"
+in_cli swaks --server 127.0.0.1 --to bob@example.test --from s@client.example.test \
+	--header "Subject: wrong certificate" >"$tmp/t-sub2" 2>&1
+deferred=0
+for _ in $(seq 100); do
+	grep -q 'status=deferred' "$LAB_DIR/sender/maillog" && { deferred=1; break; }
+	sleep 0.1
+done
+[ $deferred = 1 ] && pass "sending postfix, another certificate: deferred" || fail "sending postfix, another certificate: deferred" "$(tail -n 3 "$LAB_DIR/sender/maillog")"
+assert_grep 'certificate verification failed|Server certificate not (trusted|verified)' "$LAB_DIR/sender/maillog" "sending postfix: says why"
+[ "$(maildir_count bob)" -eq $((b0 + 1)) ] && pass "another certificate: nothing delivered" || fail "another certificate: nothing delivered" "$(maildir_count bob)"
+# Back to the MX's certificate: the queued message arrives, once.
+start_sporkd "${intercept[@]}"
+check "sending postfix retries: delivered after the fix" wait_delivered bob $((b0 + 2)) 30
+sleep 3
+[ "$(maildir_count bob)" -eq $((b0 + 2)) ] && pass "sending postfix retries: exactly once" || fail "exactly once" "$(maildir_count bob)"
+summary
