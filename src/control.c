@@ -453,7 +453,7 @@ control_init(struct ev_loop *loop, const struct conf *conf,
 		return -1;
 	}
 	strcpy(sun.sun_path, conf->control_socket);
-	snprintf(dir, sizeof(dir), "%s", conf->control_socket);
+	memcpy(dir, sun.sun_path, sizeof(dir));
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
 		(void)mkdir(dir, 0750);

@@ -32,7 +32,8 @@ caps_set(unsigned long long keep)
 }
 
 int
-priv_drop(const char *user, const char *spool_dir, char *err, size_t errlen)
+priv_drop(const char *user, const char *const *dirs, char *err,
+    size_t errlen)
 {
 	struct passwd	*pw;
 	unsigned long long keep = 1ULL << CAP_NET_RAW;
@@ -46,9 +47,10 @@ priv_drop(const char *user, const char *spool_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "user '%s' is root", user);
 		return -1;
 	}
-	/* The spool is the only place the daemon writes. */
-	if (chown(spool_dir, pw->pw_uid, pw->pw_gid) == -1)
-		goto fail;
+	/* The spool and the quarantine are where the daemon writes. */
+	for (; *dirs != NULL; dirs++)
+		if (chown(*dirs, pw->pw_uid, pw->pw_gid) == -1)
+			goto fail;
 	/* Nothing outside the bounding set can come back later. */
 	for (c = 0; c <= CAP_LAST_CAP; c++)
 		if (c != CAP_NET_RAW && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-int	priv_drop(const char *user, const char *spool_dir, char *err,
+int	priv_drop(const char *user, const char *const *dirs, char *err,
 	    size_t errlen);
 
 #endif

@@ -162,7 +162,10 @@ scanner_new(const struct conf *c, char *err, size_t errlen)
 	pc.engine.max_recursion = (uint32_t)c->scan_max_recursion;
 	pc.engine.max_files = (uint32_t)c->scan_max_files;
 	pc.engine.max_scantime = c->scan_max_time;
-	pc.sandbox.user = c->scan_user;
+	/* Once sporkd has dropped to `user`, a reloaded loader cannot switch
+	 * users any more: the workers run as `user` too (still with no
+	 * capabilities and the seccomp cage). */
+	pc.sandbox.user = c->user[0] ? c->user : c->scan_user;
 	pc.sandbox.max_memory = c->scan_worker_memory;
 	pc.sandbox.max_file = 2 * (uint64_t)c->scan_max_file_size;
 	pc.workers = (int)c->scan_workers;
@@ -325,8 +328,10 @@ main(int argc, char *argv[])
 		log_warn(NULL, "quarantine_dir %s: %s", conf.quarantine_dir,
 		    strerror(errno));
 	if (conf.user[0] != '\0') {
-		if (priv_drop(conf.user, conf.spool_dir, err, sizeof(err))
-		    == -1) {
+		const char *dirs[] = { conf.spool_dir, conf.quarantine_dir,
+		    NULL };
+
+		if (priv_drop(conf.user, dirs, err, sizeof(err)) == -1) {
 			log_err(NULL, "%s", err);
 			return 1;
 		}

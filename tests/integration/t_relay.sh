@@ -145,5 +145,16 @@ assert_grep '^<- +250.PIPELINING' "$tmp/t-clean4" "EHLO: PIPELINING kept"
 assert_grep '^<- +250.SMTPUTF8' "$tmp/t-clean4" "EHLO: SMTPUTF8 kept"
 assert_grep '^<- +250.SIZE 104857600' "$tmp/t-clean4" "EHLO: SIZE capped at message_size_limit"
 
+# --- privileges: its own user, only CAP_NET_RAW, no new privileges
+pid=$(cat "$LAB_SPORKD_PID")
+[ "$(ps -o user= -p "$pid")" = spork ] && pass "privileges: sporkd runs as user spork" ||
+	fail "privileges: user" "$(ps -o user= -p "$pid")"
+assert_grep '^CapEff:[[:space:]]+0000000000002000$' "/proc/$pid/status" "privileges: effective capabilities = CAP_NET_RAW only"
+assert_grep '^CapBnd:[[:space:]]+0000000000002000$' "/proc/$pid/status" "privileges: bounding set = CAP_NET_RAW only"
+assert_grep '^NoNewPrivs:[[:space:]]+1$' "/proc/$pid/status" "privileges: no_new_privs"
+w=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\).*/\1/p' | head -n1)
+assert_grep '^CapEff:[[:space:]]+0000000000000000$' "/proc/$w/status" "privileges: scanner worker has no capabilities"
+assert_grep '^Seccomp:[[:space:]]+2$' "/proc/$w/status" "privileges: scanner worker under a seccomp filter"
+
 assert_no_grep 'sporkd\[error\]' "$LAB_SPORKD_LOG" "no errors in sporkd's log"
 summary
