@@ -22,7 +22,7 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # Code that knows nothing about a daemon: shared by sporkd and the tests.
 LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
 	  src/sandbox.c src/scan_engine.c src/scan_pool.c src/smtp_data.c \
-	  src/smtp_proto.c src/sock.c src/spool.c
+	  src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
 	     src/tls.c
 HDRS	= $(wildcard src/*.h)

@@ -42,6 +42,11 @@ struct conf {
 	size_t			max_reply_line;
 	size_t			max_reply_lines;
 	size_t			max_sessions;
+	size_t			max_sessions_per_client;
+	size_t			max_connections_per_minute;
+	size_t			max_header_size;
+	size_t			min_data_rate;
+	unsigned		timeout_request;
 	int			bare_newline;
 	unsigned		timeout_connect;	/* all timeouts in ms */
 	unsigned		timeout_greeting;

@@ -11,9 +11,9 @@
  * instead; it is never set here, as that would keep diverting to a dead
  * listener.
  *
- * The ruleset is described once (nd_sets(), nd_rules()) and rendered twice:
- * as one nf_tables batch by nft_divert_build(), a pure function, and as nft
- * syntax by nft_divert_print(). Every message asks for an ack and
+ * The ruleset is described once (nd_set_defs[], nd_rules()) and rendered
+ * twice: as one nf_tables batch by nft_divert_build(), a pure function, and
+ * as nft syntax by nft_divert_print(). Every message asks for an ack and
  * nd_talk() matches the acks to the batch by sequence number. This module
  * knows nothing about SMTP beyond port 25; it never logs and never touches
  * routing, sysctls or anything outside its two tables.
@@ -157,6 +157,7 @@ struct nd_probe {
 	int		 nfproto;
 	int		 ibrname;
 	enum nd_term	 terms[ND_TERMS_MAX];
+	int		 check_only;	/* never commit it */
 };
 
 union nd_buf {
@@ -187,8 +188,8 @@ static const struct nd_set_def nd_set_defs[SET_COUNT] = {
 	    NFT_SET_TIMEOUT, "SMTP servers not diverted (IPv6)" },
 };
 
-/* The probe's throwaway tables are never committed; this conf only fills
- * in the values its rules need. */
+/* Values for the probe's rules, which sit in dormant tables: they never
+ * see a packet. */
 static const struct nft_divert_conf nd_probe_conf = {
 	.bridge = "br0",
 	.bridge_mac = { 0x02, 0, 0, 0, 0, 0x01 },
@@ -198,66 +199,68 @@ static const struct nft_divert_conf nd_probe_conf = {
 };
 
 static const struct nd_probe nd_probes[] = {
-	{ NFT_DIVERT_HAVE_BRIDGE,
-	  "nf_tables bridge family, prerouting hook at priority -300",
-	  "nothing can be diverted (CONFIG_NF_TABLES_BRIDGE)",
-	  NFPROTO_BRIDGE, 0, SET_NONE, 0, 0, { T_END } },
-	{ NFT_DIVERT_HAVE_INET,
-	  "nf_tables inet family, prerouting hook at priority mangle",
-	  "nothing can be diverted (CONFIG_NF_TABLES_INET)",
-	  NFPROTO_INET, 0, SET_NONE, 0, 0, { T_END } },
-	{ NFT_DIVERT_HAVE_OWNER,
-	  "table flag owner (Linux 5.12+)",
-	  "the tables would outlive sporkd: no fail-open",
-	  NFPROTO_INET, NFT_TABLE_F_OWNER, SET_NONE, 0, 0, { T_END } },
-	{ NFT_DIVERT_HAVE_ETHER_SET,
-	  "ether daddr set (bridge)",
-	  "frames cannot be addressed to the bridge itself",
-	  NFPROTO_BRIDGE, 0, SET_NONE, NFPROTO_IPV4, 0,
-	  { T_ETHER_IP, T_DPORT_SMTP, T_ETHER_DADDR_SET, T_END } },
-	{ NFT_DIVERT_HAVE_PKTTYPE_SET,
-	  "meta pkttype set host (bridge)",
-	  "frames cannot be handed to the bridge's own stack",
-	  NFPROTO_BRIDGE, 0, SET_NONE, 0, 0, { T_PKTTYPE_HOST, T_END } },
-	{ NFT_DIVERT_HAVE_IBRNAME,
-	  "meta ibrname (bridge)",
-	  "kernel built without CONFIG_NFT_BRIDGE_META: the bridge rules match"
-	  " the bridge's ports by name instead (meta iifname @ports), so"
-	  " install again after adding a port",
-	  NFPROTO_BRIDGE, 0, SET_NONE, 0, 1, { T_IIF, T_END } },
-	{ NFT_DIVERT_HAVE_IFNAME_SET,
-	  "meta iifname @set (bridge; the ports fallback)",
-	  "without meta ibrname either, bridge ports cannot be matched",
-	  NFPROTO_BRIDGE, 0, SET_PORTS, 0, 0, { T_IIF, T_END } },
-	{ NFT_DIVERT_HAVE_TIMEOUT_SET,
-	  "address sets with timeouts (the bypass sets)",
-	  "no bypass sets",
-	  NFPROTO_BRIDGE, 0, SET_SRC4, NFPROTO_IPV4, 0,
-	  { T_ETHER_IP, T_DPORT_SMTP, T_SADDR_SET, T_RETURN, T_END } },
-	{ NFT_DIVERT_HAVE_SOCKET,
-	  "socket transparent (CONFIG_NFT_SOCKET)",
-	  "replies to sporkd's upstream connections would not reach it",
-	  NFPROTO_INET, 0, SET_NONE, 0, 0,
-	  { T_L4_TCP, T_SOCKET_TRANSPARENT, T_END } },
-	{ NFT_DIVERT_HAVE_TPROXY4,
-	  "tproxy ip (CONFIG_NFT_TPROXY)",
-	  "IPv4 connections cannot be diverted",
-	  NFPROTO_INET, 0, SET_NONE, NFPROTO_IPV4, 0,
-	  { T_NFPROTO, T_DPORT_SMTP, T_TPROXY, T_END } },
-	{ NFT_DIVERT_HAVE_TPROXY6,
-	  "tproxy ip6 (CONFIG_NFT_TPROXY)",
-	  "IPv6 connections cannot be diverted",
-	  NFPROTO_INET, 0, SET_NONE, NFPROTO_IPV6, 0,
-	  { T_NFPROTO, T_DPORT_SMTP, T_TPROXY, T_END } },
-	{ NFT_DIVERT_HAVE_MARK_SET,
-	  "meta mark set",
-	  "diverted packets cannot be routed locally",
-	  NFPROTO_INET, 0, SET_NONE, 0, 0, { T_MARK_SET, T_END } },
-	{ NFT_DIVERT_HAVE_PERSIST,
-	  "table flag persist (Linux 6.9+; never used)",
-	  "nothing: sporkd does not use it",
-	  NFPROTO_INET, NFT_TABLE_F_OWNER | ND_TABLE_F_PERSIST, SET_NONE, 0, 0,
-	  { T_END } },
+	{ .bit = NFT_DIVERT_HAVE_OWNER,
+	  .what = "table flag owner (Linux 5.12+)",
+	  .lack = "the tables would outlive sporkd: no fail-open",
+	  .family = NFPROTO_INET, .table_flags = NFT_TABLE_F_OWNER },
+	{ .bit = NFT_DIVERT_HAVE_BRIDGE,
+	  .what = "nf_tables bridge family, prerouting hook at priority -300",
+	  .lack = "nothing can be diverted (CONFIG_NF_TABLES_BRIDGE)",
+	  .family = NFPROTO_BRIDGE },
+	{ .bit = NFT_DIVERT_HAVE_INET,
+	  .what = "nf_tables inet family, prerouting hook at priority mangle",
+	  .lack = "nothing can be diverted (CONFIG_NF_TABLES_INET)",
+	  .family = NFPROTO_INET },
+	{ .bit = NFT_DIVERT_HAVE_ETHER_SET,
+	  .what = "ether daddr set (bridge)",
+	  .lack = "frames cannot be addressed to the bridge itself",
+	  .family = NFPROTO_BRIDGE, .nfproto = NFPROTO_IPV4,
+	  .terms = { T_ETHER_IP, T_DPORT_SMTP, T_ETHER_DADDR_SET } },
+	{ .bit = NFT_DIVERT_HAVE_PKTTYPE_SET,
+	  .what = "meta pkttype set host (bridge)",
+	  .lack = "frames cannot be handed to the bridge's own stack",
+	  .family = NFPROTO_BRIDGE, .terms = { T_PKTTYPE_HOST } },
+	{ .bit = NFT_DIVERT_HAVE_IBRNAME,
+	  .what = "meta ibrname (bridge)",
+	  .lack = "kernel built without CONFIG_NFT_BRIDGE_META: the bridge"
+	  " rules match the bridge's ports by name instead (meta iifname"
+	  " @ports), so install again after adding a port",
+	  .family = NFPROTO_BRIDGE, .ibrname = 1, .terms = { T_IIF } },
+	{ .bit = NFT_DIVERT_HAVE_IFNAME_SET,
+	  .what = "meta iifname @set (bridge; the ports fallback)",
+	  .lack = "without meta ibrname either, bridge ports cannot be matched",
+	  .family = NFPROTO_BRIDGE, .set = SET_PORTS, .terms = { T_IIF } },
+	{ .bit = NFT_DIVERT_HAVE_TIMEOUT_SET,
+	  .what = "address sets with timeouts (the bypass sets)",
+	  .lack = "no bypass sets",
+	  .family = NFPROTO_BRIDGE, .set = SET_SRC4, .nfproto = NFPROTO_IPV4,
+	  .terms = { T_ETHER_IP, T_DPORT_SMTP, T_SADDR_SET, T_RETURN } },
+	{ .bit = NFT_DIVERT_HAVE_SOCKET,
+	  .what = "socket transparent (CONFIG_NFT_SOCKET)",
+	  .lack = "replies to sporkd's upstream connections would not reach it",
+	  .family = NFPROTO_INET,
+	  .terms = { T_L4_TCP, T_SOCKET_TRANSPARENT } },
+	{ .bit = NFT_DIVERT_HAVE_TPROXY4,
+	  .what = "tproxy ip (CONFIG_NFT_TPROXY)",
+	  .lack = "IPv4 connections cannot be diverted",
+	  .family = NFPROTO_INET, .nfproto = NFPROTO_IPV4,
+	  .terms = { T_NFPROTO, T_DPORT_SMTP, T_TPROXY } },
+	{ .bit = NFT_DIVERT_HAVE_TPROXY6,
+	  .what = "tproxy ip6 (CONFIG_NFT_TPROXY)",
+	  .lack = "IPv6 connections cannot be diverted",
+	  .family = NFPROTO_INET, .nfproto = NFPROTO_IPV6,
+	  .terms = { T_NFPROTO, T_DPORT_SMTP, T_TPROXY } },
+	{ .bit = NFT_DIVERT_HAVE_MARK_SET,
+	  .what = "meta mark set",
+	  .lack = "diverted packets cannot be routed locally",
+	  .family = NFPROTO_INET, .terms = { T_MARK_SET } },
+	/* Checked only: a persistent table would outlive the probe. */
+	{ .bit = NFT_DIVERT_HAVE_PERSIST,
+	  .what = "table flag persist (Linux 6.9+; never used)",
+	  .lack = "nothing: sporkd does not use it",
+	  .family = NFPROTO_INET,
+	  .table_flags = NFT_TABLE_F_OWNER | ND_TABLE_F_PERSIST,
+	  .check_only = 1 },
 };
 
 /* The installed divert: the socket that owns the tables, and their conf. */
@@ -1525,8 +1528,11 @@ nd_list_cb(const struct nlmsghdr *nlh, void *arg)
 		    inet_ntop(klen == 4 ? AF_INET : AF_INET6, key, addr,
 		    sizeof(addr)) == NULL)
 			continue;
-		timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
-		expires = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+		/* libnftnl's getters dereference absent attributes. */
+		timeout = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT) ?
+		    nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT) : 0;
+		expires = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION) ?
+		    nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION) : 0;
 		if (timeout == 0)
 			fprintf(l->out, "%s %s timeout=none\n", l->kind, addr);
 		else
@@ -1592,11 +1598,18 @@ nft_divert_bypass_list(FILE *out)
 
 /* --- the probe -------------------------------------------------------- */
 
-/* A throwaway table with one chain, and the probe's set and rule if any;
- * no batch end, so the kernel checks every message and aborts. */
+/*
+ * Each probe is a throwaway table, dormant (its chain never sees a packet)
+ * and owned by the probe's socket when the kernel knows the flag, holding
+ * one chain and the set and rule under test. The batch is committed, as
+ * some checks (which hooks an expression may sit on) only run at commit;
+ * a second batch deletes the table, and should it never come, closing the
+ * socket does. A check_only probe is never committed: its batch has no
+ * end, so the kernel checks each message and discards them all.
+ */
 static size_t
-nd_probe_build(const struct nd_probe *p, const char *table, char *buf,
-    size_t len, uint32_t seq)
+nd_probe_build(const struct nd_probe *p, const char *table, uint32_t flags,
+    char *buf, size_t len, uint32_t seq)
 {
 	struct nft_divert_conf	c = nd_probe_conf;
 	struct nd_batch		b;
@@ -1605,8 +1618,8 @@ nd_probe_build(const struct nd_probe *p, const char *table, char *buf,
 	c.table = table;
 	c.use_ibrname = p->ibrname;
 	batch_begin(&b, buf, len, seq);
-	msg_table(&b, NFT_MSG_NEWTABLE, p->family, table, p->table_flags != 0,
-	    p->table_flags, NULL, NLM_F_CREATE | NLM_F_EXCL);
+	msg_table(&b, NFT_MSG_NEWTABLE, p->family, table, 1, flags, NULL,
+	    NLM_F_CREATE | NLM_F_EXCL);
 	msg_chain(&b, p->family, table, p->family == NFPROTO_BRIDGE ?
 	    ND_BRIDGE_PRIO : ND_INET_PRIO, NULL);
 	if (p->set != SET_NONE)
@@ -1619,6 +1632,20 @@ nd_probe_build(const struct nd_probe *p, const char *table, char *buf,
 		memcpy(ru.terms, p->terms, sizeof(ru.terms));
 		msg_rule(&b, table, &ru, &c);
 	}
+	if (!p->check_only)
+		batch_end(&b);
+	return b.failed ? 0 : b.off;
+}
+
+static size_t
+nd_probe_drop(int family, const char *table, char *buf, size_t len,
+    uint32_t seq)
+{
+	struct nd_batch	b;
+
+	batch_begin(&b, buf, len, seq);
+	msg_table(&b, NFT_MSG_DELTABLE, family, table, 0, 0, NULL, 0);
+	batch_end(&b);
 	return b.failed ? 0 : b.off;
 }
 
@@ -1641,6 +1668,26 @@ rpt(char *report, size_t len, size_t *off, const char *fmt, ...)
 		*off = *off + (size_t)n < len ? *off + (size_t)n : len;
 }
 
+/* Sends a probe batch; -1 if the kernel could not be asked at all. */
+static int
+nd_probe_talk(struct mnl_socket *nl, const char *buf, size_t blen,
+    struct nd_acks *a, char *report, size_t len, size_t *off)
+{
+	if (blen == 0)
+		fatal("nft_divert: probe batch does not fit");
+	if (nd_talk(nl, buf, blen, a) == -1) {
+		rpt(report, len, off, "cannot ask the kernel: %s\n",
+		    errno == EAGAIN ? "no answer" : strerror(errno));
+		return -1;
+	}
+	if (a->batch_err == EPERM) {
+		rpt(report, len, off, "the kernel refused to check anything:"
+		    " %s (needs CAP_NET_ADMIN)\n", strerror(EPERM));
+		return -1;
+	}
+	return 0;
+}
+
 int
 nft_divert_probe(char *report, size_t len)
 {
@@ -1648,9 +1695,9 @@ nft_divert_probe(char *report, size_t len)
 	struct mnl_socket	*nl;
 	struct nd_acks		 a;
 	char			 table[NFT_DIVERT_TABLE_MAX], err[128];
-	size_t			 i, k, off = 0, blen;
-	uint32_t		 seq = (uint32_t)time(NULL);
-	int			 have = 0, last;
+	size_t			 i, k, off = 0;
+	uint32_t		 seq = (uint32_t)time(NULL), flags;
+	int			 have = 0, e;
 
 	if (len > 0)
 		report[0] = '\0';
@@ -1662,41 +1709,35 @@ nft_divert_probe(char *report, size_t len)
 	for (i = 0; i < sizeof(nd_probes) / sizeof(nd_probes[0]); i++) {
 		const struct nd_probe	*p = &nd_probes[i];
 
-		if ((blen = nd_probe_build(p, table, buf.b, sizeof(buf.b),
-		    seq)) == 0)
-			fatal("nft_divert: probe batch does not fit");
-		seq = nd_next_seq(buf.b, blen);
-		if (nd_talk(nl, buf.b, blen, &a) == -1) {
-			rpt(report, len, &off, "cannot ask the kernel: %s\n",
-			    errno == EAGAIN ? "no answer" : strerror(errno));
-			mnl_socket_close(nl);
-			return -1;
-		}
-		if (a.batch_err != 0) {
-			rpt(report, len, &off, "the kernel refused to check"
-			    " anything: %s%s\n", strerror(a.batch_err),
-			    a.batch_err == EPERM ? " (needs CAP_NET_ADMIN)" :
-			    "");
-			mnl_socket_close(nl);
-			return -1;
-		}
-		/* The last message is the one under test; an earlier one
-		 * failing means it could not be tried. */
-		last = a.n > 0 ? (int)a.n - 1 : 0;
+		/* The owner probe comes first: the others use its answer. */
+		flags = NFT_TABLE_F_DORMANT | p->table_flags |
+		    (have & NFT_DIVERT_HAVE_OWNER ? NFT_TABLE_F_OWNER : 0);
+		if (nd_probe_talk(nl, buf.b, nd_probe_build(p, table, flags,
+		    buf.b, sizeof(buf.b), seq), &a, report, len, &off) == -1)
+			goto fail;
+		seq += (uint32_t)a.n + 2;
 		for (k = 0; k < a.n && a.err[k] == 0; k++)
 			;
-		if (k == a.n) {
+		e = k < a.n ? a.err[k] : a.batch_err;
+		if (e == 0) {
 			have |= (int)p->bit;
 			rpt(report, len, &off, "%-58s yes\n", p->what);
-		} else if (k < 2 && (int)k < last &&
+		} else if (k < 2 && k + 1 < a.n &&
 		    (p->set != SET_NONE || p->terms[0] != T_END)) {
+			/* The table or chain failed, not what is tested. */
 			rpt(report, len, &off, "%-58s untested (%s refused:"
-			    " %s)\n", p->what, k == 0 ? "table" : k == 1 ?
-			    "chain" : "set", strerror(a.err[k]));
+			    " %s)\n", p->what, k == 0 ? "table" : "chain",
+			    strerror(e));
 		} else {
 			rpt(report, len, &off, "%-58s NO (%s): %s\n", p->what,
-			    strerror(a.err[k]), p->lack);
+			    strerror(e), p->lack);
 		}
+		if (e != 0 || p->check_only)
+			continue;
+		if (nd_probe_talk(nl, buf.b, nd_probe_drop(p->family, table,
+		    buf.b, sizeof(buf.b), seq), &a, report, len, &off) == -1)
+			goto fail;
+		seq += (uint32_t)a.n + 2;
 	}
 	mnl_socket_close(nl);
 	if ((have & NFT_DIVERT_NEED) != NFT_DIVERT_NEED)
@@ -1708,6 +1749,10 @@ nft_divert_probe(char *report, size_t len)
 		    have & NFT_DIVERT_HAVE_IBRNAME ? "by name (meta ibrname)" :
 		    "by its ports (meta iifname @ports fallback)");
 	return have;
+fail:
+	/* Closing the socket deletes a probe table it owns. */
+	mnl_socket_close(nl);
+	return -1;
 }
 
 /* --- the bridge ------------------------------------------------------- */

@@ -79,10 +79,10 @@ int	nft_divert_bypass(int add, int is_source, const char *addr,
 	    unsigned timeout_s, char *err, size_t errlen);
 int	nft_divert_bypass_list(FILE *out);
 
-/* Tries each feature the divert needs, every one in its own batch that the
- * kernel checks and then discards: nothing is ever committed. Writes a
- * report in plain words and returns the NFT_DIVERT_HAVE_* bits found, or
- * -1 (report says why) if it could not ask the kernel. */
+/* Tries each feature the divert needs, each in a throwaway dormant table
+ * (its chain never sees a packet) created in one batch and deleted in the
+ * next. Writes a report in plain words and returns the NFT_DIVERT_HAVE_*
+ * bits found, or -1 (report says why) if it could not ask the kernel. */
 int	nft_divert_probe(char *report, size_t len);
 
 /* Fills bridge, bridge_mac, ports and nports from the kernel's view of the

@@ -29,6 +29,7 @@
 #include "relay.h"
 #include "policy.h"
 #include "quarantine.h"
+#include "ratelimit.h"
 #include "scanner.h"
 #include "smtp_data.h"
 #include "smtp_proto.h"
@@ -44,6 +45,8 @@
 #define RELAY_HIGH_WATER	(64 * 1024)
 #define RELAY_CHUNK		8192
 #define RELAY_SENDER_MAX	256
+#define RELAY_RATE_GRACE_MS	30000	/* before min_data_rate applies */
+#define RELAY_SWEEP_MS		60000
 
 /* Client-facing state. */
 enum rstate {
@@ -109,6 +112,12 @@ struct session {
 	unsigned		 phead;
 	unsigned		 pcount;
 	int			 auth_cont;	/* next line answers a 334 */
+	int			 barrier;	/* EHLO/HELO unanswered: a group
+						 * must end there (RFC 2920) */
+	const char		*violation;	/* pipelined past a barrier */
+	uint64_t		 req_t0;	/* first byte of a partial line */
+	uint64_t		 data_t0;	/* DATA body started */
+	struct sockaddr_storage	 peer;
 	int			 skip_line;	/* discarding an overlong line */
 	int			 ceof;		/* client sent FIN */
 	int			 cclosed;	/* client connection broken */
@@ -152,6 +161,7 @@ static int			 relay_nlisteners;
 static size_t			 relay_nsessions;
 static struct session		*relay_dead;
 static struct scan_backend	*relay_scanner;
+static struct ev_timer		 relay_sweep_timer;
 static uint32_t			 relay_idseq;
 
 static void	session_update(struct session *);
@@ -373,6 +383,8 @@ data_begin(struct session *s)
 	data_framer_init(&s->df, relay_conf->bare_newline == BARE_NORMALIZE,
 	    relay_conf->max_text_line ? relay_conf->max_text_line - 2 : 0,
 	    relay_conf->message_size_limit);
+	data_framer_header_limit(&s->df, relay_conf->max_header_size);
+	s->data_t0 = ev_now();
 	spool_reset(&s->spool);
 	session_set_state(s, RS_DATA_BODY);
 }
@@ -452,6 +464,7 @@ client_command(struct session *s, const char *line, size_t len)
 		snprintf(s->helo, sizeof(s->helo), "%.*s", (int)(c.argslen <
 		    sizeof(s->helo) - 1 ? c.argslen : sizeof(s->helo) - 1),
 		    c.args);
+		s->barrier = 1;
 		break;
 	case VERB_QUIT:
 		if (forward(s, line, len, VERB_QUIT) == -1)
@@ -474,6 +487,20 @@ client_commands(struct session *s)
 	int		 rc;
 
 	while (s->state == RS_COMMAND && buf_used(&s->cin) > 0) {
+		if (s->barrier) {
+			/* Anything behind an unanswered EHLO breaks RFC 2920;
+			 * it is refused once the EHLO reply has gone out. */
+			s->violation = "EHLO";
+			return;
+		}
+		if (s->violation != NULL) {
+			log_info(s->id, "protocol violation=improper-pipelining "
+			    "after=%s", s->violation);
+			reply_close(s, "improper-pipelining", "554 5.5.0 Error: "
+			    "SMTP protocol synchronization (command pipelined "
+			    "after %s)", s->violation);
+			return;
+		}
 		if (s->pcount == RELAY_PENDING_MAX ||
 		    buf_used(&s->sout) >= RELAY_HIGH_WATER)
 			return;
@@ -490,8 +517,23 @@ client_commands(struct session *s)
 			s->skip_line = 0;
 			continue;
 		}
-		if (r == LINE_PARTIAL)
+		if (r == LINE_PARTIAL) {
+			/* A request must be complete within its deadline,
+			 * however slowly its bytes drip in. */
+			if (s->req_t0 == 0)
+				s->req_t0 = ev_now();
+			else if (ev_now() - s->req_t0 > relay_conf->timeout_request)
+				reply_close(s, "request-deadline", "421 4.4.2 "
+				    "Error: command not completed in time");
 			return;
+		}
+		if (s->req_t0 != 0 &&
+		    ev_now() - s->req_t0 > relay_conf->timeout_request) {
+			reply_close(s, "request-deadline", "421 4.4.2 Error: "
+			    "command not completed in time");
+			return;
+		}
+		s->req_t0 = 0;
 		if (r == LINE_BARE_LF &&
 		    relay_conf->bare_newline == BARE_NORMALIZE)
 			r = LINE_OK;
@@ -530,6 +572,15 @@ client_commands(struct session *s)
 		if (rc == -1)
 			return;
 		buf_consume(&s->cin, used);
+		if (s->state == RS_DATA_BODY && buf_used(&s->cin) > 0) {
+			/* The message was sent before our 354 was. */
+			log_info(s->id, "protocol violation=improper-pipelining "
+			    "after=DATA bytes=%zu", buf_used(&s->cin));
+			reply_close(s, "improper-pipelining", "554 5.5.0 Error: "
+			    "SMTP protocol synchronization (message sent "
+			    "before 354)");
+			return;
+		}
 	}
 }
 
@@ -646,6 +697,12 @@ data_end(struct session *s)
 		    relay_conf->message_size_limit);
 		return;
 	}
+	if (e & DATA_ERR_HEADER_BIG) {
+		data_reject(s, "verdict=header-too-big", "552 5.3.4 Error: "
+		    "message header size exceeds limit (%zu bytes)",
+		    relay_conf->max_header_size);
+		return;
+	}
 	if (e & (DATA_ERR_BARE_LF | DATA_ERR_BARE_CR)) {
 		data_reject(s, "verdict=bare-newline", "550 5.5.2 Error: bare "
 		    "<%s> in message content (RFC 5321 2.3.8)",
@@ -687,6 +744,7 @@ data_receive(struct session *s)
 	char	out[4 * RELAY_CHUNK];
 	size_t	used, olen;
 	int	end = 0;
+	uint64_t elapsed;
 
 	while (buf_used(&s->cin) > 0 && !end) {
 		used = data_framer_feed(&s->df, buf_head(&s->cin),
@@ -702,8 +760,18 @@ data_receive(struct session *s)
 			return;
 		}
 	}
-	if (end)
+	if (end) {
 		data_end(s);
+		return;
+	}
+	/* Slow drip: after a grace period, the body must keep coming at
+	 * min_data_rate on average. */
+	elapsed = ev_now() - s->data_t0;
+	if (relay_conf->min_data_rate && elapsed > RELAY_RATE_GRACE_MS &&
+	    s->df.size * 1000 / elapsed < relay_conf->min_data_rate)
+		reply_close(s, "data-rate", "421 4.4.2 Error: data rate too low "
+		    "(%llu bytes/s, minimum %zu)", (unsigned long long)
+		    (s->df.size * 1000 / elapsed), relay_conf->min_data_rate);
 }
 
 /* Stream the dot-stuffed message upstream while its buffer has room. */
@@ -806,6 +874,8 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		    "421 4.4.2 Error: mail server protocol error");
 		return -1;
 	}
+	if (what == VERB_EHLO || what == VERB_HELO)
+		s->barrier = 0;
 	switch (what) {
 	case VERB_EHLO:
 		if (code / 100 == 2) {
@@ -1400,6 +1470,9 @@ session_close(struct session *s, const char *why)
 		close(s->sfd);
 		s->sfd = -1;
 	}
+	if (s->peer.ss_family != AF_UNSPEC)
+		rl_release(&s->peer, ev_now(),
+		    relay_conf->max_connections_per_minute);
 	s->next_dead = relay_dead;
 	relay_dead = s;
 	relay_nsessions--;
@@ -1431,6 +1504,7 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	struct session			*s;
 	const struct sockaddr_in	*a = (const void *)local;
 	const struct sockaddr_in	*b = (const void *)&l->addr;
+	enum rl_verdict			 rl;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_err(NULL, "session: out of memory");
@@ -1462,6 +1536,22 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	s->tlspol = tls_policy_for(dst);
 	log_info(s->id, "connect client=%s server=%s mode=%s", s->client,
 	    s->server, l->transparent ? "transparent" : "explicit");
+
+	s->peer = *peer;
+	rl = rl_admit(peer, s->started, relay_conf->max_sessions_per_client,
+	    relay_conf->max_connections_per_minute);
+	if (rl != RL_OK) {
+		/* Not counted: release() must not undo what admit refused. */
+		s->peer.ss_family = AF_UNSPEC;
+		log_info(s->id, "refused client=%s reason=%s", s->client,
+		    rl == RL_TOO_MANY ? "max_sessions_per_client" :
+		    "max_connections_per_minute");
+		reply(s, "421 4.7.0 Error: too many connections from your "
+		    "address, try again later");
+		session_set_state(s, RS_CLOSING);
+		session_update(s);
+		return;
+	}
 
 	/* A connection straight to the listener's own port was not diverted:
 	 * relaying it would connect to ourselves. */
@@ -1517,6 +1607,13 @@ listener_cb(struct ev_io *io, int events)
 
 /* ------------------------------------------------------------------ */
 
+static void
+relay_sweep(struct ev_timer *t)
+{
+	rl_sweep(ev_now(), relay_conf->max_connections_per_minute);
+	ev_timer_set(relay_loop, t, RELAY_SWEEP_MS);
+}
+
 int
 relay_init(struct ev_loop *loop, const struct conf *conf,
     struct scan_backend *scanner)
@@ -1524,6 +1621,8 @@ relay_init(struct ev_loop *loop, const struct conf *conf,
 	relay_loop = loop;
 	relay_conf = conf;
 	relay_scanner = scanner;
+	ev_timer_init(&relay_sweep_timer, relay_sweep, NULL);
+	ev_timer_set(loop, &relay_sweep_timer, RELAY_SWEEP_MS);
 	ev_set_hook(loop, relay_reap, NULL);
 	return 0;
 }

@@ -33,11 +33,26 @@ data_framer_init(struct data_framer *df, int normalize, size_t max_line,
 	df->max_line = max_line;
 	df->max_size = max_size;
 	df->size = 0;
+	df->max_header = 0;
+	df->in_header = 1;
+}
+
+/* Refuse a header block (up to the first empty line) larger than n. */
+void
+data_framer_header_limit(struct data_framer *df, size_t n)
+{
+	df->max_header = n;
 }
 
 static void
 df_emit(struct data_framer *df, char c, char *out, size_t *o)
 {
+	if (df->in_header) {
+		if (c == '\n' && df->linelen == 0)
+			df->in_header = 0;	/* the empty line */
+		else if (df->max_header && df->size >= df->max_header)
+			df->errors |= DATA_ERR_HEADER_BIG;
+	}
 	if (c == '\n') {
 		df->linelen = 0;
 	} else if (c != '\r' && df->max_line &&

@@ -9,6 +9,7 @@
 #define DATA_ERR_BARE_CR	0x02
 #define DATA_ERR_LONG_LINE	0x04
 #define DATA_ERR_TOO_BIG	0x08
+#define DATA_ERR_HEADER_BIG	0x10
 
 /*
  * The DATA framer: reads what the client sends after 354, finds the one
@@ -23,6 +24,8 @@ struct data_framer {
 	size_t	 max_line;		/* text line limit without CRLF, 0 = none */
 	size_t	 max_size;		/* content limit */
 	size_t	 size;			/* content bytes emitted */
+	size_t	 max_header;		/* header block limit, 0 = none */
+	int	 in_header;		/* before the first empty line */
 };
 
 /* Dot-stuffing for the way out. */
@@ -35,6 +38,8 @@ void	data_framer_init(struct data_framer *, int normalize, size_t max_line,
 	    size_t max_size);
 size_t	data_framer_feed(struct data_framer *, const char *in, size_t inlen,
 	    char *out, size_t outcap, size_t *outlen, int *end);
+
+void	data_framer_header_limit(struct data_framer *, size_t);
 
 void	data_stuffer_init(struct data_stuffer *);
 size_t	data_stuffer_feed(struct data_stuffer *, const char *in, size_t inlen,

@@ -118,4 +118,34 @@ sleep 0.5
 assert_grep 'starttls injection dropped client_bytes=[1-9]' "$LAB_SPORKD_LOG" "STARTTLS injection: plaintext dropped and logged"
 assert_no_grep "improper command pipelining after STARTTLS" "$LAB_MAILLOG" "STARTTLS injection: Postfix received nothing behind STARTTLS"
 assert_no_grep "injected@client" "$LAB_MAILLOG" "STARTTLS injection: Postfix never saw the injected sender"
+# --- RFC 2920 synchronization, header block, request deadline, per client
+cp "$LAB_DIR/spork.conf" "$tmp/sync.conf"
+printf '%s\n' "max_header_size 64k" "timeout_request 2s" "max_sessions_per_client 2" >>"$tmp/sync.conf"
+lab start-sporkd "$tmp/sync.conf" 2>/dev/null
+printf 'expect 220\nsend EHLO a.example.test\\r\\nMAIL FROM:<a@client.example.test>\\r\\n\nexpect 250\nexpect 554 5.5.0 Error: SMTP protocol synchronization (command pipelined after EHLO)\nexpect_close\n' >"$tmp/ehlo-pipe.chat"
+chat ehlo-pipe "pipelining past EHLO: the EHLO reply, then 554 5.5.0 and close"
+printf 'expect 220\nline EHLO a.example.test\nexpect 250\nline MAIL FROM:<a@client.example.test>\nexpect 250\nline RCPT TO:<alice@example.test>\nexpect 250\nsend DATA\\r\\nSubject: early\\r\\n\\r\\nbody\\r\\n.\\r\\n\nexpect 354\nexpect 554 5.5.0 Error: SMTP protocol synchronization (message sent before 354)\nexpect_close\n' >"$tmp/data-pipe.chat"
+chat data-pipe "message sent before 354: 554 5.5.0 and close"
+python3 -c "
+import sys
+h = ''.join('X-Filler-%d: %s\r\n' % (i, 'y' * 70) for i in range(1200))
+sys.stdout.write('send Subject: big header\\\\r\\\\n' + h.replace('\r\n', '\\\\r\\\\n') + '\\\\r\\\\nbody\\\\r\\\\n.\\\\r\\\\n\n')
+" >"$tmp/bighdr.line"
+{ printf 'expect 220\nline EHLO a.example.test\nexpect 250\nline MAIL FROM:<a@client.example.test>\nexpect 250\nline RCPT TO:<alice@example.test>\nexpect 250\nline DATA\nexpect 354\n'
+  cat "$tmp/bighdr.line"
+  printf 'expect 552 5.3.4 Error: message header size exceeds limit\nline QUIT\nexpect 221\n'; } >"$tmp/bighdr.chat"
+chat bighdr "header block over max_header_size: 552 5.3.4"
+printf 'expect 220\nsend NO\nsleep 1.2\nsend O\nsleep 1.2\nsend P\\r\\n\nexpect 421 4.4.2 Error: command not completed in time\nexpect_close\n' >"$tmp/drip.chat"
+chat drip "a command dripping past timeout_request: 421 4.4.2"
+# Two sessions held open, the third from the same address is refused.
+printf 'expect 220\nsleep 3\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
+in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
+h1=$!
+in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
+h2=$!
+sleep 1
+printf 'expect 421 4.7.0 Error: too many connections from your address\nexpect_close\n' >"$tmp/third.chat"
+chat third "max_sessions_per_client: the third session gets 421 4.7.0"
+wait $h1 $h2
+assert_grep 'refused client=10\.25\.0\.1:[0-9]+ reason=max_sessions_per_client' "$LAB_SPORKD_LOG" "per-client refusal logged"
 summary

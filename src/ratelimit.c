@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-client-address accounting: live sessions, and a token bucket for
+ * new connections (per_minute tokens, refilled continuously, burst of the
+ * same size). An address is forgotten once it has no session and a full
+ * bucket, so memory follows the number of recently active clients, with a
+ * hard cap beyond which new addresses are admitted untracked (and that is
+ * counted). Knows nothing about SMTP.
+ */
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ratelimit.h"
+
+#define RL_BUCKETS	4096
+#define RL_MAX_ENTRIES	200000
+
+struct rl_entry {
+	unsigned char	 key[17];	/* family byte + address */
+	uint32_t	 sessions;
+	double		 tokens;
+	uint64_t	 last;
+	struct rl_entry	*next;
+};
+
+static struct rl_entry	*rl_table[RL_BUCKETS];
+static size_t		 rl_count;
+
+static void
+rl_key(const struct sockaddr_storage *ss, unsigned char key[17])
+{
+	memset(key, 0, 17);
+	key[0] = (unsigned char)ss->ss_family;
+	if (ss->ss_family == AF_INET6)
+		memcpy(key + 1, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+		    16);
+	else
+		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+}
+
+static unsigned
+rl_hash(const unsigned char key[17])
+{
+	uint32_t	h = 2166136261u;
+	int		i;
+
+	for (i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % RL_BUCKETS;
+}
+
+static struct rl_entry **
+rl_find(const unsigned char key[17])
+{
+	struct rl_entry	**pp;
+
+	for (pp = &rl_table[rl_hash(key)]; *pp != NULL; pp = &(*pp)->next)
+		if (memcmp((*pp)->key, key, 17) == 0)
+			return pp;
+	return pp;
+}
+
+static void
+rl_refill(struct rl_entry *e, uint64_t now, size_t per_minute)
+{
+	if (now > e->last)
+		e->tokens += (double)(now - e->last) * (double)per_minute /
+		    60000.0;
+	if (e->tokens > (double)per_minute)
+		e->tokens = (double)per_minute;
+	e->last = now;
+}
+
+enum rl_verdict
+rl_admit(const struct sockaddr_storage *ss, uint64_t now,
+    size_t max_sessions, size_t per_minute)
+{
+	unsigned char	  key[17];
+	struct rl_entry	**pp, *e;
+
+	rl_key(ss, key);
+	pp = rl_find(key);
+	if ((e = *pp) == NULL) {
+		if (rl_count >= RL_MAX_ENTRIES ||
+		    (e = calloc(1, sizeof(*e))) == NULL)
+			return RL_OK;
+		memcpy(e->key, key, 17);
+		e->tokens = (double)per_minute;
+		e->last = now;
+		*pp = e;
+		rl_count++;
+	}
+	rl_refill(e, now, per_minute);
+	if (max_sessions && e->sessions >= max_sessions)
+		return RL_TOO_MANY;
+	if (per_minute && e->tokens < 1.0)
+		return RL_TOO_FAST;
+	e->tokens -= 1.0;
+	e->sessions++;
+	return RL_OK;
+}
+
+void
+rl_release(const struct sockaddr_storage *ss, uint64_t now,
+    size_t per_minute)
+{
+	unsigned char	  key[17];
+	struct rl_entry	**pp, *e;
+
+	rl_key(ss, key);
+	pp = rl_find(key);
+	if ((e = *pp) == NULL)
+		return;
+	if (e->sessions > 0)
+		e->sessions--;
+	rl_refill(e, now, per_minute);
+	if (e->sessions == 0 && e->tokens >= (double)per_minute) {
+		*pp = e->next;
+		free(e);
+		rl_count--;
+	}
+}
+
+size_t
+rl_tracked(void)
+{
+	return rl_count;
+}
+
+/* Forget idle addresses whose bucket has refilled; run once a minute. */
+void
+rl_sweep(uint64_t now, size_t per_minute)
+{
+	struct rl_entry	**pp, *e;
+	size_t		  i;
+
+	for (i = 0; i < RL_BUCKETS; i++)
+		for (pp = &rl_table[i]; (e = *pp) != NULL; ) {
+			rl_refill(e, now, per_minute);
+			if (e->sessions == 0 &&
+			    e->tokens >= (double)per_minute) {
+				*pp = e->next;
+				free(e);
+				rl_count--;
+			} else
+				pp = &e->next;
+		}
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_RATELIMIT_H
+#define SPORK_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum rl_verdict {
+	RL_OK,
+	RL_TOO_MANY,		/* sessions from this address at the maximum */
+	RL_TOO_FAST,		/* connection rate from this address exceeded */
+};
+
+enum rl_verdict	rl_admit(const struct sockaddr_storage *, uint64_t now_ms,
+		    size_t max_sessions, size_t per_minute);
+void		rl_release(const struct sockaddr_storage *, uint64_t now_ms,
+		    size_t per_minute);
+size_t		rl_tracked(void);
+void		rl_sweep(uint64_t now_ms, size_t per_minute);
+
+#endif
