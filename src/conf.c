@@ -296,6 +296,14 @@ conf_set(struct conf *c, const char *key, const char *value, char *err,
 	return -1;
 }
 
+/* The i-th key's name, NULL past the last: for documentation checks. */
+const char *
+conf_key_name(size_t i)
+{
+	return i < sizeof(conf_keys) / sizeof(conf_keys[0]) ?
+	    conf_keys[i].name : NULL;
+}
+
 void
 conf_defaults(struct conf *c)
 {

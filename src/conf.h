@@ -94,6 +94,7 @@ struct conf {
 };
 
 void	conf_defaults(struct conf *);
+const char *conf_key_name(size_t);
 int	conf_load(struct conf *, const char *path, char *err, size_t errlen);
 int	conf_set(struct conf *, const char *key, const char *value,
 	    char *err, size_t errlen);

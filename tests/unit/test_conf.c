@@ -100,6 +100,28 @@ test_conf(void)
 	    strcmp(c.clamav_signatures.w[1], "/b.ndb") == 0, "signature files");
 	CHECK(c.bare_newline == BARE_NORMALIZE, "normalize");
 
+	/* Every key is documented in the shipped config, with a value line. */
+	{
+		FILE		*fp = fopen("etc/spork.conf", "r");
+		char		 line[1024];
+		const char	*k;
+		size_t		 j, kl;
+		int		 found;
+
+		CHECK(fp != NULL, "etc/spork.conf readable");
+		for (j = 0; fp != NULL && (k = conf_key_name(j)) != NULL; j++) {
+			kl = strlen(k);
+			found = 0;
+			rewind(fp);
+			while (!found && fgets(line, sizeof(line), fp) != NULL)
+				found = strncmp(line, k, kl) == 0 &&
+				    (line[kl] == ' ' || line[kl] == '\n');
+			CHECK(found, "key %s not in etc/spork.conf", k);
+		}
+		if (fp != NULL)
+			fclose(fp);
+	}
+
 	/* The shipped config is valid. */
 	rc = conf_load(&c, "etc/spork.conf", err, sizeof(err));
 	CHECK(rc == 0, "etc/spork.conf: %s", err);
