@@ -74,6 +74,9 @@ struct conf {
 	char			quarantine_dir[CONF_PATH_MAX];
 	int			quarantine_then_deliver;
 	char			control_socket[CONF_PATH_MAX];
+	char			divert_bridge[16];
+	char			divert_table[32];
+	size_t			divert_mark;
 	char			tls_policy[16];
 	struct conf_words	tls_intercept_servers;
 	struct conf_words	tls_passthrough_servers;

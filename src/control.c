@@ -23,6 +23,7 @@
 #include "control.h"
 #include "ev.h"
 #include "log.h"
+#include "nft_divert.h"
 #include "quarantine.h"
 #include "relay.h"
 #include "scanner.h"
@@ -308,13 +309,77 @@ cmd_q_release(struct ctl_conn *c, const char *id)
 	log_info(NULL, "quarantine id=%s release started", id);
 }
 
+/*
+ * bypass add ADDR [server] [timeout N[s|m|h]] | bypass del ADDR [server] |
+ * bypass list: clients (or, with "server", servers) whose connections
+ * the owned divert leaves alone.
+ */
+static void
+cmd_bypass(struct ctl_conn *c, int argc, char **argv)
+{
+	char		 err[256], *text = NULL, *e;
+	size_t		 len = 0;
+	FILE		*fp;
+	unsigned long	 t = 0;
+	int		 add, server = 0, i;
+
+	if (nft_divert_fd() == -1) {
+		buf_printf(&c->out, "error: the divert is not sporkd's "
+		    "(divert_bridge is not set)\n");
+		return;
+	}
+	if (strcmp(argv[1], "list") == 0) {
+		if ((fp = open_memstream(&text, &len)) == NULL ||
+		    nft_divert_bypass_list(fp) == -1) {
+			if (fp != NULL)
+				fclose(fp);
+			free(text);
+			buf_printf(&c->out, "error: cannot list the bypass "
+			    "sets\n");
+			return;
+		}
+		fclose(fp);
+		buf_printf(&c->out, "ok\n");
+		buf_append(&c->out, text, len);
+		free(text);
+		return;
+	}
+	add = strcmp(argv[1], "add") == 0;
+	if ((!add && strcmp(argv[1], "del") != 0) || argc < 3) {
+		buf_printf(&c->out, "error: bypass add|del ADDR [server] "
+		    "[timeout SECONDS] | bypass list\n");
+		return;
+	}
+	for (i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "server") == 0)
+			server = 1;
+		else if (strcmp(argv[i], "timeout") == 0 && i + 1 < argc) {
+			t = strtoul(argv[++i], &e, 10);
+			if (*e == 'm')
+				t *= 60;
+			else if (*e == 'h')
+				t *= 3600;
+			else if (*e != '\0' && *e != 's')
+				t = 0;
+		}
+	}
+	if (nft_divert_bypass(add, !server, argv[2], (unsigned)t, err,
+	    sizeof(err)) == -1) {
+		buf_printf(&c->out, "error: %s\n", err);
+		return;
+	}
+	log_info(NULL, "bypass %s %s=%s timeout=%lu", add ? "add" : "del",
+	    server ? "server" : "client", argv[2], t);
+	buf_printf(&c->out, "ok\n");
+}
+
 static void
 ctl_command(struct ctl_conn *c, char *line)
 {
-	char	*argv[4], *p;
+	char	*argv[6], *p;
 	int	 argc = 0;
 
-	for (p = strtok(line, " \t"); p != NULL && argc < 4;
+	for (p = strtok(line, " \t"); p != NULL && argc < 6;
 	    p = strtok(NULL, " \t"))
 		argv[argc++] = p;
 	if (argc == 1 && strcmp(argv[0], "status") == 0)
@@ -325,7 +390,9 @@ ctl_command(struct ctl_conn *c, char *line)
 			buf_printf(&c->out, "error: reload failed\n");
 		else
 			buf_printf(&c->out, "ok reload started\n");
-	} else if (argc == 2 && strcmp(argv[0], "quarantine") == 0 &&
+	} else if (argc >= 2 && strcmp(argv[0], "bypass") == 0)
+		cmd_bypass(c, argc, argv);
+	else if (argc == 2 && strcmp(argv[0], "quarantine") == 0 &&
 	    strcmp(argv[1], "list") == 0)
 		cmd_q_list(c);
 	else if (argc == 3 && strcmp(argv[0], "quarantine") == 0) {
@@ -341,7 +408,9 @@ ctl_command(struct ctl_conn *c, char *line)
 			buf_printf(&c->out, "error: unknown command\n");
 	} else
 		buf_printf(&c->out, "error: unknown command (status, reload, "
-		    "quarantine list|show ID|release ID|delete ID)\n");
+		    "quarantine list|show ID|release ID|delete ID, "
+		    "bypass add|del ADDR [server] [timeout SECONDS], "
+		    "bypass list)\n");
 	c->replying = 1;
 }
 

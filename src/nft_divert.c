@@ -14,9 +14,14 @@
  * The ruleset is described once (nd_set_defs[], nd_rules()) and rendered
  * twice: as one nf_tables batch by nft_divert_build(), a pure function, and
  * as nft syntax by nft_divert_print(). Every message asks for an ack and
- * nd_talk() matches the acks to the batch by sequence number. This module
- * knows nothing about SMTP beyond port 25; it never logs and never touches
- * routing, sysctls or anything outside its two tables.
+ * nd_talk() matches the acks to the batch by sequence number. The module
+ * also probes the kernel for each expression the divert uses, and reads a
+ * bridge's MAC and ports over rtnetlink. It trusts its conf only after
+ * nd_conf_check(); it knows nothing about SMTP beyond port 25, never logs,
+ * and never touches routing, sysctls or anything outside its own tables.
+ * Every change to an owner table must come over the owning socket, and
+ * nfnetlink wants CAP_NET_ADMIN of the caller each time, not only when the
+ * socket was opened.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,16 +57,16 @@
 #include "nft_divert.h"
 
 #define ND_SMTP_PORT		25
-#define ND_BRIDGE_PRIO		(-300)	/* before the bridge looks up the destination */
+#define ND_BRIDGE_PRIO		(-300)	/* before the bridge's lookup */
 #define ND_INET_PRIO		(-150)	/* mangle */
 #define ND_DEFAULT_TABLE	"spork"
-#define ND_MSG_MAX		4096	/* one message; the largest is under 1 KiB */
-#define ND_MSGS_MAX		64	/* messages in one batch; the ruleset has 31 */
+#define ND_MSG_MAX		4096	/* one message; ours are under 1 KiB */
+#define ND_MSGS_MAX		64	/* in one batch; the ruleset has 38 */
 #define ND_RULES_MAX		16
 #define ND_TERMS_MAX		8
 #define ND_COMMENT_MAX		128	/* nft allows NFT_USERDATA_MAXLEN */
 #define ND_RECV_MAX		16384
-#define ND_TIMEOUT_S		5	/* the kernel answers at once; never hang */
+#define ND_TIMEOUT_S		5	/* it answers at once; never hang */
 #define ND_TABLE_F_PERSIST	0x4	/* NFT_TABLE_F_PERSIST, Linux 6.9 */
 
 /* nft's own numbers, stored with a set so that `nft list` prints it. */
@@ -398,19 +403,21 @@ nd_rule_add(struct nd_rule *r, size_t *n, enum nd_chain chain, int nfproto,
  * The rules, in chain order. An SMTP client's address is the source of
  * its frames to the server (dport 25) and the destination of the server's
  * answers (sport 25): each bypass set is matched both ways, so that both
- * halves of an exempt connection are bridged untouched.
+ * halves of an exempt connection are bridged untouched. Exempt frames
+ * carry the mark, so that spork-setup's fail-closed rule (which refuses
+ * port-25 frames the bridge forwards) lets them through.
  */
 static size_t
 nd_rules(const struct nft_divert_conf *c, struct nd_rule *r)
 {
 	static const enum nd_term cli_src[] = { T_ETHER_IP, T_DPORT_SMTP,
-	    T_SADDR_SET, T_RETURN, T_END };
+	    T_SADDR_SET, T_MARK_SET, T_RETURN, T_END };
 	static const enum nd_term cli_dst[] = { T_ETHER_IP, T_SPORT_SMTP,
-	    T_DADDR_SET, T_RETURN, T_END };
+	    T_DADDR_SET, T_MARK_SET, T_RETURN, T_END };
 	static const enum nd_term srv_dst[] = { T_ETHER_IP, T_DPORT_SMTP,
-	    T_DADDR_SET, T_RETURN, T_END };
+	    T_DADDR_SET, T_MARK_SET, T_RETURN, T_END };
 	static const enum nd_term srv_src[] = { T_ETHER_IP, T_SPORT_SMTP,
-	    T_SADDR_SET, T_RETURN, T_END };
+	    T_SADDR_SET, T_MARK_SET, T_RETURN, T_END };
 	static const enum nd_term up[] = { T_IIF, T_ETHER_IP, T_DPORT_SMTP,
 	    T_ETHER_DADDR_SET, T_PKTTYPE_HOST, T_END };
 	static const enum nd_term down[] = { T_IIF, T_ETHER_IP, T_SPORT_SMTP,
@@ -451,8 +458,8 @@ nd_rules(const struct nft_divert_conf *c, struct nd_rule *r)
 		    "%s server to client: deliver to %s", fams[f].name,
 		    c->bridge);
 	}
-	nd_rule_add(r, &n, ND_INET, 0, SET_NONE, sock,
-	    "packets of sporkd's transparent sockets (upstream replies): local");
+	nd_rule_add(r, &n, ND_INET, 0, SET_NONE, sock, "packets of sporkd's"
+	    " transparent sockets (upstream replies): local");
 	for (f = 0; f < nfams; f++)
 		nd_rule_add(r, &n, ND_INET, fams[f].nfproto, SET_NONE, tproxy,
 		    "new %s SMTP connections: to sporkd port %u",
@@ -525,6 +532,9 @@ batch_end(struct nd_batch *b)
 static struct nlmsghdr *
 batch_hdr(struct nd_batch *b, uint16_t type, uint16_t family, uint16_t flags)
 {
+	/* libmnl 1.0.4 leaves attribute padding as it finds it: zero it, or
+	 * the same conf would not always give the same bytes. */
+	memset(b->scratch.b, 0, sizeof(b->scratch.b));
 	return nftnl_nlmsg_build_hdr(b->scratch.b, type, family,
 	    flags | NLM_F_ACK, b->seq);
 }
@@ -572,8 +582,7 @@ msg_table(struct nd_batch *b, uint16_t type, int family, const char *name,
 	nftnl_table_free(t);
 	return;
 fail:
-	if (ud != NULL)
-		nftnl_udata_buf_free(ud);
+	nftnl_udata_buf_free(ud);	/* takes NULL */
 	if (t != NULL)
 		nftnl_table_free(t);
 	b->failed = 1;
@@ -612,8 +621,7 @@ msg_chain(struct nd_batch *b, int family, const char *table, int prio,
 	nftnl_chain_free(ch);
 	return;
 fail:
-	if (ud != NULL)
-		nftnl_udata_buf_free(ud);
+	nftnl_udata_buf_free(ud);	/* takes NULL */
 	if (ch != NULL)
 		nftnl_chain_free(ch);
 	b->failed = 1;
@@ -659,36 +667,28 @@ msg_set(struct nd_batch *b, const char *table, enum nd_set_id id)
 	nftnl_set_free(s);
 	return;
 fail:
-	if (ud != NULL)
-		nftnl_udata_buf_free(ud);
+	nftnl_udata_buf_free(ud);	/* takes NULL */
 	if (s != NULL)
 		nftnl_set_free(s);
 	b->failed = 1;
 }
 
-/* One message adding or deleting n keys of klen bytes each. */
+/* One message adding or deleting one key of klen bytes. */
 static void
 msg_elems(struct nd_batch *b, uint16_t type, const char *table,
-    enum nd_set_id id, const void *keys, uint32_t klen, size_t n,
-    uint64_t timeout_ms)
+    enum nd_set_id id, const void *key, uint32_t klen, uint64_t timeout_ms)
 {
 	struct nftnl_set	*s;
 	struct nftnl_set_elem	*e;
 	struct nlmsghdr		*nlh;
-	size_t			 i;
 
-	if ((s = set_alloc(table, id)) == NULL)
+	if ((s = set_alloc(table, id)) == NULL ||
+	    (e = nftnl_set_elem_alloc()) == NULL)
 		goto fail;
-	for (i = 0; i < n; i++) {
-		if ((e = nftnl_set_elem_alloc()) == NULL)
-			goto fail;
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY,
-		    (const char *)keys + i * klen, klen);
-		if (timeout_ms != 0)
-			nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT,
-			    timeout_ms);
-		nftnl_set_elem_add(s, e);
-	}
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, klen);
+	if (timeout_ms != 0)
+		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
+	nftnl_set_elem_add(s, e);
 	nlh = batch_hdr(b, type, NFPROTO_BRIDGE,
 	    type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
@@ -918,8 +918,7 @@ msg_rule(struct nd_batch *b, const char *table, const struct nd_rule *ru,
 	nftnl_rule_free(r);
 	return;
 fail:
-	if (ud != NULL)
-		nftnl_udata_buf_free(ud);
+	nftnl_udata_buf_free(ud);	/* takes NULL */
 	if (r != NULL)
 		nftnl_rule_free(r);
 	b->failed = 1;
@@ -939,7 +938,7 @@ nft_divert_build(const struct nft_divert_conf *c, char *buf, size_t len,
 	};
 	struct nd_batch	 b;
 	struct nd_rule	 rules[ND_RULES_MAX];
-	char		 keys[NFT_DIVERT_PORTS_MAX][IFNAMSIZ];
+	char		 key[IFNAMSIZ];
 	char		 comment[ND_COMMENT_MAX];
 	const char	*table = nd_table(c);
 	size_t		 nrules, i, t;
@@ -966,12 +965,16 @@ nft_divert_build(const struct nft_divert_conf *c, char *buf, size_t len,
 			msg_set(&b, table, (enum nd_set_id)s);
 			if (s != SET_PORTS || c->nports == 0)
 				continue;
-			memset(keys, 0, sizeof(keys));
-			for (p = 0; p < c->nports; p++)
-				memcpy(keys[p], c->ports[p],
+			/* One port a message: libnftnl numbers the elements
+			 * of a message 1, 2, ... but parses back only a run
+			 * of 1s (what the kernel sends), and tests parse. */
+			for (p = 0; p < c->nports; p++) {
+				memset(key, 0, sizeof(key));
+				memcpy(key, c->ports[p],
 				    strnlen(c->ports[p], IFNAMSIZ - 1));
-			msg_elems(&b, NFT_MSG_NEWSETELEM, table, SET_PORTS,
-			    keys, IFNAMSIZ, (size_t)c->nports, 0);
+				msg_elems(&b, NFT_MSG_NEWSETELEM, table,
+				    SET_PORTS, key, IFNAMSIZ, 0);
+			}
 		}
 		nd_chain_comment(c, tables[t].ch, comment, sizeof(comment));
 		msg_chain(&b, tables[t].family, table, tables[t].prio, comment);
@@ -1027,7 +1030,7 @@ nft_divert_bypass_build(const struct nft_divert_conf *c, int add,
 		return 0;
 	batch_begin(&b, buf, len, seq);
 	msg_elems(&b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-	    nd_table(c), nd_bypass_set(is_source, nfproto), key, klen, 1,
+	    nd_table(c), nd_bypass_set(is_source, nfproto), key, klen,
 	    add ? (uint64_t)timeout_s * 1000 : 0);
 	batch_end(&b);
 	return b.failed ? 0 : b.off;
@@ -1352,7 +1355,8 @@ nd_describe(const struct nlmsghdr *nlh, char *out, size_t len)
 		if ((r = nftnl_rule_alloc()) == NULL)
 			return;
 		if (nftnl_rule_nlmsg_parse(nlh, r) == 0) {
-			ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
+			ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA,
+			    &udlen);
 			/* Our user data is one comment: type, length, text. */
 			clen = ud != NULL && udlen > 2 ?
 			    (uint8_t)ud[1] : 0;

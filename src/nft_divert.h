@@ -26,8 +26,8 @@ struct nft_divert_conf {
 };
 
 /* What nft_divert_probe() found; NFT_DIVERT_NEED must all be there. */
-#define NFT_DIVERT_HAVE_BRIDGE		0x0001	/* bridge family, prerouting -300 */
-#define NFT_DIVERT_HAVE_INET		0x0002	/* inet family, prerouting mangle */
+#define NFT_DIVERT_HAVE_BRIDGE		0x0001	/* bridge family, -300 */
+#define NFT_DIVERT_HAVE_INET		0x0002	/* inet family, mangle */
 #define NFT_DIVERT_HAVE_OWNER		0x0004	/* table flag owner (5.12+) */
 #define NFT_DIVERT_HAVE_ETHER_SET	0x0008	/* ether daddr set */
 #define NFT_DIVERT_HAVE_PKTTYPE_SET	0x0010	/* meta pkttype set host */
@@ -38,7 +38,7 @@ struct nft_divert_conf {
 #define NFT_DIVERT_HAVE_TPROXY6		0x0200	/* tproxy ip6 */
 #define NFT_DIVERT_HAVE_MARK_SET	0x0400	/* meta mark set */
 #define NFT_DIVERT_HAVE_IBRNAME		0x0800	/* meta ibrname: optional */
-#define NFT_DIVERT_HAVE_PERSIST		0x1000	/* table flag persist (6.9+): unused */
+#define NFT_DIVERT_HAVE_PERSIST		0x1000	/* persist (6.9+): unused */
 #define NFT_DIVERT_NEED			0x07ff
 
 /* Pure: the whole divert as one nf_tables batch (begin, tables with flag
@@ -68,15 +68,20 @@ void	nft_divert_remove(void);
  * alive after the daemon dies closes it (close_range() does too). */
 int	nft_divert_fd(void);
 
-/* The same ruleset in nft syntax, as `nft list table` shows it. */
+/* The same ruleset in nft syntax, as `nft list table` shows it; `nft -f`
+ * takes it (without "flags owner", or nft's exit deletes the tables). */
 void	nft_divert_print(const struct nft_divert_conf *, FILE *);
 
-/* Bypass elements over the installing socket (an owner table accepts
- * changes from no other). Both need CAP_NET_ADMIN at the time of the call.
- * nft_divert_bypass_list() prints one line per element and returns how
- * many, or -1. */
+/* Bypass elements, over the installing socket (an owner table accepts
+ * changes from no other); both need CAP_NET_ADMIN at the time of the call.
+ * A bypassed client (is_source=1) or server is matched in both directions,
+ * so both halves of its connections are bridged untouched; connections
+ * already diverted break. An install empties the sets. Adding an element
+ * again resets its timeout on recent kernels (6.18 does). */
 int	nft_divert_bypass(int add, int is_source, const char *addr,
 	    unsigned timeout_s, char *err, size_t errlen);
+/* One line per element ("source 192.0.2.1 timeout=60 expires=42"); returns
+ * how many, or -1 with errno. */
 int	nft_divert_bypass_list(FILE *out);
 
 /* Tries each feature the divert needs, each in a throwaway dormant table

@@ -2,7 +2,8 @@
 /*
  * Dropping privileges once listeners are bound and files are read: switch
  * to an unprivileged user, keeping only CAP_NET_RAW (what IP_TRANSPARENT
- * needs for the upstream sockets bound to clients' addresses), and set
+ * needs for the upstream sockets bound to clients' addresses), plus
+ * CAP_NET_ADMIN when sporkd owns the divert (its bypass sets), and set
  * no_new_privs. Uses the raw capset(2) interface: no libcap needed.
  */
 #include <errno.h>
@@ -32,12 +33,16 @@ caps_set(unsigned long long keep)
 }
 
 int
-priv_drop(const char *user, const char *const *dirs, char *err,
-    size_t errlen)
+priv_drop(const char *user, const char *const *dirs, int net_admin,
+    char *err, size_t errlen)
 {
 	struct passwd	*pw;
 	unsigned long long keep = 1ULL << CAP_NET_RAW;
 	int		 c;
+
+	/* Changing the bypass sets of the owned divert needs CAP_NET_ADMIN. */
+	if (net_admin)
+		keep |= 1ULL << CAP_NET_ADMIN;
 
 	if ((pw = getpwnam(user)) == NULL) {
 		snprintf(err, errlen, "user '%s' does not exist", user);
@@ -53,7 +58,8 @@ priv_drop(const char *user, const char *const *dirs, char *err,
 			goto fail;
 	/* Nothing outside the bounding set can come back later. */
 	for (c = 0; c <= CAP_LAST_CAP; c++)
-		if (c != CAP_NET_RAW && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1
+		if (!(keep & (1ULL << c)) &&
+		    prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1
 		    && errno != EINVAL)
 			goto fail;
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1 ||

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-int	priv_drop(const char *user, const char *const *dirs, char *err,
-	    size_t errlen);
+int	priv_drop(const char *user, const char *const *dirs, int net_admin,
+	    char *err, size_t errlen);
 
 #endif

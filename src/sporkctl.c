@@ -22,7 +22,10 @@ usage(void)
 	    "  quarantine list\n"
 	    "  quarantine show ID\n"
 	    "  quarantine release ID       deliver to its original server\n"
-	    "  quarantine delete ID\n");
+	    "  quarantine delete ID\n"
+	    "  bypass add ADDR [server] [timeout 1h]   not intercepted\n"
+	    "  bypass del ADDR [server]\n"
+	    "  bypass list\n");
 	exit(2);
 }
 

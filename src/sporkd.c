@@ -6,6 +6,8 @@
  * finish within a grace period.
  */
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include "control.h"
 #include "ev.h"
 #include "log.h"
+#include "nft_divert.h"
 #include "priv.h"
 #include "relay.h"
 #include "scan_pool.h"
@@ -46,9 +49,10 @@ static struct ev_timer	 dbwatch_timer;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sporkd [-t] [-d] [-c file]\n"
+	fprintf(stderr, "usage: sporkd [-t] [-d] [-P] [-c file]\n"
 	    "  -c file  configuration (default %s)\n"
 	    "  -t       check the configuration and exit\n"
+	    "  -P       print the divert ruleset sporkd installs, and exit\n"
 	    "  -d       debug logging\n"
 	    "  -V       print the version\n", SPORKD_DEFAULT_CONF);
 	exit(2);
@@ -122,6 +126,45 @@ dbwatch_init(const char *dir)
 	ev_timer_init(&dbwatch_timer, dbwatch_fire, NULL);
 	if (ev_io_set(loop, &dbwatch_io, EV_READ) == -1)
 		close(fd);
+}
+
+/*
+ * The divert sporkd owns (divert_bridge): the bridge as the kernel sees
+ * it, what this kernel can match, the listener's port.
+ */
+static int
+divert_conf(const struct conf *c, struct nft_divert_conf *dc, int probe,
+    char *err, size_t errlen)
+{
+	char	report[4096];
+	int	i, have;
+
+	memset(dc, 0, sizeof(*dc));
+	dc->table = c->divert_table;
+	dc->mark = (uint32_t)c->divert_mark;
+	for (i = 0; i < c->transparent_listen.n; i++) {
+		if (c->transparent_listen.a[i].ss_family == AF_INET6)
+			dc->ipv6 = 1;
+		if (dc->port == 0)
+			dc->port = ntohs(((const struct sockaddr_in *)
+			    &c->transparent_listen.a[i])->sin_port);
+	}
+	if (dc->port == 0) {
+		snprintf(err, errlen, "divert_bridge needs a transparent_listen");
+		return -1;
+	}
+	if (nft_divert_read_bridge(dc, c->divert_bridge, err, errlen) == -1)
+		return -1;
+	if (!probe)
+		return 0;
+	if ((have = nft_divert_probe(report, sizeof(report))) == -1 ||
+	    (have & NFT_DIVERT_NEED) != NFT_DIVERT_NEED) {
+		snprintf(err, errlen, "this kernel cannot carry the divert:\n%.900s",
+		    report);
+		return -1;
+	}
+	dc->use_ibrname = (have & NFT_DIVERT_HAVE_IBRNAME) != 0;
+	return 0;
 }
 
 static struct scan_backend *
@@ -248,9 +291,10 @@ main(int argc, char *argv[])
 	struct conf	 conf;
 	const char	*path = SPORKD_DEFAULT_CONF;
 	char		 err[1024];
-	int		 ch, check = 0, debug = 0;
+	int		 ch, check = 0, debug = 0, print = 0;
+	struct nft_divert_conf dc;
 
-	while ((ch = getopt(argc, argv, "c:tdV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:tdPV")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -260,6 +304,9 @@ main(int argc, char *argv[])
 			break;
 		case 'd':
 			debug = 1;
+			break;
+		case 'P':
+			print = 1;
 			break;
 		case 'V':
 			printf("sporkd %s\n", SPORKD_VERSION);
@@ -276,6 +323,19 @@ main(int argc, char *argv[])
 	}
 	if (check) {
 		printf("sporkd: configuration %s is valid\n", path);
+		return 0;
+	}
+	if (print) {
+		if (conf.divert_bridge[0] == '\0') {
+			fprintf(stderr, "sporkd: divert_bridge is not set: the "
+			    "divert is spork-setup's\n");
+			return 1;
+		}
+		if (divert_conf(&conf, &dc, 0, err, sizeof(err)) == -1) {
+			fprintf(stderr, "sporkd: %s\n", err);
+			return 1;
+		}
+		nft_divert_print(&dc, stdout);
 		return 0;
 	}
 	if (debug)
@@ -320,6 +380,17 @@ main(int argc, char *argv[])
 	}
 	if (relay_listen() == -1)
 		return 1;
+	/* The divert goes in only once the listener is there to serve it. */
+	if (conf.divert_bridge[0] != '\0') {
+		if (divert_conf(&conf, &dc, 1, err, sizeof(err)) == -1 ||
+		    nft_divert_install(&dc, err, sizeof(err)) == -1) {
+			log_err(NULL, "divert: %s", err);
+			return 1;
+		}
+		log_info(NULL, "divert installed bridge=%s port=%u table=%s "
+		    "owner=sporkd match=%s", dc.bridge, dc.port, dc.table,
+		    dc.use_ibrname ? "ibrname" : "ports");
+	}
 	if (control_init(loop, &conf, scanner, err, sizeof(err)) == -1) {
 		log_err(NULL, "%s", err);
 		return 1;
@@ -331,12 +402,13 @@ main(int argc, char *argv[])
 		const char *dirs[] = { conf.spool_dir, conf.quarantine_dir,
 		    NULL };
 
-		if (priv_drop(conf.user, dirs, err, sizeof(err)) == -1) {
+		if (priv_drop(conf.user, dirs, conf.divert_bridge[0] != '\0',
+		    err, sizeof(err)) == -1) {
 			log_err(NULL, "%s", err);
 			return 1;
 		}
-		log_info(NULL, "privileges dropped user=%s caps=net_raw",
-		    conf.user);
+		log_info(NULL, "privileges dropped user=%s caps=net_raw%s",
+		    conf.user, conf.divert_bridge[0] ? ",net_admin" : "");
 	}
 	if (ev_run(loop) == -1) {
 		log_err(NULL, "event loop: %s", strerror(errno));

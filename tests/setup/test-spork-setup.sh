@@ -186,9 +186,9 @@ check "--apply installs table inet spork" \
 check "--apply installs table bridge spork" \
 	eval 'in_ns nft list table bridge spork >/dev/null'
 check "the inet table tproxies to port $PORT" \
-	eval 'in_ns nft list table inet spork | grep -q "tproxy ip to :$PORT"'
+	eval 'in_ns nft list table inet spork | grep "tproxy ip to :$PORT" >/dev/null'
 check "the bridge table rewrites to br0's MAC" \
-	eval 'in_ns nft list table bridge spork | grep -q "ether daddr set 02:00:5e:00:53:01"'
+	eval 'in_ns nft list table bridge spork | grep "ether daddr set 02:00:5e:00:53:01" >/dev/null'
 check "the rules carry comments" \
 	test "$(in_ns nft list ruleset | grep -c 'comment "')" -ge 10
 check "exactly one IPv4 fwmark rule" test "$(count_rules 4)" -eq 1

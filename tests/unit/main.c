@@ -17,6 +17,7 @@ static const struct {
 	{ "smtp_data", test_smtp_data },
 	{ "conf", test_conf },
 	{ "spool", test_spool },
+	{ "nft", test_nft },
 };
 
 int

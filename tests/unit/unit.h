@@ -23,5 +23,6 @@ void	test_smtp_proto(void);
 void	test_smtp_data(void);
 void	test_conf(void);
 void	test_spool(void);
+void	test_nft(void);
 
 #endif
