@@ -48,6 +48,61 @@ static const int sandbox_kill[] = {
 	SCMP_SYS(fchownat), SCMP_SYS(mknod), SCMP_SYS(mknodat),
 };
 
+/*
+ * What the relay itself never needs, even after a bug: it keeps sockets,
+ * files, fork (for a new scanner loader) and signals, loses the rest.
+ */
+static const int sandbox_daemon_kill[] = {
+	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(ptrace),
+	SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(chroot),
+	SCMP_SYS(pivot_root), SCMP_SYS(setns), SCMP_SYS(unshare),
+	SCMP_SYS(init_module), SCMP_SYS(finit_module),
+	SCMP_SYS(delete_module), SCMP_SYS(kexec_load), SCMP_SYS(bpf),
+	SCMP_SYS(perf_event_open), SCMP_SYS(keyctl), SCMP_SYS(add_key),
+	SCMP_SYS(request_key), SCMP_SYS(userfaultfd), SCMP_SYS(personality),
+	SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter),
+	SCMP_SYS(io_uring_register), SCMP_SYS(reboot), SCMP_SYS(swapon),
+	SCMP_SYS(swapoff), SCMP_SYS(sethostname), SCMP_SYS(setdomainname),
+	SCMP_SYS(mknod), SCMP_SYS(mknodat),
+};
+
+static int
+filter_load(const int *calls, size_t n, char *err, size_t errlen)
+{
+	scmp_filter_ctx	ctx;
+	size_t		i;
+	int		rc;
+
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
+		snprintf(err, errlen, "seccomp_init failed");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (calls[i] >= 0 && (rc = seccomp_rule_add(ctx,
+		    SCMP_ACT_KILL_PROCESS, calls[i], 0)) < 0) {
+			snprintf(err, errlen, "seccomp rule %zu: %s", i,
+			    strerror(-rc));
+			seccomp_release(ctx);
+			return -1;
+		}
+	if ((rc = seccomp_load(ctx)) < 0) {
+		snprintf(err, errlen, "seccomp_load: %s", strerror(-rc));
+		seccomp_release(ctx);
+		return -1;
+	}
+	seccomp_release(ctx);
+	return 0;
+}
+
+/* The relay's own filter, once privileges are dropped. */
+int
+sandbox_daemon(char *err, size_t errlen)
+{
+	return filter_load(sandbox_daemon_kill, sizeof(sandbox_daemon_kill) /
+	    sizeof(sandbox_daemon_kill[0]), err, errlen);
+}
+
 static int
 caps_clear(void)
 {
@@ -79,9 +134,6 @@ int
 sandbox_enter(const struct sandbox_conf *c, char *err, size_t errlen)
 {
 	struct passwd	*pw;
-	scmp_filter_ctx	 ctx = NULL;
-	size_t		 i;
-	int		 rc;
 
 	if (set_limit(RLIMIT_CORE, 0) == -1 ||
 	    set_limit(RLIMIT_NOFILE, 256) == -1 ||
@@ -105,26 +157,8 @@ sandbox_enter(const struct sandbox_conf *c, char *err, size_t errlen)
 	    set_limit(RLIMIT_NPROC, 0) == -1)
 		goto syserr;
 
-	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
-		snprintf(err, errlen, "seccomp_init failed");
-		return -1;
-	}
-	for (i = 0; i < sizeof(sandbox_kill) / sizeof(sandbox_kill[0]); i++)
-		if (sandbox_kill[i] >= 0 &&
-		    (rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS,
-		    sandbox_kill[i], 0)) < 0) {
-			snprintf(err, errlen, "seccomp rule %zu: %s", i,
-			    strerror(-rc));
-			seccomp_release(ctx);
-			return -1;
-		}
-	if ((rc = seccomp_load(ctx)) < 0) {
-		snprintf(err, errlen, "seccomp_load: %s", strerror(-rc));
-		seccomp_release(ctx);
-		return -1;
-	}
-	seccomp_release(ctx);
-	return 0;
+	return filter_load(sandbox_kill, sizeof(sandbox_kill) /
+	    sizeof(sandbox_kill[0]), err, errlen);
 syserr:
 	snprintf(err, errlen, "sandbox: %s", strerror(errno));
 	return -1;

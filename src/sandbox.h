@@ -12,5 +12,6 @@ struct sandbox_conf {
 };
 
 int	sandbox_enter(const struct sandbox_conf *, char *err, size_t errlen);
+int	sandbox_daemon(char *err, size_t errlen);
 
 #endif

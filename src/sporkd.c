@@ -28,6 +28,7 @@
 #include "nft_divert.h"
 #include "priv.h"
 #include "relay.h"
+#include "sandbox.h"
 #include "scan_pool.h"
 #include "scanner.h"
 #include "tls.h"
@@ -409,6 +410,10 @@ main(int argc, char *argv[])
 		}
 		log_info(NULL, "privileges dropped user=%s caps=net_raw%s",
 		    conf.user, conf.divert_bridge[0] ? ",net_admin" : "");
+	}
+	if (sandbox_daemon(err, sizeof(err)) == -1) {
+		log_err(NULL, "%s", err);
+		return 1;
 	}
 	if (ev_run(loop) == -1) {
 		log_err(NULL, "event loop: %s", strerror(errno));
