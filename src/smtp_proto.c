@@ -54,6 +54,7 @@ smtp_line_scan(const char *buf, size_t len, size_t max, size_t *linelen,
 {
 	const char	*lf;
 	size_t		 i, n, scan = len < max ? len : max;
+	int		 bare_lf;
 
 	lf = memchr(buf, '\n', scan);
 	if (lf == NULL) {
@@ -63,18 +64,17 @@ smtp_line_scan(const char *buf, size_t len, size_t max, size_t *linelen,
 	}
 	n = (size_t)(lf - buf);
 	*consumed = n + 1;
-	if (n == 0 || buf[n - 1] != '\r') {
-		*linelen = n;
-		return LINE_BARE_LF;
-	}
-	*linelen = n - 1;
-	for (i = 0; i < n - 1; i++) {
+	bare_lf = n == 0 || buf[n - 1] != '\r';
+	*linelen = bare_lf ? n : n - 1;
+	/* A bare CR or a NUL anywhere wins over a bare LF at the end: a line
+	 * normalized for its LF must not carry them upstream. */
+	for (i = 0; i < *linelen; i++) {
 		if (buf[i] == '\r')
 			return LINE_BARE_CR;
 		if (buf[i] == '\0')
 			return LINE_NUL;
 	}
-	return LINE_OK;
+	return bare_lf ? LINE_BARE_LF : LINE_OK;
 }
 
 void
@@ -82,8 +82,10 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
 {
 	size_t	vl, i;
 
+	/* The verb ends at SP or HTAB: "DATA<TAB>x" is still DATA to some
+	 * servers, so it must be DATA to the relay too. */
 	vl = 0;
-	while (vl < len && line[vl] != ' ')
+	while (vl < len && line[vl] != ' ' && line[vl] != '\t')
 		vl++;
 	cmd->verb = VERB_OTHER;
 	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
@@ -117,7 +119,7 @@ int
 smtp_reply_scan(const char *buf, size_t len, size_t maxline, size_t maxlines,
     size_t *consumed, int *code, const char **why)
 {
-	const char	*p = buf, *lf;
+	const char	*p = buf, *lf, *q;
 	size_t		 left = len, ll, lines = 0;
 	int		 c, first = -1, more;
 
@@ -141,6 +143,11 @@ smtp_reply_scan(const char *buf, size_t len, size_t maxline, size_t maxlines,
 		    !isdigit((unsigned char)p[2]) || p[0] < '2' || p[0] > '5' ||
 		    (p[3] != ' ' && p[3] != '-' && p[3] != '\r' && p[3] != '\n')) {
 			*why = "malformed reply line";
+			return -1;
+		}
+		if (memchr(p, '\0', ll) != NULL ||
+		    ((q = memchr(p, '\r', ll)) != NULL && q != p + ll - 2)) {
+			*why = "bare CR or NUL in a reply line";
 			return -1;
 		}
 		c = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
@@ -189,13 +196,37 @@ smtp_reply_copy(struct buf *out, const char *r, size_t len)
 	return 0;
 }
 
+/* Does the EHLO line's keyword (after blanks a lenient client skips) match? */
 static int
 ehlo_keyword_is(const char *text, size_t tl, const char *kw)
 {
-	size_t	kl = strlen(kw);
+	size_t	kl = strlen(kw), o = 4;
 
-	return tl >= 4 + kl && strncasecmp(text + 4, kw, kl) == 0 &&
-	    (tl == 4 + kl || text[4 + kl] == ' ' || text[4 + kl] == '=');
+	while (o < tl && (text[o] == ' ' || text[o] == '\t'))
+		o++;
+	return tl >= o + kl && strncasecmp(text + o, kw, kl) == 0 &&
+	    (tl == o + kl || text[o + kl] == ' ' || text[o + kl] == '\t' ||
+	    text[o + kl] == '=');
+}
+
+/* SIZE's number, read within the line only; 0 when absent or unusable. */
+static unsigned long long
+ehlo_size_value(const char *text, size_t tl)
+{
+	unsigned long long	v = 0;
+	size_t			o = 4;
+
+	while (o < tl && (text[o] == ' ' || text[o] == '\t'))
+		o++;
+	o += 4;				/* "SIZE" */
+	while (o < tl && (text[o] == ' ' || text[o] == '\t'))
+		o++;
+	for (; o < tl && text[o] >= '0' && text[o] <= '9'; o++) {
+		if (v > (~0ULL - 9) / 10)
+			return 0;	/* absurd: treat as no limit */
+		v = v * 10 + (unsigned)(text[o] - '0');
+	}
+	return v;
 }
 
 /*
@@ -252,7 +283,7 @@ smtp_ehlo_filter_tls(struct buf *out, const char *r, size_t len,
 		    buf_append(out, i + 1 < n ? "-" : " ", 1) == -1)
 			return -1;
 		if (i > 0 && ehlo_keyword_is(lines[i], lens[i], "SIZE")) {
-			v = lens[i] > 9 ? strtoull(lines[i] + 9, NULL, 10) : 0;
+			v = ehlo_size_value(lines[i], lens[i]);
 			e->size = (size_t)v;
 			if (v == 0 || v > size_limit)
 				v = size_limit;

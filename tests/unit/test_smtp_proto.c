@@ -44,6 +44,12 @@ test_lines(void)
 	/* A NUL inside a line. */
 	r = smtp_line_scan("NO\0OP\r\n", 7, 512, &ll, &used);
 	CHECK(r == LINE_NUL, "nul: got %d", r);
+	/* Found by fuzzing: a bare-LF line must not hide a NUL or a bare CR
+	 * (normalize mode would forward it). */
+	r = smtp_line_scan("NO\0OP\n", 6, 512, &ll, &used);
+	CHECK(r == LINE_NUL, "nul in bare-LF line: got %d", r);
+	r = smtp_line_scan("NO\rOP\n", 6, 512, &ll, &used);
+	CHECK(r == LINE_BARE_CR, "bare CR in bare-LF line: got %d", r);
 }
 
 static void
@@ -67,6 +73,8 @@ test_verbs(void)
 		{ "XCLIENT ADDR=1.2.3.4", VERB_OTHER, "ADDR=1.2.3.4" },
 		{ "", VERB_OTHER, "" },
 		{ "AUTH PLAIN", VERB_AUTH, "PLAIN" },
+		{ "DATA\tx", VERB_DATA, "x" },		/* found by fuzzing */
+		{ "BDAT\t10", VERB_BDAT, "10" },
 	};
 	struct smtp_cmd	c;
 	size_t		i;
@@ -107,6 +115,7 @@ test_replies(void)
 		{ "25\r\n", -1, 0, 0 },
 		{ "354 go ahead\r\nextra", 1, 354, 14 },
 		{ "421 4.4.2 bye\r\n", 1, 421, 15 },
+		{ "250 a\rb\r\n", -1, 0, 0 },	/* bare CR: found by fuzzing */
 	};
 	const char	*why;
 	size_t		 i, used;
@@ -177,6 +186,16 @@ test_ehlo(void)
 	/* Single-line reply, lower case keyword, bare-LF server. */
 	ehlo_case("250 mx\n", 5000, "250 mx\r\n", 0, 0);
 	ehlo_case("250-mx\r\n250 chunking\r\n", 5000, "250 mx\r\n", 1, 0);
+	/* Found by fuzzing: blanks before a keyword, a tab after it, SIZE
+	 * read past its own line. */
+	ehlo_case("250-mx\r\n250- CHUNKING\r\n250 DSN\r\n", 5000,
+	    "250-mx\r\n250 DSN\r\n", 1, 0);
+	ehlo_case("250-mx\r\n250-BINARYMIME\tx\r\n250 DSN\r\n", 5000,
+	    "250-mx\r\n250 DSN\r\n", 1, 0);
+	ehlo_case("250-mx\r\n250-SIZE\r\n250 7\r\n", 5000,
+	    "250-mx\r\n250-SIZE 5000\r\n250 7\r\n", 0, 0);
+	ehlo_case("250-mx\r\n250 SIZE\t9999999\r\n", 5000,
+	    "250-mx\r\n250 SIZE 5000\r\n", 0, 0);
 }
 
 void
