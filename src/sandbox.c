@@ -26,33 +26,11 @@
 
 #include "sandbox.h"
 
-static const int sandbox_kill[] = {
-	SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect),
-	SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4),
-	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(fork), SCMP_SYS(vfork),
-	SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(ptrace),
-	SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
-	SCMP_SYS(kill), SCMP_SYS(tkill), SCMP_SYS(setuid), SCMP_SYS(setgid),
-	SCMP_SYS(setreuid), SCMP_SYS(setregid), SCMP_SYS(setresuid),
-	SCMP_SYS(setresgid), SCMP_SYS(setgroups), SCMP_SYS(capset),
-	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(chroot),
-	SCMP_SYS(pivot_root), SCMP_SYS(setns), SCMP_SYS(unshare),
-	SCMP_SYS(init_module), SCMP_SYS(finit_module),
-	SCMP_SYS(delete_module), SCMP_SYS(kexec_load), SCMP_SYS(bpf),
-	SCMP_SYS(perf_event_open), SCMP_SYS(keyctl), SCMP_SYS(add_key),
-	SCMP_SYS(request_key), SCMP_SYS(userfaultfd), SCMP_SYS(personality),
-	SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter),
-	SCMP_SYS(io_uring_register), SCMP_SYS(reboot), SCMP_SYS(swapon),
-	SCMP_SYS(swapoff), SCMP_SYS(sethostname), SCMP_SYS(setdomainname),
-	SCMP_SYS(chown), SCMP_SYS(fchown), SCMP_SYS(lchown),
-	SCMP_SYS(fchownat), SCMP_SYS(mknod), SCMP_SYS(mknodat),
-};
-
 /*
- * What the relay itself never needs, even after a bug: it keeps sockets,
- * files, fork (for a new scanner loader) and signals, loses the rest.
+ * Denied to every process of sporkd, the relay included, even after a
+ * bug: running programs, tracing, namespaces, modules and the like.
  */
-static const int sandbox_daemon_kill[] = {
+static const int sandbox_kill_all[] = {
 	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(ptrace),
 	SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
 	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(chroot),
@@ -67,25 +45,47 @@ static const int sandbox_daemon_kill[] = {
 	SCMP_SYS(mknod), SCMP_SYS(mknodat),
 };
 
+/*
+ * Denied to a scanner worker besides: the network, new processes, other
+ * processes, identities and ownership. (The relay keeps these: it has
+ * sockets, forks loaders and kills workers.)
+ */
+static const int sandbox_kill_worker[] = {
+	SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect),
+	SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4),
+	SCMP_SYS(fork), SCMP_SYS(vfork), SCMP_SYS(clone), SCMP_SYS(clone3),
+	SCMP_SYS(kill), SCMP_SYS(tkill), SCMP_SYS(setuid), SCMP_SYS(setgid),
+	SCMP_SYS(setreuid), SCMP_SYS(setregid), SCMP_SYS(setresuid),
+	SCMP_SYS(setresgid), SCMP_SYS(setgroups), SCMP_SYS(capset),
+	SCMP_SYS(chown), SCMP_SYS(fchown), SCMP_SYS(lchown),
+	SCMP_SYS(fchownat),
+};
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* One filter killing the process on the calls of both lists. */
 static int
-filter_load(const int *calls, size_t n, char *err, size_t errlen)
+filter_load(const int *more, size_t nmore, char *err, size_t errlen)
 {
 	scmp_filter_ctx	ctx;
 	size_t		i;
-	int		rc;
+	int		rc, call;
 
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
 	}
-	for (i = 0; i < n; i++)
-		if (calls[i] >= 0 && (rc = seccomp_rule_add(ctx,
-		    SCMP_ACT_KILL_PROCESS, calls[i], 0)) < 0) {
+	for (i = 0; i < NELEM(sandbox_kill_all) + nmore; i++) {
+		call = i < NELEM(sandbox_kill_all) ? sandbox_kill_all[i] :
+		    more[i - NELEM(sandbox_kill_all)];
+		if (call >= 0 && (rc = seccomp_rule_add(ctx,
+		    SCMP_ACT_KILL_PROCESS, call, 0)) < 0) {
 			snprintf(err, errlen, "seccomp rule %zu: %s", i,
 			    strerror(-rc));
 			seccomp_release(ctx);
 			return -1;
 		}
+	}
 	if ((rc = seccomp_load(ctx)) < 0) {
 		snprintf(err, errlen, "seccomp_load: %s", strerror(-rc));
 		seccomp_release(ctx);
@@ -99,8 +99,7 @@ filter_load(const int *calls, size_t n, char *err, size_t errlen)
 int
 sandbox_daemon(char *err, size_t errlen)
 {
-	return filter_load(sandbox_daemon_kill, sizeof(sandbox_daemon_kill) /
-	    sizeof(sandbox_daemon_kill[0]), err, errlen);
+	return filter_load(NULL, 0, err, errlen);
 }
 
 static int
@@ -157,8 +156,8 @@ sandbox_enter(const struct sandbox_conf *c, char *err, size_t errlen)
 	    set_limit(RLIMIT_NPROC, 0) == -1)
 		goto syserr;
 
-	return filter_load(sandbox_kill, sizeof(sandbox_kill) /
-	    sizeof(sandbox_kill[0]), err, errlen);
+	return filter_load(sandbox_kill_worker, NELEM(sandbox_kill_worker),
+	    err, errlen);
 syserr:
 	snprintf(err, errlen, "sandbox: %s", strerror(errno));
 	return -1;

@@ -18,6 +18,7 @@ static const struct {
 	{ "conf", test_conf },
 	{ "spool", test_spool },
 	{ "nft", test_nft },
+	{ "sandbox", test_sandbox },
 };
 
 int

@@ -24,5 +24,6 @@ void	test_smtp_data(void);
 void	test_conf(void);
 void	test_spool(void);
 void	test_nft(void);
+void	test_sandbox(void);
 
 #endif
