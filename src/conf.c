@@ -33,6 +33,7 @@ enum conf_type {
 	CT_LOGLEVEL,
 	CT_ACTION,	/* reject, tempfail, tag, quarantine */
 	CT_THEN,	/* reject or deliver, stored as "deliver" */
+	CT_OVERLOAD,	/* refuse or bypass, stored as "bypass" */
 };
 
 struct conf_key {
@@ -64,6 +65,8 @@ static const struct conf_key conf_keys[] = {
 	K(max_reply_line,	CT_SIZE,	"2048"),
 	K(max_reply_lines,	CT_COUNT,	"100"),
 	K(max_sessions,		CT_COUNT,	"10000"),
+	KN("overload_policy", overload_bypass, CT_OVERLOAD, "refuse"),
+	K(overload_bypass_time,	CT_TIME,	"1m"),
 	K(max_sessions_per_client, CT_COUNT,	"100"),
 	K(max_connections_per_minute, CT_COUNT,	"1200"),
 	K(max_header_size,	CT_SIZE,	"1m"),
@@ -265,6 +268,14 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			return -1;
 		}
 		*(int *)p = strcmp(v, "deliver") == 0;
+		return 0;
+	case CT_OVERLOAD:
+		if (strcmp(v, "refuse") != 0 && strcmp(v, "bypass") != 0) {
+			snprintf(err, errlen, "want refuse or bypass, not '%s'",
+			    v);
+			return -1;
+		}
+		*(int *)p = strcmp(v, "bypass") == 0;
 		return 0;
 	case CT_LOGLEVEL:
 		if (log_level_parse(v, &lvl) == -1) {

@@ -42,6 +42,8 @@ struct conf {
 	size_t			max_reply_line;
 	size_t			max_reply_lines;
 	size_t			max_sessions;
+	int			overload_bypass;
+	unsigned		overload_bypass_time;
 	size_t			max_sessions_per_client;
 	size_t			max_connections_per_minute;
 	size_t			max_header_size;

@@ -26,6 +26,7 @@
 #include "conf.h"
 #include "ev.h"
 #include "log.h"
+#include "nft_divert.h"
 #include "relay.h"
 #include "policy.h"
 #include "quarantine.h"
@@ -1577,12 +1578,37 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	session_update(s);
 }
 
+/*
+ * At max_sessions a new connection is reset (the client retries later);
+ * with overload_policy bypass and the divert owned by sporkd, the client
+ * is first exempted for overload_bypass_time, so that its retry goes to
+ * the server directly, unscanned.
+ */
+static void
+overload(const struct sockaddr_storage *peer)
+{
+	char	a[SOCK_ADDRSTR_MAX], host[SOCK_ADDRSTR_MAX], err[256];
+	int	bypass = relay_conf->overload_bypass && nft_divert_fd() != -1;
+
+	sock_format(peer, a, sizeof(a));
+	if (bypass) {
+		sock_format_host(peer, host, sizeof(host));
+		if (nft_divert_bypass(1, 1, host,
+		    relay_conf->overload_bypass_time / 1000, err,
+		    sizeof(err)) == -1) {
+			log_warn(NULL, "overload bypass %s: %s", host, err);
+			bypass = 0;
+		}
+	}
+	log_warn(NULL, "overload client=%s sessions=%zu action=%s", a,
+	    relay_nsessions, bypass ? "reset+bypass" : "reset");
+}
+
 static void
 listener_cb(struct ev_io *io, int events)
 {
 	struct listener		*l = io->arg;
 	struct sockaddr_storage	 peer, local;
-	char			 a[SOCK_ADDRSTR_MAX];
 	int			 i, fd;
 
 	(void)events;
@@ -1595,9 +1621,7 @@ listener_cb(struct ev_io *io, int events)
 			return;
 		}
 		if (relay_nsessions >= relay_conf->max_sessions) {
-			sock_format(&peer, a, sizeof(a));
-			log_warn(NULL, "overload client=%s sessions=%zu "
-			    "action=reset", a, relay_nsessions);
+			overload(&peer);
 			sock_reset(fd);
 			continue;
 		}

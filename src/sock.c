@@ -89,6 +89,17 @@ sock_format(const struct sockaddr_storage *ss, char *out, size_t len)
 	return snprintf(out, len, "?");
 }
 
+/* The address alone, no port, no brackets. */
+int
+sock_format_host(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	const void	*a = ss->ss_family == AF_INET6 ?
+			    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+			    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	return inet_ntop(ss->ss_family, a, out, (socklen_t)len) ? 0 : -1;
+}
+
 static int
 sock_set_transparent(int fd, int family)
 {

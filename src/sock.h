@@ -8,6 +8,7 @@
 
 int	sock_parse_addr(const char *, struct sockaddr_storage *);
 int	sock_format(const struct sockaddr_storage *, char *, size_t);
+int	sock_format_host(const struct sockaddr_storage *, char *, size_t);
 socklen_t sock_len(const struct sockaddr_storage *);
 int	sock_listen(const struct sockaddr_storage *, int transparent, int backlog);
 int	sock_accept(int lfd, struct sockaddr_storage *peer,

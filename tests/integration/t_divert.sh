@@ -56,6 +56,26 @@ send_mail "$tmp/t3" alice@example.test a@client.example.test "$SRV_V4"
 check "bypass removed: delivered" wait_delivered alice $((a0 + 3)) 10
 check "bypass removed: intercepted again" scanned alice
 
+# --- overload policy bypass: at max_sessions the client is exempted
+{ cat "$LAB_DIR/spork.conf"; printf '%s\n' "divert_bridge br0" "max_sessions 1" \
+	"overload_policy bypass" "overload_bypass_time 30s"; } >"$tmp/overload.conf"
+lab start-sporkd "$tmp/overload.conf" 2>/dev/null || fail "sporkd start" "overload"
+printf 'expect 220\nsleep 3\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
+in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
+hold=$!
+sleep 0.5
+send_mail "$tmp/t-over1" alice@example.test a@client.example.test "$SRV_V4"
+assert_grep 'reset by peer|closed connection unexpectedly' "$tmp/t-over1" "overload: the connection over max_sessions is reset"
+assert_grep 'overload client=10\.25\.0\.1:[0-9]+ sessions=1 action=reset\+bypass' "$LAB_SPORKD_LOG" "overload: client exempted (logged)"
+a1=$(maildir_count alice)
+send_mail "$tmp/t-over2" alice@example.test a@client.example.test "$SRV_V4"
+check "overload: the retry is delivered" wait_delivered alice $((a1 + 1)) 10
+scanned alice && fail "overload: the retry went around sporkd" "scanned" ||
+	pass "overload: the retry went straight to the server"
+wait $hold
+ctl bypass del 10.25.0.1 >/dev/null
+owned_conf
+
 # --- fail-open: SIGKILL removes the divert with the daemon
 kill -KILL "$(cat "$LAB_SPORKD_PID")"
 t0=$(date +%s%N)
@@ -65,9 +85,10 @@ if tables_gone; then
 else
 	fail "kill -9: tables removed" "still there"
 fi
+a2=$(maildir_count alice)
 send_mail "$tmp/t4" alice@example.test a@client.example.test "$SRV_V4"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t4" "fail-open: the next message is accepted by Postfix directly"
-check "fail-open: delivered" wait_delivered alice $((a0 + 4)) 10
+check "fail-open: delivered" wait_delivered alice $((a2 + 1)) 10
 scanned alice && fail "fail-open: unscanned" "scan header present" ||
 	pass "fail-open: it went through unscanned (no scan header)"
 
