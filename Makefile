@@ -64,6 +64,7 @@ integration: build/sporkd build/sporkctl build/asan/sporkd
 
 test: deps
 	$(MAKE) unit
+	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
 demo: deps build/sporkd
@@ -86,3 +87,5 @@ clean:
 	rm -rf build
 
 .PHONY: all deps unit integration test demo install clean
+
+include tests/fuzz/fuzz.mk

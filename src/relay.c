@@ -704,6 +704,11 @@ data_end(struct session *s)
 		    relay_conf->max_header_size);
 		return;
 	}
+	if (e & DATA_ERR_NUL) {
+		data_reject(s, "verdict=nul", "550 5.6.0 Error: NUL byte in "
+		    "message content");
+		return;
+	}
 	if (e & (DATA_ERR_BARE_LF | DATA_ERR_BARE_CR)) {
 		data_reject(s, "verdict=bare-newline", "550 5.5.2 Error: bare "
 		    "<%s> in message content (RFC 5321 2.3.8)",

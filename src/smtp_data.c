@@ -53,6 +53,10 @@ df_emit(struct data_framer *df, char c, char *out, size_t *o)
 		else if (df->max_header && df->size >= df->max_header)
 			df->errors |= DATA_ERR_HEADER_BIG;
 	}
+	/* A NUL is no text (RFC 5322) and some servers drop it, which would
+	 * turn CRLF NUL "." CRLF into an end of data there. */
+	if (c == '\0')
+		df->errors |= DATA_ERR_NUL;
 	if (c == '\n') {
 		df->linelen = 0;
 	} else if (c != '\r' && df->max_line &&

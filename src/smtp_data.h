@@ -10,6 +10,7 @@
 #define DATA_ERR_LONG_LINE	0x04
 #define DATA_ERR_TOO_BIG	0x08
 #define DATA_ERR_HEADER_BIG	0x10
+#define DATA_ERR_NUL		0x20
 
 /*
  * The DATA framer: reads what the client sends after 354, finds the one

@@ -77,15 +77,29 @@ smtp_line_scan(const char *buf, size_t len, size_t max, size_t *linelen,
 	return bare_lf ? LINE_BARE_LF : LINE_OK;
 }
 
+/* What any server might take as a blank between words (Postfix: isspace). */
+static int
+smtp_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f';
+}
+
 void
 smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
 {
 	size_t	vl, i;
 
-	/* The verb ends at SP or HTAB: "DATA<TAB>x" is still DATA to some
-	 * servers, so it must be DATA to the relay too. */
+	/*
+	 * Find the verb the way the most lenient server would: after leading
+	 * blanks, up to any blank. " BDAT" or "DATA<VT>x" must be what the
+	 * server will see, or a message could pass around the scanner.
+	 */
+	while (len > 0 && smtp_blank(*line)) {
+		line++;
+		len--;
+	}
 	vl = 0;
-	while (vl < len && line[vl] != ' ' && line[vl] != '\t')
+	while (vl < len && !smtp_blank(line[vl]))
 		vl++;
 	cmd->verb = VERB_OTHER;
 	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
@@ -202,11 +216,10 @@ ehlo_keyword_is(const char *text, size_t tl, const char *kw)
 {
 	size_t	kl = strlen(kw), o = 4;
 
-	while (o < tl && (text[o] == ' ' || text[o] == '\t'))
+	while (o < tl && smtp_blank(text[o]))
 		o++;
 	return tl >= o + kl && strncasecmp(text + o, kw, kl) == 0 &&
-	    (tl == o + kl || text[o + kl] == ' ' || text[o + kl] == '\t' ||
-	    text[o + kl] == '=');
+	    (tl == o + kl || smtp_blank(text[o + kl]) || text[o + kl] == '=');
 }
 
 /* SIZE's number, read within the line only; 0 when absent or unusable. */
@@ -216,10 +229,10 @@ ehlo_size_value(const char *text, size_t tl)
 	unsigned long long	v = 0;
 	size_t			o = 4;
 
-	while (o < tl && (text[o] == ' ' || text[o] == '\t'))
+	while (o < tl && smtp_blank(text[o]))
 		o++;
 	o += 4;				/* "SIZE" */
-	while (o < tl && (text[o] == ' ' || text[o] == '\t'))
+	while (o < tl && (smtp_blank(text[o]) || text[o] == '='))
 		o++;
 	for (; o < tl && text[o] >= '0' && text[o] <= '9'; o++) {
 		if (v > (~0ULL - 9) / 10)

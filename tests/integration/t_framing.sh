@@ -66,6 +66,10 @@ line EHLO ok.example.test
 expect 250
 line BDAT 10 LAST
 expect 502 5.5.1
+line  BDAT 10 LAST
+expect 502 5.5.1
+send BDAT\x0b10 LAST\r\n
+expect 502 5.5.1
 line DATA now
 expect 501 5.5.4
 line DATA

@@ -60,7 +60,7 @@ static const struct frame_case frame_cases[] = {
 	{ "too big", "0123456789\r\n.\r\n", 0, 0, 5, 1, 15, "01234",
 	    DATA_ERR_TOO_BIG },
 	{ "8bit and NUL kept", "\xc3\xa9\0x\r\n.\r\n", 0, 0, 1000, 1, 9,
-	    "\xc3\xa9\0x\r\n", 0 },
+	    "\xc3\xa9\0x\r\n", DATA_ERR_NUL },
 };
 
 static size_t

@@ -75,6 +75,10 @@ test_verbs(void)
 		{ "AUTH PLAIN", VERB_AUTH, "PLAIN" },
 		{ "DATA\tx", VERB_DATA, "x" },		/* found by fuzzing */
 		{ "BDAT\t10", VERB_BDAT, "10" },
+		{ " BDAT 92 LAST", VERB_BDAT, "92 LAST" },	/* fuzzing */
+		{ "BDAT\v92 LAST", VERB_BDAT, "92 LAST" },
+		{ "\tSTARTTLS", VERB_STARTTLS, "" },
+		{ "\fDATA", VERB_DATA, "" },
 	};
 	struct smtp_cmd	c;
 	size_t		i;
@@ -196,6 +200,10 @@ test_ehlo(void)
 	    "250-mx\r\n250-SIZE 5000\r\n250 7\r\n", 0, 0);
 	ehlo_case("250-mx\r\n250 SIZE\t9999999\r\n", 5000,
 	    "250-mx\r\n250 SIZE 5000\r\n", 0, 0);
+	ehlo_case("250-mx\r\n250-CHUNKING\f\r\n250 DSN\r\n", 5000,
+	    "250-mx\r\n250 DSN\r\n", 1, 0);
+	ehlo_case("250-mx\r\n250 SIZE=1000\r\n", 5000,
+	    "250-mx\r\n250 SIZE 1000\r\n", 0, 0);
 }
 
 void
