@@ -9,16 +9,22 @@
  * (a unique first body line and a slice of a random pool), so a scanner's
  * clean-file cache never turns a scan into a hash lookup.
  *
- *   smtpload load [-s SESS] [-l BYTES] [-m MSGS | -T SECS] [-W SECS] [-P]
- *                 [-o LATFILE] HOST:PORT
+ *   smtpload load [-s SESS] [-C OPENING] [-l BYTES] [-m MSGS | -T SECS]
+ *                 [-W SECS] [-P] [-o LATFILE] HOST:PORT
  *   smtpload rtt  [-n ROUNDS] HOST:PORT
- *   smtpload hold [-s SESS] [-T MAXSECS] HOST:PORT
+ *   smtpload hold [-s SESS] [-C OPENING] [-T MAXSECS] HOST:PORT
  *
- * load: SESS sessions send messages of BYTES body bytes until MSGS are
- *   done, or for SECS seconds: the window opens -W seconds (default 1)
- *   after every session has its EHLO answered (a server with a short
- *   listen queue gets its slow starters in before measuring) and only
- *   replies that arrive inside it count. -P turns
+ * Sessions are opened at most OPENING (default 8) at a time: a session
+ * counts as opening until the greeting arrives. A burst of connects would
+ * overflow a small listen queue (ClamSMTP listens with a backlog of 5)
+ * and leave the rest waiting for SYN retransmits, seconds apart; real
+ * senders do not arrive in the same millisecond either.
+ *
+ * load: SESS sessions are opened (greeting, EHLO) and then all start
+ *   sending messages of BYTES body bytes, until MSGS are done or for SECS
+ *   seconds: the window opens -W seconds (default 1) after the start and
+ *   only replies that arrive inside it count. Opening first keeps the
+ *   set-up of many sessions out of the figure. -P turns
  *   pipelining off (one command per round trip). Prints one line of
  *   key=value: msgs, secs, rate, lat_p50_us, lat_p99_us, ...
  * rtt: one session, ROUNDS x (EHLO, MAIL, RCPT, RSET) in lockstep; prints
@@ -48,7 +54,6 @@
 #include <unistd.h>
 
 #define IN_MAX		8192	/* one reply line never exceeds this here */
-#define CONNECT_BURST	256	/* connects in flight at once */
 #define POOL_LINES	65536
 #define LINE_LEN	76	/* payload characters per body line */
 #define MAX_EVENTS	512
@@ -100,7 +105,8 @@ static char		*pool;
 static size_t		 pool_len;
 static uint64_t		 t_start, t_win0, t_win1;
 static long		 msgs_started, msgs_done, msgs_in_window;
-static long		 errors, connected, connecting, failed, finished, nup;
+static long		 errors, connected, opening, failed, finished, nup;
+static int		 max_opening = 8;	/* -C */
 static int		 window_open;
 static uint32_t		*lat;		/* microseconds, window only */
 static size_t		 nlat, latcap;
@@ -260,8 +266,8 @@ sess_close(struct sess *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	if (s->st == S_CONNECT)
-		connecting--;
+	if (s->st == S_CONNECT || s->st == S_GREETING)
+		opening--;
 	if (s->st >= S_GREETING && s->st < S_DONE)
 		connected--;
 	s->st = S_DONE;
@@ -369,6 +375,7 @@ on_reply(struct sess *s, int code)
 			sess_fail(s, "greeting not 220");
 			return;
 		}
+		opening--;
 		out_add(s, "EHLO client.example.test\r\n", 26);
 		s->st = S_EHLO;
 		s->want = 1;
@@ -379,10 +386,9 @@ on_reply(struct sess *s, int code)
 			return;
 		}
 		nup++;
-		if (mode == M_HOLD) {
-			s->st = S_HELD;
-			return;
-		}
+		s->st = S_HELD;
+		if (mode == M_HOLD || !window_open)
+			return;		/* load: all start together */
 		start_tx(s);
 		break;
 	case S_MAIL:
@@ -493,12 +499,12 @@ sess_connect(struct sess *s)
 	if (connect(s->fd, (struct sockaddr *)&dst, sizeof(dst)) == -1 &&
 	    errno != EINPROGRESS) {
 		s->st = S_CONNECT;
-		connecting++;
+		opening++;
 		sess_fail(s, strerror(errno));
 		return;
 	}
 	s->st = S_CONNECT;
-	connecting++;
+	opening++;
 	ev.events = EPOLLOUT;
 	ev.data.ptr = s;
 	s->wantout = 1;
@@ -518,7 +524,6 @@ on_event(struct sess *s, uint32_t events)
 			sess_fail(s, err ? strerror(err) : "connect");
 			return;
 		}
-		connecting--;
 		connected++;
 		s->st = S_GREETING;
 		s->want = 1;
@@ -568,11 +573,11 @@ run_loop(void)
 	uint64_t		t, t_held = 0;
 
 	for (;;) {
-		while (next < nsess && connecting < CONNECT_BURST && !stop)
+		while (next < nsess && opening < max_opening && !stop)
 			sess_connect(&ss[next++]);
 		t = now_ns();
 		if (mode == M_HOLD) {
-			if (!reported && next == nsess && connecting == 0) {
+			if (!reported && next == nsess && opening == 0) {
 				int	held = 0;
 
 				for (i = 0; i < nsess; i++)
@@ -592,16 +597,26 @@ run_loop(void)
 			if (t - t_start > (uint64_t)((hold_max + 120) * 1e9))
 				break;
 		} else {
-			if (!window_open && max_msgs < 0 && (nup + failed >=
-			    nsess || t - t_start > 15000000000ull)) {
-				t_win0 = t + (uint64_t)(warm_secs * 1e9);
-				t_win1 = t_win0 + (uint64_t)(run_secs * 1e9);
+			if (!window_open && (nup + failed >= nsess ||
+			    t - t_start > 15000000000ull)) {
+				if (max_msgs < 0) {
+					t_win0 = t + (uint64_t)(warm_secs * 1e9);
+					t_win1 = t_win0 +
+					    (uint64_t)(run_secs * 1e9);
+				} else
+					t_win0 = t;
 				window_open = 1;
+				for (i = 0; i < nsess; i++)
+					if (ss[i].st == S_HELD) {
+						start_tx(&ss[i]);
+						flush_out(&ss[i]);
+					}
 			}
 			if (finished == nsess)
 				break;
 			/* a server that stalls must not stall the bench */
-			if (window_open && t > t_win1 + 30 * 1000000000ull)
+			if (window_open && max_msgs < 0 &&
+			    t > t_win1 + 30 * 1000000000ull)
 				break;
 			if (stop)
 				break;
@@ -625,25 +640,31 @@ run_loop(void)
 static void
 report_load(void)
 {
+	struct rusage	ru;
 	double		secs;
 	uint64_t	t_end = now_ns();
+	long		cpu_ms = 0;
 
-	if (max_msgs >= 0)
-		secs = (double)(t_end - t_win0) / 1e9;
-	else if (window_open)
-		secs = (double)(t_win1 - t_win0) / 1e9;
-	else
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
+		    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
+
+	if (!window_open)
 		secs = 1e-9;	/* nobody got going: rate 0 */
+	else if (max_msgs >= 0)
+		secs = (double)(t_end - t_win0) / 1e9;
+	else
+		secs = (double)(t_win1 - t_win0) / 1e9;
 	qsort(lat, nlat, sizeof(*lat), cmp_u32);
 	printf("sessions=%d msgs=%ld secs=%.3f rate=%.1f lat_min_us=%u "
 	    "lat_p50_us=%u lat_p90_us=%u lat_p99_us=%u lat_max_us=%u "
-	    "pipelining=%s errors=%ld failed=%ld up=%ld\n", nsess,
-	    msgs_in_window,
+	    "pipelining=%s errors=%ld failed=%ld up=%ld total=%ld "
+	    "client_cpu_ms=%ld\n", nsess, msgs_in_window,
 	    secs, (double)msgs_in_window / secs, pct(lat, nlat, 0),
 	    pct(lat, nlat, .5), pct(lat, nlat, .9), pct(lat, nlat, .99),
 	    pct(lat, nlat, 1), no_pipelining ? "off" :
 	    (nsess > 0 && ss[0].pipelining ? "on" : "not-offered"), errors,
-	    failed, nup);
+	    failed, nup, msgs_done, cpu_ms);
 	if (latfile != NULL) {
 		FILE	*fp = fopen(latfile, "w");
 		size_t	 i;
@@ -763,10 +784,11 @@ parse_size(const char *s)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: smtpload load [-s SESS] [-l BYTES] [-m MSGS | "
-	    "-T SECS] [-W SECS] [-P] [-o LATFILE] HOST:PORT\n"
+	fprintf(stderr, "usage: smtpload load [-s SESS] [-C OPENING] [-l BYTES] "
+	    "[-m MSGS | -T SECS] [-W SECS] [-P] [-o LATFILE] HOST:PORT\n"
 	    "       smtpload rtt [-n ROUNDS] HOST:PORT\n"
-	    "       smtpload hold [-s SESS] [-T MAXSECS] HOST:PORT\n");
+	    "       smtpload hold [-s SESS] [-C OPENING] [-T MAXSECS] "
+	    "HOST:PORT\n");
 	exit(2);
 }
 
@@ -789,7 +811,7 @@ main(int argc, char **argv)
 		usage();
 	argv++;
 	argc--;
-	while ((ch = getopt(argc, argv, "s:l:m:T:W:Po:n:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:l:m:T:W:Po:n:C:")) != -1) {
 		switch (ch) {
 		case 's': nsess = atoi(optarg); break;
 		case 'l': body_len = parse_size(optarg); break;
@@ -799,6 +821,7 @@ main(int argc, char **argv)
 		case 'P': no_pipelining = 1; break;
 		case 'o': latfile = optarg; break;
 		case 'n': rounds = atol(optarg); break;
+		case 'C': max_opening = atoi(optarg); break;
 		default: usage();
 		}
 	}
@@ -839,13 +862,8 @@ main(int argc, char **argv)
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		die("epoll_create1: %s", strerror(errno));
 	t_start = now_ns();
-	if (max_msgs >= 0) {
-		t_win0 = t_start;
-		t_win1 = UINT64_MAX;
-	} else {
-		/* opened by run_loop once every session is up */
-		t_win0 = t_win1 = UINT64_MAX;
-	}
+	/* opened by run_loop once every session is up */
+	t_win0 = t_win1 = UINT64_MAX;
 	run_loop();
 	if (mode == M_LOAD)
 		report_load();
