@@ -2,6 +2,9 @@
 # make            build build/sporkd
 # make test       unit tests (also under ASan/UBSan) and the namespace lab
 # make install    honours PREFIX and DESTDIR
+# make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
+# make bench      throughput, latency, concurrency and memory figures
+# make image      the appliance disk image; make image-test boots it in QEMU
 
 PREFIX	?= /usr/local
 SBINDIR	?= $(PREFIX)/sbin
@@ -89,3 +92,5 @@ clean:
 .PHONY: all deps unit integration test demo install clean
 
 include tests/fuzz/fuzz.mk
+include tests/bench/bench.mk
+include image/image.mk
