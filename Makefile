@@ -92,5 +92,5 @@ clean:
 .PHONY: all deps unit integration test demo install clean
 
 include tests/fuzz/fuzz.mk
-include tests/bench/bench.mk
-include image/image.mk
+-include tests/bench/bench.mk
+-include image/image.mk
