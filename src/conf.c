@@ -32,6 +32,7 @@ enum conf_type {
 	CT_BARE,
 	CT_LOGLEVEL,
 	CT_ACTION,	/* reject, tempfail, tag, quarantine */
+	CT_VACTION,	/* CT_ACTION or clean (viruses only) */
 	CT_THEN,	/* reject or deliver, stored as "deliver" */
 	CT_OVERLOAD,	/* refuse or bypass, stored as "bypass" */
 };
@@ -83,13 +84,17 @@ static const struct conf_key conf_keys[] = {
 	K(scan_max_files,	CT_COUNT,	"10000"),
 	K(scan_max_time,	CT_TIME,	"120s"),
 	K(scan_worker_memory,	CT_SIZE,	"4g"),
-	K(virus_action,		CT_ACTION,	"reject"),
+	K(virus_action,		CT_VACTION,	"reject"),
 	K(encrypted_action,	CT_ACTION,	"tempfail"),
 	K(limits_action,	CT_ACTION,	"tempfail"),
 	K(scan_error_action,	CT_ACTION,	"tempfail"),
 	K(scan_header,		CT_BOOL,	"yes"),
 	K(quarantine_dir,	CT_STR,		"/var/spool/spork/quarantine"),
 	KN("quarantine_then", quarantine_then_deliver, CT_THEN, "reject"),
+	K(notice_to,		CT_STR,		""),
+	K(notice_from,		CT_STR,		""),
+	K(notice_actions,	CT_WORDS,	"reject quarantine clean"),
+	K(notice_server,	CT_STR,		""),
 	K(control_socket,	CT_STR,		"/run/spork/sporkd.sock"),
 	K(divert_bridge,	CT_STR,		""),
 	K(divert_table,		CT_STR,		"sporkd"),
@@ -254,8 +259,15 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			return -1;
 		}
 		return 0;
+	case CT_VACTION:
+		if (strcmp(v, "clean") == 0) {
+			*(int *)p = ACT_CLEAN;
+			return 0;
+		}
+		/* FALLTHROUGH */
 	case CT_ACTION:
-		if (action_parse(v, (int *)p) == -1) {
+		if (action_parse(v, (int *)p) == -1 ||
+		    *(int *)p == ACT_CLEAN) {
 			snprintf(err, errlen, "want reject, tempfail, tag or "
 			    "quarantine, not '%s'", v);
 			return -1;
@@ -335,6 +347,9 @@ conf_defaults(struct conf *c)
 static int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
+	struct sockaddr_storage	ss;
+	int			i, a;
+
 	if (c->explicit_listen.n > 0 && c->explicit_upstream.n != 1) {
 		snprintf(err, errlen, "explicit_listen needs exactly one "
 		    "explicit_upstream");
@@ -376,6 +391,24 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	    strcmp(c->tls_policy, "strip") != 0) {
 		snprintf(err, errlen, "tls_policy must be passthrough, "
 		    "intercept or strip");
+		return -1;
+	}
+	if (c->virus_action == ACT_CLEAN &&
+	    strcmp(c->scan_backend, "workers") != 0) {
+		snprintf(err, errlen, "virus_action clean needs scan_backend "
+		    "workers (it scans each MIME part on its own)");
+		return -1;
+	}
+	for (i = 0; i < c->notice_actions.n; i++)
+		if (action_parse(c->notice_actions.w[i], &a) == -1) {
+			snprintf(err, errlen, "notice_actions: '%s' is not an "
+			    "action", c->notice_actions.w[i]);
+			return -1;
+		}
+	if (c->notice_server[0] != '\0' &&
+	    sock_parse_addr(c->notice_server, &ss) == -1) {
+		snprintf(err, errlen, "notice_server: want ADDR:PORT, not "
+		    "'%s'", c->notice_server);
 		return -1;
 	}
 	if (c->scan_workers < 1 || c->scan_workers > 64) {

@@ -75,6 +75,10 @@ struct conf {
 	int			scan_header;
 	char			quarantine_dir[CONF_PATH_MAX];
 	int			quarantine_then_deliver;
+	char			notice_to[256];
+	char			notice_from[256];
+	struct conf_words	notice_actions;
+	char			notice_server[256];
 	char			control_socket[CONF_PATH_MAX];
 	char			divert_bridge[16];
 	char			divert_table[32];

@@ -17,6 +17,7 @@ static const char *const action_names[] = {
 	[ACT_TEMPFAIL] = "tempfail",
 	[ACT_TAG] = "tag",
 	[ACT_QUARANTINE] = "quarantine",
+	[ACT_CLEAN] = "clean",
 };
 
 int
@@ -83,6 +84,10 @@ policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
 		a = c->scan_error_action;
 		break;
 	}
+	/* Nothing cleaned (no part found, or what was left still not
+	 * clean): the virus is rejected as if clean were not configured. */
+	if (a == ACT_CLEAN && !(r->verdict == SCAN_VIRUS && r->cleaned))
+		a = ACT_REJECT;
 	d->action = (enum action)a;
 
 	switch (r->verdict) {
@@ -115,6 +120,8 @@ policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
 
 	if (a == ACT_DELIVER || a == ACT_TAG)
 		d->deliver = 1;
+	else if (a == ACT_CLEAN)
+		d->deliver = d->cleaned = 1;
 	else if (a == ACT_QUARANTINE)
 		d->deliver = c->quarantine_then_deliver;
 
@@ -128,8 +135,23 @@ policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
 		size_t	l = strlen(d->header);
 
 		snprintf(d->header + l, sizeof(d->header) - l, "%s: %s\r\n",
+		    d->cleaned ? "X-Spork-Virus-Removed" :
 		    r->verdict == SCAN_VIRUS ? "X-Spork-Virus" :
 		    "X-Spork-Unscanned", r->verdict == SCAN_VIRUS ? name :
 		    scan_verdict_name(r->verdict));
 	}
+}
+
+/* Whether a notice mail goes out for a message handled with action a. */
+int
+policy_notice_wanted(const struct conf *c, enum action a)
+{
+	int	i;
+
+	if (c->notice_to[0] == '\0')
+		return 0;
+	for (i = 0; i < c->notice_actions.n; i++)
+		if (strcmp(c->notice_actions.w[i], action_names[a]) == 0)
+			return 1;
+	return 0;
 }

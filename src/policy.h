@@ -13,6 +13,7 @@ enum action {
 	ACT_TEMPFAIL,		/* 4xx */
 	ACT_TAG,		/* deliver with a verdict header */
 	ACT_QUARANTINE,		/* keep a copy, then reject or deliver */
+	ACT_CLEAN,		/* deliver with infected parts replaced */
 };
 
 struct conf;
@@ -22,11 +23,13 @@ struct policy_decision {
 	int		 deliver;	/* after quarantine: deliver or reject */
 	char		 reply[512];	/* when not delivered */
 	char		 header[768];	/* prepended when delivered */
+	int		 cleaned;	/* deliver the cleaned copy */
 };
 
 int		 action_parse(const char *, int *);
 const char	*action_name(enum action);
 void		 policy_decide(const struct conf *, const struct scan_result *,
 		    int scanned, struct policy_decision *);
+int		 policy_notice_wanted(const struct conf *, enum action);
 
 #endif

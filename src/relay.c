@@ -27,6 +27,7 @@
 #include "ev.h"
 #include "log.h"
 #include "nft_divert.h"
+#include "notice.h"
 #include "relay.h"
 #include "policy.h"
 #include "quarantine.h"
@@ -622,6 +623,30 @@ data_deliver(struct session *s)
 }
 
 static void
+scan_notice(struct session *s, const struct scan_result *r,
+    const struct policy_decision *d, const char *qid)
+{
+	struct notice_info	ni;
+
+	memset(&ni, 0, sizeof(ni));
+	ni.session = s->id;
+	ni.client = s->client;
+	ni.server = s->server;
+	ni.transparent = s->l->transparent;
+	ni.helo = s->helo;
+	ni.sender = s->sender;
+	ni.rcpts = s->rcpt_acc;
+	ni.nrcpts = s->rcpt_nacc;
+	ni.action = action_name(d->action);
+	ni.verdict = scan_verdict_name(r->verdict);
+	ni.name = r->name;
+	ni.quarantine_id = qid;
+	ni.removed = d->cleaned ? r->removed : 0;
+	ni.spool = &s->spool;
+	(void)notice_send(relay_loop, relay_conf, &ni);
+}
+
+static void
 scan_apply(struct session *s, const struct scan_result *r)
 {
 	struct quarantine_meta	 m;
@@ -633,6 +658,15 @@ scan_apply(struct session *s, const struct scan_result *r)
 		log_info(s->id, "scan verdict=%s name=\"%s\" action=%s "
 		    "scan_ms=%u", scan_verdict_name(r->verdict), r->name,
 		    action_name(d.action), r->ms);
+	if (d.cleaned) {
+		/* What goes upstream from here on is the cleaned copy. */
+		log_info(s->id, "clean removed=%u size=%zu cleaned_size=%llu "
+		    "dkim=broken", r->removed, s->spool.size,
+		    (unsigned long long)r->cleaned_size);
+		spool_adopt(&s->spool, r->cleaned_fd, (size_t)r->cleaned_size);
+	} else if (r->cleaned)
+		close(r->cleaned_fd);
+	id[0] = '\0';
 	snprintf(vs, sizeof(vs), "verdict=%s", scan_verdict_name(r->verdict));
 	if (d.action == ACT_QUARANTINE) {
 		memset(&m, 0, sizeof(m));
@@ -657,6 +691,9 @@ scan_apply(struct session *s, const struct scan_result *r)
 		log_info(s->id, "quarantine id=%s then=%s", id,
 		    d.deliver ? "deliver" : "reject");
 	}
+	if (r->verdict != SCAN_CLEAN && policy_notice_wanted(relay_conf,
+	    d.action))
+		scan_notice(s, r, &d, id);
 	if (!d.deliver) {
 		data_reject(s, vs, "%s", d.reply);
 		return;

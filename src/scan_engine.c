@@ -211,8 +211,9 @@ virus_verdict(const char *name)
 	return SCAN_VIRUS;
 }
 
-void
-scan_engine_scan(const struct scan_engine *e, int fd, size_t size,
+/* Scans len bytes at base (which may be any readable memory). */
+static void
+scan_map(const struct scan_engine *e, const void *base, size_t len,
     struct scan_result *r)
 {
 	struct cl_scan_options	 opt;
@@ -221,38 +222,23 @@ scan_engine_scan(const struct scan_engine *e, int fd, size_t size,
 	unsigned long		 scanned = 0;
 	cl_fmap_t		*map;
 	cl_error_t		 rc;
-	void			*base = NULL;
 	struct scan_ctx		 ctx;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	memset(r, 0, sizeof(*r));
 	memset(&ctx, 0, sizeof(ctx));
-	snprintf(r->engine, sizeof(r->engine), "%s", e->version);
 	memset(&opt, 0, sizeof(opt));
 	opt.parse = ~0u;
 	opt.general = CL_SCAN_GENERAL_HEURISTICS;
 	opt.heuristic = CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE |
 	    CL_SCAN_HEURISTIC_ENCRYPTED_DOC | CL_SCAN_HEURISTIC_EXCEEDS_MAX;
-	if (size > 0) {
-		base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-		if (base == MAP_FAILED) {
-			r->verdict = SCAN_ERROR;
-			snprintf(r->name, sizeof(r->name), "mmap: %s",
-			    strerror(errno));
-			return;
-		}
-		(void)madvise(base, size, MADV_SEQUENTIAL);
-	}
-	if ((map = cl_fmap_open_memory(base ? base : "", size)) == NULL)
+	if ((map = cl_fmap_open_memory(base ? base : "", len)) == NULL)
 		rc = CL_EMEM;
 	else {
 		rc = cl_scanmap_callback(map, NULL, &virname, &scanned, e->cl,
 		    &opt, &ctx);
 		cl_fmap_close(map);
 	}
-	if (base != NULL)
-		munmap(base, size);
-	r->ms = elapsed_ms(&t0);
+	r->ms += elapsed_ms(&t0);
 	if (rc == CL_VIRUS) {
 		snprintf(r->name, sizeof(r->name), "%s", virname ? virname :
 		    ctx.name[0] ? ctx.name : "unknown");
@@ -263,4 +249,36 @@ scan_engine_scan(const struct scan_engine *e, int fd, size_t size,
 		r->verdict = rc == CL_ETIMEOUT ? SCAN_LIMITS : SCAN_ERROR;
 		snprintf(r->name, sizeof(r->name), "%s", cl_strerror(rc));
 	}
+}
+
+void
+scan_engine_scan_mem(const struct scan_engine *e, const void *data,
+    size_t len, struct scan_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->engine, sizeof(r->engine), "%s", e->version);
+	scan_map(e, data, len, r);
+}
+
+void
+scan_engine_scan(const struct scan_engine *e, int fd, size_t size,
+    struct scan_result *r)
+{
+	void	*base = NULL;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->engine, sizeof(r->engine), "%s", e->version);
+	if (size > 0) {
+		base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (base == MAP_FAILED) {
+			r->verdict = SCAN_ERROR;
+			snprintf(r->name, sizeof(r->name), "mmap: %s",
+			    strerror(errno));
+			return;
+		}
+		(void)madvise(base, size, MADV_SEQUENTIAL);
+	}
+	scan_map(e, base, size, r);
+	if (base != NULL)
+		munmap(base, size);
 }

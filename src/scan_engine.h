@@ -32,5 +32,7 @@ const char	*scan_engine_version(const struct scan_engine *);
 unsigned	 scan_engine_signatures(const struct scan_engine *);
 void		 scan_engine_scan(const struct scan_engine *, int fd, size_t size,
 		    struct scan_result *);
+void		 scan_engine_scan_mem(const struct scan_engine *,
+		    const void *, size_t, struct scan_result *);
 
 #endif

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@
 #include "buf.h"
 #include "ev.h"
 #include "log.h"
+#include "mime_clean.h"
 #include "sandbox.h"
 #include "scan_engine.h"
 #include "scan_pool.h"
@@ -167,6 +169,62 @@ tmpdir_writable(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+worker_scan_part(void *arg, const void *data, size_t len, char *name,
+    size_t namelen)
+{
+	struct scan_result	r;
+
+	scan_engine_scan_mem(arg, data, len, &r);
+	snprintf(name, namelen, "%s", r.name);
+	if (r.verdict == SCAN_CLEAN)
+		return 0;
+	return r.verdict == SCAN_VIRUS ? 1 : -1;
+}
+
+/*
+ * The "clean" policy: replace the infected parts, scan what is left, and
+ * hand it back only if it scans clean. Otherwise the verdict stands.
+ */
+static int
+worker_clean(const struct scan_engine *engine, int mfd, size_t size,
+    struct job_reply *rep)
+{
+	struct mime_clean_result res;
+	struct scan_result	 r2;
+	char			 err[256];
+	int			 out;
+
+	err[0] = '\0';
+	if ((out = memfd_create("spork-clean", MFD_CLOEXEC)) == -1) {
+		log_warn(NULL, "clean failed: memfd: %s", strerror(errno));
+		return -1;
+	}
+	if (mime_clean(mfd, size, out, worker_scan_part, (void *)engine, &res,
+	    err, sizeof(err)) == -1 || res.removed == 0) {
+		log_warn(NULL, "clean failed name=\"%s\": %s", rep->r.name,
+		    res.removed == 0 && err[0] == '\0' ? "no infected part "
+		    "found" : err);
+		close(out);
+		return -1;
+	}
+	scan_engine_scan(engine, out, res.size, &r2);
+	if (r2.verdict != SCAN_CLEAN) {
+		log_warn(NULL, "clean failed name=\"%s\": still %s after "
+		    "removing %u part(s): %s", rep->r.name,
+		    scan_verdict_name(r2.verdict), res.removed, r2.name);
+		close(out);
+		return -1;
+	}
+	rep->r.cleaned = 1;
+	rep->r.removed = res.removed;
+	rep->r.cleaned_size = res.size;
+	rep->r.ms += r2.ms;
+	if (res.names[0] != '\0')
+		snprintf(rep->r.name, sizeof(rep->r.name), "%s", res.names);
+	return out;
+}
+
 static void __attribute__((noreturn))
 worker_main(int fd, const struct scan_engine *engine,
     const struct scan_pool_conf *c)
@@ -175,9 +233,11 @@ worker_main(int fd, const struct scan_engine *engine,
 	struct job_reply	 rep;
 	char			 err[SCAN_PATH_MAX + 128];
 	ssize_t			 n;
-	int			 mfd;
+	int			 mfd, out;
 
-	signal(SIGXFSZ, SIG_IGN);	/* temp file limit: EFBIG, not death */
+	signal(SIGXFSZ, SIG_IGN);
+	if (c->clean)
+		mime_clean_init();	/* temp file limit: EFBIG, not death */
 	if (sandbox_enter(&c->sandbox, err, sizeof(err)) == -1) {
 		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
 		_exit(1);
@@ -200,9 +260,14 @@ worker_main(int fd, const struct scan_engine *engine,
 		memset(&rep, 0, sizeof(rep));
 		rep.id = jm.id;
 		scan_engine_scan(engine, mfd, (size_t)jm.size, &rep.r);
+		out = -1;
+		if (c->clean && rep.r.verdict == SCAN_VIRUS)
+			out = worker_clean(engine, mfd, (size_t)jm.size, &rep);
 		close(mfd);
-		if (sock_send_fd(fd, &rep, sizeof(rep), -1) == -1)
+		if (sock_send_fd(fd, &rep, sizeof(rep), out) == -1)
 			_exit(1);
+		if (out != -1)
+			close(out);
 	}
 }
 
@@ -351,6 +416,8 @@ job_finish(struct scan_job *j, const struct scan_result *r)
 	}
 	if (!j->cancelled)
 		j->cb(j->arg, r);
+	else if (r->cleaned)
+		close(r->cleaned_fd);
 	close(j->fd);
 	free(j);
 }
@@ -430,15 +497,26 @@ worker_cb(struct ev_io *io, int events)
 
 	(void)events;
 	n = sock_recv_fd(w->fd, &rep, sizeof(rep), &fd);
-	if (fd != -1)
-		close(fd);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n != (ssize_t)sizeof(rep) || (j = w->job) == NULL ||
 	    rep.id != j->id) {
+		if (fd != -1)
+			close(fd);
 		worker_dead(w, n == 0 ? "exited" : "bad reply");
 		return;
 	}
+	/* A cleaned message comes with its descriptor, nothing else does. */
+	if (rep.r.cleaned && (fd == -1 || rep.r.verdict != SCAN_VIRUS)) {
+		rep.r.cleaned = 0;
+		log_warn(NULL, "scan worker pid=%d: cleaned reply without a "
+		    "message", (int)w->pid);
+	}
+	if (!rep.r.cleaned && fd != -1) {
+		close(fd);
+		fd = -1;
+	}
+	rep.r.cleaned_fd = fd;
 	rep.r.name[sizeof(rep.r.name) - 1] = '\0';
 	rep.r.engine[sizeof(rep.r.engine) - 1] = '\0';
 	w->scans++;

@@ -13,6 +13,7 @@ struct scan_pool_conf {
 	int			workers;
 	unsigned		timeout_ms;	/* wall clock, queue included */
 	int			log_syslog;
+	int			clean;		/* replace infected parts */
 };
 
 struct scan_backend *scan_pool_new(struct ev_loop *,

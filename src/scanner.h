@@ -3,6 +3,7 @@
 #define SPORK_SCANNER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -23,6 +24,15 @@ struct scan_result {
 	char			name[SCAN_NAME_MAX];
 	char			engine[SCAN_ENGINE_MAX];	/* for the scan header */
 	unsigned		ms;
+	/*
+	 * The "clean" policy: when cleaned is set, cleaned_fd holds the
+	 * message with its infected parts replaced by notices (it scanned
+	 * clean), and the callback owns the descriptor.
+	 */
+	int			cleaned;
+	int			cleaned_fd;
+	unsigned		removed;	/* parts replaced */
+	uint64_t		cleaned_size;
 };
 
 typedef void	scan_done_cb(void *arg, const struct scan_result *);

@@ -279,8 +279,9 @@ smtp_client_send(struct ev_loop *loop, const struct smtp_client_msg *m,
 	c->arg = arg;
 	buf_init(&c->in, SC_BUF_MAX);
 	buf_init(&c->out, SC_BUF_MAX);
-	if ((c->body = open(m->path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(c->body, &st) == -1)
+	c->body = m->path != NULL ? open(m->path, O_RDONLY | O_CLOEXEC) :
+	    fcntl(m->body_fd, F_DUPFD_CLOEXEC, 0);
+	if (c->body == -1 || fstat(c->body, &st) == -1)
 		goto fail;
 	c->bodysize = st.st_size;
 	c->fd = sock_connect(&m->dst, m->src_valid ? &m->src : NULL,

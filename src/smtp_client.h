@@ -15,7 +15,8 @@ struct smtp_client_msg {
 	char			  sender[256];	/* with <> */
 	char			**rcpts;	/* with <>; kept by the caller */
 	size_t			  nrcpts;
-	const char		 *path;		/* CRLF message file */
+	const char		 *path;		/* CRLF message file, or */
+	int			  body_fd;	/* when path is NULL (dup'd) */
 	const char		 *prefix;	/* header lines to prepend */
 	unsigned		  timeout_ms;	/* per step */
 };

@@ -38,6 +38,15 @@ spool_reset(struct spool *sp)
 	sp->size = 0;
 }
 
+/* The spool now holds size bytes from fd (the spool owns fd). */
+void
+spool_adopt(struct spool *sp, int fd, size_t size)
+{
+	spool_reset(sp);
+	sp->fd = fd;
+	sp->size = size;
+}
+
 int
 spool_in_file(const struct spool *sp)
 {

@@ -24,6 +24,7 @@ void	spool_reset(struct spool *);
 int	spool_append(struct spool *, const void *, size_t);
 ssize_t	spool_read(const struct spool *, size_t off, void *, size_t);
 int	spool_in_file(const struct spool *);
+void	spool_adopt(struct spool *, int fd, size_t size);
 int	spool_fd(struct spool *);
 
 #endif

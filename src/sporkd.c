@@ -26,6 +26,7 @@
 #include "ev.h"
 #include "log.h"
 #include "nft_divert.h"
+#include "policy.h"
 #include "priv.h"
 #include "relay.h"
 #include "sandbox.h"
@@ -215,6 +216,7 @@ scanner_new(const struct conf *c, char *err, size_t errlen)
 	pc.workers = (int)c->scan_workers;
 	pc.timeout_ms = c->scan_timeout;
 	pc.log_syslog = c->log_syslog;
+	pc.clean = c->virus_action == ACT_CLEAN;
 	return scan_pool_new(loop, &pc, err, errlen);
 }
 

@@ -243,6 +243,31 @@ policy quarantine-deliver '^<- +250 2\.0\.0 Ok: queued' "virus_action quarantine
 ctl quarantine list >"$tmp/qlist3"
 assert_grep '^count=1$' "$tmp/qlist3" "policy quarantine-deliver: a copy kept"
 
+# clean: the infected part replaced by a notice, the rest delivered byte for
+# byte, and a notice mail to the configured address.
+b2=$(maildir_count bob) a2=$(maildir_count alice)
+policy clean '^<- +250 2\.0\.0 Ok: queued' "virus_action clean" "notice_to alice@example.test"
+check "policy clean: delivered" wait_delivered bob $((b2 + 1)) 10
+f=$(maildir_files bob | tail -n1)
+assert_grep '^X-Spork-Virus-Removed: Eicar-Test-Signature' "$f" "policy clean: X-Spork-Virus-Removed header"
+assert_grep '^X-Spork-Removed: Eicar-Test-Signature' "$f" "policy clean: the part replaced by a notice"
+assert_grep '^This part of the message "eicar.com" \(application/octet-stream\)' "$f" "policy clean: the notice names the part"
+assert_grep '^This is a test mailing' "$f" "policy clean: the text part kept"
+assert_no_grep 'WDVPIVAlQEFQ' "$f" "policy clean: the virus is gone"
+check "notice mail: arrived" wait_delivered alice $((a2 + 1)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] clean: Eicar-Test-Signature' "$f" "notice mail: names action and virus"
+assert_grep '^Recipient:  <bob@example\.test>$' "$f" "notice mail: names the recipient"
+assert_grep '^Removed:    1 part' "$f" "notice mail: says what was removed"
+assert_grep '^Return-Path: <>$' "$f" "notice mail: null sender"
+assert_grep 'notice to=<alice@example\.test> sent: 250' "$LAB_SPORKD_LOG" "notice mail: logged"
+# Nothing to cut out (the virus is in a header): rejected, never passed.
+start_sporkd "virus_action clean"
+send_mail "$tmp/t-clean-hdr" bob@example.test a@client.example.test "$SRV_V4" "" \
+	--header "X-Junk: $EICAR"
+assert_grep '^<\*\* +550 5\.7\.1 Message rejected: virus found: Eicar' "$tmp/t-clean-hdr" "policy clean: no part to remove, rejected"
+assert_grep 'clean failed name="Eicar-Test-Signature[^"]*": no infected part found' "$LAB_SPORKD_LOG" "policy clean: failure logged"
+
 # Encrypted zip: the encryption flag set, nothing to decrypt.
 python3 - "$tmp/secret.zip" <<'PY'
 import sys, zipfile
