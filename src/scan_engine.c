@@ -175,6 +175,17 @@ scan_engine_free(struct scan_engine *e)
 	free(e);
 }
 
+/* Where this process's scans unpack (each worker has its own). */
+int
+scan_engine_set_tmpdir(const struct scan_engine *e, const char *dir)
+{
+	if (cl_engine_set_str(e->cl, CL_ENGINE_TMPDIR, dir) != CL_SUCCESS) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
 const char *
 scan_engine_version(const struct scan_engine *e)
 {

@@ -29,6 +29,8 @@ struct scan_engine *scan_engine_load(const struct scan_engine_conf *,
 		    char *err, size_t errlen);
 void		 scan_engine_free(struct scan_engine *);
 const char	*scan_engine_version(const struct scan_engine *);
+int		 scan_engine_set_tmpdir(const struct scan_engine *,
+		    const char *);
 unsigned	 scan_engine_signatures(const struct scan_engine *);
 void		 scan_engine_scan(const struct scan_engine *, int fd, size_t size,
 		    struct scan_result *);

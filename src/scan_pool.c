@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -169,6 +170,24 @@ tmpdir_writable(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+static void
+worker_tmpdir(char *dir, size_t len, const struct scan_pool_conf *c, pid_t pid)
+{
+	snprintf(dir, len, "%s/w%d", c->engine.tmpdir, (int)pid);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		(void)rmdir(path);
+	else
+		(void)unlink(path);
+	return 0;
+}
+
 static int
 worker_scan_part(void *arg, const void *data, size_t len, char *name,
     size_t namelen)
@@ -232,19 +251,29 @@ worker_main(int fd, const struct scan_engine *engine,
 	struct job_msg		 jm;
 	struct job_reply	 rep;
 	char			 err[SCAN_PATH_MAX + 128];
+	char			 dir[SCAN_PATH_MAX + 16];
 	ssize_t			 n;
 	int			 mfd, out;
 
-	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* temp file limit: EFBIG, not death */
 	if (c->clean)
-		mime_clean_init();	/* temp file limit: EFBIG, not death */
+		mime_clean_init();
 	if (sandbox_enter(&c->sandbox, err, sizeof(err)) == -1) {
 		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
 		_exit(1);
 	}
+	/* A directory of its own: what a killed worker leaves behind is
+	 * removed with it (worker_free). */
+	worker_tmpdir(dir, sizeof(dir), c, getpid());
+	if ((mkdir(dir, 0700) == -1 && errno != EEXIST) ||
+	    scan_engine_set_tmpdir(engine, dir) == -1) {
+		log_err(NULL, "scan worker pid=%d: tmpdir %s: %s", (int)getpid(),
+		    dir, strerror(errno));
+		_exit(1);
+	}
 	/* libclamav unpacks into tmpdir; where it cannot write, it may
 	 * skip what it could not unpack and say clean. Refuse to serve. */
-	if (tmpdir_writable(c->engine.tmpdir, err, sizeof(err)) == -1) {
+	if (tmpdir_writable(dir, err, sizeof(err)) == -1) {
 		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
 		_exit(1);
 	}
@@ -457,6 +486,7 @@ worker_free(struct pool_worker *w)
 {
 	struct pool_gen		*g = w->gen;
 	struct pool_worker	**pp;
+	char			 dir[SCAN_PATH_MAX + 16];
 
 	for (pp = &g->workers; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == w) {
@@ -466,6 +496,10 @@ worker_free(struct pool_worker *w)
 	g->nworkers--;
 	ev_io_del(g->pool->loop, &w->io);
 	close(w->fd);
+	/* libclamav's unpacked files, left behind when a worker is killed
+	 * mid-scan. */
+	worker_tmpdir(dir, sizeof(dir), &g->pool->conf, w->pid);
+	(void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(w);
 	if (g->state == GEN_RETIRED && g->nworkers == 0 && g->ctl == -1)
 		gen_free(g);

@@ -168,6 +168,12 @@ assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-after" "worker kill: another s
 assert_grep 'scan worker pid=[0-9]+ .*lost: exited|scan worker pid=[0-9]+ generation=[0-9]+ lost' "$LAB_SPORKD_LOG" "worker kill: logged"
 ctl status >"$tmp/status"
 assert_grep '^scan.worker_deaths=1$' "$tmp/status" "worker kill: counted once"
+if [ -n "$victim" ] && [ ! -e "$LAB_DIR/spool/scan-tmp/w$victim" ] &&
+	[ -d "$LAB_DIR/spool/scan-tmp/w$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) .*/\1/p' | head -n1)" ]; then
+	pass "worker kill: its temporary files removed, the replacement has its own directory"
+else
+	fail "worker kill: temporary files" "$(ls "$LAB_DIR/spool/scan-tmp")"
+fi
 
 # --- 4. reload under load; a corrupt database is refused
 start_sporkd "scan_workers 2"
