@@ -127,6 +127,27 @@ clean_part(GMimePartIter *it, GMimePart *part, mime_scan_fn *scan,
 	return 1;
 }
 
+/* Every CR followed by LF, every LF preceded by CR, no NUL. */
+static int
+canonical(int fd, size_t size)
+{
+	char	b[16384], prev = '\0';
+	size_t	off, i;
+	ssize_t	n;
+
+	for (off = 0; off < size; off += (size_t)n) {
+		if ((n = pread(fd, b, sizeof(b), (off_t)off)) <= 0)
+			return 0;
+		for (i = 0; i < (size_t)n; i++) {
+			if (b[i] == '\0' || (b[i] == '\n' && prev != '\r') ||
+			    (prev == '\r' && b[i] != '\n'))
+				return 0;
+			prev = b[i];
+		}
+	}
+	return prev != '\r';
+}
+
 static int
 write_out(GMimeMessage *msg, int outfd, struct mime_clean_result *res,
     char *err, size_t errlen)
@@ -155,6 +176,9 @@ write_out(GMimeMessage *msg, int outfd, struct mime_clean_result *res,
 	else if ((res->size = (size_t)lseek(outfd, 0, SEEK_END)) ==
 	    (size_t)-1)
 		snprintf(err, errlen, "lseek: %s", strerror(errno));
+	else if (!canonical(outfd, res->size))
+		snprintf(err, errlen, "the cleaned message is not canonical "
+		    "CRLF text");
 	else
 		rc = 0;
 	g_mime_format_options_free(fo);

@@ -2,7 +2,7 @@
 # file. Included from the Makefile (`include tests/fuzz/fuzz.mk`), or on its
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
-#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf}, frame_driver
+#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime}, frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -25,13 +25,22 @@ FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
 		   src/log.c src/sock.c src/policy.c tests/fuzz/stub_scan.c
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
     $(wildcard src/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB)
+
+# The clean policy's MIME rewriting links GMime, nothing else.
+build/fuzz/fuzz_mime: tests/fuzz/fuzz_mime.c tests/fuzz/fuzz.h \
+    src/mime_clean.c src/mime_clean.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) \
+	    $(shell pkg-config --cflags gmime-3.0) -o $@ \
+	    tests/fuzz/fuzz_mime.c src/mime_clean.c \
+	    $(shell pkg-config --libs gmime-3.0)
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp_data.c \
     src/smtp_data.h
