@@ -33,7 +33,7 @@ DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
-	     tests/unit/test_sandbox.c
+	     tests/unit/test_sandbox.c tests/unit/test_synq.c
 
 all: build/sporkd build/sporkctl
 

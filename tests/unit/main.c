@@ -19,6 +19,7 @@ static const struct {
 	{ "spool", test_spool },
 	{ "nft", test_nft },
 	{ "sandbox", test_sandbox },
+	{ "synq", test_synq },
 };
 
 int

@@ -25,5 +25,6 @@ void	test_conf(void);
 void	test_spool(void);
 void	test_nft(void);
 void	test_sandbox(void);
+void	test_synq(void);
 
 #endif
