@@ -129,7 +129,7 @@ enum nd_term {
 	T_MARK_SET,		/* meta mark set */
 	T_ETHER_DADDR_SET,	/* ether daddr set <bridge MAC> */
 	T_PKTTYPE_HOST,		/* meta pkttype set host */
-	T_SYN_ONLY,		/* tcp flags & (fin|syn|rst|ack) == syn */
+	T_SYN_ONLY,		/* tcp flags syn / fin,syn,rst,ack */
 	T_QUEUE,		/* queue num N bypass (xt NFQUEUE v3) */
 	T_ACCEPT,
 	T_RETURN,
