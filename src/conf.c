@@ -99,6 +99,8 @@ static const struct conf_key conf_keys[] = {
 	K(divert_bridge,	CT_STR,		""),
 	K(divert_table,		CT_STR,		"sporkd"),
 	K(divert_mark,		CT_COUNT,	"1"),
+	K(connect_before_accept, CT_BOOL,	"no"),
+	K(connect_before_accept_queue, CT_COUNT, "25"),
 	K(tls_policy,		CT_STR,		"passthrough"),
 	K(tls_intercept_servers, CT_WORDS,	""),
 	K(tls_passthrough_servers, CT_WORDS,	""),
@@ -413,6 +415,19 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	if (c->scan_workers < 1 || c->scan_workers > 64) {
 		snprintf(err, errlen, "scan_workers must be 1 to 64");
+		return -1;
+	}
+	/* The queue rule lives in the divert sporkd owns: with a static
+	 * divert no SYN would ever be held. */
+	if (c->connect_before_accept && (c->divert_bridge[0] == '\0' ||
+	    c->transparent_listen.n == 0)) {
+		snprintf(err, errlen, "connect_before_accept needs "
+		    "divert_bridge and a transparent_listen");
+		return -1;
+	}
+	if (c->connect_before_accept_queue > 65535) {
+		snprintf(err, errlen, "connect_before_accept_queue must be "
+		    "0 to 65535");
 		return -1;
 	}
 	if (c->max_reply_lines == 0 || c->max_sessions == 0 ||

@@ -83,6 +83,8 @@ struct conf {
 	char			divert_bridge[16];
 	char			divert_table[32];
 	size_t			divert_mark;
+	int			connect_before_accept;
+	size_t			connect_before_accept_queue;
 	char			tls_policy[16];
 	struct conf_words	tls_intercept_servers;
 	struct conf_words	tls_passthrough_servers;

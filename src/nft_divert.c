@@ -42,6 +42,7 @@
 #include <linux/netfilter_bridge.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/rtnetlink.h>
 
 #include <libmnl/libmnl.h>
@@ -59,15 +60,21 @@
 #define ND_SMTP_PORT		25
 #define ND_BRIDGE_PRIO		(-300)	/* before the bridge's lookup */
 #define ND_INET_PRIO		(-150)	/* mangle */
+#define ND_SYN_PRIO		(-300)	/* raw: before conntrack (-200) */
+#define ND_NFQUEUE_REV		3	/* struct xt_NFQ_info_v3 */
 #define ND_DEFAULT_TABLE	"spork"
 #define ND_MSG_MAX		4096	/* one message; ours are under 1 KiB */
 #define ND_MSGS_MAX		64	/* in one batch; the ruleset has 38 */
-#define ND_RULES_MAX		16
+#define ND_RULES_MAX		20
 #define ND_TERMS_MAX		8
 #define ND_COMMENT_MAX		128	/* nft allows NFT_USERDATA_MAXLEN */
 #define ND_RECV_MAX		16384
 #define ND_TIMEOUT_S		5	/* it answers at once; never hang */
 #define ND_TABLE_F_PERSIST	0x4	/* NFT_TABLE_F_PERSIST, Linux 6.9 */
+#define ND_TCP_FIN		0x01
+#define ND_TCP_SYN		0x02
+#define ND_TCP_RST		0x04
+#define ND_TCP_ACK		0x10
 
 /* nft's own numbers, stored with a set so that `nft list` prints it. */
 #define ND_TYPE_IPADDR		7
@@ -79,7 +86,22 @@
 enum nd_chain {
 	ND_BRIDGE,
 	ND_INET,
+	ND_INET_SYN,		/* connect-before-accept: SYNs to the queue */
 };
+
+/* The chains, in the order they are created and printed; a table is made
+ * of the chains of its family. */
+static const struct {
+	int		 family;
+	const char	*name;
+	int		 prio;
+	const char	*prio_name;
+} nd_chains[] = {
+	[ND_BRIDGE] = { NFPROTO_BRIDGE, "prerouting", ND_BRIDGE_PRIO, "-300" },
+	[ND_INET] = { NFPROTO_INET, "prerouting", ND_INET_PRIO, "mangle" },
+	[ND_INET_SYN] = { NFPROTO_INET, "syn", ND_SYN_PRIO, "raw" },
+};
+#define ND_NCHAINS	(sizeof(nd_chains) / sizeof(nd_chains[0]))
 
 enum nd_set_id {
 	SET_NONE,
@@ -107,6 +129,8 @@ enum nd_term {
 	T_MARK_SET,		/* meta mark set */
 	T_ETHER_DADDR_SET,	/* ether daddr set <bridge MAC> */
 	T_PKTTYPE_HOST,		/* meta pkttype set host */
+	T_SYN_ONLY,		/* tcp flags syn / fin,syn,rst,ack */
+	T_QUEUE,		/* queue num N bypass (xt NFQUEUE v3) */
 	T_ACCEPT,
 	T_RETURN,
 };
@@ -201,6 +225,7 @@ static const struct nft_divert_conf nd_probe_conf = {
 	.port = 10025,
 	.mark = 1,
 	.ipv6 = 1,
+	.queue_num = 25,
 };
 
 static const struct nd_probe nd_probes[] = {
@@ -259,6 +284,12 @@ static const struct nd_probe nd_probes[] = {
 	  .what = "meta mark set",
 	  .lack = "diverted packets cannot be routed locally",
 	  .family = NFPROTO_INET, .terms = { T_MARK_SET } },
+	{ .bit = NFT_DIVERT_HAVE_NFQUEUE,
+	  .what = "xt NFQUEUE through nft compat (connect-before-accept)",
+	  .lack = "connect_before_accept cannot hold SYNs (CONFIG_NFT_COMPAT,"
+	  " CONFIG_NETFILTER_XT_TARGET_NFQUEUE)",
+	  .family = NFPROTO_INET,
+	  .terms = { T_DPORT_SMTP, T_SYN_ONLY, T_QUEUE } },
 	/* Checked only: a persistent table would outlive the probe. */
 	{ .bit = NFT_DIVERT_HAVE_PERSIST,
 	  .what = "table flag persist (Linux 6.9+; never used)",
@@ -426,6 +457,8 @@ nd_rules(const struct nft_divert_conf *c, struct nd_rule *r)
 	    T_MARK_SET, T_ACCEPT, T_END };
 	static const enum nd_term tproxy[] = { T_NFPROTO, T_DPORT_SMTP,
 	    T_TPROXY, T_MARK_SET, T_ACCEPT, T_END };
+	static const enum nd_term syn[] = { T_DPORT_SMTP, T_SYN_ONLY,
+	    T_QUEUE, T_END };
 	static const struct {
 		int		 nfproto;
 		const char	*name;
@@ -464,6 +497,14 @@ nd_rules(const struct nft_divert_conf *c, struct nd_rule *r)
 		nd_rule_add(r, &n, ND_INET, fams[f].nfproto, SET_NONE, tproxy,
 		    "new %s SMTP connections: to sporkd port %u",
 		    fams[f].name, c->port);
+	/* Only frames the bridge rules handed up reach this hook with
+	 * dport 25 (bypassed ones are bridged), and at raw priority the SYN
+	 * is held before conntrack sees it. A verdict of accept resumes at
+	 * the next chain: conntrack, then the tproxy rule above. */
+	if (c->queue)
+		nd_rule_add(r, &n, ND_INET_SYN, 0, SET_NONE, syn, "SYNs of"
+		    " new SMTP connections: held by sporkd (queue %u) until"
+		    " the server has accepted", c->queue_num);
 	return n;
 }
 
@@ -487,6 +528,9 @@ nd_chain_comment(const struct nft_divert_conf *c, enum nd_chain ch,
 		snprintf(out, len, "address TCP port %d frames to %s itself,"
 		    " not to the peer, unless bypassed", ND_SMTP_PORT,
 		    c->bridge);
+	else if (ch == ND_INET_SYN)
+		snprintf(out, len, "connect-before-accept: with no process on"
+		    " queue %u, SYNs pass as if unqueued", c->queue_num);
 	else
 		snprintf(out, len, "fwmark %u must select a routing table"
 		    " with a local default route", c->mark);
@@ -589,8 +633,8 @@ fail:
 }
 
 static void
-msg_chain(struct nd_batch *b, int family, const char *table, int prio,
-    const char *comment)
+msg_chain(struct nd_batch *b, int family, const char *table,
+    const char *name, int prio, const char *comment)
 {
 	struct nftnl_chain	*ch;
 	struct nftnl_udata_buf	*ud = NULL;
@@ -600,7 +644,7 @@ msg_chain(struct nd_batch *b, int family, const char *table, int prio,
 		goto fail;
 	nftnl_chain_set_u32(ch, NFTNL_CHAIN_FAMILY, (uint32_t)family);
 	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, "prerouting");
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, name);
 	nftnl_chain_set_str(ch, NFTNL_CHAIN_TYPE, "filter");
 	/* NF_BR_PRE_ROUTING and NF_INET_PRE_ROUTING are both 0. */
 	nftnl_chain_set_u32(ch, NFTNL_CHAIN_HOOKNUM, family == NFPROTO_BRIDGE ?
@@ -801,6 +845,50 @@ ex_socket_transparent(void)
 }
 
 static struct nftnl_expr *
+ex_bitwise_and(const void *mask, const void *xor, uint32_t len)
+{
+	struct nftnl_expr	*e;
+
+	if ((e = nftnl_expr_alloc("bitwise")) == NULL)
+		return NULL;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+	return e;
+}
+
+/*
+ * The x_tables NFQUEUE target, revision 3, carried by nft's compat
+ * expression: this kernel (like many) has no nft queue expression
+ * (CONFIG_NFT_QUEUE) but has xt NFQUEUE, and compat keeps the rule in our
+ * own owned table rather than in a second ruleset of iptables-nft's.
+ * `nft list` shows it as the queue statement it is equivalent to.
+ */
+static struct nftnl_expr *
+ex_nfqueue(uint16_t num)
+{
+	struct nftnl_expr	*e;
+	struct xt_NFQ_info_v3	*info;
+
+	if ((e = nftnl_expr_alloc("target")) == NULL)
+		return NULL;
+	/* libnftnl keeps this pointer and frees it with the expression. */
+	if ((info = calloc(1, sizeof(*info))) == NULL) {
+		nftnl_expr_free(e);
+		return NULL;
+	}
+	info->queuenum = num;
+	info->queues_total = 1;
+	info->flags = NFQ_FLAG_BYPASS;
+	nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, ND_NFQUEUE_REV);
+	nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, sizeof(*info));
+	return e;
+}
+
+static struct nftnl_expr *
 ex_tproxy(int nfproto)
 {
 	struct nftnl_expr	*e;
@@ -821,7 +909,7 @@ term_build(struct nftnl_rule *r, const struct nd_rule *ru, enum nd_term t,
 	int		 v6 = ru->nfproto == NFPROTO_IPV6;
 	uint32_t	 alen = v6 ? 16 : 4, mark = c->mark;
 	uint16_t	 u16;
-	uint8_t		 u8;
+	uint8_t		 u8, mask[2];
 
 	switch (t) {
 	case T_IIF:
@@ -875,6 +963,15 @@ term_build(struct nftnl_rule *r, const struct nd_rule *ru, enum nd_term t,
 		u8 = PACKET_HOST;
 		return ex_add(r, ex_imm(&u8, 1)) ||
 		    ex_add(r, ex_meta(NFT_META_PKTTYPE, 1)) ? -1 : 0;
+	case T_SYN_ONLY:
+		mask[0] = ND_TCP_FIN | ND_TCP_SYN | ND_TCP_RST | ND_TCP_ACK;
+		mask[1] = 0;
+		u8 = ND_TCP_SYN;
+		return ex_add(r, ex_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1,
+		    0)) || ex_add(r, ex_bitwise_and(&mask[0], &mask[1], 1)) ||
+		    ex_add(r, ex_cmp_eq(&u8, 1)) ? -1 : 0;
+	case T_QUEUE:
+		return ex_add(r, ex_nfqueue(c->queue_num));
 	case T_ACCEPT:
 		return ex_add(r, ex_verdict(NF_ACCEPT));
 	case T_RETURN:
@@ -894,12 +991,12 @@ msg_rule(struct nd_batch *b, const char *table, const struct nd_rule *ru,
 	struct nlmsghdr		*nlh;
 	int			 family, i;
 
-	family = ru->chain == ND_BRIDGE ? NFPROTO_BRIDGE : NFPROTO_INET;
+	family = nd_chains[ru->chain].family;
 	if ((r = nftnl_rule_alloc()) == NULL)
 		goto fail;
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, (uint32_t)family);
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, "prerouting");
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, nd_chains[ru->chain].name);
 	for (i = 0; ru->terms[i] != T_END; i++)
 		if (term_build(r, ru, ru->terms[i], c) == -1)
 			goto fail;
@@ -931,17 +1028,16 @@ nft_divert_build(const struct nft_divert_conf *c, char *buf, size_t len,
 	static const struct {
 		enum nd_chain	 ch;
 		int		 family;
-		int		 prio;
 	} tables[] = {
-		{ ND_BRIDGE, NFPROTO_BRIDGE, ND_BRIDGE_PRIO },
-		{ ND_INET, NFPROTO_INET, ND_INET_PRIO },
+		{ ND_BRIDGE, NFPROTO_BRIDGE },
+		{ ND_INET, NFPROTO_INET },
 	};
 	struct nd_batch	 b;
 	struct nd_rule	 rules[ND_RULES_MAX];
 	char		 key[IFNAMSIZ];
 	char		 comment[ND_COMMENT_MAX];
 	const char	*table = nd_table(c);
-	size_t		 nrules, i, t;
+	size_t		 nrules, i, t, ch;
 	int		 s, p;
 
 	if (nd_conf_check(c, NULL, 0) == -1)
@@ -976,11 +1072,18 @@ nft_divert_build(const struct nft_divert_conf *c, char *buf, size_t len,
 				    SET_PORTS, key, IFNAMSIZ, 0);
 			}
 		}
-		nd_chain_comment(c, tables[t].ch, comment, sizeof(comment));
-		msg_chain(&b, tables[t].family, table, tables[t].prio, comment);
-		for (i = 0; i < nrules; i++)
-			if (rules[i].chain == tables[t].ch)
-				msg_rule(&b, table, &rules[i], c);
+		for (ch = 0; ch < ND_NCHAINS; ch++) {
+			if (nd_chains[ch].family != tables[t].family ||
+			    (ch == ND_INET_SYN && !c->queue))
+				continue;
+			nd_chain_comment(c, (enum nd_chain)ch, comment,
+			    sizeof(comment));
+			msg_chain(&b, tables[t].family, table,
+			    nd_chains[ch].name, nd_chains[ch].prio, comment);
+			for (i = 0; i < nrules; i++)
+				if (rules[i].chain == (enum nd_chain)ch)
+					msg_rule(&b, table, &rules[i], c);
+		}
 	}
 	batch_end(&b);
 	return b.failed ? 0 : b.off;
@@ -1089,6 +1192,13 @@ term_print(FILE *f, const struct nd_rule *ru, enum nd_term t,
 	case T_PKTTYPE_HOST:
 		fputs("meta pkttype set host", f);
 		return;
+	case T_SYN_ONLY:
+		fputs("tcp flags syn / fin,syn,rst,ack", f);
+		return;
+	case T_QUEUE:
+		/* Sent as xt NFQUEUE (see ex_nfqueue()); nft lists it so. */
+		fprintf(f, "queue num %u bypass", c->queue_num);
+		return;
 	case T_ACCEPT:
 		fputs("accept", f);
 		return;
@@ -1106,15 +1216,15 @@ nft_divert_print(const struct nft_divert_conf *c, FILE *f)
 {
 	static const struct {
 		enum nd_chain	 ch;
-		const char	*family;
-		const char	*prio;
+		int		 family;
+		const char	*name;
 	} tables[] = {
-		{ ND_BRIDGE, "bridge", "-300" },
-		{ ND_INET, "inet", "mangle" },
+		{ ND_BRIDGE, NFPROTO_BRIDGE, "bridge" },
+		{ ND_INET, NFPROTO_INET, "inet" },
 	};
 	struct nd_rule	 rules[ND_RULES_MAX];
 	char		 comment[ND_COMMENT_MAX], err[128];
-	size_t		 nrules, i, t;
+	size_t		 nrules, i, t, ch;
 	int		 s, p, k;
 
 	if (nd_conf_check(c, err, sizeof(err)) == -1) {
@@ -1125,7 +1235,7 @@ nft_divert_print(const struct nft_divert_conf *c, FILE *f)
 	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
 		nd_table_comment(c, tables[t].ch, comment, sizeof(comment));
 		fprintf(f, "table %s %s {\n\tflags owner\n\tcomment \"%s\"\n",
-		    tables[t].family, nd_table(c), comment);
+		    tables[t].name, nd_table(c), comment);
 		for (s = SET_NONE + 1; tables[t].ch == ND_BRIDGE &&
 		    s < SET_COUNT; s++) {
 			if (!nd_set_wanted(c, (enum nd_set_id)s))
@@ -1148,22 +1258,33 @@ nft_divert_print(const struct nft_divert_conf *c, FILE *f)
 			}
 			fputs("\t}\n\n", f);
 		}
-		nd_chain_comment(c, tables[t].ch, comment, sizeof(comment));
-		fprintf(f, "\tchain prerouting {\n\t\ttype filter hook"
-		    " prerouting priority %s; policy accept;\n"
-		    "\t\tcomment \"%s\"\n", tables[t].prio, comment);
-		for (i = 0; i < nrules; i++) {
-			if (rules[i].chain != tables[t].ch)
+		for (ch = 0; ch < ND_NCHAINS; ch++) {
+			if (nd_chains[ch].family != tables[t].family ||
+			    (ch == ND_INET_SYN && !c->queue))
 				continue;
-			fputs("\t\t", f);
-			for (k = 0; rules[i].terms[k] != T_END; k++) {
-				if (k > 0)
-					fputc(' ', f);
-				term_print(f, &rules[i], rules[i].terms[k], c);
+			nd_chain_comment(c, (enum nd_chain)ch, comment,
+			    sizeof(comment));
+			fprintf(f, "%s\tchain %s {\n\t\ttype filter hook"
+			    " prerouting priority %s; policy accept;\n"
+			    "\t\tcomment \"%s\"\n", ch == ND_INET_SYN ?
+			    "\n" : "", nd_chains[ch].name,
+			    nd_chains[ch].prio_name, comment);
+			for (i = 0; i < nrules; i++) {
+				if (rules[i].chain != (enum nd_chain)ch)
+					continue;
+				fputs("\t\t", f);
+				for (k = 0; rules[i].terms[k] != T_END; k++) {
+					if (k > 0)
+						fputc(' ', f);
+					term_print(f, &rules[i],
+					    rules[i].terms[k], c);
+				}
+				fprintf(f, " comment \"%s\"\n",
+				    rules[i].comment);
 			}
-			fprintf(f, " comment \"%s\"\n", rules[i].comment);
+			fputs("\t}\n", f);
 		}
-		fputs("\t}\n}\n", f);
+		fputs("}\n", f);
 	}
 }
 
@@ -1624,13 +1745,14 @@ nd_probe_build(const struct nd_probe *p, const char *table, uint32_t flags,
 	batch_begin(&b, buf, len, seq);
 	msg_table(&b, NFT_MSG_NEWTABLE, p->family, table, 1, flags, NULL,
 	    NLM_F_CREATE | NLM_F_EXCL);
-	msg_chain(&b, p->family, table, p->family == NFPROTO_BRIDGE ?
-	    ND_BRIDGE_PRIO : ND_INET_PRIO, NULL);
+	msg_chain(&b, p->family, table, "prerouting",
+	    p->family == NFPROTO_BRIDGE ? ND_BRIDGE_PRIO : ND_INET_PRIO, NULL);
 	if (p->set != SET_NONE)
 		msg_set(&b, table, p->set);
 	if (p->terms[0] != T_END) {
 		memset(&ru, 0, sizeof(ru));
 		ru.chain = p->family == NFPROTO_BRIDGE ? ND_BRIDGE : ND_INET;
+		/* Into the probe's only chain, "prerouting". */
 		ru.nfproto = p->nfproto;
 		ru.set = p->set;
 		memcpy(ru.terms, p->terms, sizeof(ru.terms));

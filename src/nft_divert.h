@@ -22,6 +22,11 @@ struct nft_divert_conf {
 	uint32_t	 mark;		/* fwmark of diverted packets, not 0 */
 	int		 ipv6;		/* divert IPv6 too */
 	int		 use_ibrname;	/* the kernel has meta ibrname */
+	/* Connect-before-accept: new SMTP connections' SYNs go to this
+	 * netfilter queue first (xt NFQUEUE through nft compat, with
+	 * bypass: accepted as if unqueued when no process listens). */
+	int		 queue;
+	uint16_t	 queue_num;
 	const char	*table;		/* both tables' name; NULL: "spork" */
 };
 
@@ -39,6 +44,7 @@ struct nft_divert_conf {
 #define NFT_DIVERT_HAVE_MARK_SET	0x0400	/* meta mark set */
 #define NFT_DIVERT_HAVE_IBRNAME		0x0800	/* meta ibrname: optional */
 #define NFT_DIVERT_HAVE_PERSIST		0x1000	/* persist (6.9+): unused */
+#define NFT_DIVERT_HAVE_NFQUEUE		0x2000	/* xt NFQUEUE via compat */
 #define NFT_DIVERT_NEED			0x07ff
 
 /* Pure: the whole divert as one nf_tables batch (begin, tables with flag

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cba.h"
 #include "conf.h"
 #include "ev.h"
 #include "log.h"
@@ -1548,6 +1549,7 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	const struct sockaddr_in	*a = (const void *)local;
 	const struct sockaddr_in	*b = (const void *)&l->addr;
 	enum rl_verdict			 rl;
+	int				 sfd = -1;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_err(NULL, "session: out of memory");
@@ -1577,8 +1579,13 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	sock_format(peer, s->client, sizeof(s->client));
 	sock_format(dst, s->server, sizeof(s->server));
 	s->tlspol = tls_policy_for(dst);
-	log_info(s->id, "connect client=%s server=%s mode=%s", s->client,
-	    s->server, l->transparent ? "transparent" : "explicit");
+	/* Connected before the client's SYN was let through: the session
+	 * keeps the id those log lines used. */
+	if (l->transparent)
+		sfd = cba_take(peer, local, s->id, sizeof(s->id));
+	log_info(s->id, "connect client=%s server=%s mode=%s%s", s->client,
+	    s->server, l->transparent ? "transparent" : "explicit",
+	    sfd != -1 ? " upstream=connected-before-accept" : "");
 
 	s->peer = *peer;
 	rl = rl_admit(peer, s->started, relay_conf->max_sessions_per_client,
@@ -1586,6 +1593,8 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	if (rl != RL_OK) {
 		/* Not counted: release() must not undo what admit refused. */
 		s->peer.ss_family = AF_UNSPEC;
+		if (sfd != -1)
+			close(sfd);
 		log_info(s->id, "refused client=%s reason=%s", s->client,
 		    rl == RL_TOO_MANY ? "max_sessions_per_client" :
 		    "max_connections_per_minute");
@@ -1598,6 +1607,13 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 
 	/* A connection straight to the listener's own port was not diverted:
 	 * relaying it would connect to ourselves. */
+	if (sfd != -1) {
+		s->sfd = sfd;
+		s->sio.fd = sfd;
+		session_set_state(s, RS_GREETING);
+		session_update(s);
+		return;
+	}
 	if (l->transparent && a->sin_port == b->sin_port) {
 		log_warn(s->id, "refused: not a diverted connection "
 		    "(destination is the listener itself)");

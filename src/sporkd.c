@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cba.h"
 #include "clamd.h"
 #include "conf.h"
 #include "control.h"
@@ -74,6 +75,7 @@ static void
 after_batch(void *arg)
 {
 	relay_reap(arg);
+	cba_reap();
 	if (stopping && relay_sessions() == 0)
 		ev_stop(loop);
 }
@@ -144,6 +146,8 @@ divert_conf(const struct conf *c, struct nft_divert_conf *dc, int probe,
 	memset(dc, 0, sizeof(*dc));
 	dc->table = c->divert_table;
 	dc->mark = (uint32_t)c->divert_mark;
+	dc->queue = c->connect_before_accept;
+	dc->queue_num = (uint16_t)c->connect_before_accept_queue;
 	for (i = 0; i < c->transparent_listen.n; i++) {
 		if (c->transparent_listen.a[i].ss_family == AF_INET6)
 			dc->ipv6 = 1;
@@ -166,6 +170,11 @@ divert_conf(const struct conf *c, struct nft_divert_conf *dc, int probe,
 		return -1;
 	}
 	dc->use_ibrname = (have & NFT_DIVERT_HAVE_IBRNAME) != 0;
+	if (dc->queue && !(have & NFT_DIVERT_HAVE_NFQUEUE)) {
+		snprintf(err, errlen, "connect_before_accept: this kernel cannot"
+		    " queue SYNs:\n%.900s", report);
+		return -1;
+	}
 	return 0;
 }
 
@@ -254,6 +263,7 @@ signal_cb(struct ev_io *io, int events)
 			    si.ssi_signo, relay_sessions());
 			stopping = 1;
 			relay_stop_listening();
+			cba_stop();
 			ev_timer_set(loop, &grace_timer, SPORKD_GRACE_MS);
 			break;
 		case SIGHUP:
@@ -383,6 +393,16 @@ main(int argc, char *argv[])
 	}
 	if (relay_listen() == -1)
 		return 1;
+	/* The queue is bound before the rule that feeds it goes in (the
+	 * rule's bypass flag would cover the gap, unheld). */
+	if (conf.connect_before_accept) {
+		if (cba_init(loop, &conf, err, sizeof(err)) == -1) {
+			log_err(NULL, "connect_before_accept: %s", err);
+			return 1;
+		}
+		log_info(NULL, "connect-before-accept queue=%zu",
+		    conf.connect_before_accept_queue);
+	}
 	/* The divert goes in only once the listener is there to serve it. */
 	if (conf.divert_bridge[0] != '\0') {
 		if (divert_conf(&conf, &dc, 1, err, sizeof(err)) == -1 ||
@@ -391,8 +411,9 @@ main(int argc, char *argv[])
 			return 1;
 		}
 		log_info(NULL, "divert installed bridge=%s port=%u table=%s "
-		    "owner=sporkd match=%s", dc.bridge, dc.port, dc.table,
-		    dc.use_ibrname ? "ibrname" : "ports");
+		    "owner=sporkd match=%s connect_before_accept=%s", dc.bridge,
+		    dc.port, dc.table, dc.use_ibrname ? "ibrname" : "ports",
+		    dc.queue ? "yes" : "no");
 	}
 	if (control_init(loop, &conf, scanner, err, sizeof(err)) == -1) {
 		log_err(NULL, "%s", err);

@@ -60,6 +60,12 @@ test_conf(void)
 		    "F: no listener: set transparent_listen or explicit_listen" },
 		{ "bare_newline sometimes\n", "F:1: key 'bare_newline': want "
 		    "reject or normalize, not 'sometimes'" },
+		{ "connect_before_accept yes\n", "F: connect_before_accept "
+		    "needs divert_bridge and a transparent_listen" },
+		{ "divert_bridge br0\nconnect_before_accept yes\n", NULL },
+		{ "divert_bridge br0\nconnect_before_accept yes\n"
+		    "connect_before_accept_queue 65536\n", "F: "
+		    "connect_before_accept_queue must be 0 to 65535" },
 	};
 	struct conf	c;
 	char		err[1024];
@@ -84,6 +90,8 @@ test_conf(void)
 	CHECK(c.bare_newline == BARE_REJECT, "default bare newline");
 	CHECK(strcmp(c.clamav_database_dir, "/var/lib/clamav") == 0,
 	    "default database dir");
+	CHECK(c.connect_before_accept == 0 &&
+	    c.connect_before_accept_queue == 25, "connect-before-accept off");
 
 	/* Values of every kind. */
 	rc = load_text(&c, "explicit_listen 127.0.0.1:2525 [::1]:2525\n"

@@ -20,6 +20,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 
 #include "nft_divert.h"
 #include "unit.h"
@@ -711,6 +712,139 @@ check_print(const struct nft_divert_conf *c, const struct want_rule *wr,
 	free(text);
 }
 
+/* The SYN expressions as nft --debug=netlink prints them for
+ * "tcp dport 25 tcp flags syn / fin,syn,rst,ack". */
+#define E_SYN		E_DPORT "[ payload load 1b @ transport header + 13" \
+			" => reg 1 ]\n[ bitwise reg 1 = ( reg 1 & 0x00000017 )" \
+			" ^ 0x00000000 ]\n[ cmp eq reg 1 0x00000002 ]\n"
+
+/* The target's info, decoded: NFQUEUE revision 3, one queue, bypass. */
+static void
+check_nfqueue(struct nftnl_rule *r, uint16_t num)
+{
+	struct nftnl_expr_iter		*it;
+	struct nftnl_expr		*e, *last = NULL;
+	const struct xt_NFQ_info_v3	*info;
+	uint32_t			 len = 0;
+
+	if ((it = nftnl_expr_iter_create(r)) == NULL)
+		return;
+	while ((e = nftnl_expr_iter_next(it)) != NULL)
+		last = e;
+	CHECK(last != NULL && strcmp(nftnl_expr_get_str(last,
+	    NFTNL_EXPR_NAME), "target") == 0, "the rule ends in a target");
+	if (last != NULL && strcmp(nftnl_expr_get_str(last, NFTNL_EXPR_NAME),
+	    "target") == 0) {
+		CHECK(strcmp(nftnl_expr_get_str(last, NFTNL_EXPR_TG_NAME),
+		    "NFQUEUE") == 0, "target NFQUEUE");
+		CHECK(nftnl_expr_get_u32(last, NFTNL_EXPR_TG_REV) == 3,
+		    "revision 3");
+		info = nftnl_expr_get(last, NFTNL_EXPR_TG_INFO, &len);
+		CHECK(info != NULL && len == sizeof(*info), "info of %u bytes",
+		    len);
+		if (info != NULL && len == sizeof(*info)) {
+			CHECK(info->queuenum == num, "queue %u, want %u",
+			    info->queuenum, num);
+			CHECK(info->queues_total == 1, "one queue");
+			CHECK(info->flags == NFQ_FLAG_BYPASS,
+			    "bypass when nobody listens, nothing else");
+		}
+	}
+	nftnl_expr_iter_destroy(it);
+}
+
+/* Connect-before-accept adds one chain at raw priority to the inet table
+ * and one rule in it; the rest of the ruleset does not change. */
+static void
+check_queue(void)
+{
+	static const char *const print_q[] = {
+		"\tchain syn {\n\t\ttype filter hook prerouting priority raw;"
+		" policy accept;\n",
+		"tcp dport 25 tcp flags syn / fin,syn,rst,ack queue num 2525"
+		" bypass comment",
+	};
+	struct nft_divert_conf	 c;
+	const struct nlmsghdr	*m[MSGS_MAX];
+	struct nftnl_chain	*ch;
+	struct nftnl_rule	*r;
+	char			 text[TEXT_MAX], *ptext = NULL;
+	size_t			 len, n, i, nc = 0, nr = 0, nsyn = 0, psize = 0;
+	size_t			 plain;
+	FILE			*f;
+
+	conf_init(&c);
+	plain = nft_divert_build(&c, buf.b, sizeof(buf.b), 1);
+	c.queue = 1;
+	c.queue_num = 2525;
+	len = nft_divert_build(&c, buf.b, sizeof(buf.b), 1);
+	CHECK(len > plain, "the queue adds to the batch");
+	n = split(buf.b, len, m);
+	check_framing(m, n, 1);
+	for (i = 1; i + 1 < n; i++) {
+		switch (nft_type(m[i])) {
+		case NFT_MSG_NEWCHAIN:
+			if ((ch = nftnl_chain_alloc()) == NULL ||
+			    nftnl_chain_nlmsg_parse(m[i], ch) != 0) {
+				CHECK(0, "chain parses");
+				break;
+			}
+			if (nc == 2) {
+				CHECK(family(m[i]) == NFPROTO_INET,
+				    "the SYN chain is inet");
+				CHECK(strcmp(nftnl_chain_get_str(ch,
+				    NFTNL_CHAIN_NAME), "syn") == 0, "named syn");
+				CHECK(nftnl_chain_get_u32(ch,
+				    NFTNL_CHAIN_HOOKNUM) == 0, "prerouting");
+				CHECK(nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO)
+				    == -300, "raw priority: before conntrack");
+				CHECK(nftnl_chain_get_u32(ch,
+				    NFTNL_CHAIN_POLICY) == NF_ACCEPT,
+				    "policy accept");
+			}
+			nftnl_chain_free(ch);
+			nc++;
+			break;
+		case NFT_MSG_NEWRULE:
+			nr++;
+			if ((r = nftnl_rule_alloc()) == NULL ||
+			    nftnl_rule_nlmsg_parse(m[i], r) != 0) {
+				CHECK(0, "rule parses");
+				break;
+			}
+			if (strcmp(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN),
+			    "syn") == 0) {
+				nsyn++;
+				CHECK(nc == 3, "the rule follows its chain");
+				CHECK(family(m[i]) == NFPROTO_INET, "inet");
+				rule_text(r, text, sizeof(text));
+				CHECK(strncmp(text, E_SYN, strlen(E_SYN)) == 0,
+				    "SYN match:\n%s\nwant:\n%s", text, E_SYN);
+				CHECK(strstr(rule_comment(r), "queue 2525") !=
+				    NULL, "comment names the queue");
+				check_nfqueue(r, 2525);
+			}
+			nftnl_rule_free(r);
+			break;
+		}
+	}
+	CHECK(nc == 3, "%zu chains, want 3", nc);
+	CHECK(nsyn == 1, "%zu rules in syn, want 1", nsyn);
+	CHECK(nr == sizeof(want_full) / sizeof(want_full[0]) + 1,
+	    "%zu rules", nr);
+
+	if ((f = open_memstream(&ptext, &psize)) == NULL) {
+		CHECK(0, "open_memstream");
+		return;
+	}
+	nft_divert_print(&c, f);
+	fclose(f);
+	for (i = 0; i < sizeof(print_q) / sizeof(print_q[0]); i++)
+		CHECK(strstr(ptext, print_q[i]) != NULL, "printed: %s",
+		    print_q[i]);
+	free(ptext);
+}
+
 void
 test_nft(void)
 {
@@ -753,6 +887,7 @@ test_nft(void)
 	    sizeof(print_v4) / sizeof(print_v4[0]));
 
 	check_port_mark();
+	check_queue();
 	check_capacity();
 	check_bad_confs();
 	check_bypass();
