@@ -24,7 +24,11 @@ in_br "$SETUP" --bridge br0 --port 10025 --state "$STATE" --divert sporkd --appl
 lab start-sporkd "$tmp/cba.conf" 2>/dev/null || { fail "sporkd start" "connect_before_accept yes"; summary; exit 1; }
 
 # --- the rule
-in_br nft list table inet sporkd >"$tmp/ruleset" 2>/dev/null
+for _ in $(seq 50); do
+	in_br nft list table inet sporkd >"$tmp/ruleset" 2>&1
+	grep -q "chain syn" "$tmp/ruleset" && break
+	sleep 0.1
+done
 assert_grep 'chain syn' "$tmp/ruleset" "ruleset: a chain for SYNs"
 assert_grep 'priority raw' "$tmp/ruleset" "ruleset: at raw priority, before conntrack"
 assert_grep 'queue num 25 bypass' "$tmp/ruleset" "ruleset: queue 25 with bypass (xt NFQUEUE)"
