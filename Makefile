@@ -14,12 +14,14 @@ UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
-	   gmime-3.0
+	   gmime-3.0 libcares hiredis
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
 	   -D_FORTIFY_SOURCE=2 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libspf2 ships no pkg-config file.
+LDLIBS	+= -lspf2
 SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 
@@ -27,14 +29,16 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
 	  src/mime_clean.c src/sandbox.c src/scan_engine.c src/scan_pool.c \
 	  src/smtp_data.c src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c \
-	  src/nft_divert.c src/synq.c
+	  src/nft_divert.c src/synq.c src/cidr.c src/dns.c src/greylist.c \
+	  src/greylist_redis.c src/spf.c src/prequeue.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
 	     src/notice.c src/cba.c \
 	     src/tls.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
-	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c
+	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c \
+	     tests/unit/test_prequeue.c
 
 all: build/sporkd build/sporkctl
 

@@ -35,6 +35,12 @@ enum conf_type {
 	CT_VACTION,	/* CT_ACTION or clean (viruses only) */
 	CT_THEN,	/* reject or deliver, stored as "deliver" */
 	CT_OVERLOAD,	/* refuse or bypass, stored as "bypass" */
+	CT_NETS,	/* list of ADDR[/PREFIX] */
+	CT_ZONES,	/* list of ZONE[:connect|rcpt|tag] */
+	CT_WLZONES,	/* list of ZONE (DNS whitelists) */
+	CT_PQACTION,	/* reject, tempfail, tag or none */
+	CT_MSEC,	/* like CT_TIME, 0 allowed */
+	CT_LTIME,	/* seconds, s/m/h/d suffix, up to 1000d; in seconds */
 };
 
 struct conf_key {
@@ -123,6 +129,25 @@ static const struct conf_key conf_keys[] = {
 	K(timeout_data_block,	CT_TIME,	"3m"),
 	K(timeout_data_final,	CT_TIME,	"10m"),
 	K(timeout_passthrough,	CT_TIME,	"10m"),
+	K(inside_networks,	CT_NETS,	""),
+	K(prequeue_apply,	CT_STR,		"inbound"),
+	K(early_talker,		CT_BOOL,	"yes"),
+	K(greet_pause,		CT_MSEC,	"0"),
+	K(dns_servers,		CT_WORDS,	""),
+	K(dns_timeout,		CT_TIME,	"5s"),
+	K(dnsbl_zones,		CT_ZONES,	""),
+	K(dnswl_zones,		CT_WLZONES,	""),
+	K(spf_enable,		CT_BOOL,	"no"),
+	K(spf_fail_action,	CT_PQACTION,	"tag"),
+	K(spf_softfail_action,	CT_PQACTION,	"tag"),
+	K(spf_timeout,		CT_TIME,	"20s"),
+	K(greylist_enable,	CT_BOOL,	"no"),
+	K(greylist_min,		CT_LTIME,	"5m"),
+	K(greylist_max,		CT_LTIME,	"4h"),
+	K(greylist_expiry,	CT_LTIME,	"36d"),
+	K(greylist_file,	CT_STR,		""),
+	K(greylist_redis,	CT_STR,		""),
+	K(greylist_whitelist,	CT_NETS,	""),
 	K(log_level,		CT_LOGLEVEL,	"info"),
 	K(log_syslog,		CT_BOOL,	"yes"),
 	K(log_stderr,		CT_BOOL,	"yes"),
@@ -159,7 +184,7 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 {
 	static const unsigned long long	 sizem[] = { 1024, 1024 * 1024,
 					    1024ULL * 1024 * 1024 };
-	static const unsigned long long	 timem[] = { 1, 60, 3600 };
+	static const unsigned long long	 timem[] = { 1, 60, 3600, 86400 };
 	char				*p = (char *)c + k->off;
 	char				 word[CONF_PATH_MAX];
 	const char			*s;
@@ -167,6 +192,9 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 	size_t				 wl;
 	struct conf_addrs		*as;
 	struct conf_words		*ws;
+	struct conf_nets		*ns;
+	struct conf_zones		*zs;
+	const char			*colon;
 	enum log_level			 lvl;
 
 	switch (k->type) {
@@ -290,6 +318,107 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			return -1;
 		}
 		*(int *)p = strcmp(v, "bypass") == 0;
+		return 0;
+	case CT_NETS:
+		ns = (struct conf_nets *)p;
+		ns->n = 0;
+		for (s = v; *s; s += wl) {
+			s += strspn(s, " \t");
+			if ((wl = strcspn(s, " \t")) == 0)
+				break;
+			if (wl >= sizeof(word) || ns->n == CONF_NETS_MAX) {
+				snprintf(err, errlen, "too many or too long "
+				    "networks (at most %d)", CONF_NETS_MAX);
+				return -1;
+			}
+			memcpy(word, s, wl);
+			word[wl] = '\0';
+			if (cidr_parse(word, &ns->net[ns->n]) == -1) {
+				snprintf(err, errlen, "bad network '%.200s' "
+				    "(want ADDR or ADDR/PREFIX)", word);
+				return -1;
+			}
+			ns->n++;
+		}
+		return 0;
+	case CT_ZONES:
+	case CT_WLZONES:
+		zs = (struct conf_zones *)p;
+		zs->n = 0;
+		for (s = v; *s; s += wl) {
+			s += strspn(s, " \t");
+			if ((wl = strcspn(s, " \t")) == 0)
+				break;
+			if (wl >= sizeof(word) || zs->n == CONF_ZONES_MAX) {
+				snprintf(err, errlen, "too many or too long "
+				    "zones (at most %d)", CONF_ZONES_MAX);
+				return -1;
+			}
+			memcpy(word, s, wl);
+			word[wl] = '\0';
+			zs->action[zs->n] = k->type == CT_WLZONES ? PQA_NONE :
+			    PQA_REJECT;
+			if ((colon = strchr(word, ':')) != NULL) {
+				if (k->type == CT_WLZONES)
+					goto badzone;
+				if (strcmp(colon + 1, "connect") == 0)
+					zs->action[zs->n] = PQA_CONNECT;
+				else if (strcmp(colon + 1, "tag") == 0)
+					zs->action[zs->n] = PQA_TAG;
+				else if (strcmp(colon + 1, "rcpt") != 0)
+					goto badzone;
+				word[colon - word] = '\0';
+			}
+			if (word[0] == '\0' || word[0] == '.' ||
+			    strlen(word) >= CONF_ZONE_MAX ||
+			    strspn(word, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") !=
+			    strlen(word))
+				goto badzone;
+			strcpy(zs->zone[zs->n++], word);
+		}
+		return 0;
+badzone:
+		snprintf(err, errlen, "bad zone '%.200s' (want %s)", word,
+		    k->type == CT_WLZONES ? "a DNS name" :
+		    "NAME or NAME:connect, NAME:rcpt, NAME:tag");
+		return -1;
+	case CT_PQACTION:
+		if (strcmp(v, "reject") == 0)
+			*(int *)p = PQA_REJECT;
+		else if (strcmp(v, "tempfail") == 0)
+			*(int *)p = PQA_TEMPFAIL;
+		else if (strcmp(v, "tag") == 0)
+			*(int *)p = PQA_TAG;
+		else if (strcmp(v, "none") == 0)
+			*(int *)p = PQA_NONE;
+		else {
+			snprintf(err, errlen, "want reject, tempfail, tag or "
+			    "none, not '%s'", v);
+			return -1;
+		}
+		return 0;
+	case CT_MSEC:
+		if (strcmp(v, "0") == 0) {
+			*(unsigned *)p = 0;
+			return 0;
+		}
+		if (parse_number(v, "smh", timem, &n) == -1 || n == 0 ||
+		    n > 3600) {
+			snprintf(err, errlen, "bad time '%s' (0, or 1s to 1h; "
+			    "seconds, or with s/m/h)", v);
+			return -1;
+		}
+		*(unsigned *)p = (unsigned)n * 1000;
+		return 0;
+	case CT_LTIME:
+		if (parse_number(v, "smhd", timem, &n) == -1 || n == 0 ||
+		    n > 1000ULL * 86400) {
+			snprintf(err, errlen, "bad time '%s' (1s to 1000d; "
+			    "seconds, or with s/m/h/d)", v);
+			return -1;
+		}
+		*(unsigned *)p = (unsigned)n;
 		return 0;
 	case CT_LOGLEVEL:
 		if (log_level_parse(v, &lvl) == -1) {
@@ -428,6 +557,35 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	if (c->connect_before_accept_queue > 65535) {
 		snprintf(err, errlen, "connect_before_accept_queue must be "
 		    "0 to 65535");
+		return -1;
+	}
+	if (strcmp(c->prequeue_apply, "inbound") != 0 &&
+	    strcmp(c->prequeue_apply, "outbound") != 0 &&
+	    strcmp(c->prequeue_apply, "both") != 0) {
+		snprintf(err, errlen, "prequeue_apply must be inbound, "
+		    "outbound or both");
+		return -1;
+	}
+	if (c->greylist_enable && c->greylist_min >= c->greylist_max) {
+		snprintf(err, errlen, "greylist_min must be shorter than "
+		    "greylist_max");
+		return -1;
+	}
+	if (c->greylist_enable && c->greylist_expiry < c->greylist_max) {
+		snprintf(err, errlen, "greylist_expiry must be at least "
+		    "greylist_max");
+		return -1;
+	}
+	for (i = 0; i < c->dns_servers.n; i++)
+		if (sock_parse_addr(c->dns_servers.w[i], &ss) == -1) {
+			snprintf(err, errlen, "dns_servers: want ADDR:PORT or "
+			    "[ADDR6]:PORT, not '%s'", c->dns_servers.w[i]);
+			return -1;
+		}
+	if (c->greylist_redis[0] != '\0' &&
+	    sock_parse_addr(c->greylist_redis, &ss) == -1) {
+		snprintf(err, errlen, "greylist_redis: want ADDR:PORT, not "
+		    "'%s'", c->greylist_redis);
 		return -1;
 	}
 	if (c->max_reply_lines == 0 || c->max_sessions == 0 ||

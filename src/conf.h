@@ -6,9 +6,14 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "cidr.h"
+
 #define CONF_ADDRS_MAX	8
 #define CONF_FILES_MAX	16
 #define CONF_PATH_MAX	512
+#define CONF_NETS_MAX	64
+#define CONF_ZONES_MAX	8
+#define CONF_ZONE_MAX	200
 
 enum bare_newline {
 	BARE_REJECT,
@@ -17,6 +22,27 @@ enum bare_newline {
 
 struct conf_addrs {
 	struct sockaddr_storage	a[CONF_ADDRS_MAX];
+	int			n;
+};
+
+/* What a pre-queue check does to a client or a message. */
+enum pq_action {
+	PQA_NONE,		/* count and log only */
+	PQA_TAG,		/* deliver with a header */
+	PQA_REJECT,		/* 5xx at RCPT */
+	PQA_TEMPFAIL,		/* 4xx at RCPT */
+	PQA_CONNECT,		/* 554 instead of the banner */
+};
+
+struct conf_nets {
+	struct cidr		net[CONF_NETS_MAX];
+	int			n;
+};
+
+/* DNS list zones, each with its action: "zone:connect|rcpt|tag". */
+struct conf_zones {
+	char			zone[CONF_ZONES_MAX][CONF_ZONE_MAX];
+	int			action[CONF_ZONES_MAX];
 	int			n;
 };
 
@@ -99,6 +125,26 @@ struct conf {
 	unsigned		clamd_connect_timeout;
 	unsigned		clamd_health_interval;
 	size_t			clamd_max_stream;
+	/* pre-queue checks */
+	struct conf_nets	inside_networks;
+	char			prequeue_apply[16];
+	int			early_talker;
+	unsigned		greet_pause;		/* ms, 0 = none */
+	struct conf_words	dns_servers;
+	unsigned		dns_timeout;
+	struct conf_zones	dnsbl_zones;
+	struct conf_zones	dnswl_zones;
+	int			spf_enable;
+	int			spf_fail_action;
+	int			spf_softfail_action;
+	unsigned		spf_timeout;
+	int			greylist_enable;
+	unsigned		greylist_min;		/* seconds */
+	unsigned		greylist_max;
+	unsigned		greylist_expiry;
+	char			greylist_file[CONF_PATH_MAX];
+	char			greylist_redis[256];
+	struct conf_nets	greylist_whitelist;
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;

@@ -24,6 +24,7 @@
 #include "ev.h"
 #include "log.h"
 #include "nft_divert.h"
+#include "prequeue.h"
 #include "quarantine.h"
 #include "relay.h"
 #include "scanner.h"
@@ -134,6 +135,7 @@ cmd_status(struct ctl_conn *c)
 		ctl_scanner->status(ctl_scanner, &c->out);
 	else
 		buf_printf(&c->out, "scan.backend=none\n");
+	prequeue_status(&c->out);
 }
 
 static void

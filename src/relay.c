@@ -31,6 +31,7 @@
 #include "notice.h"
 #include "relay.h"
 #include "policy.h"
+#include "prequeue.h"
 #include "quarantine.h"
 #include "ratelimit.h"
 #include "scanner.h"
@@ -138,6 +139,7 @@ struct session {
 	size_t			 rcpt_nacc;
 	struct scan_job		*job;
 	char			*prefix;	/* headers added on delivery */
+	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
 	enum tls_policy		 tlspol;
 	SSL			*cssl;		/* facing the client */
@@ -400,6 +402,7 @@ static int
 client_command(struct session *s, const char *line, size_t len)
 {
 	struct smtp_cmd	c;
+	char		pqreply[512];
 
 	if (s->auth_cont) {
 		s->auth_cont = 0;
@@ -451,6 +454,7 @@ client_command(struct session *s, const char *line, size_t len)
 			return 0;
 		}
 		copy_sender(s, &c);
+		prequeue_mail(s->pq, s->sender, s->helo);
 		break;
 	case VERB_RCPT:
 		if (s->rcpt_tried >= relay_conf->max_recipients) {
@@ -458,6 +462,16 @@ client_command(struct session *s, const char *line, size_t len)
 				return 1;
 			reply(s, "452 4.5.3 Error: too many recipients");
 			return 0;
+		}
+		switch (prequeue_rcpt(s->pq, c.args, c.argslen, s->pcount == 0,
+		    pqreply, sizeof(pqreply))) {
+		case PREQUEUE_WAIT:
+			return 1;
+		case PREQUEUE_REPLY:
+			reply(s, "%s", pqreply);
+			return 0;
+		case PREQUEUE_PASS:
+			break;
 		}
 		s->rcpt_tried++;
 		rcpt_forwarded(s, &c);
@@ -889,6 +903,7 @@ static int
 server_reply(struct session *s, const char *r, size_t len, int code)
 {
 	struct smtp_ehlo	e;
+	const char		*pqh;
 	int			what;
 
 	if (s->state == RS_GREETING) {
@@ -983,6 +998,9 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		if (code == 354) {
 			data_stuffer_init(&s->ds);
 			s->sendoff = 0;
+			if ((pqh = prequeue_headers(s->pq)) != NULL &&
+			    buf_append(&s->sout, pqh, strlen(pqh)) == -1)
+				goto full;
 			if (s->prefix != NULL) {
 				/* Header lines: never a leading dot, no
 				 * stuffing needed. */
@@ -1021,6 +1039,31 @@ full:
 	return -1;
 }
 
+/*
+ * The banner waits for the pre-queue connect checks (DNS lists, greet
+ * pause); an early talker or a listed client gets the relay's own 554
+ * instead of it. 1 while held or closing.
+ */
+static int
+greeting_held(struct session *s)
+{
+	char	line[512];
+
+	switch (prequeue_greeting(s->pq, s->cfd, buf_used(&s->cin), line,
+	    sizeof(line))) {
+	case PREQUEUE_WAIT:
+		return 1;
+	case PREQUEUE_REPLY:
+		buf_clear(&s->cin);
+		s->nrejects++;
+		reply_close(s, "prequeue", "%s", line);
+		return 1;
+	case PREQUEUE_PASS:
+		break;
+	}
+	return 0;
+}
+
 static void
 session_server_input(struct session *s)
 {
@@ -1034,6 +1077,8 @@ session_server_input(struct session *s)
 			buf_clear(&s->sin);
 		return;
 	}
+	if (s->state == RS_GREETING && greeting_held(s))
+		return;
 	while (buf_used(&s->sin) > 0 && s->state != RS_CLOSING) {
 		rc = smtp_reply_scan(buf_head(&s->sin), buf_used(&s->sin),
 		    relay_conf->max_reply_line, relay_conf->max_reply_lines,
@@ -1490,6 +1535,8 @@ session_close(struct session *s, const char *why)
 	    rstate_names[s->state], s->ncmds, s->nmsgs, s->nrejects,
 	    (unsigned long long)(ev_now() - s->started));
 	s->dead = 1;
+	prequeue_free(s->pq);
+	s->pq = NULL;
 	if (s->job != NULL) {
 		relay_scanner->cancel(relay_scanner, s->job);
 		s->job = NULL;
@@ -1538,6 +1585,23 @@ relay_reap(void *arg)
 		tx_reset(s);
 		free(s);
 	}
+}
+
+/* A pre-queue lookup has landed: go on where the session waited. */
+static void
+prequeue_woke(void *arg)
+{
+	struct session	*s = arg;
+
+	if (s->dead)
+		return;
+	if (s->state == RS_CONNECTING || s->state == RS_GREETING) {
+		if (!greeting_held(s) && s->state == RS_GREETING &&
+		    buf_used(&s->sin) > 0)
+			session_server_input(s);
+	} else if (s->state == RS_COMMAND)
+		session_client_input(s);
+	session_update(s);
 }
 
 static void
@@ -1622,6 +1686,7 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 		session_close(s, "not-diverted");
 		return;
 	}
+	s->pq = prequeue_new(s->id, peer, prequeue_woke, s);
 	s->sfd = sock_connect(dst, l->transparent ? peer : NULL,
 	    l->transparent);
 	if (s->sfd == -1) {

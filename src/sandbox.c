@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The scanner worker's cage, entered after the engine is mapped and before
+ * The scanner worker's cage (and, with DNS allowed, the SPF helper's), entered after the engine is mapped and before
  * the first message: an unprivileged user (when started as root), no
  * capabilities, no new privileges, resource limits, and a seccomp filter
  * that kills the process on any attempt to reach the network, run a
@@ -156,6 +156,18 @@ sandbox_enter(const struct sandbox_conf *c, char *err, size_t errlen)
 	    set_limit(RLIMIT_NPROC, 0) == -1)
 		goto syserr;
 
+	if (c->dns) {
+		/* The SPF helper asks DNS itself: it keeps socket and
+		 * connect, and loses the rest of the worker's list. */
+		int	calls[NELEM(sandbox_kill_worker)];
+		size_t	i, n = 0;
+
+		for (i = 0; i < NELEM(sandbox_kill_worker); i++)
+			if (sandbox_kill_worker[i] != SCMP_SYS(socket) &&
+			    sandbox_kill_worker[i] != SCMP_SYS(connect))
+				calls[n++] = sandbox_kill_worker[i];
+		return filter_load(calls, n, err, errlen);
+	}
 	return filter_load(sandbox_kill_worker, NELEM(sandbox_kill_worker),
 	    err, errlen);
 syserr:

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "nft_divert.h"
 #include "policy.h"
+#include "prequeue.h"
 #include "priv.h"
 #include "relay.h"
 #include "sandbox.h"
@@ -384,6 +385,12 @@ main(int argc, char *argv[])
 		if (strcmp(conf.scan_backend, "workers") == 0 &&
 		    conf.clamav_database_dir[0] != '\0')
 			dbwatch_init(conf.clamav_database_dir);
+	}
+	/* Before the listeners and before privileges go: the SPF helper is
+	 * forked here, and resolv.conf and the greylist file are read. */
+	if (prequeue_init(loop, &conf, err, sizeof(err)) == -1) {
+		log_err(NULL, "prequeue: %s", err);
+		return 1;
 	}
 	relay_init(loop, &conf, scanner);
 	ev_set_hook(loop, after_batch, NULL);

@@ -24,7 +24,7 @@ FUZZ_CFLAGS	 = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra \
 FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
-		   src/log.c src/sock.c src/policy.c tests/fuzz/stub_scan.c
+		   src/log.c src/sock.c src/policy.c src/cidr.c tests/fuzz/stub_scan.c
 FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 

@@ -21,6 +21,7 @@ static const struct {
 	{ "sandbox", test_sandbox },
 	{ "mime", test_mime },
 	{ "synq", test_synq },
+	{ "prequeue", test_prequeue },
 };
 
 int

@@ -20,7 +20,7 @@ enum { TRY_SOCKET, TRY_EXEC, TRY_FORK, TRY_FILE };
 static int
 caged(int what)
 {
-	struct sandbox_conf	c = { "nobody", 0, 0 };
+	struct sandbox_conf	c = { "nobody", 0, 0, 0 };
 	char			err[256], buf[16];
 	pid_t			pid;
 	int			st, fd;

@@ -27,5 +27,6 @@ void	test_nft(void);
 void	test_sandbox(void);
 void	test_mime(void);
 void	test_synq(void);
+void	test_prequeue(void);
 
 #endif
