@@ -131,7 +131,7 @@ static const struct conf_key conf_keys[] = {
 	K(timeout_passthrough,	CT_TIME,	"10m"),
 	K(inside_networks,	CT_NETS,	""),
 	K(prequeue_apply,	CT_STR,		"inbound"),
-	K(early_talker,		CT_BOOL,	"yes"),
+	K(early_talker,		CT_BOOL,	"no"),
 	K(greet_pause,		CT_MSEC,	"0"),
 	K(dns_servers,		CT_WORDS,	""),
 	K(dns_timeout,		CT_TIME,	"5s"),

@@ -154,7 +154,7 @@ check "spf: each decision logged" log_has 'prequeue check=spf client=10\.25\.0\.
 	fail "spf counters" "$(ctl status | grep spf)"
 
 # --- 4. early talker
-start_sporkd "greet_pause 1s"
+start_sporkd "greet_pause 1s" "early_talker yes"
 cat >"$tmp/early.chat" <<'CHAT'
 line EHLO early.example.test
 expect 554 5.5.0

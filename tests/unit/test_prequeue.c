@@ -358,7 +358,7 @@ test_pq_conf(void)
 	CHECK(c.greet_pause == 2000, "greet pause in ms");
 	CHECK(c.dns_servers.n == 2, "dns servers");
 	conf_defaults(&c);
-	CHECK(c.early_talker == 1 && c.spf_enable == 0 &&
+	CHECK(c.early_talker == 0 && c.spf_enable == 0 &&
 	    c.greylist_enable == 0 && c.greylist_expiry == 36 * 86400 &&
 	    strcmp(c.prequeue_apply, "inbound") == 0, "pre-queue defaults");
 }
