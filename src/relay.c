@@ -1502,21 +1502,15 @@ relay_reap(void *arg)
 	}
 }
 
-static void
-session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
-    const struct sockaddr_storage *local)
+/* A session with its buffers and spool, counted, not yet connected. */
+static struct session *
+session_alloc(struct listener *l, int cfd, const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *dst)
 {
-	const struct sockaddr_storage	*dst;
-	struct session			*s;
-	const struct sockaddr_in	*a = (const void *)local;
-	const struct sockaddr_in	*b = (const void *)&l->addr;
-	enum rl_verdict			 rl;
+	struct session	*s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		log_err(NULL, "session: out of memory");
-		sock_reset(cfd);
-		return;
-	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
 	relay_idseq++;
 	snprintf(s->id, sizeof(s->id), "%08x",
 	    (unsigned)(relay_idseq * 2654435761u) ^ (unsigned)getpid());
@@ -1536,12 +1530,30 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	s->state = RS_CONNECTING;
 	relay_nsessions++;
 
-	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
 	sock_format(peer, s->client, sizeof(s->client));
 	sock_format(dst, s->server, sizeof(s->server));
 	s->tlspol = tls_policy_for(dst);
 	log_info(s->id, "connect client=%s server=%s mode=%s", s->client,
 	    s->server, l->transparent ? "transparent" : "explicit");
+	return s;
+}
+
+static void
+session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	const struct sockaddr_storage	*dst;
+	struct session			*s;
+	const struct sockaddr_in	*a = (const void *)local;
+	const struct sockaddr_in	*b = (const void *)&l->addr;
+	enum rl_verdict			 rl;
+
+	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
+	if ((s = session_alloc(l, cfd, peer, dst)) == NULL) {
+		log_err(NULL, "session: out of memory");
+		sock_reset(cfd);
+		return;
+	}
 
 	s->peer = *peer;
 	rl = rl_admit(peer, s->started, relay_conf->max_sessions_per_client,
@@ -1632,6 +1644,31 @@ listener_cb(struct ev_io *io, int events)
 		}
 		session_new(l, fd, &peer, &local);
 	}
+}
+
+/*
+ * The whole-session fuzzer's way in (tests/fuzz/fuzz_session.c): a session
+ * over two descriptors that are already connected, cfd to the client and
+ * sfd to the server, as an explicit-mode session whose upstream connect
+ * has just succeeded (the server's greeting comes next). No address, so
+ * no per-client limits. sporkd never calls it.
+ */
+int
+relay_session_attach(int cfd, int sfd)
+{
+	static struct listener		 attached;
+	struct sockaddr_storage		 none;
+	struct session			*s;
+
+	memset(&none, 0, sizeof(none));
+	none.ss_family = AF_UNSPEC;
+	if ((s = session_alloc(&attached, cfd, &none, &none)) == NULL)
+		return -1;
+	s->sfd = sfd;
+	s->sio.fd = sfd;
+	session_set_state(s, RS_GREETING);
+	session_update(s);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
