@@ -113,6 +113,9 @@ struct session {
 	unsigned		 phead;
 	unsigned		 pcount;
 	int			 auth_cont;	/* next line answers a 334 */
+	int			 auth_wait;	/* AUTH (or its response)
+						 * unanswered: nothing else is
+						 * read as a command yet */
 	int			 barrier;	/* EHLO/HELO unanswered: a group
 						 * must end there (RFC 2920) */
 	const char		*violation;	/* pipelined past a barrier */
@@ -401,6 +404,7 @@ client_command(struct session *s, const char *line, size_t len)
 
 	if (s->auth_cont) {
 		s->auth_cont = 0;
+		s->auth_wait = 1;
 		return forward(s, line, len, VERB_AUTH);
 	}
 	smtp_cmd_parse(line, len, &c);
@@ -467,6 +471,12 @@ client_command(struct session *s, const char *line, size_t len)
 		    c.args);
 		s->barrier = 1;
 		break;
+	case VERB_AUTH:
+		/* The server may read the next line as the response to a
+		 * 334: the relay cannot tell a command from it until the
+		 * reply is in (RFC 4954 4: AUTH ends a pipelined group). */
+		s->auth_wait = 1;
+		break;
 	case VERB_QUIT:
 		if (forward(s, line, len, VERB_QUIT) == -1)
 			return -1;
@@ -502,7 +512,7 @@ client_commands(struct session *s)
 			    "after %s)", s->violation);
 			return;
 		}
-		if (s->pcount == RELAY_PENDING_MAX ||
+		if (s->auth_wait || s->pcount == RELAY_PENDING_MAX ||
 		    buf_used(&s->sout) >= RELAY_HIGH_WATER)
 			return;
 		head = buf_head(&s->cin);
@@ -872,8 +882,8 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		    "421 4.4.2 Error: mail server protocol error");
 		return -1;
 	}
-	if (code >= 300 && code < 400 && what != VERB_AUTH &&
-	    what != PEND_UP_DATA) {
+	if (code >= 300 && code < 400 && !(what == VERB_AUTH && code == 334) &&
+	    !(what == PEND_UP_DATA && code == 354)) {
 		/* A 3xx nobody asked for would put the server into a mode
 		 * the relay does not know (e.g. reading a message). */
 		reply_close(s, "upstream-unexpected-3xx",
@@ -914,6 +924,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		rcpt_answered(s, code / 100 == 2);
 		break;
 	case VERB_AUTH:
+		s->auth_wait = 0;
 		s->auth_cont = code == 334;
 		break;
 	case VERB_STARTTLS:
@@ -991,8 +1002,8 @@ session_server_input(struct session *s)
 	int		 code, rc;
 
 	if (s->state == RS_SPLICE) {
-		if (buf_append(&s->cout, buf_head(&s->sin), buf_used(&s->sin))
-		    == 0)
+		if (buf_used(&s->sin) > 0 && buf_append(&s->cout,
+		    buf_head(&s->sin), buf_used(&s->sin)) == 0)
 			buf_clear(&s->sin);
 		return;
 	}
@@ -1036,8 +1047,8 @@ session_client_input(struct session *s)
 			data_receive(s);
 			break;
 		case RS_SPLICE:
-			if (buf_append(&s->sout, buf_head(&s->cin),
-			    buf_used(&s->cin)) == 0)
+			if (buf_used(&s->cin) > 0 && buf_append(&s->sout,
+			    buf_head(&s->cin), buf_used(&s->cin)) == 0)
 				buf_clear(&s->cin);
 			return;
 		default:
