@@ -968,6 +968,14 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 			data_pump(s);
 			return 0;
 		}
+		if (code / 100 == 2) {
+			/* Passing it on would tell the client its message was
+			 * accepted, and the server has not seen a byte of it. */
+			log_warn(s->id, "upstream reply to DATA code=%d", code);
+			reply_close(s, "upstream-data-2xx",
+			    "421 4.4.2 Error: mail server protocol error");
+			return -1;
+		}
 		log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 		    "upstream_data=%d", s->sender, s->rcpt_ok, s->spool.size,
 		    s->verdict, code);
