@@ -25,13 +25,24 @@ FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
 		   src/log.c src/sock.c src/policy.c tests/fuzz/stub_scan.c
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf
+# The whole-session target links the relay and the event loop too (and
+# OpenSSL, libmnl, libnftnl for the symbols relay.c reaches; no libclamav).
+FUZZ_SESSION_SRC = src/relay.c src/ev.c src/spool.c src/quarantine.c \
+		   src/ratelimit.c src/nft_divert.c src/tls.c
+FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl 2>/dev/null)
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_session
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
     $(wildcard src/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB)
+
+build/fuzz/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz.h \
+    $(FUZZ_LIB) $(FUZZ_SESSION_SRC) $(wildcard src/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) \
+	    $(FUZZ_SESSION_SRC) $(FUZZ_SESSION_LIBS)
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp_data.c \
     src/smtp_data.h
