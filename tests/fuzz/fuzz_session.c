@@ -95,6 +95,8 @@ st_add(struct stream *s, const void *p, size_t n)
 {
 	size_t	ncap;
 
+	if (n == 0)
+		return;
 	if (s->len + n > s->cap) {
 		ncap = s->cap ? s->cap : 4096;
 		while (ncap < s->len + n)
