@@ -46,7 +46,6 @@
 #define RELAY_HIGH_WATER	(64 * 1024)
 #define RELAY_CHUNK		8192
 #define RELAY_SENDER_MAX	256
-#define RELAY_RATE_GRACE_MS	30000	/* before min_data_rate applies */
 #define RELAY_SWEEP_MS		60000
 
 /* Client-facing state. */
@@ -783,7 +782,8 @@ data_receive(struct session *s)
 	/* Slow drip: after a grace period, the body must keep coming at
 	 * min_data_rate on average. */
 	elapsed = ev_now() - s->data_t0;
-	if (relay_conf->min_data_rate && elapsed > RELAY_RATE_GRACE_MS &&
+	if (relay_conf->min_data_rate &&
+	    elapsed > relay_conf->min_data_rate_grace &&
 	    s->df.size * 1000 / elapsed < relay_conf->min_data_rate)
 		reply_close(s, "data-rate", "421 4.4.2 Error: data rate too low "
 		    "(%llu bytes/s, minimum %zu)", (unsigned long long)
@@ -879,6 +879,16 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 			return -1;
 		}
 		reply_close(s, "upstream-unsolicited-reply",
+		    "421 4.4.2 Error: mail server protocol error");
+		return -1;
+	}
+	if (what == PEND_UP_DOT && buf_used(&s->sout) > 0) {
+		/* An answer to a message the server has not had in full:
+		 * relayed, a 2xx would tell the client it was accepted, and
+		 * the rest of the body would reach the server as commands. */
+		log_warn(s->id, "upstream reply before the end of data code=%d "
+		    "unsent=%zu", code, buf_used(&s->sout));
+		reply_close(s, "upstream-early-reply",
 		    "421 4.4.2 Error: mail server protocol error");
 		return -1;
 	}
