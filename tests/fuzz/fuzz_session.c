@@ -460,6 +460,14 @@ check_wires(int scanning)
 	nsr = split_replies(&fz_s, sr, REPLIES_MAX);
 	ndr = split_replies(&fz_d, dr, REPLIES_MAX);
 	nm = upstream_messages(sr, nsr, m, BODIES_MAX);
+	if (getenv("FUZZ_SESSION_LOG") != NULL) {
+		fprintf(stderr, "replies from the server %zu, to the client "
+		    "%zu, messages upstream %zu\n", nsr, ndr, nm);
+		fuzz_dump("client", fz_c.p, fz_c.len);
+		fuzz_dump("to the client", fz_d.p, fz_d.len);
+		fuzz_dump("server", fz_s.p, fz_s.len);
+		fuzz_dump("to the server", fz_u.p, fz_u.len);
+	}
 
 	FUZZ_CHECK(nm <= client_ends(&fz_c), "%zu messages reached the server, "
 	    "the client ended at most %zu", nm, client_ends(&fz_c));
