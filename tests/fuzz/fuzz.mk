@@ -2,7 +2,8 @@
 # file. Included from the Makefile (`include tests/fuzz/fuzz.mk`), or on its
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
-#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf}, frame_driver
+#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,session},
+#                       frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -12,9 +13,10 @@
 #                       any still crashes)
 #
 # Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
-# Only the SMTP syntax modules and the config parser are linked: no
-# libclamav, no libseccomp (tests/fuzz/stub_scan.c stands in for the one
-# symbol policy.c needs from the scanner pool).
+# The parser targets link only the SMTP syntax modules and the config
+# parser; fuzz_session adds the relay and the event loop. No libclamav, no
+# libseccomp (tests/fuzz/stub_scan.c stands in for the one symbol policy.c
+# needs from the scanner pool).
 
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
