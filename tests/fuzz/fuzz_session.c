@@ -232,23 +232,23 @@ feed(int fd, const uint8_t *p, size_t n, struct stream *rec, int cfd,
     int sfd)
 {
 	ssize_t	w;
+	int	waited = 0;
 
 	while (n > 0) {
-		w = write(fd, p, n);
-		if (w <= 0) {
-			/* The relay stopped reading (a full buffer, or it has
-			 * closed): what was not written was never sent. */
-			if (w == -1 && errno == EAGAIN) {
-				settle(cfd, sfd, 0);
-				if ((w = write(fd, p, n)) > 0)
-					goto wrote;
-			}
-			return;
+		if ((w = write(fd, p, n)) > 0) {
+			st_add(rec, p, (size_t)w);
+			p += w;
+			n -= (size_t)w;
+			continue;
 		}
-wrote:
-		st_add(rec, p, (size_t)w);
-		p += w;
-		n -= (size_t)w;
+		/* The relay stopped reading (a full buffer, or it has closed):
+		 * let it run once; what still cannot be written was never
+		 * sent. */
+		if (w == -1 && errno == EAGAIN && !waited++) {
+			settle(cfd, sfd, 0);
+			continue;
+		}
+		return;
 	}
 }
 
