@@ -362,6 +362,23 @@ check_canonical(const char *p, size_t len, const char *what)
 		    what, i);
 }
 
+/* What the relay sent before it gave up: whole lines, then a partial one
+ * (which may stop between CR and LF). */
+static void
+check_partial(const char *p, size_t len)
+{
+	const char	*eol;
+
+	while ((eol = find(p, len, "\r\n", 2)) != NULL) {
+		check_canonical(p, (size_t)(eol - p), "a line");
+		len -= (size_t)(eol + 2 - p);
+		p = eol + 2;
+	}
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	check_canonical(p, len, "a partial line");
+}
+
 /*
  * Read what the relay sent the server as the server did: lines, the nth
  * command answered by the nth reply after the greeting, a body after DATA
@@ -379,7 +396,7 @@ upstream_messages(const struct reply *sr, size_t nsr, struct up_msg *m,
 	while (pos < fz_u.len) {
 		eol = find(u + pos, fz_u.len - pos, "\r\n", 2);
 		if (eol == NULL) {
-			check_canonical(u + pos, fz_u.len - pos, "a partial line");
+			check_partial(u + pos, fz_u.len - pos);
 			break;
 		}
 		ll = (size_t)(eol - (u + pos));
@@ -397,7 +414,7 @@ upstream_messages(const struct reply *sr, size_t nsr, struct up_msg *m,
 			else if ((end = find(u + pos, fz_u.len - pos,
 			    "\r\n.\r\n", 5)) == NULL) {
 				/* Cut short: the relay gave up mid-body. */
-				check_canonical(u + pos, 0, "a body");
+				check_partial(u + pos, fz_u.len - pos);
 				break;
 			}
 			FUZZ_CHECK(nm < max, "too many messages");
