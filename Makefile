@@ -1,6 +1,7 @@
 # spork: a transparent intercepting SMTP proxy appliance.
 # make            build build/sporkd
 # make test       unit tests (also under ASan/UBSan) and the namespace lab
+# make valgrind   unit tests and a lab scenario under valgrind memcheck
 # make install    honours PREFIX and DESTDIR
 # make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
 # make bench      throughput, latency, concurrency and memory figures
@@ -54,6 +55,18 @@ build/asan/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 	@mkdir -p build/asan
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(LIB_SRC) $(DAEMON_SRC) $(LDFLAGS) $(LDLIBS)
 
+# For valgrind: no sanitizers, and no seccomp filters (valgrind cannot run
+# them; see src/sandbox.c). Used only by `make valgrind`.
+VGFLAGS	 = -O1 -g -fno-omit-frame-pointer -DSPORK_VALGRIND
+
+build/valgrind/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
+	@mkdir -p build/valgrind
+	$(CC) $(CFLAGS) $(VGFLAGS) -o $@ $(LIB_SRC) $(DAEMON_SRC) $(LDFLAGS) $(LDLIBS)
+
+build/valgrind/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
+	@mkdir -p build/valgrind
+	$(CC) $(CFLAGS) $(VGFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
+
 build/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
 	@mkdir -p build
 	$(CC) $(CFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
@@ -69,8 +82,13 @@ unit: build/unit build/asan/unit
 	build/unit tests/unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit tests/unit
 
-integration: build/sporkd build/sporkctl build/asan/sporkd
+integration: build/sporkd build/sporkctl build/asan/sporkd \
+    build/valgrind/sporkd build/valgrind/unit
 	tests/integration/run
+
+# Unit tests and a lab scenario with the real sporkd under valgrind memcheck.
+valgrind: build/valgrind/unit build/valgrind/sporkd build/sporkctl
+	tests/valgrind/run
 
 test: deps
 	$(MAKE) unit
@@ -96,7 +114,7 @@ install: build/sporkd build/sporkctl
 clean:
 	rm -rf build
 
-.PHONY: all deps unit integration test demo install clean
+.PHONY: all deps unit integration valgrind test demo install clean
 
 include tests/fuzz/fuzz.mk
 -include tests/bench/bench.mk

@@ -78,6 +78,7 @@ static const struct conf_key conf_keys[] = {
 	K(max_connections_per_minute, CT_COUNT,	"1200"),
 	K(max_header_size,	CT_SIZE,	"1m"),
 	K(min_data_rate,	CT_SIZE,	"256"),
+	K(min_data_rate_grace,	CT_TIME,	"30s"),
 	K(timeout_request,	CT_TIME,	"2m"),
 	K(bare_newline,		CT_BARE,	"reject"),
 	K(scan_backend,		CT_STR,		"workers"),

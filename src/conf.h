@@ -74,6 +74,7 @@ struct conf {
 	size_t			max_connections_per_minute;
 	size_t			max_header_size;
 	size_t			min_data_rate;
+	unsigned		min_data_rate_grace;	/* ms */
 	unsigned		timeout_request;
 	int			bare_newline;
 	unsigned		timeout_connect;	/* all timeouts in ms */

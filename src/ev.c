@@ -225,37 +225,46 @@ ev_run_timers(struct ev_loop *l)
 	}
 }
 
+/*
+ * One batch: wait up to timeout_ms (-1: until the next timer), run the
+ * callbacks, the timers due and the hook. Returns how many descriptors
+ * had events, or -1 with errno (EINTR is a batch with none).
+ */
 int
-ev_run(struct ev_loop *l)
+ev_run_once(struct ev_loop *l, int timeout_ms)
 {
 	struct epoll_event	 evs[EV_BATCH];
 	struct ev_io		*io;
 	int			 n, i, m;
 
-	while (!l->stop) {
-		n = epoll_wait(l->epfd, evs, EV_BATCH, ev_next_timeout(l));
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		for (i = 0; i < n; i++) {
-			io = evs[i].data.ptr;
-			m = 0;
-			if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP |
-			    EPOLLERR))
-				m |= EV_READ;
-			if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-				m |= EV_WRITE;
-			/* Only deliver what is still armed: an earlier callback
-			 * in this batch may have changed its mind. */
-			m &= io->mask;
-			if (m)
-				io->cb(io, m);
-		}
-		ev_run_timers(l);
-		if (l->hook)
-			l->hook(l->hook_arg);
+	n = epoll_wait(l->epfd, evs, EV_BATCH, timeout_ms);
+	if (n == -1)
+		return errno == EINTR ? 0 : -1;
+	for (i = 0; i < n; i++) {
+		io = evs[i].data.ptr;
+		m = 0;
+		if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP |
+		    EPOLLERR))
+			m |= EV_READ;
+		if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			m |= EV_WRITE;
+		/* Only deliver what is still armed: an earlier callback
+		 * in this batch may have changed its mind. */
+		m &= io->mask;
+		if (m)
+			io->cb(io, m);
 	}
+	ev_run_timers(l);
+	if (l->hook)
+		l->hook(l->hook_arg);
+	return n;
+}
+
+int
+ev_run(struct ev_loop *l)
+{
+	while (!l->stop)
+		if (ev_run_once(l, ev_next_timeout(l)) == -1)
+			return -1;
 	return 0;
 }

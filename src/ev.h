@@ -35,6 +35,7 @@ struct ev_timer {
 struct ev_loop	*ev_new(void);
 void		 ev_free(struct ev_loop *);
 int		 ev_run(struct ev_loop *);
+int		 ev_run_once(struct ev_loop *, int timeout_ms);
 void		 ev_stop(struct ev_loop *);
 void		 ev_set_hook(struct ev_loop *, ev_hook_cb *, void *);
 

@@ -625,12 +625,13 @@ prequeue_rcpt(struct prequeue *pq, const char *args, size_t argslen,
 const char *
 prequeue_headers(struct prequeue *pq)
 {
-	const struct conf_zones	*bl = &pq_conf->dnsbl_zones;
+	const struct conf_zones	*bl;
 	size_t			 off = 0;
 	int			 i;
 
 	if (pq == NULL || pq->exempt)
 		return NULL;
+	bl = &pq_conf->dnsbl_zones;
 	pq->headers[0] = '\0';
 	if (pq->spf_step == STEP_DONE && pq->spf.header[0] != '\0')
 		off += (size_t)snprintf(pq->headers + off,

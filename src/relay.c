@@ -49,7 +49,6 @@
 #define RELAY_HIGH_WATER	(64 * 1024)
 #define RELAY_CHUNK		8192
 #define RELAY_SENDER_MAX	256
-#define RELAY_RATE_GRACE_MS	30000	/* before min_data_rate applies */
 #define RELAY_SWEEP_MS		60000
 
 /* Client-facing state. */
@@ -116,6 +115,9 @@ struct session {
 	unsigned		 phead;
 	unsigned		 pcount;
 	int			 auth_cont;	/* next line answers a 334 */
+	int			 auth_wait;	/* AUTH (or its response)
+						 * unanswered: nothing else is
+						 * read as a command yet */
 	int			 barrier;	/* EHLO/HELO unanswered: a group
 						 * must end there (RFC 2920) */
 	const char		*violation;	/* pipelined past a barrier */
@@ -406,6 +408,7 @@ client_command(struct session *s, const char *line, size_t len)
 
 	if (s->auth_cont) {
 		s->auth_cont = 0;
+		s->auth_wait = 1;
 		return forward(s, line, len, VERB_AUTH);
 	}
 	smtp_cmd_parse(line, len, &c);
@@ -483,6 +486,12 @@ client_command(struct session *s, const char *line, size_t len)
 		    c.args);
 		s->barrier = 1;
 		break;
+	case VERB_AUTH:
+		/* The server may read the next line as the response to a
+		 * 334: the relay cannot tell a command from it until the
+		 * reply is in (RFC 4954 4: AUTH ends a pipelined group). */
+		s->auth_wait = 1;
+		break;
 	case VERB_QUIT:
 		if (forward(s, line, len, VERB_QUIT) == -1)
 			return -1;
@@ -518,7 +527,7 @@ client_commands(struct session *s)
 			    "after %s)", s->violation);
 			return;
 		}
-		if (s->pcount == RELAY_PENDING_MAX ||
+		if (s->auth_wait || s->pcount == RELAY_PENDING_MAX ||
 		    buf_used(&s->sout) >= RELAY_HIGH_WATER)
 			return;
 		head = buf_head(&s->cin);
@@ -825,7 +834,8 @@ data_receive(struct session *s)
 	/* Slow drip: after a grace period, the body must keep coming at
 	 * min_data_rate on average. */
 	elapsed = ev_now() - s->data_t0;
-	if (relay_conf->min_data_rate && elapsed > RELAY_RATE_GRACE_MS &&
+	if (relay_conf->min_data_rate &&
+	    elapsed > relay_conf->min_data_rate_grace &&
 	    s->df.size * 1000 / elapsed < relay_conf->min_data_rate)
 		reply_close(s, "data-rate", "421 4.4.2 Error: data rate too low "
 		    "(%llu bytes/s, minimum %zu)", (unsigned long long)
@@ -925,8 +935,18 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		    "421 4.4.2 Error: mail server protocol error");
 		return -1;
 	}
-	if (code >= 300 && code < 400 && what != VERB_AUTH &&
-	    what != PEND_UP_DATA) {
+	if (what == PEND_UP_DOT && buf_used(&s->sout) > 0) {
+		/* An answer to a message the server has not had in full:
+		 * relayed, a 2xx would tell the client it was accepted, and
+		 * the rest of the body would reach the server as commands. */
+		log_warn(s->id, "upstream reply before the end of data code=%d "
+		    "unsent=%zu", code, buf_used(&s->sout));
+		reply_close(s, "upstream-early-reply",
+		    "421 4.4.2 Error: mail server protocol error");
+		return -1;
+	}
+	if (code >= 300 && code < 400 && !(what == VERB_AUTH && code == 334) &&
+	    !(what == PEND_UP_DATA && code == 354)) {
 		/* A 3xx nobody asked for would put the server into a mode
 		 * the relay does not know (e.g. reading a message). */
 		reply_close(s, "upstream-unexpected-3xx",
@@ -967,6 +987,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		rcpt_answered(s, code / 100 == 2);
 		break;
 	case VERB_AUTH:
+		s->auth_wait = 0;
 		s->auth_cont = code == 334;
 		break;
 	case VERB_STARTTLS:
@@ -1012,6 +1033,14 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 			session_set_state(s, RS_UP_BODY);
 			data_pump(s);
 			return 0;
+		}
+		if (code / 100 == 2) {
+			/* Passing it on would tell the client its message was
+			 * accepted, and the server has not seen a byte of it. */
+			log_warn(s->id, "upstream reply to DATA code=%d", code);
+			reply_close(s, "upstream-data-2xx",
+			    "421 4.4.2 Error: mail server protocol error");
+			return -1;
 		}
 		log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 		    "upstream_data=%d", s->sender, s->rcpt_ok, s->spool.size,
@@ -1072,8 +1101,8 @@ session_server_input(struct session *s)
 	int		 code, rc;
 
 	if (s->state == RS_SPLICE) {
-		if (buf_append(&s->cout, buf_head(&s->sin), buf_used(&s->sin))
-		    == 0)
+		if (buf_used(&s->sin) > 0 && buf_append(&s->cout,
+		    buf_head(&s->sin), buf_used(&s->sin)) == 0)
 			buf_clear(&s->sin);
 		return;
 	}
@@ -1119,8 +1148,8 @@ session_client_input(struct session *s)
 			data_receive(s);
 			break;
 		case RS_SPLICE:
-			if (buf_append(&s->sout, buf_head(&s->cin),
-			    buf_used(&s->cin)) == 0)
+			if (buf_used(&s->cin) > 0 && buf_append(&s->sout,
+			    buf_head(&s->cin), buf_used(&s->cin)) == 0)
 				buf_clear(&s->cin);
 			return;
 		default:
@@ -1604,22 +1633,15 @@ prequeue_woke(void *arg)
 	session_update(s);
 }
 
-static void
-session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
-    const struct sockaddr_storage *local)
+/* A session with its buffers and spool, counted, not yet connected. */
+static struct session *
+session_alloc(struct listener *l, int cfd, const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *dst)
 {
-	const struct sockaddr_storage	*dst;
-	struct session			*s;
-	const struct sockaddr_in	*a = (const void *)local;
-	const struct sockaddr_in	*b = (const void *)&l->addr;
-	enum rl_verdict			 rl;
-	int				 sfd = -1;
+	struct session	*s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		log_err(NULL, "session: out of memory");
-		sock_reset(cfd);
-		return;
-	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
 	relay_idseq++;
 	snprintf(s->id, sizeof(s->id), "%08x",
 	    (unsigned)(relay_idseq * 2654435761u) ^ (unsigned)getpid());
@@ -1639,10 +1661,29 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	s->state = RS_CONNECTING;
 	relay_nsessions++;
 
-	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
 	sock_format(peer, s->client, sizeof(s->client));
 	sock_format(dst, s->server, sizeof(s->server));
 	s->tlspol = tls_policy_for(dst);
+	return s;
+}
+
+static void
+session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	const struct sockaddr_storage	*dst;
+	struct session			*s;
+	const struct sockaddr_in	*a = (const void *)local;
+	const struct sockaddr_in	*b = (const void *)&l->addr;
+	enum rl_verdict			 rl;
+	int				 sfd = -1;
+
+	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
+	if ((s = session_alloc(l, cfd, peer, dst)) == NULL) {
+		log_err(NULL, "session: out of memory");
+		sock_reset(cfd);
+		return;
+	}
 	/* Connected before the client's SYN was let through: the session
 	 * keeps the id those log lines used. */
 	if (l->transparent)
@@ -1750,6 +1791,31 @@ listener_cb(struct ev_io *io, int events)
 		}
 		session_new(l, fd, &peer, &local);
 	}
+}
+
+/*
+ * The whole-session fuzzer's way in (tests/fuzz/fuzz_session.c): a session
+ * over two descriptors that are already connected, cfd to the client and
+ * sfd to the server, as an explicit-mode session whose upstream connect
+ * has just succeeded (the server's greeting comes next). No address, so
+ * no per-client limits. sporkd never calls it.
+ */
+int
+relay_session_attach(int cfd, int sfd)
+{
+	static struct listener		 attached;
+	struct sockaddr_storage		 none;
+	struct session			*s;
+
+	memset(&none, 0, sizeof(none));
+	none.ss_family = AF_UNSPEC;
+	if ((s = session_alloc(&attached, cfd, &none, &none)) == NULL)
+		return -1;
+	s->sfd = sfd;
+	s->sio.fd = sfd;
+	session_set_state(s, RS_GREETING);
+	session_update(s);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

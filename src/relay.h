@@ -14,4 +14,7 @@ void	relay_stop_listening(void);
 size_t	relay_sessions(void);
 void	relay_reap(void *);
 
+/* Only for tests/fuzz/fuzz_session.c: a session over connected fds. */
+int	relay_session_attach(int cfd, int sfd);
+
 #endif

@@ -445,6 +445,9 @@ main(int argc, char *argv[])
 		log_err(NULL, "%s", err);
 		return 1;
 	}
+#ifdef SPORK_VALGRIND
+	log_warn(NULL, "built without seccomp filters (the valgrind build)");
+#endif
 	if (ev_run(loop) == -1) {
 		log_err(NULL, "event loop: %s", strerror(errno));
 		return 1;

@@ -2,7 +2,8 @@
 # file. Included from the Makefile (`include tests/fuzz/fuzz.mk`), or on its
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
-#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime}, frame_driver
+#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,session},
+#                       frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -12,9 +13,10 @@
 #                       any still crashes)
 #
 # Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
-# Only the SMTP syntax modules and the config parser are linked: no
-# libclamav, no libseccomp (tests/fuzz/stub_scan.c stands in for the one
-# symbol policy.c needs from the scanner pool).
+# The parser targets link only the SMTP syntax modules and the config
+# parser; fuzz_session adds the relay and the event loop. No libclamav, no
+# libseccomp (tests/fuzz/stub_scan.c stands in for the one symbol policy.c
+# needs from the scanner pool).
 
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
@@ -25,7 +27,16 @@ FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
 		   src/log.c src/sock.c src/policy.c src/cidr.c tests/fuzz/stub_scan.c
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime
+# The whole-session target links the relay and the event loop too, with
+# what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
+FUZZ_SESSION_SRC = src/relay.c src/ev.c src/spool.c src/quarantine.c \
+		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
+		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
+		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
+		   src/sandbox.c
+FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
+		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) -lspf2
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_session
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
@@ -41,6 +52,12 @@ build/fuzz/fuzz_mime: tests/fuzz/fuzz_mime.c tests/fuzz/fuzz.h \
 	    $(shell pkg-config --cflags gmime-3.0) -o $@ \
 	    tests/fuzz/fuzz_mime.c src/mime_clean.c \
 	    $(shell pkg-config --libs gmime-3.0)
+
+build/fuzz/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz.h \
+    $(FUZZ_LIB) $(FUZZ_SESSION_SRC) $(wildcard src/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) \
+	    $(FUZZ_SESSION_SRC) $(FUZZ_SESSION_LIBS)
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp_data.c \
     src/smtp_data.h

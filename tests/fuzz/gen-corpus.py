@@ -231,11 +231,105 @@ def conf_seeds():
     w("no-newline-at-end", b"log_level info")
 
 
+# fuzz_session: byte 0 flags, byte 1 virus mask, then chunks of at most 127
+# bytes, each after a header byte (bit 7: from the server; the rest: its
+# length; 0 half-closes that side). See fuzz_session.c.
+S_NORMALIZE, S_STRIP, S_NOSCAN, S_SLOWSCAN, S_TIGHT, S_SPOOLFILE = \
+    1, 2, 4, 8, 16, 32
+
+
+def session(flags, vmask, events):
+    out = bytearray([flags, vmask])
+    for side, data in events:
+        hi = 0x80 if side == "s" else 0
+        if data is None:
+            out += bytes([hi])
+            continue
+        for i in range(0, len(data), 127):
+            part = data[i:i + 127]
+            out += bytes([hi | len(part)]) + part
+    return bytes(out)
+
+
+GREET = [("s", b"220 mx.example.net ESMTP\r\n"),
+         ("c", b"EHLO client.example.org\r\n"),
+         ("s", b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000"
+          b"\r\n250-STARTTLS\r\n250-CHUNKING\r\n250 8BITMIME\r\n")]
+ENVELOPE = [("c", b"MAIL FROM:<alice@example.org>\r\n"),
+            ("s", b"250 2.1.0 Ok\r\n"),
+            ("c", b"RCPT TO:<bob@example.net>\r\n"),
+            ("s", b"250 2.1.5 Ok\r\n"),
+            ("c", b"DATA\r\n")]
+DELIVER = [("s", b"354 End data with <CR><LF>.<CR><LF>\r\n"[:4] +
+            b"go ahead\r\n"),
+           ("s", b"250 2.0.0 Ok: queued as 4XkQ1\r\n")]
+QUIT = [("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n")]
+
+
+def session_seeds():
+    w = lambda name, data: write("fuzz_session", name, data)
+    body = HEAD + b"\r\nbody\r\n.\r\n"
+    plain = GREET + ENVELOPE + [("c", body)] + DELIVER + QUIT
+    w("plain", session(0, 0, plain))
+    w("plain-normalize", session(S_NORMALIZE, 0, plain))
+    w("virus", session(0, 1, GREET + ENVELOPE + [("c", body)] +
+                       [("s", b"250 2.0.0 Ok\r\n")] + QUIT))
+    w("slow-scan-pipelined", session(S_SLOWSCAN, 0, GREET + ENVELOPE +
+        [("c", body + b"RSET\r\n")] + DELIVER +
+        [("s", b"250 2.0.0 Ok\r\n")] + QUIT))
+    w("tight-limits", session(S_TIGHT | S_SPOOLFILE, 0, GREET + ENVELOPE +
+        [("c", b"x" * 100 + b"\r\n" + b"y\r\n" * 150 + b".\r\n")] +
+        [("s", b"250 2.0.0 Ok\r\n")] + QUIT))
+    w("no-scanner", session(S_NOSCAN, 0, plain))
+    w("pipelined", session(0, 0, GREET + [
+        ("c", b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+         b"RCPT TO:<c@example.net>\r\nDATA\r\n"),
+        ("s", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n"),
+        ("c", body)] + DELIVER + QUIT))
+    w("server-gone-mid-data", session(0, 0, GREET + ENVELOPE +
+        [("c", body), ("s", b"354 go\r\n"), ("s", None)]))
+    w("client-gone-mid-data", session(0, 0, GREET + ENVELOPE +
+        [("c", HEAD), ("c", None)]))
+    w("server-421", session(0, 0, GREET + [("s", b"421 4.3.2 bye\r\n")]))
+    w("auth", session(0, 0, GREET + [
+        ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"),
+        ("c", b"YWxpY2U=\r\n"), ("s", b"334 UGFzc3dvcmQ6\r\n"),
+        ("c", b"c2VjcmV0\r\n"), ("s", b"235 2.7.0 Ok\r\n")] + ENVELOPE +
+        [("c", body)] + DELIVER + QUIT))
+    # AUTH with a command pipelined behind it: the server reads that
+    # command as the AUTH response, so the relay must not read it as one.
+    w("regress-auth-pipelined", session(0, 0, GREET + [
+        ("c", b"AUTH LOGIN\r\nRSET\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"),
+        ("s", b"535 5.7.8 Error\r\n"), ("c", b"DATA\r\n"),
+        ("s", b"354 go\r\n"), ("c", b"Subject: x\r\n\r\nunscanned\r\n.\r\n"),
+        ("s", b"250 2.0.0 Ok: queued as 4XkQ2\r\n")] + QUIT))
+    for flags, sfx in ((0, ""), (S_STRIP, "-strip")):
+        # STARTTLS injection, both directions (CVE-2011-0411).
+        w("starttls-injection" + sfx, session(flags, 0, GREET + [
+            ("c", b"STARTTLS\r\nRSET\r\nMAIL FROM:<evil@example.org>\r\n"),
+            ("s", b"220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected\r\n"),
+            ("c", b"\x16\x03\x01\x00\x05hello"),
+            ("s", b"\x16\x03\x03\x00\x02hi")]))
+        w("starttls-refused" + sfx, session(flags, 0, GREET + [
+            ("c", b"STARTTLS\r\n"), ("s", b"454 4.7.0 TLS not available\r\n")]
+            + ENVELOPE + [("c", body)] + DELIVER + QUIT))
+    for name, seq, kind, _ in vectors():
+        if kind != "vector":
+            continue
+        msg = vector_message(seq)
+        ev = GREET + ENVELOPE + [("c", msg)] + DELIVER + [
+            ("s", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n"
+             b"250 2.0.0 Ok: queued as SMUGGLED\r\n")] + QUIT
+        w("smuggle-" + name, session(0, 0, ev))
+        w("smuggle-" + name + "-normalize", session(S_NORMALIZE, 0, ev))
+
+
 def main():
     data_seeds()
     cmd_seeds()
     reply_seeds()
     conf_seeds()
+    session_seeds()
     n = sum(len(os.listdir(os.path.join(CORPUS, d)))
             for d in os.listdir(CORPUS))
     print(f"{n} seeds in {CORPUS}")

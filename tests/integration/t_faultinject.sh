@@ -83,6 +83,12 @@ sleep 4
 ip -n "$NS_BR" link set br-srv up
 # Everything healthy again: the sender's retries drain its queue.
 for _ in $(seq 90); do flush; queue_empty && break; sleep 1; done
+# The sender's queue empties on the MX's 250; local delivery into the
+# Maildir follows (a 40 MB message takes a moment on a busy machine).
+for _ in $(seq 30); do
+	in_srv postqueue -c "$PFC" -p 2>/dev/null | grep -q 'Mail queue is empty' && break
+	sleep 1
+done
 
 total=0 once=0 dup=0 lost=0
 for f in "$tmp"/sub-*; do

@@ -26,8 +26,10 @@ caged(int what)
 	int			st, fd;
 
 	if ((pid = fork()) == 0) {
-		if (sandbox_enter(&c, err, sizeof(err)) == -1)
+		if (sandbox_enter(&c, err, sizeof(err)) == -1) {
+			fprintf(stderr, "sandbox_enter: %s\n", err);
 			_exit(3);
+		}
 		switch (what) {
 		case TRY_SOCKET:
 			(void)socket(AF_INET, SOCK_STREAM, 0);
@@ -54,6 +56,11 @@ caged(int what)
 void
 test_sandbox(void)
 {
+#ifdef SPORK_VALGRIND
+	/* The valgrind build has no filter to test (make unit tests it). */
+	CHECK(caged(TRY_FILE) == 0, "file reading broken in the cage");
+	return;
+#endif
 	CHECK(caged(TRY_SOCKET) == 128 + SIGSYS, "socket() not killed");
 	CHECK(caged(TRY_EXEC) == 128 + SIGSYS, "execve() not killed");
 	CHECK(caged(TRY_FORK) == 128 + SIGSYS, "fork() not killed");
