@@ -121,6 +121,8 @@ static const struct conf_key conf_keys[] = {
 	K(timeout_data_block,	CT_TIME,	"3m"),
 	K(timeout_data_final,	CT_TIME,	"10m"),
 	K(timeout_passthrough,	CT_TIME,	"10m"),
+	K(content_rules,	CT_STR,		""),
+	K(inside_networks,	CT_WORDS,	""),
 	K(log_level,		CT_LOGLEVEL,	"info"),
 	K(log_syslog,		CT_BOOL,	"yes"),
 	K(log_stderr,		CT_BOOL,	"yes"),
@@ -397,6 +399,13 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	    strcmp(c->scan_backend, "workers") != 0) {
 		snprintf(err, errlen, "virus_action clean needs scan_backend "
 		    "workers (it scans each MIME part on its own)");
+		return -1;
+	}
+	if (c->content_rules[0] != '\0' && (!c->scan_enable ||
+	    strcmp(c->scan_backend, "workers") != 0)) {
+		snprintf(err, errlen, "content_rules needs scan_enable yes and "
+		    "scan_backend workers (the rules run in the local scan "
+		    "workers)");
 		return -1;
 	}
 	for (i = 0; i < c->notice_actions.n; i++)

@@ -97,6 +97,8 @@ struct conf {
 	unsigned		clamd_connect_timeout;
 	unsigned		clamd_health_interval;
 	size_t			clamd_max_stream;
+	char			content_rules[CONF_PATH_MAX];
+	struct conf_words	inside_networks;
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;

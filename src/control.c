@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "content.h"
 #include "control.h"
 #include "ev.h"
 #include "log.h"
@@ -134,6 +135,7 @@ cmd_status(struct ctl_conn *c)
 		ctl_scanner->status(ctl_scanner, &c->out);
 	else
 		buf_printf(&c->out, "scan.backend=none\n");
+	content_status(&c->out);
 }
 
 static void

@@ -127,9 +127,10 @@ clean_part(GMimePartIter *it, GMimePart *part, mime_scan_fn *scan,
 	return 1;
 }
 
-static int
-write_out(GMimeMessage *msg, int outfd, struct mime_clean_result *res,
-    char *err, size_t errlen)
+/* Serialize msg to outfd with CRLF line ends; *size is the file's size. */
+int
+mime_write(GMimeMessage *msg, int outfd, size_t *size, char *err,
+    size_t errlen)
 {
 	GMimeFormatOptions *fo;
 	GMimeStream	*fs, *filtered;
@@ -152,7 +153,7 @@ write_out(GMimeMessage *msg, int outfd, struct mime_clean_result *res,
 	if (n == -1 || g_mime_stream_flush(filtered) == -1)
 		snprintf(err, errlen, "cannot write the cleaned message: %s",
 		    strerror(errno));
-	else if ((res->size = (size_t)lseek(outfd, 0, SEEK_END)) ==
+	else if ((*size = (size_t)lseek(outfd, 0, SEEK_END)) ==
 	    (size_t)-1)
 		snprintf(err, errlen, "lseek: %s", strerror(errno));
 	else
@@ -209,7 +210,7 @@ mime_clean(int fd, size_t size, int outfd, mime_scan_fn *scan, void *arg,
 	}
 	g_mime_part_iter_free(it);
 	if (rc == 0 && res->removed > 0)
-		rc = write_out(msg, outfd, res, err, errlen);
+		rc = mime_write(msg, outfd, &res->size, err, errlen);
 	g_object_unref(msg);
 	return rc;
 }
