@@ -129,7 +129,7 @@ ascii(char *s)
 {
 	for (; *s; s++)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e ||
-		    *s == '"' || *s == '\\')
+		    *s == '"' || *s == '\'' || *s == '\\')
 			*s = '?';
 }
 
@@ -274,8 +274,8 @@ archive_list(struct cs *cs, struct cs_part *p, const void *data, size_t len,
 		snprintf(n, sizeof(n), "%s", name);
 		ascii(n);
 		if (ext_rules_want(cs, ext, &rule)) {
-			snprintf(where, sizeof(where), "part %u \"%.80s\" entry "
-			    "\"%.80s\"", p->index, p->file, n);
+			snprintf(where, sizeof(where), "part %u '%.80s' entry "
+			    "'%.80s'", p->index, p->file, n);
 			part_hit(cs, p, rule, where);
 		}
 		sz = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
@@ -283,8 +283,8 @@ archive_list(struct cs *cs, struct cs_part *p, const void *data, size_t len,
 			if (cs->rs->r[i].match == CM_SIZE &&
 			    rule_applies(cs, &cs->rs->r[i]) && sz >= 0 &&
 			    (uint64_t)sz > cs->rs->r[i].size) {
-				snprintf(where, sizeof(where), "part %u \"%.80s\" "
-				    "entry \"%.80s\" size=%lld", p->index, p->file,
+				snprintf(where, sizeof(where), "part %u '%.80s' "
+				    "entry '%.80s' size=%lld", p->index, p->file,
 				    n, (long long)sz);
 				part_hit(cs, p, i, where);
 			}
@@ -345,7 +345,7 @@ check_attachment(struct cs *cs, struct cs_part *p, const GByteArray *data)
 		}
 		if (!matched)
 			continue;
-		snprintf(where, sizeof(where), "part %u \"%.80s\" type=%.50s "
+		snprintf(where, sizeof(where), "part %u '%.80s' type=%.50s "
 		    "detected=%.50s size=%u", p->index, p->file, p->type,
 		    p->magic, data->len);
 		part_hit(cs, p, i, where);
@@ -422,8 +422,8 @@ check_text(struct cs *cs, struct cs_part *p, char *text, size_t len)
 		if (n == 0)
 			continue;
 		snprintf(where, sizeof(where), "part %u %.50s%s%.80s%s matches=%u",
-		    p->index, p->type, p->file[0] ? " \"" : "", p->file,
-		    p->file[0] ? "\"" : "", n);
+		    p->index, p->type, p->file[0] ? " '" : "", p->file,
+		    p->file[0] ? "'" : "", n);
 		hit(cs, i, n, where);
 		redacted |= rc.redact;
 	}
