@@ -2,7 +2,8 @@
 # file. Included from the Makefile (`include tests/fuzz/fuzz.mk`), or on its
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
-#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf}, frame_driver
+#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,content},
+#                       frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -13,8 +14,10 @@
 #
 # Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
 # Only the SMTP syntax modules and the config parser are linked: no
-# libclamav, no libseccomp (tests/fuzz/stub_scan.c stands in for the one
-# symbol policy.c needs from the scanner pool).
+# libclamav, no libseccomp (tests/fuzz/stub_scan.c stands in for the
+# symbols policy.c needs from the scanner pool and the content rules).
+# fuzz_content links the content policy with GMime, libmagic, libarchive
+# and PCRE2, as the scan worker does.
 
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
@@ -25,13 +28,24 @@ FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
 		   src/log.c src/sock.c src/policy.c tests/fuzz/stub_scan.c
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_content
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
     $(wildcard src/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB)
+
+# The content policy's rewriter links what the scan worker links for it.
+CONTENT_PKGS	 = gmime-3.0 libmagic libarchive libpcre2-8
+build/fuzz/fuzz_content: tests/fuzz/fuzz_content.c tests/fuzz/fuzz.h \
+    src/content_scan.c src/content_rules.c src/dlp.c src/mime_clean.c \
+    src/log.c src/buf.c $(wildcard src/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(CONTENT_PKGS)) \
+	    $(FUZZ_SAN) -o $@ $< src/content_scan.c src/content_rules.c \
+	    src/dlp.c src/mime_clean.c src/log.c src/buf.c \
+	    $(shell pkg-config --libs $(CONTENT_PKGS))
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp_data.c \
     src/smtp_data.h
