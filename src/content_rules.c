@@ -298,7 +298,7 @@ content_rules_parse_line(struct content_rules *rs, char *line, char *err,
 			snprintf(err, errlen, "rule %s defined twice", tok);
 			return -1;
 		}
-	snprintf(r->name, sizeof(r->name), "%s", tok);
+	memcpy(r->name, tok, strlen(tok) + 1);	/* length checked above */
 	while ((rc = token(&p, tok, sizeof(tok), err, errlen)) > 0) {
 		if (strcmp(tok, "all") == 0) {
 			if (have) {
