@@ -15,7 +15,7 @@ UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
-	   gmime-3.0 libcares hiredis
+	   gmime-3.0 libcares hiredis libmagic libarchive libpcre2-8
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
@@ -29,6 +29,7 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # Code that knows nothing about a daemon: shared by sporkd and the tests.
 LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
 	  src/mime_clean.c src/sandbox.c src/scan_engine.c src/scan_pool.c \
+	  src/content_rules.c src/content_scan.c src/dlp.c \
 	  src/smtp_data.c src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c \
 	  src/nft_divert.c src/synq.c src/cidr.c src/dns.c src/greylist.c \
 	  src/greylist_redis.c src/spf.c src/prequeue.c
@@ -39,7 +40,7 @@ HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
 	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c \
-	     tests/unit/test_prequeue.c
+	     tests/unit/test_prequeue.c tests/unit/test_content.c
 
 all: build/sporkd build/sporkctl
 

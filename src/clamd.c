@@ -204,7 +204,7 @@ static void	clamd_job_kick(struct ev_timer *);
 static void	clamd_job_connect_timeout(struct ev_timer *);
 static void	clamd_job_deadline(struct ev_timer *);
 static struct scan_job *clamd_submit(struct scan_backend *, int, size_t,
-		    scan_done_cb *, void *);
+		    unsigned, scan_done_cb *, void *);
 static void	clamd_cancel(struct scan_backend *, struct scan_job *);
 static int	clamd_reload(struct scan_backend *);
 static void	clamd_status(struct scan_backend *, struct buf *);
@@ -1175,11 +1175,13 @@ clamd_job_deadline(struct ev_timer *tm)
 /* ---- the scan_backend interface ---- */
 
 static struct scan_job *
-clamd_submit(struct scan_backend *be, int fd, size_t size, scan_done_cb *cb,
-    void *arg)
+clamd_submit(struct scan_backend *be, int fd, size_t size, unsigned flags,
+    scan_done_cb *cb, void *arg)
 {
 	struct clamd		*b = be->impl;
 	struct clamd_job	*j;
+
+	(void)flags;	/* content rules need the local workers */
 
 	if (b->njobs >= CLAMD_JOBS_MAX) {
 		log_warn(NULL, "clamd submit error=\"%d scans in flight\"",

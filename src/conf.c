@@ -149,6 +149,7 @@ static const struct conf_key conf_keys[] = {
 	K(greylist_file,	CT_STR,		""),
 	K(greylist_redis,	CT_STR,		""),
 	K(greylist_whitelist,	CT_NETS,	""),
+	K(content_rules,	CT_STR,		""),
 	K(log_level,		CT_LOGLEVEL,	"info"),
 	K(log_syslog,		CT_BOOL,	"yes"),
 	K(log_stderr,		CT_BOOL,	"yes"),
@@ -529,6 +530,13 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	    strcmp(c->scan_backend, "workers") != 0) {
 		snprintf(err, errlen, "virus_action clean needs scan_backend "
 		    "workers (it scans each MIME part on its own)");
+		return -1;
+	}
+	if (c->content_rules[0] != '\0' && (!c->scan_enable ||
+	    strcmp(c->scan_backend, "workers") != 0)) {
+		snprintf(err, errlen, "content_rules needs scan_enable yes and "
+		    "scan_backend workers (the rules run in the local scan "
+		    "workers)");
 		return -1;
 	}
 	for (i = 0; i < c->notice_actions.n; i++)

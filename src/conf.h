@@ -146,6 +146,7 @@ struct conf {
 	char			greylist_file[CONF_PATH_MAX];
 	char			greylist_redis[256];
 	struct conf_nets	greylist_whitelist;
+	char			content_rules[CONF_PATH_MAX];
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;

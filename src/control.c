@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "content.h"
 #include "control.h"
 #include "ev.h"
 #include "log.h"
@@ -136,6 +137,7 @@ cmd_status(struct ctl_conn *c)
 	else
 		buf_printf(&c->out, "scan.backend=none\n");
 	prequeue_status(&c->out);
+	content_status(&c->out);
 }
 
 static void

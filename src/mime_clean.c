@@ -148,9 +148,10 @@ canonical(int fd, size_t size)
 	return prev != '\r';
 }
 
-static int
-write_out(GMimeMessage *msg, int outfd, struct mime_clean_result *res,
-    char *err, size_t errlen)
+/* Serialize msg to outfd with CRLF line ends; *size is the file's size. */
+int
+mime_write(GMimeMessage *msg, int outfd, size_t *size, char *err,
+    size_t errlen)
 {
 	GMimeFormatOptions *fo;
 	GMimeStream	*fs, *filtered;
@@ -173,11 +174,11 @@ write_out(GMimeMessage *msg, int outfd, struct mime_clean_result *res,
 	if (n == -1 || g_mime_stream_flush(filtered) == -1)
 		snprintf(err, errlen, "cannot write the cleaned message: %s",
 		    strerror(errno));
-	else if ((res->size = (size_t)lseek(outfd, 0, SEEK_END)) ==
+	else if ((*size = (size_t)lseek(outfd, 0, SEEK_END)) ==
 	    (size_t)-1)
 		snprintf(err, errlen, "lseek: %s", strerror(errno));
-	else if (!canonical(outfd, res->size))
-		snprintf(err, errlen, "the cleaned message is not canonical "
+	else if (!canonical(outfd, *size))
+		snprintf(err, errlen, "the rewritten message is not canonical "
 		    "CRLF text");
 	else
 		rc = 0;
@@ -233,7 +234,7 @@ mime_clean(int fd, size_t size, int outfd, mime_scan_fn *scan, void *arg,
 	}
 	g_mime_part_iter_free(it);
 	if (rc == 0 && res->removed > 0)
-		rc = write_out(msg, outfd, res, err, errlen);
+		rc = mime_write(msg, outfd, &res->size, err, errlen);
 	g_object_unref(msg);
 	return rc;
 }

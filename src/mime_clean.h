@@ -20,7 +20,11 @@ struct mime_clean_result {
 	size_t		size;		/* bytes written to the output */
 };
 
+struct _GMimeMessage;
+
 void	mime_clean_init(void);
+int	mime_write(struct _GMimeMessage *, int outfd, size_t *size, char *err,
+	    size_t errlen);
 int	mime_clean(int fd, size_t size, int outfd, mime_scan_fn *, void *arg,
 	    struct mime_clean_result *, char *err, size_t errlen);
 

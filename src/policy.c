@@ -40,6 +40,91 @@ action_name(enum action a)
 	return action_names[a];
 }
 
+/*
+ * Headers from a worker are prepended as they are: only whole CRLF lines
+ * of printable text, the first not a continuation, no blank line.
+ */
+static int
+headers_sane(const char *h)
+{
+	const char	*s;
+
+	if (*h == ' ' || *h == '\t')
+		return 0;
+	for (s = h; *s; s++) {
+		if (s[0] == '\r' && s[1] == '\n') {
+			if (s[2] == '\r' || s == h)
+				return 0;
+			s++;
+			continue;
+		}
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			return 0;
+		if ((unsigned char)*s == 0x7f)
+			return 0;
+	}
+	return s == h || (s - h >= 2 && s[-2] == '\r' && s[-1] == '\n');
+}
+
+/*
+ * The content policy's verdict, for a message the virus policy would
+ * deliver: reject or quarantine it, or deliver it (possibly rewritten)
+ * with the content headers on top. A check that failed is a scan error.
+ */
+static void
+policy_content(const struct conf *c, const struct scan_result *r,
+    struct policy_decision *d)
+{
+	const struct content_result	*cr = &r->content;
+	const struct content_rules	*rs = content_active();
+	size_t				 l;
+
+	if (!cr->checked || !d->deliver)
+		return;
+	switch (cr->action) {
+	case CA_ERROR:
+		d->content = 1;
+		d->action = (enum action)c->scan_error_action;
+		d->deliver = d->action == ACT_TAG;
+		snprintf(d->reply, sizeof(d->reply), "%s",
+		    d->action == ACT_TEMPFAIL ? "451 4.3.0 Error: content check "
+		    "failed, try again later" : "554 5.3.0 Error: content check "
+		    "failed");
+		if (d->action == ACT_QUARANTINE)
+			d->deliver = c->quarantine_then_deliver;
+		return;
+	case CA_REJECT:
+	case CA_QUARANTINE:
+		d->content = 1;
+		d->action = cr->action == CA_REJECT ? ACT_REJECT :
+		    ACT_QUARANTINE;
+		d->deliver = cr->action == CA_QUARANTINE &&
+		    c->quarantine_then_deliver;
+		d->cleaned = 0;
+		if (rs != NULL && cr->rule >= 0 && cr->rule < rs->n &&
+		    rs->r[cr->rule].reply[0] != '\0')
+			snprintf(d->reply, sizeof(d->reply), "%s",
+			    rs->r[cr->rule].reply);
+		else
+			snprintf(d->reply, sizeof(d->reply), "550 5.7.1 Message "
+			    "rejected by content policy (%s)", rs != NULL &&
+			    cr->rule >= 0 && cr->rule < rs->n ?
+			    rs->r[cr->rule].name : "rule");
+		break;
+	case CA_NONE:
+		return;
+	default:
+		d->content = 1;
+		d->rewritten = cr->rewritten;
+		break;
+	}
+	if (d->deliver && headers_sane(cr->headers)) {
+		l = strlen(d->header);
+		snprintf(d->header + l, sizeof(d->header) - l, "%s",
+		    cr->headers);
+	}
+}
+
 /* Header values stay one line of printable ASCII whatever the name. */
 static void
 sanitize(char *s)
@@ -140,6 +225,7 @@ policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
 		    "X-Spork-Unscanned", r->verdict == SCAN_VIRUS ? name :
 		    scan_verdict_name(r->verdict));
 	}
+	policy_content(c, r, d);
 }
 
 /* Whether a notice mail goes out for a message handled with action a. */

@@ -22,8 +22,10 @@ struct policy_decision {
 	enum action	 action;
 	int		 deliver;	/* after quarantine: deliver or reject */
 	char		 reply[512];	/* when not delivered */
-	char		 header[768];	/* prepended when delivered */
+	char		 header[768 + CONTENT_HEADERS_MAX]; /* prepended */
 	int		 cleaned;	/* deliver the cleaned copy */
+	int		 content;	/* the content policy decided */
+	int		 rewritten;	/* deliver the content-rewritten copy */
 };
 
 int		 action_parse(const char *, int *);

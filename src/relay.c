@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "cba.h"
 #include "conf.h"
+#include "content.h"
 #include "ev.h"
 #include "log.h"
 #include "nft_divert.h"
@@ -688,10 +689,19 @@ scan_apply(struct session *s, const struct scan_result *r)
 		    "dkim=broken", r->removed, s->spool.size,
 		    (unsigned long long)r->cleaned_size);
 		spool_adopt(&s->spool, r->cleaned_fd, (size_t)r->cleaned_size);
-	} else if (r->cleaned)
+	} else if (d.rewritten) {
+		/* The content policy's copy (headers or parts changed). */
+		content_account(s->id, &r->content, s->spool.size,
+		    r->cleaned_size);
+		spool_adopt(&s->spool, r->cleaned_fd, (size_t)r->cleaned_size);
+	} else if (SCAN_RESULT_HAS_FD(r))
 		close(r->cleaned_fd);
+	if (!d.rewritten || d.cleaned)
+		content_account(s->id, &r->content, s->spool.size,
+		    s->spool.size);
 	id[0] = '\0';
-	snprintf(vs, sizeof(vs), "verdict=%s", scan_verdict_name(r->verdict));
+	snprintf(vs, sizeof(vs), "verdict=%s%s", scan_verdict_name(r->verdict),
+	    d.content ? " content=yes" : "");
 	if (d.action == ACT_QUARANTINE) {
 		memset(&m, 0, sizeof(m));
 		m.client = s->client;
@@ -700,8 +710,8 @@ scan_apply(struct session *s, const struct scan_result *r)
 		m.sender = s->sender;
 		m.rcpts = s->rcpt_acc;
 		m.nrcpts = s->rcpt_nacc;
-		m.verdict = scan_verdict_name(r->verdict);
-		m.name = r->name;
+		m.verdict = d.content ? "content" : scan_verdict_name(r->verdict);
+		m.name = d.content ? r->content.where : r->name;
 		m.session = s->id;
 		m.mode = s->l->transparent ? "transparent" : "explicit";
 		if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m,
@@ -795,7 +805,8 @@ data_end(struct session *s)
 	}
 	session_set_state(s, RS_SCANNING);
 	s->job = relay_scanner->submit(relay_scanner, fd, s->spool.size,
-	    scan_done, s);
+	    content_active() != NULL && content_outbound(content_active(),
+	    &s->peer) ? SCAN_OUTBOUND : 0, scan_done, s);
 	if (s->job == NULL) {
 		memset(&r, 0, sizeof(r));
 		r.verdict = SCAN_ERROR;

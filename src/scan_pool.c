@@ -66,6 +66,7 @@ struct pool_msg {
 struct job_msg {
 	uint64_t	id;
 	uint64_t	size;
+	uint32_t	flags;		/* SCAN_OUTBOUND */
 };
 
 struct job_reply {
@@ -116,6 +117,7 @@ struct scan_job {
 	struct pool_worker	*w;
 	struct ev_timer		 timer;
 	uint64_t		 t0;
+	unsigned		 flags;
 	int			 cancelled;
 	struct scan_job		*qnext;
 };
@@ -244,6 +246,47 @@ worker_clean(const struct scan_engine *engine, int mfd, size_t size,
 	return out;
 }
 
+/*
+ * The content policy, on the message as it would be delivered (the
+ * cleaned copy, if any). A new copy replaces *out; a check that fails
+ * makes the content verdict an error, never a pass.
+ */
+static void
+worker_content(const struct content_rules *rules, int mfd, size_t size,
+    unsigned flags, struct job_reply *rep, int *out)
+{
+	struct content_result	*res = &rep->r.content;
+	uint64_t		 nsize = 0;
+	char			 err[256];
+	int			 nfd, infd = *out != -1 ? *out : mfd;
+
+	if (*out != -1)
+		size = (size_t)rep->r.cleaned_size;
+	if ((nfd = memfd_create("spork-content", MFD_CLOEXEC)) == -1) {
+		res->checked = 1;
+		res->action = CA_ERROR;
+		snprintf(res->error, sizeof(res->error), "memfd: %s",
+		    strerror(errno));
+		return;
+	}
+	err[0] = '\0';
+	if (content_scan(rules, infd, size, (flags & SCAN_OUTBOUND) != 0, nfd,
+	    res, &nsize, err, sizeof(err)) == -1) {
+		res->checked = 1;
+		res->action = CA_ERROR;
+		res->rewritten = 0;
+		snprintf(res->error, sizeof(res->error), "%s", err);
+	}
+	if (!res->rewritten) {
+		close(nfd);
+		return;
+	}
+	if (*out != -1)
+		close(*out);
+	*out = nfd;
+	rep->r.cleaned_size = nsize;
+}
+
 static void __attribute__((noreturn))
 worker_main(int fd, const struct scan_engine *engine,
     const struct scan_pool_conf *c)
@@ -256,8 +299,13 @@ worker_main(int fd, const struct scan_engine *engine,
 	int			 mfd, out;
 
 	signal(SIGXFSZ, SIG_IGN);	/* temp file limit: EFBIG, not death */
-	if (c->clean)
+	if (c->clean || c->content != NULL)
 		mime_clean_init();
+	/* libmagic's database is read before the cage closes. */
+	if (c->content != NULL && content_scan_init(err, sizeof(err)) == -1) {
+		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
+		_exit(1);
+	}
 	if (sandbox_enter(&c->sandbox, err, sizeof(err)) == -1) {
 		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
 		_exit(1);
@@ -292,6 +340,10 @@ worker_main(int fd, const struct scan_engine *engine,
 		out = -1;
 		if (c->clean && rep.r.verdict == SCAN_VIRUS)
 			out = worker_clean(engine, mfd, (size_t)jm.size, &rep);
+		if (c->content != NULL && (rep.r.verdict == SCAN_CLEAN ||
+		    out != -1))
+			worker_content(c->content, mfd, (size_t)jm.size,
+			    jm.flags, &rep, &out);
 		close(mfd);
 		if (sock_send_fd(fd, &rep, sizeof(rep), out) == -1)
 			_exit(1);
@@ -445,7 +497,7 @@ job_finish(struct scan_job *j, const struct scan_result *r)
 	}
 	if (!j->cancelled)
 		j->cb(j->arg, r);
-	else if (r->cleaned)
+	else if (r != NULL && SCAN_RESULT_HAS_FD(r))
 		close(r->cleaned_fd);
 	close(j->fd);
 	free(j);
@@ -540,13 +592,32 @@ worker_cb(struct ev_io *io, int events)
 		worker_dead(w, n == 0 ? "exited" : "bad reply");
 		return;
 	}
-	/* A cleaned message comes with its descriptor, nothing else does. */
+	/* A cleaned or rewritten message comes with its descriptor,
+	 * nothing else does; rule numbers must be the relay's own. */
 	if (rep.r.cleaned && (fd == -1 || rep.r.verdict != SCAN_VIRUS)) {
 		rep.r.cleaned = 0;
 		log_warn(NULL, "scan worker pid=%d: cleaned reply without a "
 		    "message", (int)w->pid);
 	}
-	if (!rep.r.cleaned && fd != -1) {
+	if (rep.r.content.rewritten && fd == -1)
+		rep.r.content.rewritten = 0;
+	if (p->conf.content == NULL)
+		memset(&rep.r.content, 0, sizeof(rep.r.content));
+	else if (rep.r.content.rule >= p->conf.content->n ||
+	    (p->conf.content->n < 64 && (rep.r.content.hits >>
+	    p->conf.content->n) != 0) || rep.r.content.action > CA_ERROR) {
+		log_warn(NULL, "scan worker pid=%d: bad content result",
+		    (int)w->pid);
+		memset(&rep.r.content, 0, sizeof(rep.r.content));
+		rep.r.content.checked = 1;
+		rep.r.content.action = CA_ERROR;
+		snprintf(rep.r.content.error, sizeof(rep.r.content.error),
+		    "bad result from the worker");
+	}
+	rep.r.content.headers[sizeof(rep.r.content.headers) - 1] = '\0';
+	rep.r.content.where[sizeof(rep.r.content.where) - 1] = '\0';
+	rep.r.content.error[sizeof(rep.r.content.error) - 1] = '\0';
+	if (!SCAN_RESULT_HAS_FD(&rep.r) && fd != -1) {
 		close(fd);
 		fd = -1;
 	}
@@ -599,8 +670,10 @@ pool_dispatch(struct pool *p)
 			return;
 		j = p->qhead;
 		queue_remove(p, j);
+		memset(&jm, 0, sizeof(jm));
 		jm.id = j->id;
 		jm.size = j->size;
+		jm.flags = j->flags;
 		if (sock_send_fd(w->fd, &jm, sizeof(jm), j->fd) == -1) {
 			/* Put the job back first: the worker is gone. */
 			j->qnext = p->qhead;
@@ -617,8 +690,8 @@ pool_dispatch(struct pool *p)
 }
 
 static struct scan_job *
-pool_submit(struct scan_backend *be, int fd, size_t size, scan_done_cb *cb,
-    void *arg)
+pool_submit(struct scan_backend *be, int fd, size_t size, unsigned flags,
+    scan_done_cb *cb, void *arg)
 {
 	struct pool	*p = be->impl;
 	struct scan_job	*j;
@@ -632,6 +705,7 @@ pool_submit(struct scan_backend *be, int fd, size_t size, scan_done_cb *cb,
 	j->pool = p;
 	j->id = ++p->nextid;
 	j->size = size;
+	j->flags = flags;
 	j->cb = cb;
 	j->arg = arg;
 	j->t0 = ev_now();

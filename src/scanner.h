@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "content.h"
 
 #define SCAN_NAME_MAX	256
 #define SCAN_ENGINE_MAX	128
@@ -33,7 +34,19 @@ struct scan_result {
 	int			cleaned_fd;
 	unsigned		removed;	/* parts replaced */
 	uint64_t		cleaned_size;
+	/*
+	 * The content policy (local workers only). When content.rewritten
+	 * is set, cleaned_fd holds the message to deliver instead, of
+	 * cleaned_size bytes, and the callback owns the descriptor.
+	 */
+	struct content_result	content;
 };
+
+/* Does a result carry a descriptor for the callback to adopt or close? */
+#define SCAN_RESULT_HAS_FD(r)	((r)->cleaned || (r)->content.rewritten)
+
+/* submit flags */
+#define SCAN_OUTBOUND	0x1	/* the client is inside: content rules */
 
 typedef void	scan_done_cb(void *arg, const struct scan_result *);
 
@@ -53,7 +66,7 @@ struct scan_backend {
 	 * job is cancelled first.
 	 */
 	struct scan_job	*(*submit)(struct scan_backend *, int fd, size_t size,
-			    scan_done_cb *cb, void *arg);
+			    unsigned flags, scan_done_cb *cb, void *arg);
 	/* The session is gone: drop the job; cb will not be called. */
 	void		 (*cancel)(struct scan_backend *, struct scan_job *);
 	/* Pick up new signatures; in-flight scans finish on the old ones. */

@@ -21,8 +21,10 @@
 #include <unistd.h>
 
 #include "cba.h"
+#include "cidr.h"
 #include "clamd.h"
 #include "conf.h"
+#include "content.h"
 #include "control.h"
 #include "ev.h"
 #include "log.h"
@@ -179,6 +181,29 @@ divert_conf(const struct conf *c, struct nft_divert_conf *dc, int probe,
 	return 0;
 }
 
+/* The content rules file, read once at startup (not on reload). */
+static int
+content_load(const struct conf *c, char *err, size_t errlen)
+{
+	static char		 text[CONF_NETS_MAX][64];
+	const char		*nets[CONF_NETS_MAX];
+	struct content_rules	*rs;
+	int			 i;
+
+	if (c->content_rules[0] == '\0')
+		return 0;
+	for (i = 0; i < c->inside_networks.n; i++) {
+		(void)cidr_format(&c->inside_networks.net[i], text[i],
+		    sizeof(text[i]));
+		nets[i] = text[i];
+	}
+	if ((rs = content_rules_load(c->content_rules, nets,
+	    c->inside_networks.n, err, errlen)) == NULL)
+		return -1;
+	content_set_active(rs);
+	return 0;
+}
+
 static struct scan_backend *
 scanner_new(const struct conf *c, char *err, size_t errlen)
 {
@@ -227,6 +252,7 @@ scanner_new(const struct conf *c, char *err, size_t errlen)
 	pc.timeout_ms = c->scan_timeout;
 	pc.log_syslog = c->log_syslog;
 	pc.clean = c->virus_action == ACT_CLEAN;
+	pc.content = content_active();
 	return scan_pool_new(loop, &pc, err, errlen);
 }
 
@@ -332,6 +358,10 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage();
 	if (conf_load(&conf, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "sporkd: %s\n", err);
+		return 1;
+	}
+	if (content_load(&conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "sporkd: %s\n", err);
 		return 1;
 	}

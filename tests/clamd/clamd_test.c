@@ -187,7 +187,7 @@ t_submit_file(struct t_job *j)
 		exit(2);
 	}
 	t_in_submit = 1;
-	h = t_be->submit(t_be, fd, (size_t)st.st_size, t_done, j);
+	h = t_be->submit(t_be, fd, (size_t)st.st_size, 0, t_done, j);
 	t_in_submit = 0;
 	/* The backend dups what it keeps. */
 	close(fd);

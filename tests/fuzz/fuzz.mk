@@ -2,7 +2,8 @@
 # file. Included from the Makefile (`include tests/fuzz/fuzz.mk`), or on its
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
-#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,session},
+#   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,content,
+#                       session},
 #                       frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
@@ -14,9 +15,11 @@
 #
 # Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
 # The parser targets link only the SMTP syntax modules and the config
-# parser; fuzz_session adds the relay and the event loop. No libclamav, no
-# libseccomp (tests/fuzz/stub_scan.c stands in for the one symbol policy.c
-# needs from the scanner pool).
+# parser; fuzz_session adds the relay and the event loop; fuzz_mime and
+# fuzz_content link the MIME work with what the scan worker links for it
+# (GMime; libmagic, libarchive and PCRE2). No libclamav
+# (tests/fuzz/stub_scan.c stands in for the symbols policy.c needs from
+# the scanner pool and the content rules).
 
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
@@ -33,10 +36,10 @@ FUZZ_SESSION_SRC = src/relay.c src/ev.c src/spool.c src/quarantine.c \
 		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
 		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
 		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
-		   src/sandbox.c
+		   src/sandbox.c tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) -lspf2
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_session
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_session
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
@@ -58,6 +61,17 @@ build/fuzz/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz.h \
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) \
 	    $(FUZZ_SESSION_SRC) $(FUZZ_SESSION_LIBS)
+
+# The content policy's rewriter links what the scan worker links for it.
+CONTENT_PKGS	 = gmime-3.0 libmagic libarchive libpcre2-8
+build/fuzz/fuzz_content: tests/fuzz/fuzz_content.c tests/fuzz/fuzz.h \
+    src/content_scan.c src/content_rules.c src/dlp.c src/mime_clean.c \
+    src/log.c src/buf.c $(wildcard src/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(CONTENT_PKGS)) \
+	    $(FUZZ_SAN) -o $@ $< src/content_scan.c src/content_rules.c \
+	    src/dlp.c src/mime_clean.c src/log.c src/buf.c \
+	    $(shell pkg-config --libs $(CONTENT_PKGS))
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp_data.c \
     src/smtp_data.h

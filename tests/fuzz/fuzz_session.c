@@ -120,13 +120,14 @@ st_free(struct stream *s)
 /* The stub scanner: runs on the loop, never calls back from submit.   */
 
 static struct scan_job *
-stub_submit(struct scan_backend *b, int fd, size_t size, scan_done_cb *cb,
-    void *arg)
+stub_submit(struct scan_backend *b, int fd, size_t size, unsigned flags,
+    scan_done_cb *cb, void *arg)
 {
 	struct scan_job	*j;
 	ssize_t		 n;
 
 	(void)b;
+	(void)flags;
 	FUZZ_CHECK(fz_job == NULL, "a second scan while one is running");
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (j->content = malloc(size ? size : 1)) == NULL)

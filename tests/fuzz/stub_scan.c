@@ -4,7 +4,7 @@
  * names verdicts with scan_verdict_name(), which lives in scan_pool.c
  * together with the worker pool, libclamav and libseccomp. The fuzz
  * targets never decide a policy; this stands in so they link without
- * those libraries.
+ * those libraries. Likewise the content policy's active rules (none).
  */
 #include "scanner.h"
 
@@ -13,4 +13,10 @@ scan_verdict_name(enum scan_verdict v)
 {
 	(void)v;
 	return "fuzz-stub";
+}
+
+struct content_rules *
+content_active(void)
+{
+	return NULL;
 }

@@ -22,6 +22,7 @@ static const struct {
 	{ "mime", test_mime },
 	{ "synq", test_synq },
 	{ "prequeue", test_prequeue },
+	{ "content", test_content },
 };
 
 int

@@ -28,5 +28,6 @@ void	test_sandbox(void);
 void	test_mime(void);
 void	test_synq(void);
 void	test_prequeue(void);
+void	test_content(void);
 
 #endif
