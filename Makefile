@@ -13,7 +13,7 @@ SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
-PKGS	 = libclamav libseccomp openssl libmnl libnftnl gmime-3.0
+PKGS	 = libclamav libseccomp openssl libmnl libnftnl gmime-3.0 jansson
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
@@ -26,14 +26,16 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
 	  src/mime_clean.c src/sandbox.c src/scan_engine.c src/scan_pool.c \
 	  src/smtp_data.c \
-	  src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c src/nft_divert.c
+	  src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c src/nft_divert.c \
+	  src/spam.c src/spam_policy.c src/spam_proto.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
 	     src/notice.c \
 	     src/tls.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
-	     tests/unit/test_sandbox.c tests/unit/test_mime.c
+	     tests/unit/test_sandbox.c tests/unit/test_mime.c \
+	     tests/unit/test_spam.c
 
 all: build/sporkd build/sporkctl
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ enum conf_type {
 	CT_VACTION,	/* CT_ACTION or clean (viruses only) */
 	CT_THEN,	/* reject or deliver, stored as "deliver" */
 	CT_OVERLOAD,	/* refuse or bypass, stored as "bypass" */
+	CT_SCORE,	/* a decimal spam score, or off (stored as INFINITY) */
+	CT_UNAVAILABLE,	/* accept or tempfail, stored as "tempfail" */
 };
 
 struct conf_key {
@@ -113,6 +116,15 @@ static const struct conf_key conf_keys[] = {
 	K(clamd_connect_timeout, CT_TIME,	"5s"),
 	K(clamd_health_interval, CT_TIME,	"10s"),
 	K(clamd_max_stream,	CT_SIZE,	"25m"),
+	K(spam_engine,		CT_STR,		"none"),
+	K(spam_servers,		CT_WORDS,	""),
+	K(spam_timeout,		CT_TIME,	"15s"),
+	K(spam_max_size,	CT_SIZE,	"2m"),
+	K(spam_tag_score,	CT_SCORE,	"5"),
+	K(spam_quarantine_score, CT_SCORE,	"off"),
+	K(spam_reject_score,	CT_SCORE,	"15"),
+	KN("spam_unavailable_action", spam_unavailable_tempfail, CT_UNAVAILABLE,
+	    "accept"),
 	K(timeout_connect,	CT_TIME,	"30s"),
 	K(timeout_greeting,	CT_TIME,	"5m"),
 	K(timeout_command,	CT_TIME,	"5m"),
@@ -289,6 +301,32 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		*(int *)p = strcmp(v, "bypass") == 0;
 		return 0;
+	case CT_SCORE:
+		if (strcmp(v, "off") == 0) {
+			*(double *)p = INFINITY;
+			return 0;
+		}
+		/* [-]digits[.digits]: nothing else strtod() would take. */
+		s = v + (*v == '-');
+		wl = strspn(s, "0123456789");
+		if (wl > 0 && s[wl] == '.')
+			wl = strspn(s + wl + 1, "0123456789") > 0 ? wl + 1 +
+			    strspn(s + wl + 1, "0123456789") : 0;
+		if (wl == 0 || s[wl] != '\0' || fabs(strtod(v, NULL)) >= 1e6) {
+			snprintf(err, errlen, "want a score such as 5 or 7.5, "
+			    "or off, not '%s'", v);
+			return -1;
+		}
+		*(double *)p = strtod(v, NULL);
+		return 0;
+	case CT_UNAVAILABLE:
+		if (strcmp(v, "accept") != 0 && strcmp(v, "tempfail") != 0) {
+			snprintf(err, errlen, "want accept or tempfail, not "
+			    "'%s'", v);
+			return -1;
+		}
+		*(int *)p = strcmp(v, "tempfail") == 0;
+		return 0;
 	case CT_LOGLEVEL:
 		if (log_level_parse(v, &lvl) == -1) {
 			snprintf(err, errlen, "want error, warning, info or "
@@ -384,6 +422,18 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	if (strcmp(c->scan_backend, "clamd") == 0 && c->clamd_servers.n == 0) {
 		snprintf(err, errlen, "scan_backend clamd needs clamd_servers");
+		return -1;
+	}
+	if (strcmp(c->spam_engine, "none") != 0 &&
+	    strcmp(c->spam_engine, "rspamd") != 0 &&
+	    strcmp(c->spam_engine, "spamd") != 0) {
+		snprintf(err, errlen, "spam_engine must be none, rspamd or "
+		    "spamd");
+		return -1;
+	}
+	if (strcmp(c->spam_engine, "none") != 0 && c->spam_servers.n == 0) {
+		snprintf(err, errlen, "spam_engine %s needs spam_servers",
+		    c->spam_engine);
 		return -1;
 	}
 	if (strcmp(c->tls_policy, "passthrough") != 0 &&

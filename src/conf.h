@@ -97,6 +97,14 @@ struct conf {
 	unsigned		clamd_connect_timeout;
 	unsigned		clamd_health_interval;
 	size_t			clamd_max_stream;
+	char			spam_engine[16];	/* none, rspamd, spamd */
+	struct conf_words	spam_servers;
+	unsigned		spam_timeout;
+	size_t			spam_max_size;
+	double			spam_tag_score;		/* INFINITY: off */
+	double			spam_quarantine_score;
+	double			spam_reject_score;
+	int			spam_unavailable_tempfail;
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;

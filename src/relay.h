@@ -6,6 +6,7 @@
 #include "ev.h"
 
 struct scan_backend;
+struct spam;
 
 int	relay_init(struct ev_loop *, const struct conf *,
 	    struct scan_backend *);
@@ -13,5 +14,6 @@ int	relay_listen(void);
 void	relay_stop_listening(void);
 size_t	relay_sessions(void);
 void	relay_reap(void *);
+void	relay_set_spam(struct spam *);
 
 #endif

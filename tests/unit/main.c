@@ -20,6 +20,7 @@ static const struct {
 	{ "nft", test_nft },
 	{ "sandbox", test_sandbox },
 	{ "mime", test_mime },
+	{ "spam", test_spam },
 };
 
 int

@@ -26,5 +26,6 @@ void	test_spool(void);
 void	test_nft(void);
 void	test_sandbox(void);
 void	test_mime(void);
+void	test_spam(void);
 
 #endif
