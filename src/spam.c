@@ -417,6 +417,9 @@ spam_job_attempt(struct spam_job *j)
 		if ((j->sock = sock_connect(&a->ss, NULL, 0)) == -1) {
 			snprintf(j->error, sizeof(j->error), "connect %s: %s",
 			    a->name, strerror(errno));
+			log_warn(NULL, "spam check job=%u server=%s error=\"connect: "
+			    "%s\" action=failover", j->id, a->name,
+			    strerror(errno));
 			spam_addr_failed(a, j->error);
 			continue;
 		}

@@ -251,6 +251,8 @@ spam_number(const char *p, size_t n, double *out, size_t *used)
 	memcpy(tmp, p, i);
 	tmp[i] = '\0';
 	*out = strtod(tmp, NULL);
+	if (*out == 0)
+		*out = 0;	/* "-0.0" is shown as 0.00 */
 	*used = i;
 	return spam_score_ok(*out) ? 0 : -1;
 }
@@ -333,6 +335,8 @@ spam_rspamd_json(const char *p, size_t n, struct spam_result *r)
 		goto done;
 	}
 	r->score = json_number_value(v);
+	if (r->score == 0)
+		r->score = 0;
 	v = json_object_get(root, "required_score");
 	if (!json_is_number(v) || !spam_score_ok(json_number_value(v))) {
 		snprintf(r->error, sizeof(r->error), "no usable required_score "

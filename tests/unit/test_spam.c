@@ -241,6 +241,8 @@ test_spamd(void)
 		    0, 0, 0, NULL, NULL },
 		{ "SPAMD/1.5 0 EX_OK\r\nspam: yes;-3/5\r\n\r\n", 1, 1, -3, 5,
 		    "", NULL },
+		{ "SPAMD/1.1 0 EX_OK\r\nSpam: False ; -0.0 / 5.0\r\n\r\n", 1, 1,
+		    0, 5, "", NULL },
 		/* Errors. */
 		{ "SPAMD/1.0 76 Bad header line: Content-length: x\r\n", 0, -1,
 		    0, 0, NULL, "spamd error: 76 Bad header line" },
@@ -285,6 +287,17 @@ test_spamd(void)
 
 	run_cases("spamd", t, sizeof(t) / sizeof(t[0]), spam_spamd_reply);
 	prefixes("spamd", t[0].text, spam_spamd_reply);
+
+	/* Negative zero is shown as zero. */
+	{
+		static const char	nz[] = "SPAMD/1.1 0 EX_OK\r\nSpam: False ; "
+		    "-0.0 / 5.0\r\n\r\n";
+		struct spam_result	r;
+
+		memset(&r, 0, sizeof(r));
+		CHECK(spam_spamd_reply(nz, sizeof(nz) - 1, 1, &r) == 1 &&
+		    !signbit(r.score), "negative zero: %f", r.score);
+	}
 }
 
 static void
