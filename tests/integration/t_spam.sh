@@ -154,6 +154,35 @@ assert_grep '^spam\.rule\.ham=1 spam\.rule\.tag=1 spam\.rule\.quarantine=1 spam\
 assert_grep '^spam\.server=\[::1\]:11339 state=down ' "$tmp/status" "status: the dead server is down"
 assert_grep '^spam\.server=\[::1\]:11333 state=up checks=4 ' "$tmp/status" "status: the live server scored 4"
 
+# --- 5b. a large message streams to the engine in chunks; one over
+# spam_max_size is not sent and says so
+python3 -c '
+import base64, random, sys
+random.seed(25)
+sys.stdout.write(base64.encodebytes(random.randbytes(1100 * 1024)).decode())
+' >"$tmp/big.txt"
+b0=$(maildir_count bob)
+send_mail "$tmp/t-big" bob@example.test a@client.example.test "$SRV_V4" "$tmp/big.txt" \
+	--header "Subject: spork-tag-test big"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-big" "rspamd 1.5 MB message: delivered"
+check "rspamd 1.5 MB message: arrived" wait_delivered bob $((b0 + 1)) 10
+f=$(maildir_files bob | tail -n1)
+assert_grep '^X-Spam-Status: Yes, score=7\.00 .*tests=SPORK_TEST_TAG$' "$f" "rspamd 1.5 MB message: scored whole"
+start_sporkd "spam_engine rspamd" "spam_servers [::1]:11333" "spam_max_size 1m"
+b0=$(maildir_count bob)
+send_mail "$tmp/t-big2" bob@example.test a@client.example.test "$SRV_V4" "$tmp/big.txt" \
+	--header "Subject: spork-tag-test big"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-big2" "over spam_max_size: delivered"
+check "over spam_max_size: arrived" wait_delivered bob $((b0 + 1)) 10
+f=$(maildir_files bob | tail -n1)
+assert_grep '^X-Spam-Status: Unknown, not checked \([0-9]+ bytes, over 1048576\)$' "$f" "over spam_max_size: marked unchecked"
+assert_no_grep '^X-Spam-Flag' "$f" "over spam_max_size: not flagged"
+assert_grep 'spam score=none action=deliver reason=size ' "$LAB_SPORKD_LOG" "over spam_max_size: logged"
+ctl status >"$tmp/status1"
+assert_grep 'spam\.rule\.skipped=1$' "$tmp/status1" "status: the skip counted"
+start_sporkd "spam_engine rspamd" "spam_servers [::1]:11339 [::1]:11333" \
+	"spam_timeout 3s"
+
 # --- 6. rspamd stopped: accept, within the deadline
 stop_rspamd
 listening 11333 && fail "rspamd stopped" || pass "rspamd stopped"
