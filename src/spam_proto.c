@@ -402,7 +402,7 @@ spam_rspamd_reply(const char *p, size_t n, int eof, struct spam_result *r)
 	    (p[12] != ' ' && p[12] != '\r')) {
 		spam_text(shown, sizeof(shown), p, strcspn(p, "\r\n") < hlen ?
 		    strcspn(p, "\r\n") : hlen);
-		snprintf(r->error, sizeof(r->error), "not an HTTP reply: \"%s\"",
+		snprintf(r->error, sizeof(r->error), "not an HTTP reply: %s",
 		    shown);
 		return -1;
 	}
@@ -521,10 +521,10 @@ spam_spamd_reply(const char *p, size_t n, int eof, struct spam_result *r)
 	return 1;
 badline:
 	spam_text(shown, sizeof(shown), p, vl);
-	snprintf(r->error, sizeof(r->error), "not a SPAMD reply: \"%s\"", shown);
+	snprintf(r->error, sizeof(r->error), "not a SPAMD reply: %s", shown);
 	return -1;
 badspam:
 	spam_text(shown, sizeof(shown), v, vl);
-	snprintf(r->error, sizeof(r->error), "bad Spam header: \"%s\"", shown);
+	snprintf(r->error, sizeof(r->error), "bad Spam header: %s", shown);
 	return -1;
 }
