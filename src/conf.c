@@ -436,6 +436,17 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    c->spam_engine);
 		return -1;
 	}
+	if (c->spam_servers.n > 8) {
+		snprintf(err, errlen, "spam_servers: at most 8");
+		return -1;
+	}
+	/* The message waits in the scanning state, whose own timer is
+	 * scan_timeout (plus a margin): the spam deadline must come first. */
+	if (c->spam_timeout > c->scan_timeout) {
+		snprintf(err, errlen, "spam_timeout must not exceed "
+		    "scan_timeout");
+		return -1;
+	}
 	if (strcmp(c->tls_policy, "passthrough") != 0 &&
 	    strcmp(c->tls_policy, "intercept") != 0 &&
 	    strcmp(c->tls_policy, "strip") != 0) {
