@@ -442,7 +442,8 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	/* The message waits in the scanning state, whose own timer is
 	 * scan_timeout (plus a margin): the spam deadline must come first. */
-	if (c->spam_timeout > c->scan_timeout) {
+	if (strcmp(c->spam_engine, "none") != 0 &&
+	    c->spam_timeout > c->scan_timeout) {
 		snprintf(err, errlen, "spam_timeout must not exceed "
 		    "scan_timeout");
 		return -1;

@@ -67,8 +67,10 @@ test_conf(void)
 		{ "spam_engine spamd\nspam_servers [::1]:783\n", NULL },
 		{ "spam_servers a:1 b:1 c:1 d:1 e:1 f:1 g:1 h:1 i:1\n",
 		    "F: spam_servers: at most 8" },
-		{ "spam_timeout 10m\n",
+		{ "spam_engine spamd\nspam_servers [::1]:783\n"
+		    "spam_timeout 10m\n",
 		    "F: spam_timeout must not exceed scan_timeout" },
+		{ "scan_timeout 5s\n", NULL },
 		{ "spam_reject_score 1e3\n", "F:1: key 'spam_reject_score': "
 		    "want a score such as 5 or 7.5, or off, not '1e3'" },
 	};
