@@ -19,6 +19,7 @@
 #include "log.h"
 #include "policy.h"
 #include "sock.h"
+#include "spam.h"
 
 #define CONF_LINE_MAX	4096
 
@@ -436,8 +437,9 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    c->spam_engine);
 		return -1;
 	}
-	if (c->spam_servers.n > 8) {
-		snprintf(err, errlen, "spam_servers: at most 8");
+	if (c->spam_servers.n > SPAM_SERVERS_MAX) {
+		snprintf(err, errlen, "spam_servers: at most %d",
+		    SPAM_SERVERS_MAX);
 		return -1;
 	}
 	/* The message waits in the scanning state, whose own timer is
