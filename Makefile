@@ -15,7 +15,7 @@ UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
-	   gmime-3.0 libcares hiredis libmagic libarchive libpcre2-8
+	   gmime-3.0 libcares hiredis libmagic libarchive libpcre2-8 jansson
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
@@ -32,7 +32,8 @@ LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/q
 	  src/content_rules.c src/content_scan.c src/dlp.c \
 	  src/smtp_data.c src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c \
 	  src/nft_divert.c src/synq.c src/cidr.c src/dns.c src/greylist.c \
-	  src/greylist_redis.c src/spf.c src/prequeue.c
+	  src/greylist_redis.c src/spf.c src/prequeue.c src/spam.c \
+	  src/spam_policy.c src/spam_proto.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
 	     src/notice.c src/cba.c \
 	     src/tls.c
@@ -40,7 +41,8 @@ HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
 	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c \
-	     tests/unit/test_prequeue.c tests/unit/test_content.c
+	     tests/unit/test_prequeue.c tests/unit/test_content.c \
+	     tests/unit/test_spam.c
 
 all: build/sporkd build/sporkctl
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "policy.h"
 #include "sock.h"
+#include "spam.h"
 
 #define CONF_LINE_MAX	4096
 
@@ -41,6 +43,8 @@ enum conf_type {
 	CT_PQACTION,	/* reject, tempfail, tag or none */
 	CT_MSEC,	/* like CT_TIME, 0 allowed */
 	CT_LTIME,	/* seconds, s/m/h/d suffix, up to 1000d; in seconds */
+	CT_SCORE,	/* a decimal spam score, or off (stored as INFINITY) */
+	CT_UNAVAILABLE,	/* accept or tempfail, stored as "tempfail" */
 };
 
 struct conf_key {
@@ -122,6 +126,15 @@ static const struct conf_key conf_keys[] = {
 	K(clamd_connect_timeout, CT_TIME,	"5s"),
 	K(clamd_health_interval, CT_TIME,	"10s"),
 	K(clamd_max_stream,	CT_SIZE,	"25m"),
+	K(spam_engine,		CT_STR,		"none"),
+	K(spam_servers,		CT_WORDS,	""),
+	K(spam_timeout,		CT_TIME,	"15s"),
+	K(spam_max_size,	CT_SIZE,	"2m"),
+	K(spam_tag_score,	CT_SCORE,	"5"),
+	K(spam_quarantine_score, CT_SCORE,	"off"),
+	K(spam_reject_score,	CT_SCORE,	"15"),
+	KN("spam_unavailable_action", spam_unavailable_tempfail, CT_UNAVAILABLE,
+	    "accept"),
 	K(timeout_connect,	CT_TIME,	"30s"),
 	K(timeout_greeting,	CT_TIME,	"5m"),
 	K(timeout_command,	CT_TIME,	"5m"),
@@ -422,6 +435,32 @@ badzone:
 		}
 		*(unsigned *)p = (unsigned)n;
 		return 0;
+	case CT_SCORE:
+		if (strcmp(v, "off") == 0) {
+			*(double *)p = INFINITY;
+			return 0;
+		}
+		/* [-]digits[.digits]: nothing else strtod() would take. */
+		s = v + (*v == '-');
+		wl = strspn(s, "0123456789");
+		if (wl > 0 && s[wl] == '.')
+			wl = strspn(s + wl + 1, "0123456789") > 0 ? wl + 1 +
+			    strspn(s + wl + 1, "0123456789") : 0;
+		if (wl == 0 || s[wl] != '\0' || fabs(strtod(v, NULL)) >= 1e6) {
+			snprintf(err, errlen, "want a score such as 5 or 7.5, "
+			    "or off, not '%s'", v);
+			return -1;
+		}
+		*(double *)p = strtod(v, NULL);
+		return 0;
+	case CT_UNAVAILABLE:
+		if (strcmp(v, "accept") != 0 && strcmp(v, "tempfail") != 0) {
+			snprintf(err, errlen, "want accept or tempfail, not "
+			    "'%s'", v);
+			return -1;
+		}
+		*(int *)p = strcmp(v, "tempfail") == 0;
+		return 0;
 	case CT_LOGLEVEL:
 		if (log_level_parse(v, &lvl) == -1) {
 			snprintf(err, errlen, "want error, warning, info or "
@@ -517,6 +556,31 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	if (strcmp(c->scan_backend, "clamd") == 0 && c->clamd_servers.n == 0) {
 		snprintf(err, errlen, "scan_backend clamd needs clamd_servers");
+		return -1;
+	}
+	if (strcmp(c->spam_engine, "none") != 0 &&
+	    strcmp(c->spam_engine, "rspamd") != 0 &&
+	    strcmp(c->spam_engine, "spamd") != 0) {
+		snprintf(err, errlen, "spam_engine must be none, rspamd or "
+		    "spamd");
+		return -1;
+	}
+	if (strcmp(c->spam_engine, "none") != 0 && c->spam_servers.n == 0) {
+		snprintf(err, errlen, "spam_engine %s needs spam_servers",
+		    c->spam_engine);
+		return -1;
+	}
+	if (c->spam_servers.n > SPAM_SERVERS_MAX) {
+		snprintf(err, errlen, "spam_servers: at most %d",
+		    SPAM_SERVERS_MAX);
+		return -1;
+	}
+	/* The message waits in the scanning state, whose own timer is
+	 * scan_timeout (plus a margin): the spam deadline must come first. */
+	if (strcmp(c->spam_engine, "none") != 0 &&
+	    c->spam_timeout > c->scan_timeout) {
+		snprintf(err, errlen, "spam_timeout must not exceed "
+		    "scan_timeout");
 		return -1;
 	}
 	if (strcmp(c->tls_policy, "passthrough") != 0 &&

@@ -147,6 +147,14 @@ struct conf {
 	char			greylist_redis[256];
 	struct conf_nets	greylist_whitelist;
 	char			content_rules[CONF_PATH_MAX];
+	char			spam_engine[16];	/* none, rspamd, spamd */
+	struct conf_words	spam_servers;
+	unsigned		spam_timeout;
+	size_t			spam_max_size;
+	double			spam_tag_score;		/* INFINITY: off */
+	double			spam_quarantine_score;
+	double			spam_reject_score;
+	int			spam_unavailable_tempfail;
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;

@@ -30,6 +30,7 @@
 #include "relay.h"
 #include "scanner.h"
 #include "smtp_client.h"
+#include "spam.h"
 #include "sock.h"
 
 #define CTL_LINE_MAX		1024
@@ -58,6 +59,7 @@ struct ctl_conn {
 static struct ev_loop		*ctl_loop;
 static const struct conf	*ctl_conf;
 static struct scan_backend	*ctl_scanner;
+static struct spam		*ctl_spam;
 static struct ev_io		 ctl_listen_io;
 static int			 ctl_nconns;
 static uint64_t			 ctl_started;
@@ -138,6 +140,8 @@ cmd_status(struct ctl_conn *c)
 		buf_printf(&c->out, "scan.backend=none\n");
 	prequeue_status(&c->out);
 	content_status(&c->out);
+	if (ctl_spam != NULL)
+		spam_status(ctl_spam, &c->out);
 }
 
 static void
@@ -559,4 +563,11 @@ control_close(void)
 	ev_io_del(ctl_loop, &ctl_listen_io);
 	close(ctl_listen_io.fd);
 	(void)unlink(ctl_conf->control_socket);
+}
+
+/* The spam engine's state and per-rule counters go into status. */
+void
+control_set_spam(struct spam *spam)
+{
+	ctl_spam = spam;
 }

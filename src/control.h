@@ -7,9 +7,11 @@
 #include "conf.h"
 #include "ev.h"
 #include "scanner.h"
+#include "spam.h"
 
 int	control_init(struct ev_loop *, const struct conf *,
 	    struct scan_backend *, char *err, size_t errlen);
 void	control_close(void);
+void	control_set_spam(struct spam *);
 
 #endif

@@ -39,6 +39,8 @@
 #include "smtp_data.h"
 #include "smtp_proto.h"
 #include "sock.h"
+#include "spam.h"
+#include "spam_policy.h"
 #include "spool.h"
 #include "tls.h"
 
@@ -141,6 +143,7 @@ struct session {
 	char			**rcpt_acc;	/* accepted by the server */
 	size_t			 rcpt_nacc;
 	struct scan_job		*job;
+	struct spam_job		*spamjob;
 	char			*prefix;	/* headers added on delivery */
 	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
@@ -169,6 +172,7 @@ static int			 relay_nlisteners;
 static size_t			 relay_nsessions;
 static struct session		*relay_dead;
 static struct scan_backend	*relay_scanner;
+static struct spam		*relay_spam;
 static struct ev_timer		 relay_sweep_timer;
 static uint32_t			 relay_idseq;
 
@@ -177,6 +181,7 @@ static void	session_close(struct session *, const char *why);
 static void	session_client_input(struct session *);
 static void	session_server_input(struct session *);
 static void	tls_step(struct session *);
+static void	spam_check(struct session *);
 
 /* ------------------------------------------------------------------ */
 
@@ -738,7 +743,7 @@ scan_apply(struct session *s, const struct scan_result *r)
 		data_reject(s, vs, "451 4.3.0 Error: out of memory");
 		return;
 	}
-	data_deliver(s);
+	spam_check(s);
 }
 
 static void
@@ -753,6 +758,162 @@ scan_done(void *arg, const struct scan_result *r)
 	if (s->state == RS_COMMAND) {
 		session_client_input(s);
 		session_update(s);
+	}
+}
+
+/* Headers added on delivery, after those already there. */
+static int
+prefix_add(struct session *s, const char *h)
+{
+	size_t	 pl = s->prefix != NULL ? strlen(s->prefix) : 0;
+	size_t	 l = strlen(h);
+	char	*np;
+
+	if (l == 0)
+		return 0;
+	if ((np = realloc(s->prefix, pl + l + 1)) == NULL)
+		return -1;
+	memcpy(np + pl, h, l + 1);
+	s->prefix = np;
+	return 0;
+}
+
+/*
+ * The spam engine's turn, once the message is to be delivered: its score
+ * and the thresholds decide between delivery (with X-Spam headers added
+ * to the prefix), quarantine and rejection.
+ */
+static void
+spam_apply(struct session *s, const struct spam_result *r)
+{
+	struct quarantine_meta	 m;
+	struct spam_decision	 d;
+	char			 id[QUARANTINE_ID_MAX], vs[96];
+	size_t			 l;
+
+	spam_policy_decide(relay_conf, r, &d);
+	spam_count(relay_spam, (int)d.rule);
+	if (r->ok) {
+		log_info(s->id, "spam score=%.2f engine=\"%s\" action=%s ms=%u "
+		    "required=%.2f engine_action=\"%s\" symbols=\"%s\"",
+		    r->score, r->engine, spam_action_name(d.action), r->ms,
+		    r->required, r->action, r->symbols);
+		snprintf(vs, sizeof(vs), "verdict=spam score=%.2f", r->score);
+	} else {
+		log_info(s->id, "spam score=none engine=\"%s\" action=%s ms=%u "
+		    "error=\"%s\"", r->engine, spam_action_name(d.action),
+		    r->ms, r->error);
+		snprintf(vs, sizeof(vs), "verdict=spam-unavailable");
+	}
+	id[0] = '\0';
+	if (d.action == SPAM_ACT_QUARANTINE) {
+		memset(&m, 0, sizeof(m));
+		m.client = s->client;
+		m.server = s->server;
+		m.helo = s->helo;
+		m.sender = s->sender;
+		m.rcpts = s->rcpt_acc;
+		m.nrcpts = s->rcpt_nacc;
+		m.verdict = "spam";
+		m.name = vs + strlen("verdict=spam ");
+		m.session = s->id;
+		m.mode = s->l->transparent ? "transparent" : "explicit";
+		if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m,
+		    id, sizeof(id)) == -1) {
+			log_err(s->id, "quarantine failed dir=%s: %s",
+			    relay_conf->quarantine_dir, strerror(errno));
+			data_reject(s, vs, "451 4.3.0 Error: quarantine failed, "
+			    "try again later");
+			return;
+		}
+		log_info(s->id, "quarantine id=%s then=%s", id,
+		    d.deliver ? "deliver" : "reject");
+	}
+	if (!d.deliver) {
+		data_reject(s, vs, "%s", d.reply);
+		return;
+	}
+	l = strlen(s->verdict);
+	if (r->ok)
+		snprintf(s->verdict + l, sizeof(s->verdict) - l, " spam=%s "
+		    "spam_score=%.2f", spam_action_name(d.action), r->score);
+	else
+		snprintf(s->verdict + l, sizeof(s->verdict) - l, " spam=%s",
+		    spam_action_name(d.action));
+	if (prefix_add(s, d.header) == -1) {
+		data_reject(s, vs, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	data_deliver(s);
+}
+
+static void
+spam_done(void *arg, const struct spam_result *r)
+{
+	struct session	*s = arg;
+
+	s->spamjob = NULL;
+	spam_apply(s, r);
+	session_update(s);
+	if (s->state == RS_COMMAND) {
+		session_client_input(s);
+		session_update(s);
+	}
+}
+
+static void
+spam_check(struct session *s)
+{
+	struct spam_envelope	 e;
+	struct spam_decision	 d;
+	struct spam_result	 r;
+	char			 host[SOCK_ADDRSTR_MAX];
+	int			 fd;
+
+	if (relay_spam == NULL) {
+		data_deliver(s);
+		return;
+	}
+	if (s->spool.size > relay_conf->spam_max_size) {
+		spam_policy_skipped(s->spool.size, relay_conf->spam_max_size, &d);
+		spam_count(relay_spam, (int)d.rule);
+		log_info(s->id, "spam score=none action=deliver reason=size "
+		    "size=%zu spam_max_size=%zu", s->spool.size,
+		    relay_conf->spam_max_size);
+		if (prefix_add(s, d.header) == -1) {
+			data_reject(s, "verdict=unscanned", "451 4.3.0 Error: "
+			    "out of memory");
+			return;
+		}
+		data_deliver(s);
+		return;
+	}
+	if ((fd = spool_fd(&s->spool)) == -1) {
+		log_err(s->id, "spool: %s", strerror(errno));
+		data_reject(s, "verdict=spool-error", "451 4.3.0 Error: local "
+		    "spool failure, try again later");
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	host[0] = '\0';
+	if (s->peer.ss_family != AF_UNSPEC)
+		sock_format_host(&s->peer, host, sizeof(host));
+	e.client = host;
+	e.helo = s->helo;
+	e.sender = s->sender;
+	e.rcpts = s->rcpt_acc;
+	e.nrcpts = s->rcpt_nacc;
+	e.queue_id = s->id;
+	session_set_state(s, RS_SCANNING);
+	s->spamjob = spam_submit(relay_spam, fd, s->spool.size, &e, spam_done,
+	    s);
+	if (s->spamjob == NULL) {
+		memset(&r, 0, sizeof(r));
+		snprintf(r.engine, sizeof(r.engine), "%s",
+		    relay_conf->spam_engine);
+		snprintf(r.error, sizeof(r.error), "submit: %s",
+		    strerror(errno));
+		spam_apply(s, &r);
 	}
 }
 
@@ -794,7 +955,7 @@ data_end(struct session *s)
 	}
 	if (relay_scanner == NULL) {
 		snprintf(s->verdict, sizeof(s->verdict), "verdict=unscanned");
-		data_deliver(s);
+		spam_check(s);
 		return;
 	}
 	if ((fd = spool_fd(&s->spool)) == -1) {
@@ -1581,6 +1742,10 @@ session_close(struct session *s, const char *why)
 		relay_scanner->cancel(relay_scanner, s->job);
 		s->job = NULL;
 	}
+	if (s->spamjob != NULL) {
+		spam_cancel(relay_spam, s->spamjob);
+		s->spamjob = NULL;
+	}
 	ev_timer_del(relay_loop, &s->timer);
 	if (s->cssl != NULL) {
 		tls_free(s->cssl);
@@ -1836,6 +2001,13 @@ relay_sweep(struct ev_timer *t)
 {
 	rl_sweep(ev_now(), relay_conf->max_connections_per_minute);
 	ev_timer_set(relay_loop, t, RELAY_SWEEP_MS);
+}
+
+/* The spam engine, when one is configured (before any session). */
+void
+relay_set_spam(struct spam *spam)
+{
+	relay_spam = spam;
 }
 
 int

@@ -36,6 +36,7 @@
 #include "sandbox.h"
 #include "scan_pool.h"
 #include "scanner.h"
+#include "spam.h"
 #include "tls.h"
 
 #define SPORKD_VERSION		"0.1.0"
@@ -47,6 +48,7 @@ static struct ev_io	 sig_io;
 static struct ev_timer	 grace_timer;
 static int		 stopping;
 static struct scan_backend *scanner;
+static struct spam	*spam;
 static struct ev_io	 dbwatch_io;
 static struct ev_timer	 dbwatch_timer;
 
@@ -256,6 +258,25 @@ scanner_new(const struct conf *c, char *err, size_t errlen)
 	return scan_pool_new(loop, &pc, err, errlen);
 }
 
+static struct spam *
+spam_engine_new(const struct conf *c, char *err, size_t errlen)
+{
+	struct spam_conf	sc;
+	int			i;
+
+	memset(&sc, 0, sizeof(sc));
+	if (spam_kind_parse(c->spam_engine, &sc.kind) == -1) {
+		snprintf(err, errlen, "spam_engine %s unknown", c->spam_engine);
+		return NULL;
+	}
+	for (i = 0; i < c->spam_servers.n && i < SPAM_SERVERS_MAX; i++)
+		snprintf(sc.servers[i], sizeof(sc.servers[i]), "%s",
+		    c->spam_servers.w[i]);
+	sc.nservers = i;
+	sc.timeout_ms = c->spam_timeout;
+	return spam_new(loop, &sc, err, errlen);
+}
+
 /* The scanners' scratch directory, writable by whoever they run as. */
 static int
 scan_tmpdir(const struct conf *c)
@@ -423,6 +444,14 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	relay_init(loop, &conf, scanner);
+	if (strcmp(conf.spam_engine, "none") != 0) {
+		if ((spam = spam_engine_new(&conf, err, sizeof(err))) == NULL) {
+			log_err(NULL, "%s", err);
+			return 1;
+		}
+		relay_set_spam(spam);
+		control_set_spam(spam);
+	}
 	ev_set_hook(loop, after_batch, NULL);
 	if (tls_init(&conf, err, sizeof(err)) == -1) {
 		log_err(NULL, "tls: %s", err);
@@ -486,6 +515,7 @@ main(int argc, char *argv[])
 	log_info(NULL, "stopped");
 	if (scanner != NULL)
 		scanner->free(scanner);
+	spam_free(spam);
 	ev_free(loop);
 	return 0;
 }

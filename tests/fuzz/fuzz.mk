@@ -3,8 +3,7 @@
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
 #   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,content,
-#                       session},
-#                       frame_driver
+#                       spam,session}, frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -14,12 +13,12 @@
 #                       any still crashes)
 #
 # Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
-# The parser targets link only the SMTP syntax modules and the config
-# parser; fuzz_session adds the relay and the event loop; fuzz_mime and
-# fuzz_content link the MIME work with what the scan worker links for it
-# (GMime; libmagic, libarchive and PCRE2). No libclamav
-# (tests/fuzz/stub_scan.c stands in for the symbols policy.c needs from
-# the scanner pool and the content rules).
+# The parser targets link only the SMTP syntax modules, the spam engine
+# reply parsers (with jansson) and the config parser; fuzz_session adds the
+# relay and the event loop; fuzz_mime and fuzz_content link the MIME work
+# with what the scan worker links for it (GMime; libmagic, libarchive and
+# PCRE2). No libclamav (tests/fuzz/stub_scan.c stands in for the symbols
+# policy.c needs from the scanner pool and the content rules).
 
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
@@ -29,23 +28,27 @@ FUZZ_CFLAGS	 = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra \
 FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
-		   src/log.c src/sock.c src/policy.c src/cidr.c tests/fuzz/stub_scan.c
+		   src/log.c src/sock.c src/policy.c src/cidr.c tests/fuzz/stub_scan.c \
+		   src/spam_proto.c
+FUZZ_LIBS	 = -ljansson -lm
 # The whole-session target links the relay and the event loop too, with
 # what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
 FUZZ_SESSION_SRC = src/relay.c src/ev.c src/spool.c src/quarantine.c \
 		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
 		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
 		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
-		   src/sandbox.c tests/fuzz/stub_session.c
+		   src/sandbox.c src/spam.c src/spam_policy.c \
+		   tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
-		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) -lspf2
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_session
+		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \
+		   -lspf2 $(FUZZ_LIBS)
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
     $(wildcard src/*.h)
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
 
 # The clean policy's MIME rewriting links GMime, nothing else.
 build/fuzz/fuzz_mime: tests/fuzz/fuzz_mime.c tests/fuzz/fuzz.h \

@@ -324,12 +324,53 @@ def session_seeds():
         w("smuggle-" + name + "-normalize", session(S_NORMALIZE, 0, ev))
 
 
+def spam_seeds():
+    """Engine replies; the first byte picks the parser (0 rspamd, 1 spamd)."""
+    def http(body, status=b"200 OK", extra=b""):
+        return (b"\x00HTTP/1.1 " + status + b"\r\nConnection: close\r\n"
+                b"Server: rspamd/3.4\r\n" + extra + b"Content-Length: %d\r\n"
+                b"Content-Type: application/json\r\n\r\n" % len(body) + body)
+    w = lambda n, d: write("fuzz_spam", n, d)
+    # rspamd 3.4's answers, verbatim.
+    w("rspamd-gtube", http(
+        b'{"is_skipped":true,"score":15.0,"required_score":15.0,'
+        b'"action":"reject","symbols":{"GTUBE":{"name":"GTUBE","score":0.0,'
+        b'"metric_score":0.0}},"messages":{"smtp_message":"Gtube pattern"},'
+        b'"message-id":"gtube@client.example.test","time_real":0.325515}'))
+    w("rspamd-clean", http(
+        b'{"is_skipped":false,"score":0.0,"required_score":15.0,'
+        b'"action":"no action","symbols":{},"messages":{},'
+        b'"message-id":"undef","time_real":0.000324}'))
+    w("rspamd-tag", http(
+        b'{"is_skipped":false,"score":7.0,"required_score":20.0,'
+        b'"action":"add header","symbols":{"SPORK_TEST_TAG":{"name":'
+        b'"SPORK_TEST_TAG","score":7.0,"metric_score":7.0,"options":'
+        b'["a","b"]}},"messages":{},"message-id":"undef"}'))
+    w("rspamd-no-length", b"\x00HTTP/1.0 200 OK\r\n\r\n"
+      b'{"score":-2.5,"required_score":7,"symbols":{"A":{},"B":{}}}')
+    w("rspamd-500", b"\x00HTTP/1.1 500 Internal Server Error\r\n"
+      b"Content-Length: 0\r\n\r\n")
+    w("rspamd-chunked", b"\x00HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+      b"chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n")
+    w("rspamd-nested", http(b"[" * 3000 + b"]" * 3000))
+    w("spamd-symbols", b"\x01SPAMD/1.1 0 EX_OK\r\nContent-length: 43\r\n"
+      b"Spam: True ; 1000.0 / 5.0\r\n\r\n"
+      b"GTUBE,NO_RECEIVED,NO_RELAYS,TVD_SPACE_RATIO")
+    w("spamd-check", b"\x01SPAMD/1.1 0 EX_OK\r\nSpam: False ; 4.2 / 5.0"
+      b"\r\n\r\n")
+    w("spamd-error", b"\x01SPAMD/1.0 76 Bad header line: Content-length: "
+      b"x\r\n")
+    # Broke the invariant once: a quote from the reply inside the error.
+    w("regress-quote-in-error", b'\x00HTTP/1.1 "200" OK\r\n\r\n')
+
+
 def main():
     data_seeds()
     cmd_seeds()
     reply_seeds()
     conf_seeds()
     session_seeds()
+    spam_seeds()
     n = sum(len(os.listdir(os.path.join(CORPUS, d)))
             for d in os.listdir(CORPUS))
     print(f"{n} seeds in {CORPUS}")

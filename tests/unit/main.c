@@ -23,6 +23,7 @@ static const struct {
 	{ "synq", test_synq },
 	{ "prequeue", test_prequeue },
 	{ "content", test_content },
+	{ "spam", test_spam },
 };
 
 int

@@ -66,6 +66,19 @@ test_conf(void)
 		{ "divert_bridge br0\nconnect_before_accept yes\n"
 		    "connect_before_accept_queue 65536\n", "F: "
 		    "connect_before_accept_queue must be 0 to 65535" },
+		{ "spam_engine rspamd\n",
+		    "F: spam_engine rspamd needs spam_servers" },
+		{ "spam_engine spamassassin\nspam_servers [::1]:783\n",
+		    "F: spam_engine must be none, rspamd or spamd" },
+		{ "spam_engine spamd\nspam_servers [::1]:783\n", NULL },
+		{ "spam_servers a:1 b:1 c:1 d:1 e:1 f:1 g:1 h:1 i:1\n",
+		    "F: spam_servers: at most 8" },
+		{ "spam_engine spamd\nspam_servers [::1]:783\n"
+		    "spam_timeout 10m\n",
+		    "F: spam_timeout must not exceed scan_timeout" },
+		{ "scan_timeout 5s\n", NULL },
+		{ "spam_reject_score 1e3\n", "F:1: key 'spam_reject_score': "
+		    "want a score such as 5 or 7.5, or off, not '1e3'" },
 	};
 	struct conf	c;
 	char		err[1024];

@@ -29,5 +29,6 @@ void	test_mime(void);
 void	test_synq(void);
 void	test_prequeue(void);
 void	test_content(void);
+void	test_spam(void);
 
 #endif
