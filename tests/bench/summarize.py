@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Turns the bench's raw measurements (tests/bench/run writes them, one
+run per line: section, variant, level, repetition, key=value...) into the
+table (TXT) and the chart (PNG, with gnuplot).
+
+usage: summarize.py RAW.tsv OUT.txt OUT.png [PROFILE.txt...]
+
+Every figure is the median of its repetitions with [min-max]; ratios are
+taken per repetition (the runs of a repetition are interleaved, so they
+share the machine's state) and then summarised the same way.
+"""
+import collections
+import statistics
+import subprocess
+import sys
+
+# The targets, as stated for the appliance.
+T_RELAY_RATIO = 0.90		# unscanned relay / direct, 100 sessions
+T_SCAN_RATIO = 2.0		# sporkd explicit / ClamSMTP+clamd, 100 sessions
+T_SESSION_KIB = 16.0		# RSS per idle session, 10,000 held
+T_BIG_KIB = 2048		# 50 MB message: peak RSS - idle RSS
+TARGET_LEVEL = 100
+
+
+def load(path):
+    meta = {}
+    runs = collections.defaultdict(list)	# (section, variant, level) -> [kv]
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 5:
+                continue
+            sec, var, lvl, rep, rest = parts[:5]
+            if sec == "meta":
+                meta[var] = rest
+                continue
+            kv = {"rep": int(rep)}
+            for w in rest.split():
+                k, _, v = w.partition("=")
+                try:
+                    kv[k] = float(v)
+                except ValueError:
+                    kv[k] = v
+            runs[(sec, var, int(lvl))].append(kv)
+    return meta, runs
+
+
+class Stat:
+    def __init__(self, values):
+        self.v = sorted(values)
+
+    def __bool__(self):
+        return bool(self.v)
+
+    @property
+    def med(self):
+        return statistics.median(self.v) if self.v else float("nan")
+
+    @property
+    def lo(self):
+        return self.v[0] if self.v else float("nan")
+
+    @property
+    def hi(self):
+        return self.v[-1] if self.v else float("nan")
+
+    def fmt(self, spec="%.0f", width=0):
+        if not self.v:
+            return "-".rjust(width)
+        s = (spec % self.med) + " [" + (spec % self.lo) + "-" + \
+            (spec % self.hi) + "]"
+        return s.rjust(width)
+
+
+def stat(runs, key, sec, var, lvl, scale=1.0):
+    return Stat([r[key] * scale for r in runs.get((sec, var, lvl), [])
+                 if key in r])
+
+
+def paired_ratio(runs, key, sec, num, den, lvl):
+    a = {r["rep"]: r.get(key, 0) for r in runs.get((sec, num, lvl), [])}
+    b = {r["rep"]: r.get(key, 0) for r in runs.get((sec, den, lvl), [])}
+    return Stat([a[k] / b[k] for k in a if k in b and b[k] > 0])
+
+
+def cpu_per_msg(runs, sec, var, lvl, key="cpu_ms"):
+    return Stat([r[key] * 1000.0 / r["total"]
+                 for r in runs.get((sec, var, lvl), [])
+                 if r.get("total", 0) > 0 and key in r])
+
+
+def paired_cpu_ratio(runs, sec, num, den, lvl):
+    def per(var):
+        return {r["rep"]: r["cpu_ms"] / r["total"]
+                for r in runs.get((sec, var, lvl), [])
+                if r.get("total", 0) > 0 and "cpu_ms" in r}
+    a, b = per(num), per(den)
+    return Stat([a[k] / b[k] for k in a if k in b and b[k] > 0])
+
+
+def cpu_bound_ratio(runs, sec, lvl):
+    """Per repetition: CPU per message of the direct path (client + sink)
+    over the relayed path's (client + sink + sporkd): the msg/s ratio on
+    CPUs that all three share and saturate."""
+    def per(var, keys):
+        return {r["rep"]: sum(r.get(k, 0) for k in keys) / r["total"]
+                for r in runs.get((sec, var, lvl), [])
+                if r.get("total", 0) > 0}
+    d = per("direct", ("client_cpu_ms", "sink_cpu_ms"))
+    v = per("sporkd", ("client_cpu_ms", "sink_cpu_ms", "cpu_ms"))
+    return Stat([d[k] / v[k] for k in d if k in v and v[k] > 0])
+
+
+def verdict(ok):
+    return "MET" if ok else "MISSED"
+
+
+def levels(runs, sec):
+    return sorted({lvl for (s, _, lvl) in runs if s == sec})
+
+
+def table(meta, runs):
+    out = []
+    w = out.append
+    reps = meta.get("reps", "?")
+    w("spork benchmark: %s, commit %s%s" % (
+        meta.get("date", "?"), meta.get("commit", "?"),
+        "  (QUICK smoke run: not figures to quote)" if meta.get("quick")
+        else ""))
+    w("binary: %s" % meta.get("sporkd", "?"))
+    w("machine: %s CPUs, Linux %s; libclamav %s, Postfix %s (smtp-sink, "
+      "smtp-source), ClamSMTP %s" % (
+          meta.get("cpus", "?"), meta.get("kernel", "?"),
+          meta.get("libclamav", "?"), meta.get("postfix", "?"),
+          meta.get("clamsmtp", "?")))
+    w("every figure: median [min-max] of %s runs (memory figures: %s), "
+      "runs interleaved; the whole bench took %s s" % (
+          reps, meta.get("mem_reps", "?"), meta.get("duration_s", "?")))
+    w("client, sink and proxy share the machine's CPUs: no core is "
+      "reserved for sporkd")
+    fc = meta.get("foreign_cpu", "").split()
+    if len(fc) == 2:
+        ncpu = int(meta.get("cpus", "1").split()[0] or 1)
+        share = float(fc[0]) / (float(fc[1]) * ncpu) if float(fc[1]) else 0
+        w("other work on this machine during the bench: %s CPU-s in %s s "
+          "(%.0f%% of its CPUs), load average %s at the start, %s at the end"
+          % (fc[0], fc[1], 100 * share, meta.get("load_start", "?"),
+             meta.get("load_end", "?")))
+        loads = Stat([r["load1"] for l in runs.values() for r in l
+                      if "load1" in r])
+        if loads:
+            w("1-minute load average at the end of each measured run: "
+              "median %s (this machine has %s CPUs)" % (
+                  loads.fmt("%.1f"), meta.get("cpus", "?").split()[0]))
+        if share > 0.05:
+            w("   WARNING: that competes with the bench: the throughput "
+              "figures are lower and noisier than on a quiet machine")
+    w("")
+    targets = []
+
+    # 1 ---------------------------------------------------------------
+    w("1. Relay without scanning (scan_enable no): 10 KB messages, "
+      "client ns -> bridge -> smtp-sink")
+    w("   pipelined client (smtpload: MAIL+RCPT+DATA in one write, then "
+      "the message), msg/s")
+    w("   %8s  %-22s %-22s %-20s %-10s %s" % (
+        "sessions", "direct", "via sporkd", "ratio", "CPU-bound",
+        "CPU us/msg: client, sink direct | via sporkd: client, sink, sporkd"))
+    for lvl in levels(runs, "relay"):
+        cpu = lambda var, key: "%.0f" % cpu_per_msg(
+            runs, "relay", var, lvl, key).med
+        w("   %8d  %-22s %-22s %-20s %-10s %s, %s | %s, %s, %s" % (
+            lvl, stat(runs, "rate", "relay", "direct", lvl).fmt(),
+            stat(runs, "rate", "relay", "sporkd", lvl).fmt(),
+            paired_ratio(runs, "rate", "relay", "sporkd", "direct",
+                         lvl).fmt("%.2f"),
+            "%.2f" % cpu_bound_ratio(runs, "relay", lvl).med,
+            cpu("direct", "client_cpu_ms"), cpu("direct", "sink_cpu_ms"),
+            cpu("sporkd", "client_cpu_ms"), cpu("sporkd", "sink_cpu_ms"),
+            cpu("sporkd", "cpu_ms")))
+    w("   CPU-bound: the direct path's CPU per message (client + sink) over "
+      "the relayed path's (client + sink + sporkd),")
+    w("   i.e. the ratio when client, sink and sporkd saturate the CPUs they "
+      "share; sporkd alone on one core would carry 1e6 / its us/msg msg/s")
+    if levels(runs, "relay-src"):
+        w("   smtp-source (Postfix's tool; it has no PIPELINING support, "
+          "one command per round trip), msg/s incl. connection set-up")
+        for lvl in levels(runs, "relay-src"):
+            w("   %8d  %-22s %-22s %-20s" % (
+                lvl, stat(runs, "rate", "relay-src", "direct", lvl).fmt(),
+                stat(runs, "rate", "relay-src", "sporkd", lvl).fmt(),
+                paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
+                             lvl).fmt("%.2f")))
+    r = paired_ratio(runs, "rate", "relay", "sporkd", "direct", TARGET_LEVEL)
+    rs = paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
+                      TARGET_LEVEL)
+    if r:
+        targets.append(("unscanned relay >= %.1fx direct at %d sessions, "
+                        "shared CPUs" % (T_RELAY_RATIO, TARGET_LEVEL),
+                        "%.2fx" % r.med, verdict(r.med >= T_RELAY_RATIO)))
+        if rs:
+            targets.append(("   the same with smtp-source (no pipelining)",
+                            "%.2fx" % rs.med, "(information)"))
+        w("   TARGET relay >= %.2fx direct at %d sessions: %.2fx  %s" % (
+            T_RELAY_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_RELAY_RATIO)))
+    w("")
+
+    # 2 ---------------------------------------------------------------
+    w("2. Scanning: 10 KB messages, every one different; sporkd and clamd "
+      "load the same directory")
+    w("   (test signatures + synthetic .hdb/.ndb): sporkd %s signatures, "
+      "clamd %s" % (meta.get("sporkd_signatures", "?"),
+                    meta.get("clamd_signatures", "?")))
+    w("   latency: client writes the final CRLF.CRLF -> reads the whole "
+      "reply, ms")
+    w("   %8s  %-20s %-18s %-20s %-22s %s" % (
+        "sessions", "path", "msg/s", "p50 ms", "p99 ms", "CPU/msg (us)"))
+    names = [("sporkd-transparent", "sporkd transparent"),
+             ("sporkd-explicit", "sporkd explicit"),
+             ("clamsmtp", "ClamSMTP + clamd")]
+    for lvl in levels(runs, "scan"):
+        for var, name in names:
+            pipe = {r.get("pipelining") for r in runs.get(("scan", var, lvl), [])}
+            err = sum(r.get("errors", 0) for r in runs.get(("scan", var, lvl), []))
+            w("   %8s  %-20s %-18s %-20s %-22s %s%s%s" % (
+                lvl if var == names[0][0] else "", name,
+                stat(runs, "rate", "scan", var, lvl).fmt(),
+                stat(runs, "lat_p50_us", "scan", var, lvl, 1e-3).fmt("%.1f"),
+                stat(runs, "lat_p99_us", "scan", var, lvl, 1e-3).fmt("%.1f"),
+                cpu_per_msg(runs, "scan", var, lvl).fmt(),
+                "  (no PIPELINING offered)" if pipe == {"not-offered"} else "",
+                "  errors=%d" % err if err else ""))
+    for lvl in levels(runs, "scan"):
+        r1 = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp", lvl)
+        r2 = paired_ratio(runs, "rate", "scan", "sporkd-transparent", "clamsmtp", lvl)
+        if r1:
+            w("   %8d  sporkd explicit / ClamSMTP: %sx   sporkd transparent "
+              "/ ClamSMTP: %sx" % (lvl, r1.fmt("%.2f"), r2.fmt("%.2f")))
+    for lvl in levels(runs, "scan"):
+        e = paired_cpu_ratio(runs, "scan", "clamsmtp", "sporkd-explicit", lvl)
+        if e:
+            w("   %8d  CPU per message, ClamSMTP+clamd / sporkd explicit: "
+              "%sx (what the msg/s ratio tends to when the CPUs are "
+              "saturated and not shared)" % (lvl, e.fmt("%.2f")))
+    r = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp",
+                     TARGET_LEVEL)
+    if r:
+        targets.append(("scanning sporkd >= %.0fx ClamSMTP+clamd at %d "
+                        "sessions (explicit pair)" % (T_SCAN_RATIO, TARGET_LEVEL),
+                        "%.2fx" % r.med, verdict(r.med >= T_SCAN_RATIO)))
+        w("   TARGET sporkd >= %.1fx ClamSMTP+clamd at %d sessions: %.2fx  %s"
+          % (T_SCAN_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_SCAN_RATIO)))
+    w("")
+
+    # 3 ---------------------------------------------------------------
+    ses = [kv for (s, _, _), l in runs.items() if s == "sessions" for kv in l]
+    if ses:
+        held = Stat([k["held"] for k in ses])
+        per = Stat([(k["rss"] - k["idle_rss"]) / k["held"] for k in ses
+                    if k["held"] > 0])
+        per_anon = Stat([(k["anon"] - k["idle_anon"]) / k["held"] for k in ses
+                         if k["held"] > 0])
+        want = int(ses[0].get("wanted", 10000))
+        limit = int(ses[0].get("fd_limit", 0))
+        w("3. Idle sessions held through the bridge (greeting and EHLO "
+          "answered), scan_enable no")
+        w("   held %s of %d wanted%s" % (
+            held.fmt(), want,
+            "" if held.med >= want else
+            "  (sporkd's RLIMIT_NOFILE here is %d: two descriptors per "
+            "session; raising the hard limit needs CAP_SYS_RESOURCE)" % limit))
+        w("   sporkd VmRSS idle %s kB, with the sessions %s kB" % (
+            Stat([k["idle_rss"] for k in ses]).fmt(),
+            Stat([k["rss"] for k in ses]).fmt()))
+        w("   per session: VmRSS %s KiB, RssAnon %s KiB" % (
+            per.fmt("%.2f"), per_anon.fmt("%.2f")))
+        label = "<= %.0f KiB RSS per idle session, %d held" % (
+            T_SESSION_KIB, held.med)
+        targets.append((label, "%.2f KiB" % per.med,
+                        verdict(per.med <= T_SESSION_KIB) +
+                        ("" if held.med >= want else " (held %d, not %d)"
+                         % (held.med, want))))
+        w("   TARGET %s: %.2f KiB  %s" % (label, per.med,
+                                          verdict(per.med <= T_SESSION_KIB)))
+        w("")
+
+    # 4 ---------------------------------------------------------------
+    big = runs.get(("size", "sporkd", 1), [])
+    if big:
+        grow = Stat([k["peak_rss"] - k["idle_rss"] for k in big])
+        grow_anon = Stat([k["peak_anon"] - k["idle_anon"] for k in big])
+        mbs = Stat([52428800 / 1048576 / k["secs"] for k in big
+                    if k.get("secs", 0) > 0 and k.get("msgs", 0) > 0])
+        w("4. One 50 MB message through the relay (scan_enable no), "
+          "/proc/PID/status sampled every 2 ms")
+        w("   VmRSS idle %s kB, peak %s kB, growth %s kB" % (
+            Stat([k["idle_rss"] for k in big]).fmt(),
+            Stat([k["peak_rss"] for k in big]).fmt(), grow.fmt()))
+        w("   RssAnon idle %s kB, peak %s kB, growth %s kB" % (
+            Stat([k["idle_anon"] for k in big]).fmt(),
+            Stat([k["peak_anon"] for k in big]).fmt(), grow_anon.fmt()))
+        w("   client's whole transaction: %s MB/s; dot -> reply %s ms" % (
+            mbs.fmt("%.0f"),
+            Stat([k["lat_p50_us"] / 1000 for k in big]).fmt("%.0f")))
+        targets.append(("peak RSS for 50 MB within 2 MB of idle",
+                        "+%.0f kB" % grow.med, verdict(grow.med <= T_BIG_KIB)))
+        w("   TARGET peak VmRSS within %d kB of idle: +%.0f kB  %s" % (
+            T_BIG_KIB, grow.med, verdict(grow.med <= T_BIG_KIB)))
+        w("")
+
+    # 5 ---------------------------------------------------------------
+    if runs.get(("rtt", "direct", 1)):
+        w("5. Command round trip, one session in lockstep, %d rounds of "
+          "EHLO, MAIL, RCPT, RSET per run; median per run, us" % int(
+              runs[("rtt", "direct", 1)][0].get("rounds", 0)))
+        w("   %-16s %-16s %-16s %s" % ("command", "direct", "via sporkd",
+                                       "added"))
+        for key, name in (("ehlo_p50_us", "EHLO"), ("mail_p50_us", "MAIL"),
+                          ("rcpt_p50_us", "RCPT"),
+                          ("cmd_p50_us", "EHLO/MAIL/RCPT")):
+            d = stat(runs, key, "rtt", "direct", 1)
+            s = stat(runs, key, "rtt", "sporkd", 1)
+            a = paired_diff(runs, key)
+            w("   %-16s %-16s %-16s %s" % (name, d.fmt(), s.fmt(), a.fmt()))
+        w("")
+
+    w("Targets")
+    for label, value, v in targets:
+        w("   %-68s %-12s %s" % (label, value, v))
+    return "\n".join(out) + "\n", targets
+
+
+PROFILE_TITLES = {
+    "relay": "sporkd, relay without scanning, 100 sessions",
+    "scan": "sporkd (and its scan workers), scanning, explicit, 100 sessions",
+    "clamsmtp": "ClamSMTP + clamd, 100 sessions",
+}
+
+
+def profiles(paths):
+    out = []
+    for p in paths:
+        name = p.rsplit("profile-", 1)[-1].rsplit(".", 1)[0]
+        try:
+            with open(p) as f:
+                body = f.read().rstrip("\n")
+        except OSError:
+            continue
+        if not body.strip():
+            continue
+        out.append("Profile: %s (perf, 4 s, flat; not part of the figures)"
+                   % PROFILE_TITLES.get(name, name))
+        for line in body.split("\n"):
+            if line in ("dso", "symbol"):
+                out.append("   by %s:" % ("object" if line == "dso"
+                                           else "function"))
+            else:
+                out.append("   " + line.strip())
+        out.append("")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def paired_diff(runs, key):
+    a = {r["rep"]: r.get(key, 0) for r in runs.get(("rtt", "sporkd", 1), [])}
+    b = {r["rep"]: r.get(key, 0) for r in runs.get(("rtt", "direct", 1), [])}
+    return Stat([a[k] - b[k] for k in a if k in b])
+
+
+# --------------------------------------------------------------- chart
+
+def block(name, rows):
+    return "$%s << EOD\n%s\nEOD\n" % (name, "\n".join(
+        " ".join(str(x) for x in r) for r in rows))
+
+
+def chart(meta, runs, png):
+    g = []
+    # relay throughput vs sessions
+    for sec, var, name in (("relay", "direct", "rd"), ("relay", "sporkd", "rs"),
+                           ("relay-src", "direct", "sd"),
+                           ("relay-src", "sporkd", "ss")):
+        rows = []
+        for lvl in levels(runs, sec):
+            s = stat(runs, "rate", sec, var, lvl)
+            if s:
+                rows.append((lvl, s.med, s.lo, s.hi))
+        g.append(block(name, rows or [(1, 0, 0, 0)]))
+    # scanning
+    names = (("sporkd-transparent", "sporkd transp."),
+             ("sporkd-explicit", "sporkd explicit"),
+             ("clamsmtp", "ClamSMTP"))
+    rows = []
+    for lvl in levels(runs, "scan") or [TARGET_LEVEL]:
+        r = ['"%d session%s"' % (lvl, "" if lvl == 1 else "s")]
+        for var, _ in names:
+            s = stat(runs, "rate", "scan", var, lvl)
+            r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
+        rows.append(r)
+    g.append(block("scan", rows))
+    rows = []
+    for var, name in names:
+        p50 = stat(runs, "lat_p50_us", "scan", var, TARGET_LEVEL, 1e-3)
+        p99 = stat(runs, "lat_p99_us", "scan", var, TARGET_LEVEL, 1e-3)
+        rows.append(['"%s"' % name] + ([p50.med, p50.lo, p50.hi] if p50 else
+                                       [0, 0, 0]) +
+                    ([p99.med, p99.lo, p99.hi] if p99 else [0, 0, 0]))
+    g.append(block("lat", rows))
+    # rtt
+    rows = []
+    for key, name in (("ehlo_p50_us", "EHLO"), ("mail_p50_us", "MAIL"),
+                      ("rcpt_p50_us", "RCPT")):
+        d = stat(runs, key, "rtt", "direct", 1)
+        s = stat(runs, key, "rtt", "sporkd", 1)
+        rows.append(['"%s"' % name] + ([d.med, d.lo, d.hi] if d else [0] * 3) +
+                    ([s.med, s.lo, s.hi] if s else [0] * 3))
+    g.append(block("rtt", rows))
+    # memory
+    ses = [kv for (s, _, _), l in runs.items() if s == "sessions" for kv in l]
+    per = Stat([(k["rss"] - k["idle_rss"]) / k["held"] for k in ses
+                if k.get("held")])
+    per_anon = Stat([(k["anon"] - k["idle_anon"]) / k["held"] for k in ses
+                     if k.get("held")])
+    big = runs.get(("size", "sporkd", 1), [])
+    grow = Stat([k["peak_rss"] - k["idle_rss"] for k in big])
+    grow_anon = Stat([k["peak_anon"] - k["idle_anon"] for k in big])
+    g.append(block("ses", [['"VmRSS"', per.med, per.lo, per.hi],
+                           ['"RssAnon"', per_anon.med, per_anon.lo,
+                            per_anon.hi]] if per else [['"-"', 0, 0, 0]]))
+    g.append(block("big", [['"VmRSS"', grow.med, grow.lo, grow.hi],
+                           ['"RssAnon"', grow_anon.med, grow_anon.lo,
+                            grow_anon.hi]] if grow else [['"-"', 0, 0, 0]]))
+    held = Stat([k["held"] for k in ses])
+    rr = paired_ratio(runs, "rate", "relay", "sporkd", "direct", TARGET_LEVEL)
+    sr = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp",
+                      TARGET_LEVEL)
+
+    g.append("""
+set terminal pngcairo size 1500,900 font "sans,10"
+set output "%(png)s"
+set multiplot layout 2,3 title "spork benchmark %(date)s, commit %(commit)s: median, bars min-max"
+set grid ytics
+set key top left
+set style fill solid 0.8 border -1
+set style histogram errorbars gap 1 lw 1
+set style data histograms
+set yrange [0:*]
+set offsets 0, 0, graph 0.3, 0
+
+set title "1. relay, no scanning: 10 KB msg/s (sporkd/direct at 100: %(rr).2fx)"
+set logscale x
+set xrange [0.7:1400]
+set xlabel "parallel sessions"
+set ylabel "msg/s"
+plot $rd using 1:2:3:4 with yerrorlines lw 2 title "direct, pipelined", \\
+     $rs using 1:2:3:4 with yerrorlines lw 2 title "via sporkd, pipelined", \\
+     $sd using 1:2:3:4 with yerrorlines dt 2 title "direct, smtp-source", \\
+     $ss using 1:2:3:4 with yerrorlines dt 2 title "via sporkd, smtp-source"
+unset logscale x
+unset xlabel
+set xrange [*:*]
+
+set title "2. scanning: msg/s (sporkd explicit/ClamSMTP at 100: %(sr).2fx)"
+set ylabel "msg/s"
+plot $scan using 2:3:4:xtic(1) title "sporkd transparent", \\
+     '' using 5:6:7 title "sporkd explicit", \\
+     '' using 8:9:10 title "ClamSMTP+clamd"
+
+set title "2. scanning at 100 sessions: final dot to reply"
+set ylabel "ms"
+plot $lat using 2:3:4:xtic(1) title "p50", '' using 5:6:7 title "p99"
+
+set title "5. command round trip (median)"
+set ylabel "microseconds"
+plot $rtt using 2:3:4:xtic(1) title "direct", '' using 5:6:7 title "via sporkd"
+
+set title "3. sporkd RSS per idle session, %(held)d held (target <= 16 KiB)"
+set ylabel "KiB per session"
+set yrange [0:20]
+plot $ses using 2:3:4:xtic(1) notitle, 16 with lines lw 2 dt 2 lc rgb "red" title "target"
+
+set title "4. sporkd RSS growth for one 50 MB message (target <= 2048 kB)"
+set ylabel "kB"
+set yrange [0:*]
+plot $big using 2:3:4:xtic(1) notitle, 2048 with lines lw 2 dt 2 lc rgb "red" title "target"
+unset multiplot
+""" % {"png": png, "date": meta.get("date", ""),
+       "commit": meta.get("commit", ""), "rr": rr.med if rr else 0,
+       "sr": sr.med if sr else 0, "held": held.med if held else 0})
+    subprocess.run(["gnuplot"], input="".join(g).encode(), check=True)
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    meta, runs = load(sys.argv[1])
+    text, _ = table(meta, runs)
+    prof = profiles(sys.argv[4:])
+    with open(sys.argv[2], "w") as f:
+        f.write(text + ("\n" + prof if prof else ""))
+    chart(meta, runs, sys.argv[3])
+
+
+if __name__ == "__main__":
+    main()
