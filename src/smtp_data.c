@@ -109,6 +109,33 @@ data_framer_feed(struct data_framer *df, const char *in, size_t inlen,
 		case DF_SOL_SOFT:
 		case DF_TEXT:
 text:
+			/* A run of plain text past the header block: what
+			 * df_emit does byte by byte, in one copy. The room is
+			 * checked again here: df_bare may just have written
+			 * two bytes. */
+			if (c != '\r' && c != '\n' && c != '\0' &&
+			    !df->in_header && !(df->errors & DATA_ERR_TOO_BIG) &&
+			    df->size < df->max_size && outcap - o > 3) {
+				const char	*p = in + i - 1;
+				size_t		 n = 1, lim = inlen - (i - 1);
+
+				if (lim > outcap - o - 3)
+					lim = outcap - o - 3;
+				if (lim > df->max_size - df->size)
+					lim = df->max_size - df->size;
+				while (n < lim && p[n] != '\r' && p[n] != '\n' &&
+				    p[n] != '\0')
+					n++;
+				memcpy(out + o, p, n);
+				o += n;
+				df->size += n;
+				if (df->max_line && (df->linelen += n) >
+				    df->max_line)
+					df->errors |= DATA_ERR_LONG_LINE;
+				i += n - 1;
+				df->state = DF_TEXT;
+				break;
+			}
 			if (c == '\r')
 				df->state = DF_CR;
 			else if (c == '\n')
