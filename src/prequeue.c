@@ -265,7 +265,14 @@ prequeue_new(const char *sid, const struct sockaddr_storage *peer,
 	struct prequeue		*pq;
 	int			 inside, i;
 
-	if (c == NULL || (pq = calloc(1, sizeof(*pq))) == NULL)
+	if (c == NULL)
+		return NULL;
+	/* Nothing to check: no state kept (idle sessions stay small). */
+	if (c->dnsbl_zones.n == 0 && c->dnswl_zones.n == 0 &&
+	    !c->spf_enable && !c->greylist_enable && !c->early_talker &&
+	    c->greet_pause == 0)
+		return NULL;
+	if ((pq = calloc(1, sizeof(*pq))) == NULL)
 		return NULL;
 	snprintf(pq->id, sizeof(pq->id), "%s", sid);
 	pq->peer = *peer;
