@@ -38,6 +38,8 @@ log_init(const char *ident, int to_syslog, int to_stderr)
 {
 	log_syslog = to_syslog;
 	log_stderr = to_stderr;
+	/* Again in a child: a fresh connection under the child's name. */
+	closelog();
 	if (log_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }

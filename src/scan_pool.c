@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -935,7 +936,11 @@ gen_start(struct pool *p)
 	}
 	if (pid == 0) {
 		/* Keep stdio and our end of the channel, nothing else of
-		 * the relay's: no client sockets, no listeners. */
+		 * the relay's: no client sockets, no listeners. The syslog
+		 * socket goes too, through closelog(): closed behind libc's
+		 * back, its number would be reused and libc would write log
+		 * lines into whatever got it. */
+		closelog();
 		if (dup2(sv[1], 3) == -1)
 			_exit(1);
 		close_range(4, ~0U, 0);
