@@ -2,6 +2,7 @@
 #ifndef SPORK_UNIT_H
 #define SPORK_UNIT_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 extern int	unit_failed;
@@ -18,6 +19,10 @@ extern const char *unit_datadir;
 		fputc('\n', stderr);					\
 	}								\
 } while (0)
+
+/* Helpers the tests share (main.c). */
+char	*unit_slurp(const char *path, size_t max, size_t *len);
+int	 unit_crlf_only(const char *, size_t);
 
 void	test_smtp_proto(void);
 void	test_smtp_data(void);
