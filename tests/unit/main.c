@@ -28,6 +28,7 @@ static const struct {
 	{ "prequeue", test_prequeue },
 	{ "content", test_content },
 	{ "spam", test_spam },
+	{ "hostport", test_hostport },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

@@ -35,5 +35,6 @@ void	test_synq(void);
 void	test_prequeue(void);
 void	test_content(void);
 void	test_spam(void);
+void	test_hostport(void);
 
 #endif
