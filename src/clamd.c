@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,8 @@
 #include "buf.h"
 #include "clamd.h"
 #include "ev.h"
+#include "failover.h"
+#include "hostport.h"
 #include "log.h"
 #include "scanner.h"
 #include "sock.h"
@@ -39,7 +40,6 @@
 #define CLAMD_REPLY_MAX		1024	/* one NUL-terminated answer */
 #define CLAMD_VERSION_MAX	(SCAN_ENGINE_MAX - 8)	/* room for "clamd " */
 #define CLAMD_JOBS_MAX		1024	/* in flight; each may hold a chunk */
-#define CLAMD_HOST_MAX		256
 #define CLAMD_ERR_MAX		128
 
 #define CLAMD_CMD_INSTREAM	"zINSTREAM"	/* sizeof includes the NUL */
@@ -47,7 +47,8 @@
 #define CLAMD_CMD_VERSION	"zVERSION"
 #define CLAMD_UNREACHABLE	"no clamd server reachable"
 
-_Static_assert(CLAMD_ADDRS_MAX <= 64, "a job's tried set is a uint64_t");
+_Static_assert(CLAMD_ADDRS_MAX <= FAILOVER_MAX, "a job's tried set is a "
+    "uint64_t");
 
 enum clamd_addr_state {
 	CA_UNKNOWN,		/* not probed yet: used like an up one */
@@ -160,10 +161,18 @@ struct clamd {
 	unsigned long		 nunreachable;
 };
 
-static int	clamd_split(const char *, char *, size_t, char *, size_t);
+/* Where clamd_resolve() appends, and for which entry. */
+struct clamd_resolving {
+	struct clamd_table	*t;
+	int			 server;
+	const char		*spec;
+};
+
 static int	clamd_conf_check(const struct clamd_conf *, char *, size_t);
 static int	clamd_resolve(struct clamd_table *, int, const char *, char *,
 		    size_t);
+static int	clamd_resolved(void *, const struct sockaddr_storage *,
+		    const char *);
 static struct clamd_table *clamd_table_build(struct clamd *,
 		    const struct clamd_table *, char *, size_t);
 static void	clamd_table_unref(struct clamd *, struct clamd_table *);
@@ -249,48 +258,10 @@ static const struct {
 	{ "Heuristics.Limits.Exceeded",	SCAN_LIMITS },
 };
 
-/* Split "host:port" or "[v6]:port"; the port is mandatory and numeric. */
-static int
-clamd_split(const char *s, char *host, size_t hostlen, char *port,
-    size_t portlen)
-{
-	const char	*end, *p;
-	size_t		 hl;
-	char		*ep;
-	unsigned long	 n;
-
-	if (s[0] == '[') {
-		if ((end = strchr(s, ']')) == NULL || end[1] != ':')
-			return -1;
-		s++;
-		hl = (size_t)(end - s);
-		p = end + 2;
-	} else {
-		if ((end = strrchr(s, ':')) == NULL)
-			return -1;
-		hl = (size_t)(end - s);
-		p = end + 1;
-		/* A bare IPv6 address is ambiguous: brackets are required. */
-		if (memchr(s, ':', hl) != NULL)
-			return -1;
-	}
-	if (hl == 0 || hl >= hostlen || strlen(p) >= portlen)
-		return -1;
-	errno = 0;
-	n = strtoul(p, &ep, 10);
-	if (*p < '0' || *p > '9' || *ep != '\0' || errno || n == 0 ||
-	    n > 65535)
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	snprintf(port, portlen, "%s", p);
-	return 0;
-}
-
 static int
 clamd_conf_check(const struct clamd_conf *c, char *err, size_t errlen)
 {
-	char	host[CLAMD_HOST_MAX], port[8];
+	char	host[HOSTPORT_HOST_MAX], port[HOSTPORT_PORT_MAX];
 	int	i;
 
 	if (c->nservers < 1 || c->nservers > CLAMD_SERVERS_MAX) {
@@ -300,7 +271,7 @@ clamd_conf_check(const struct clamd_conf *c, char *err, size_t errlen)
 	}
 	for (i = 0; i < c->nservers; i++) {
 		if (memchr(c->servers[i], '\0', sizeof(c->servers[i])) == NULL ||
-		    clamd_split(c->servers[i], host, sizeof(host), port,
+		    hostport_split(c->servers[i], host, sizeof(host), port,
 		    sizeof(port)) == -1) {
 			snprintf(err, errlen, "clamd: server \"%.64s\" is not "
 			    "host:port or [v6]:port", c->servers[i]);
@@ -323,58 +294,39 @@ static int
 clamd_resolve(struct clamd_table *t, int server, const char *spec,
     char *err, size_t errlen)
 {
-	struct addrinfo		 hints, *res, *ai;
-	struct clamd_addr	*a;
-	char			 host[CLAMD_HOST_MAX], port[8];
-	char			 name[SOCK_ADDRSTR_MAX];
-	size_t			 i;
-	int			 rc, usable = 0;
+	struct clamd_resolving	 r = { t, server, spec };
+	char			 host[HOSTPORT_HOST_MAX], port[HOSTPORT_PORT_MAX];
 
-	if (clamd_split(spec, host, sizeof(host), port, sizeof(port)) == -1) {
+	if (hostport_split(spec, host, sizeof(host), port, sizeof(port)) == -1) {
 		snprintf(err, errlen, "not host:port");
 		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		snprintf(err, errlen, "%s", rc == EAI_SYSTEM ? strerror(errno) :
-		    gai_strerror(rc));
+	return hostport_resolve(host, port, clamd_resolved, &r, err, errlen);
+}
+
+static int
+clamd_resolved(void *arg, const struct sockaddr_storage *ss, const char *name)
+{
+	struct clamd_resolving	*r = arg;
+	struct clamd_table	*t = r->t;
+	struct clamd_addr	*a;
+	size_t			 i;
+
+	if (t->naddrs == CLAMD_ADDRS_MAX) {
+		log_warn(NULL, "clamd resolve entry=%s error=\"more than %d "
+		    "addresses\" action=ignored", r->spec, CLAMD_ADDRS_MAX);
 		return -1;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-		    ai->ai_addrlen > sizeof(struct sockaddr_storage))
-			continue;
-		usable++;
-		if (t->naddrs == CLAMD_ADDRS_MAX) {
-			log_warn(NULL, "clamd resolve entry=%s error=\"more "
-			    "than %d addresses\" action=ignored", spec,
-			    CLAMD_ADDRS_MAX);
-			break;
-		}
-		a = &t->addrs[t->naddrs];
-		memset(a, 0, sizeof(*a));
-		memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
-		sock_format(&a->ss, name, sizeof(name));
-		for (i = 0; i < t->naddrs; i++)
-			if (strcmp(t->addrs[i].name, name) == 0)
-				break;
-		if (i < t->naddrs)
-			continue;
-		snprintf(a->name, sizeof(a->name), "%s", name);
-		a->server = server;
-		a->state = CA_UNKNOWN;
-		t->naddrs++;
-	}
-	freeaddrinfo(res);
-	if (usable == 0) {
-		snprintf(err, errlen, "no IPv4 or IPv6 address");
-		return -1;
-	}
-	return usable;
+	for (i = 0; i < t->naddrs; i++)
+		if (strcmp(t->addrs[i].name, name) == 0)
+			return 0;
+	a = &t->addrs[t->naddrs++];
+	memset(a, 0, sizeof(*a));
+	a->ss = *ss;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->server = r->server;
+	a->state = CA_UNKNOWN;
+	return 0;
 }
 
 /*
@@ -805,19 +757,13 @@ static int
 clamd_pick(const struct clamd_job *j)
 {
 	const struct clamd_table	*t = j->tab;
-	size_t				 k, i;
-	int				 pass;
+	uint64_t			 down = 0;
+	size_t				 i;
 
-	for (pass = 0; pass < 2; pass++)
-		for (k = 0; k < t->naddrs; k++) {
-			i = (j->first + k) % t->naddrs;
-			if (j->tried & (UINT64_C(1) << i))
-				continue;
-			if ((t->addrs[i].state == CA_DOWN) != (pass == 1))
-				continue;
-			return (int)i;
-		}
-	return -1;
+	for (i = 0; i < t->naddrs; i++)
+		if (t->addrs[i].state == CA_DOWN)
+			down |= UINT64_C(1) << i;
+	return failover_pick(t->naddrs, j->first, j->tried, down);
 }
 
 /* Drop the connection of the current attempt; the job lives on. */

@@ -652,6 +652,53 @@ data_deliver(struct session *s)
 	session_set_state(s, RS_UP_DATA);
 }
 
+/*
+ * Store the message in quarantine under verdict and name; id gets its
+ * quarantine id. -1: it could not be stored, and the message has been
+ * rejected with a temporary error (vs is the verdict for the log).
+ */
+static int
+data_quarantine(struct session *s, const char *verdict, const char *name,
+    const char *vs, int deliver, char *id, size_t idlen)
+{
+	struct quarantine_meta	m;
+
+	memset(&m, 0, sizeof(m));
+	m.client = s->client;
+	m.server = s->server;
+	m.helo = s->helo;
+	m.sender = s->sender;
+	m.rcpts = s->rcpt_acc;
+	m.nrcpts = s->rcpt_nacc;
+	m.verdict = verdict;
+	m.name = name;
+	m.session = s->id;
+	m.mode = s->l->transparent ? "transparent" : "explicit";
+	if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m, id,
+	    idlen) == -1) {
+		log_err(s->id, "quarantine failed dir=%s: %s",
+		    relay_conf->quarantine_dir, strerror(errno));
+		data_reject(s, vs, "451 4.3.0 Error: quarantine failed, "
+		    "try again later");
+		return -1;
+	}
+	log_info(s->id, "quarantine id=%s then=%s", id,
+	    deliver ? "deliver" : "reject");
+	return 0;
+}
+
+/* A check's result has been applied: commands the client pipelined
+ * behind the message may go on. */
+static void
+data_checked(struct session *s)
+{
+	session_update(s);
+	if (s->state == RS_COMMAND) {
+		session_client_input(s);
+		session_update(s);
+	}
+}
+
 static void
 scan_notice(struct session *s, const struct scan_result *r,
     const struct policy_decision *d, const char *qid)
@@ -679,7 +726,6 @@ scan_notice(struct session *s, const struct scan_result *r,
 static void
 scan_apply(struct session *s, const struct scan_result *r)
 {
-	struct quarantine_meta	 m;
 	struct policy_decision	 d;
 	char			 id[QUARANTINE_ID_MAX], vs[64];
 
@@ -707,29 +753,11 @@ scan_apply(struct session *s, const struct scan_result *r)
 	id[0] = '\0';
 	snprintf(vs, sizeof(vs), "verdict=%s%s", scan_verdict_name(r->verdict),
 	    d.content ? " content=yes" : "");
-	if (d.action == ACT_QUARANTINE) {
-		memset(&m, 0, sizeof(m));
-		m.client = s->client;
-		m.server = s->server;
-		m.helo = s->helo;
-		m.sender = s->sender;
-		m.rcpts = s->rcpt_acc;
-		m.nrcpts = s->rcpt_nacc;
-		m.verdict = d.content ? "content" : scan_verdict_name(r->verdict);
-		m.name = d.content ? r->content.where : r->name;
-		m.session = s->id;
-		m.mode = s->l->transparent ? "transparent" : "explicit";
-		if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m,
-		    id, sizeof(id)) == -1) {
-			log_err(s->id, "quarantine failed dir=%s: %s",
-			    relay_conf->quarantine_dir, strerror(errno));
-			data_reject(s, vs, "451 4.3.0 Error: quarantine failed, "
-			    "try again later");
-			return;
-		}
-		log_info(s->id, "quarantine id=%s then=%s", id,
-		    d.deliver ? "deliver" : "reject");
-	}
+	if (d.action == ACT_QUARANTINE && data_quarantine(s,
+	    d.content ? "content" : scan_verdict_name(r->verdict),
+	    d.content ? r->content.where : r->name, vs, d.deliver, id,
+	    sizeof(id)) == -1)
+		return;
 	if (r->verdict != SCAN_CLEAN && policy_notice_wanted(relay_conf,
 	    d.action))
 		scan_notice(s, r, &d, id);
@@ -753,12 +781,7 @@ scan_done(void *arg, const struct scan_result *r)
 
 	s->job = NULL;
 	scan_apply(s, r);
-	session_update(s);
-	/* Commands the client pipelined behind the message may go on. */
-	if (s->state == RS_COMMAND) {
-		session_client_input(s);
-		session_update(s);
-	}
+	data_checked(s);
 }
 
 /* Headers added on delivery, after those already there. */
@@ -786,7 +809,6 @@ prefix_add(struct session *s, const char *h)
 static void
 spam_apply(struct session *s, const struct spam_result *r)
 {
-	struct quarantine_meta	 m;
 	struct spam_decision	 d;
 	char			 id[QUARANTINE_ID_MAX], vs[96];
 	size_t			 l;
@@ -806,29 +828,9 @@ spam_apply(struct session *s, const struct spam_result *r)
 		snprintf(vs, sizeof(vs), "verdict=spam-unavailable");
 	}
 	id[0] = '\0';
-	if (d.action == SPAM_ACT_QUARANTINE) {
-		memset(&m, 0, sizeof(m));
-		m.client = s->client;
-		m.server = s->server;
-		m.helo = s->helo;
-		m.sender = s->sender;
-		m.rcpts = s->rcpt_acc;
-		m.nrcpts = s->rcpt_nacc;
-		m.verdict = "spam";
-		m.name = vs + strlen("verdict=spam ");
-		m.session = s->id;
-		m.mode = s->l->transparent ? "transparent" : "explicit";
-		if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m,
-		    id, sizeof(id)) == -1) {
-			log_err(s->id, "quarantine failed dir=%s: %s",
-			    relay_conf->quarantine_dir, strerror(errno));
-			data_reject(s, vs, "451 4.3.0 Error: quarantine failed, "
-			    "try again later");
-			return;
-		}
-		log_info(s->id, "quarantine id=%s then=%s", id,
-		    d.deliver ? "deliver" : "reject");
-	}
+	if (d.action == SPAM_ACT_QUARANTINE && data_quarantine(s, "spam",
+	    vs + strlen("verdict=spam "), vs, d.deliver, id, sizeof(id)) == -1)
+		return;
 	if (!d.deliver) {
 		data_reject(s, vs, "%s", d.reply);
 		return;
@@ -854,11 +856,7 @@ spam_done(void *arg, const struct spam_result *r)
 
 	s->spamjob = NULL;
 	spam_apply(s, r);
-	session_update(s);
-	if (s->state == RS_COMMAND) {
-		session_client_input(s);
-		session_update(s);
-	}
+	data_checked(s);
 }
 
 static void

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 
 #include "buf.h"
 #include "ev.h"
+#include "failover.h"
+#include "hostport.h"
 #include "log.h"
 #include "sock.h"
 #include "spam.h"
@@ -40,7 +41,6 @@
 #define SPAM_CONNECT_MS		3000	/* per attempt, within the deadline */
 #define SPAM_DOWN_MS		30000	/* a failed server rests this long */
 #define SPAM_JOBS_MAX		1024	/* in flight */
-#define SPAM_HOST_MAX		256
 
 _Static_assert(SPAM_ADDRS_MAX <= 32, "a job's tried set is a uint32_t");
 
@@ -106,6 +106,12 @@ struct spam {
 	unsigned long		 counts[SPAM_RULES];
 };
 
+/* Where spam_resolve() appends, and for which entry. */
+struct spam_resolving {
+	struct spam	*b;
+	int		 server;
+};
+
 static const char *const spam_kind_names[] = {
 	[SPAM_RSPAMD] = "rspamd",
 	[SPAM_SPAMD] = "spamd",
@@ -119,8 +125,9 @@ static const char *const spam_job_names[] = {
 	[SJ_DEAD] = "dead",
 };
 
-static int	spam_split(const char *, char *, size_t, char *, size_t);
 static int	spam_resolve(struct spam *, int, char *, size_t);
+static int	spam_resolved(void *, const struct sockaddr_storage *,
+		    const char *);
 static void	spam_reap(struct ev_timer *);
 static int	spam_addr_usable(const struct spam_addr *, uint64_t);
 static void	spam_addr_failed(struct spam_addr *, const char *);
@@ -159,91 +166,46 @@ spam_kind_parse(const char *s, enum spam_kind *k)
 	return -1;
 }
 
-/* "host:port" or "[v6]:port", as clamd_servers. */
-static int
-spam_split(const char *s, char *host, size_t hostlen, char *port,
-    size_t portlen)
-{
-	const char	*end, *p;
-	size_t		 hl;
-	char		*ep;
-	unsigned long	 n;
-
-	if (s[0] == '[') {
-		if ((end = strchr(s, ']')) == NULL || end[1] != ':')
-			return -1;
-		s++;
-		hl = (size_t)(end - s);
-		p = end + 2;
-	} else {
-		if ((end = strrchr(s, ':')) == NULL)
-			return -1;
-		hl = (size_t)(end - s);
-		p = end + 1;
-		if (memchr(s, ':', hl) != NULL)
-			return -1;
-	}
-	if (hl == 0 || hl >= hostlen || strlen(p) >= portlen)
-		return -1;
-	errno = 0;
-	n = strtoul(p, &ep, 10);
-	if (*p < '0' || *p > '9' || *ep != '\0' || errno || n == 0 ||
-	    n > 65535)
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	snprintf(port, portlen, "%s", p);
-	return 0;
-}
-
 /* Append what conf.servers[server] resolves to. Blocks: startup only. */
 static int
 spam_resolve(struct spam *b, int server, char *err, size_t errlen)
 {
-	struct addrinfo		 hints, *res, *ai;
-	struct spam_addr	*a;
+	struct spam_resolving	 r = { b, server };
 	const char		*spec = b->conf.servers[server];
-	char			 host[SPAM_HOST_MAX], port[8];
-	int			 rc, n = 0;
+	char			 host[HOSTPORT_HOST_MAX], port[HOSTPORT_PORT_MAX];
+	char			 why[SPAM_ERROR_MAX];
 
-	if (spam_split(spec, host, sizeof(host), port, sizeof(port)) == -1) {
+	if (hostport_split(spec, host, sizeof(host), port, sizeof(port)) == -1) {
 		snprintf(err, errlen, "spam: server \"%.64s\" is not host:port "
 		    "or [v6]:port", spec);
 		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		snprintf(err, errlen, "spam: server %.64s: %s", spec,
-		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+	if (hostport_resolve(host, port, spam_resolved, &r, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "spam: server %.64s: %s", spec, why);
 		return -1;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-		    ai->ai_addrlen > sizeof(struct sockaddr_storage))
-			continue;
-		if (b->naddrs == SPAM_ADDRS_MAX) {
-			log_warn(NULL, "spam resolve entry=%s error=\"more than "
-			    "%d addresses\" action=ignored", spec,
-			    SPAM_ADDRS_MAX);
-			break;
-		}
-		a = &b->addrs[b->naddrs++];
-		memset(a, 0, sizeof(*a));
-		memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
-		sock_format(&a->ss, a->name, sizeof(a->name));
-		a->server = server;
-		n++;
-	}
-	freeaddrinfo(res);
-	if (n == 0) {
-		snprintf(err, errlen, "spam: server %.64s: no IPv4 or IPv6 "
-		    "address", spec);
+	return 0;
+}
+
+static int
+spam_resolved(void *arg, const struct sockaddr_storage *ss, const char *name)
+{
+	struct spam_resolving	*r = arg;
+	struct spam		*b = r->b;
+	struct spam_addr	*a;
+
+	if (b->naddrs == SPAM_ADDRS_MAX) {
+		log_warn(NULL, "spam resolve entry=%s error=\"more than %d "
+		    "addresses\" action=ignored", b->conf.servers[r->server],
+		    SPAM_ADDRS_MAX);
 		return -1;
 	}
+	a = &b->addrs[b->naddrs++];
+	memset(a, 0, sizeof(*a));
+	a->ss = *ss;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->server = r->server;
 	return 0;
 }
 
@@ -290,20 +252,13 @@ static int
 spam_pick(const struct spam_job *j)
 {
 	const struct spam	*b = j->b;
-	uint64_t		 now = ev_now();
-	size_t			 k, i;
-	int			 pass;
+	uint64_t		 now = ev_now(), down = 0;
+	size_t			 i;
 
-	for (pass = 0; pass < 2; pass++)
-		for (k = 0; k < b->naddrs; k++) {
-			i = (b->rr + k) % b->naddrs;
-			if (j->tried & (UINT32_C(1) << i))
-				continue;
-			if (spam_addr_usable(&b->addrs[i], now) != (pass == 0))
-				continue;
-			return (int)i;
-		}
-	return -1;
+	for (i = 0; i < b->naddrs; i++)
+		if (!spam_addr_usable(&b->addrs[i], now))
+			down |= UINT64_C(1) << i;
+	return failover_pick(b->naddrs, b->rr, j->tried, down);
 }
 
 /* Drop the connection of the current attempt; the job lives on. */

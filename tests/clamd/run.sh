@@ -134,7 +134,8 @@ drive() {
 
 command -v "$CLAMD" >/dev/null || die "no clamd (apt-get install clamav-daemon)"
 cd "$REPO" || die "no repo"
-SRC="tests/clamd/clamd_test.c src/clamd.c src/ev.c src/buf.c src/log.c src/sock.c"
+SRC="tests/clamd/clamd_test.c src/clamd.c src/hostport.c src/failover.c \
+    src/ev.c src/buf.c src/log.c src/sock.c"
 WARN="-std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -Werror"
 # shellcheck disable=SC2086
 if $CC $WARN -O2 -g -Isrc -o "$T/clamd_test" $SRC 2>"$T/build.err"; then

@@ -37,7 +37,8 @@ FUZZ_SESSION_SRC = src/relay.c src/ev.c src/spool.c src/quarantine.c \
 		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
 		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
 		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
-		   src/sandbox.c src/spam.c src/spam_policy.c \
+		   src/sandbox.c src/spam.c src/spam_policy.c src/hostport.c \
+		   src/failover.c \
 		   tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \

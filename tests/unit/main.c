@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Runs every table-driven unit test; no network, no root. */
+/* Runs every table-driven unit test; no network, no root. Also the
+ * helpers the tests share. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "unit.h"
@@ -24,7 +28,43 @@ static const struct {
 	{ "prequeue", test_prequeue },
 	{ "content", test_content },
 	{ "spam", test_spam },
+	{ "hostport", test_hostport },
 };
+
+/* The first max bytes of a file, in memory the caller frees; NULL when it
+ * cannot be read. */
+char *
+unit_slurp(const char *path, size_t max, size_t *len)
+{
+	char	*p;
+	int	 fd;
+	ssize_t	 n;
+
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return NULL;
+	p = malloc(max);
+	n = p ? read(fd, p, max) : -1;
+	close(fd);
+	if (n < 0) {
+		free(p);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return p;
+}
+
+/* 1 when every line ends in CRLF and no CR or LF stands alone. */
+int
+unit_crlf_only(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		if ((p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) ||
+		    (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n')))
+			return 0;
+	return 1;
+}
 
 int
 main(int argc, char *argv[])

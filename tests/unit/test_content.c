@@ -170,38 +170,6 @@ static const struct {
 	    { NULL } },
 };
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	char	*p;
-	int	 fd;
-	ssize_t	 n;
-
-	if ((fd = open(path, O_RDONLY)) == -1)
-		return NULL;
-	p = malloc(CONTENT_MAX);
-	n = p ? read(fd, p, CONTENT_MAX) : -1;
-	close(fd);
-	if (n < 0) {
-		free(p);
-		return NULL;
-	}
-	*len = (size_t)n;
-	return p;
-}
-
-static int
-crlf_only(const char *p, size_t len)
-{
-	size_t	i;
-
-	for (i = 0; i < len; i++)
-		if ((p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) ||
-		    (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n')))
-			return 0;
-	return 1;
-}
-
 static void
 content_dlp(void)
 {
@@ -297,7 +265,7 @@ content_case(size_t k)
 		    "%s: %s", cases[k].name, err);
 	}
 	snprintf(path, sizeof(path), "%s/%s.in", CONTENT_DIR, cases[k].in);
-	in = slurp(path, &inlen);
+	in = unit_slurp(path, CONTENT_MAX, &inlen);
 	CHECK(in != NULL, "%s: %s", path, strerror(errno));
 	if (in == NULL) {
 		content_rules_free(rs);
@@ -338,7 +306,8 @@ content_case(size_t k)
 		n = (ssize_t)inlen;
 	}
 	n = n < 0 ? 0 : n + (ssize_t)hl;
-	CHECK(crlf_only(out, (size_t)n), "%s: bare CR or LF", cases[k].name);
+	CHECK(unit_crlf_only(out, (size_t)n), "%s: bare CR or LF",
+	    cases[k].name);
 	for (j = 0; j < 3 && cases[k].kept[j] != NULL; j++)
 		CHECK(memmem(out, (size_t)n, cases[k].kept[j],
 		    strlen(cases[k].kept[j])) != NULL, "%s: no \"%.50s\"",
@@ -363,7 +332,7 @@ content_case(size_t k)
 		fwrite(out, 1, (size_t)n, fp);
 		fclose(fp);
 	}
-	ref = slurp(path, &reflen);
+	ref = unit_slurp(path, CONTENT_MAX, &reflen);
 	CHECK(ref != NULL && reflen == (size_t)n &&
 	    memcmp(ref, out, reflen) == 0, "%s: output differs from %s",
 	    cases[k].name, path);

@@ -53,38 +53,6 @@ unit_scan(void *arg, const void *data, size_t len, char *name,
 	return r.verdict == SCAN_VIRUS ? 1 : -1;
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	char	*p;
-	int	 fd;
-	ssize_t	 n;
-
-	if ((fd = open(path, O_RDONLY)) == -1)
-		return NULL;
-	p = malloc(MIME_MAX);
-	n = p ? read(fd, p, MIME_MAX) : -1;
-	close(fd);
-	if (n < 0) {
-		free(p);
-		return NULL;
-	}
-	*len = (size_t)n;
-	return p;
-}
-
-static int
-crlf_only(const char *p, size_t len)
-{
-	size_t	i;
-
-	for (i = 0; i < len; i++)
-		if ((p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) ||
-		    (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n')))
-			return 0;
-	return 1;
-}
-
 static void
 mime_case(const struct scan_engine *e, size_t k)
 {
@@ -97,7 +65,7 @@ mime_case(const struct scan_engine *e, size_t k)
 	FILE			*fp;
 
 	snprintf(path, sizeof(path), "%s/%s.in", MIME_DIR, mime_cases[k].name);
-	in = slurp(path, &inlen);
+	in = unit_slurp(path, MIME_MAX, &inlen);
 	CHECK(in != NULL, "%s: %s", path, strerror(errno));
 	if (in == NULL)
 		return;
@@ -119,8 +87,8 @@ mime_case(const struct scan_engine *e, size_t k)
 		    n);
 		goto done;
 	}
-	CHECK(n > 0 && crlf_only(out, (size_t)n), "%s: bare CR or LF in "
-	    "output", path);
+	CHECK(n > 0 && unit_crlf_only(out, (size_t)n),
+	    "%s: bare CR or LF in output", path);
 	CHECK(memmem(out, (size_t)n, "EICAR", 5) == NULL, "%s: virus left",
 	    path);
 	CHECK(memmem(out, (size_t)n, "X-Spork-Removed: ", 17) != NULL,
@@ -139,7 +107,7 @@ mime_case(const struct scan_engine *e, size_t k)
 		fwrite(out, 1, (size_t)n, fp);
 		fclose(fp);
 	}
-	ref = slurp(path, &reflen);
+	ref = unit_slurp(path, MIME_MAX, &reflen);
 	CHECK(ref != NULL && reflen == (size_t)n &&
 	    memcmp(ref, out, reflen) == 0, "%s: output differs", path);
 	free(ref);

@@ -2,6 +2,7 @@
 #ifndef SPORK_UNIT_H
 #define SPORK_UNIT_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 extern int	unit_failed;
@@ -19,6 +20,10 @@ extern const char *unit_datadir;
 	}								\
 } while (0)
 
+/* Helpers the tests share (main.c). */
+char	*unit_slurp(const char *path, size_t max, size_t *len);
+int	 unit_crlf_only(const char *, size_t);
+
 void	test_smtp_proto(void);
 void	test_smtp_data(void);
 void	test_conf(void);
@@ -30,5 +35,6 @@ void	test_synq(void);
 void	test_prequeue(void);
 void	test_content(void);
 void	test_spam(void);
+void	test_hostport(void);
 
 #endif
