@@ -828,8 +828,11 @@ spam_apply(struct session *s, const struct spam_result *r)
 		snprintf(vs, sizeof(vs), "verdict=spam-unavailable");
 	}
 	id[0] = '\0';
+	/* The quarantine record names the score ("score=N"), or why there
+	 * is none. */
 	if (d.action == SPAM_ACT_QUARANTINE && data_quarantine(s, "spam",
-	    vs + strlen("verdict=spam "), vs, d.deliver, id, sizeof(id)) == -1)
+	    r->ok ? vs + strlen("verdict=spam ") : "unavailable", vs,
+	    d.deliver, id, sizeof(id)) == -1)
 		return;
 	if (!d.deliver) {
 		data_reject(s, vs, "%s", d.reply);
