@@ -215,7 +215,7 @@ static void	clamd_job_deadline(struct ev_timer *);
 static struct scan_job *clamd_submit(struct scan_backend *, int, size_t,
 		    unsigned, scan_done_cb *, void *);
 static void	clamd_cancel(struct scan_backend *, struct scan_job *);
-static int	clamd_reload(struct scan_backend *);
+static int	clamd_reload(struct scan_backend *, struct content_rules *);
 static void	clamd_status(struct scan_backend *, struct buf *);
 static void	clamd_free(struct scan_backend *);
 
@@ -1192,14 +1192,16 @@ clamd_cancel(struct scan_backend *be, struct scan_job *sj)
 	clamd_job_bury(j);
 }
 
-/* Re-resolve the names; in-flight jobs finish on the table they have. */
+/* Re-resolve the names; in-flight jobs finish on the table they have.
+ * No content rules here: they need local workers. */
 static int
-clamd_reload(struct scan_backend *be)
+clamd_reload(struct scan_backend *be, struct content_rules *content)
 {
 	struct clamd		*b = be->impl;
 	struct clamd_table	*t;
 	char			 err[256];
 
+	(void)content;
 	if ((t = clamd_table_build(b, b->tab, err, sizeof(err))) == NULL) {
 		log_err(NULL, "clamd reload error=\"%s\" action=kept-old-"
 		    "addresses", err);

@@ -82,6 +82,7 @@ struct content_rules {
 	int			 nnets;
 	char			 path[512];
 	uint64_t		 checked, errors, rewritten;
+	unsigned		 refs;		/* the active set, generations */
 };
 
 /* What the worker found; travels back inside struct scan_result. */
@@ -98,6 +99,9 @@ struct content_result {
 	char			 headers[CONTENT_HEADERS_MAX];	/* to prepend */
 	char			 where[256];	/* first hit, for the log */
 	char			 error[256];
+	/* Set by the relay, never taken from a worker: the rules that judged
+	 * the message (a reload may have made others active since). */
+	const struct content_rules *rules;
 };
 
 /* The rules file and the inside networks (relay side). */
@@ -107,12 +111,17 @@ struct content_rules *content_rules_load(const char *path,
 int		 content_rules_parse_line(struct content_rules *, char *line,
 		    char *err, size_t errlen);
 int		 content_net_parse(const char *, struct content_net *);
+/* Loaded rules start with one reference; free drops one. */
+struct content_rules *content_rules_ref(struct content_rules *);
 void		 content_rules_free(struct content_rules *);
+int		 content_rules_find(const struct content_rules *,
+		    const char *name);
 int		 content_outbound(const struct content_rules *,
 		    const struct sockaddr_storage *client);
 const char	*content_action_name(enum content_action);
 const char	*content_match_name(enum content_match);
-/* The active rules, for the relay's accounting and sporkctl status. */
+/* The active rules, for the relay's accounting and sporkctl status.
+ * Setting takes a reference and carries the counters over by rule name. */
 void		 content_set_active(struct content_rules *);
 struct content_rules *content_active(void);
 void		 content_account(const char *sid, const struct content_result *,

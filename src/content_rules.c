@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The content policy's rules file and its bookkeeping in the relay: parse
- * `rule NAME ...` lines once at startup (errors name the line), decide a
- * client's direction from inside_networks, keep the per-rule counters and
- * log one line per decision. Applying the rules to a message is
+ * `rule NAME ...` lines at startup and at each reload (errors name the
+ * line), decide a client's direction from inside_networks, keep the
+ * per-rule counters and log one line per decision. A reload's rules become
+ * active with the scan generation that applies them; a rules set is
+ * reference counted, so the old one lives while an old generation still
+ * answers with its rule numbers. Applying the rules to a message is
  * content_scan.c's, inside a scan worker; this module never sees a
  * message body. The rules are trusted (the admin's), results from a
  * worker are not: rule indices are checked against the table.
@@ -428,6 +431,7 @@ content_rules_load(const char *path, const char *const *nets, int nnets,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	rs->refs = 1;
 	snprintf(rs->path, sizeof(rs->path), "%s", path);
 	for (i = 0; i < nnets; i++) {
 		if (rs->nnets == CONTENT_NETS_MAX ||
@@ -465,6 +469,14 @@ fail:
 	return NULL;
 }
 
+struct content_rules *
+content_rules_ref(struct content_rules *rs)
+{
+	if (rs != NULL)
+		rs->refs++;
+	return rs;
+}
+
 void
 content_rules_free(struct content_rules *rs)
 {
@@ -472,6 +484,11 @@ content_rules_free(struct content_rules *rs)
 
 	if (rs == NULL)
 		return;
+	/* refs 0: a set built by hand (the tests), with one owner. */
+	if (rs->refs > 1) {
+		rs->refs--;
+		return;
+	}
 	for (i = 0; i < rs->n; i++)
 		pcre2_code_free(rs->r[i].re);
 	free(rs);
@@ -517,10 +534,46 @@ content_outbound(const struct content_rules *rs,
 	return 0;
 }
 
+/* The index of the rule called name, or -1. */
+int
+content_rules_find(const struct content_rules *rs, const char *name)
+{
+	int	i;
+
+	for (i = 0; rs != NULL && i < rs->n; i++)
+		if (strcmp(rs->r[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * A rule keeps its counters across a reload as long as it keeps its name
+ * (even if its match or action changed: the name is what the admin sees);
+ * a new name starts from zero.
+ */
 void
 content_set_active(struct content_rules *rs)
 {
-	content_rules_active = rs;
+	struct content_rules	*old = content_rules_active;
+	int			 i, j;
+
+	if (rs == old)
+		return;
+	if (rs != NULL && old != NULL) {
+		rs->checked = old->checked;
+		rs->errors = old->errors;
+		rs->rewritten = old->rewritten;
+		for (i = 0; i < rs->n; i++) {
+			if ((j = content_rules_find(old, rs->r[i].name)) == -1)
+				continue;
+			rs->r[i].hits = old->r[j].hits;
+			rs->r[i].matches = old->r[j].matches;
+		}
+		log_info(NULL, "content rules active path=%s rules=%d "
+		    "previous=%d", rs->path, rs->n, old->n);
+	}
+	content_rules_active = content_rules_ref(rs);
+	content_rules_free(old);
 }
 
 struct content_rules *
@@ -529,16 +582,21 @@ content_active(void)
 	return content_rules_active;
 }
 
-/* Counters, and one log line per rule that matched, then the outcome. */
+/*
+ * Counters, and one log line per rule that matched, then the outcome. The
+ * log names the rules that judged the message; the counters are the
+ * active set's, by name, when a reload came in between.
+ */
 void
 content_account(const char *sid, const struct content_result *res,
     uint64_t size, uint64_t new_size)
 {
 	struct content_rules	*rs = content_rules_active;
+	const struct content_rules *by = res->rules ? res->rules : rs;
 	static const char *const dkim[] = { "none", "kept", "broken" };
 	const char		*dir = res->outbound ? "outbound" : "inbound";
-	struct content_rule	*r;
-	int			 i;
+	const struct content_rule *r;
+	int			 i, j;
 
 	if (rs == NULL || !res->checked)
 		return;
@@ -549,12 +607,15 @@ content_account(const char *sid, const struct content_result *res,
 		    res->error);
 		return;
 	}
-	for (i = 0; i < rs->n; i++) {
+	for (i = 0; i < by->n; i++) {
 		if (!(res->hits & (1ULL << i)))
 			continue;
-		r = &rs->r[i];
-		r->hits++;
-		r->matches += res->count[i];
+		r = &by->r[i];
+		j = by == rs ? i : content_rules_find(rs, r->name);
+		if (j != -1) {
+			rs->r[j].hits++;
+			rs->r[j].matches += res->count[i];
+		}
 		log_info(sid, "content rule=%s match=%s%s%s action=%s "
 		    "direction=%s count=%u", r->name,
 		    content_match_name(r->match), r->match == CM_DLP ? ":" : "",
@@ -568,7 +629,7 @@ content_account(const char *sid, const struct content_result *res,
 	log_info(sid, "content decision action=%s rule=%s direction=%s "
 	    "where=\"%s\" rewritten=%s size=%llu new_size=%llu dkim=%s",
 	    content_action_name(res->action),
-	    res->rule >= 0 && res->rule < rs->n ? rs->r[res->rule].name : "-",
+	    res->rule >= 0 && res->rule < by->n ? by->r[res->rule].name : "-",
 	    dir, res->where, res->rewritten ? (res->body_changed ? "body" :
 	    "headers") : "no", (unsigned long long)size,
 	    (unsigned long long)(res->rewritten ? new_size : size),

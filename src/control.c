@@ -60,6 +60,7 @@ static struct ev_loop		*ctl_loop;
 static const struct conf	*ctl_conf;
 static struct scan_backend	*ctl_scanner;
 static struct spam		*ctl_spam;
+static int			(*ctl_reload)(void);
 static struct ev_io		 ctl_listen_io;
 static int			 ctl_nconns;
 static uint64_t			 ctl_started;
@@ -393,8 +394,7 @@ ctl_command(struct ctl_conn *c, char *line)
 	if (argc == 1 && strcmp(argv[0], "status") == 0)
 		cmd_status(c);
 	else if (argc == 1 && strcmp(argv[0], "reload") == 0) {
-		if (ctl_scanner == NULL || ctl_scanner->reload(ctl_scanner)
-		    == -1)
+		if (ctl_reload == NULL || ctl_reload() == -1)
 			buf_printf(&c->out, "error: reload failed\n");
 		else
 			buf_printf(&c->out, "ok reload started\n");
@@ -563,6 +563,12 @@ control_close(void)
 	ev_io_del(ctl_loop, &ctl_listen_io);
 	close(ctl_listen_io.fd);
 	(void)unlink(ctl_conf->control_socket);
+}
+
+void
+control_set_reload(int (*fn)(void))
+{
+	ctl_reload = fn;
 }
 
 /* The spam engine's state and per-rule counters go into status. */

@@ -13,5 +13,7 @@ int	control_init(struct ev_loop *, const struct conf *,
 	    struct scan_backend *, char *err, size_t errlen);
 void	control_close(void);
 void	control_set_spam(struct spam *);
+/* What `sporkctl reload` runs: 0 started, -1 failed. */
+void	control_set_reload(int (*)(void));
 
 #endif

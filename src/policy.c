@@ -76,7 +76,8 @@ policy_content(const struct conf *c, const struct scan_result *r,
     struct policy_decision *d)
 {
 	const struct content_result	*cr = &r->content;
-	const struct content_rules	*rs = content_active();
+	const struct content_rules	*rs = cr->rules ? cr->rules :
+					    content_active();
 	size_t				 l;
 
 	if (!cr->checked || !d->deliver)

@@ -16,8 +16,10 @@
  * one and the old generation retires: idle old workers are closed at once,
  * busy ones when their scan ends, and the old loader exits after its last
  * worker. A generation that fails to load is refused and the old keeps
- * serving. This module trusts the engine configuration; it trusts no
- * worker (a worker's reply is checked against the job it was given).
+ * serving. Each generation holds the content rules its workers apply (a
+ * reference); they become the relay's active rules when it does. This
+ * module trusts the engine configuration; it trusts no worker (a worker's
+ * reply is checked against the job it was given).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,6 +97,7 @@ struct pool_gen {
 	struct pool_worker	*workers;
 	int			 nworkers;
 	uint64_t		 started;
+	struct content_rules	*content;	/* what its workers apply */
 	struct pool_gen		*next;		/* retired list */
 };
 
@@ -125,7 +128,7 @@ struct scan_job {
 
 struct pool {
 	struct ev_loop		*loop;
-	struct scan_pool_conf	 conf;
+	struct scan_pool_conf	 conf;		/* content: for the next gen */
 	struct scan_backend	 be;
 	struct pool_gen		*active;
 	struct pool_gen		*loading;
@@ -138,6 +141,7 @@ struct pool {
 };
 
 static void	pool_dispatch(struct pool *);
+static void	pool_start_loading(struct pool *);
 static void	gen_free(struct pool_gen *);
 
 const char *
@@ -577,6 +581,7 @@ worker_cb(struct ev_io *io, int events)
 {
 	struct pool_worker	*w = io->arg;
 	struct pool		*p = w->gen->pool;
+	struct content_rules	*rules;
 	struct job_reply	 rep;
 	struct scan_job		*j;
 	ssize_t			 n;
@@ -602,11 +607,12 @@ worker_cb(struct ev_io *io, int events)
 	}
 	if (rep.r.content.rewritten && fd == -1)
 		rep.r.content.rewritten = 0;
-	if (p->conf.content == NULL)
+	rules = w->gen->content;
+	if (rules == NULL)
 		memset(&rep.r.content, 0, sizeof(rep.r.content));
-	else if (rep.r.content.rule >= p->conf.content->n ||
-	    (p->conf.content->n < 64 && (rep.r.content.hits >>
-	    p->conf.content->n) != 0) || rep.r.content.action > CA_ERROR) {
+	else if (rep.r.content.rule >= rules->n || (rules->n < 64 &&
+	    (rep.r.content.hits >> rules->n) != 0) ||
+	    rep.r.content.action > CA_ERROR) {
 		log_warn(NULL, "scan worker pid=%d: bad content result",
 		    (int)w->pid);
 		memset(&rep.r.content, 0, sizeof(rep.r.content));
@@ -618,6 +624,7 @@ worker_cb(struct ev_io *io, int events)
 	rep.r.content.headers[sizeof(rep.r.content.headers) - 1] = '\0';
 	rep.r.content.where[sizeof(rep.r.content.where) - 1] = '\0';
 	rep.r.content.error[sizeof(rep.r.content.error) - 1] = '\0';
+	rep.r.content.rules = rules;
 	if (!SCAN_RESULT_HAS_FD(&rep.r) && fd != -1) {
 		close(fd);
 		fd = -1;
@@ -777,6 +784,7 @@ gen_free(struct pool_gen *g)
 			break;
 		}
 	log_info(NULL, "scan generation=%u gone", g->id);
+	content_rules_free(g->content);
 	free(g);
 }
 
@@ -830,11 +838,19 @@ gen_msg(struct pool_gen *g, const struct pool_msg *m, int fd)
 			p->loading = NULL;
 		log_info(NULL, "scan engine ready generation=%u engine=\"%s\" "
 		    "load_ms=%u", g->id, g->engine, m->load_ms);
+		if (g->content != NULL)
+			content_set_active(g->content);
 		if (old != NULL) {
 			log_info(NULL, "scan reload swap from=%u to=%u "
 			    "old_pss_kb=%lu new_pss_kb=%lu", old->id, g->id,
 			    gen_pss_kb(old), gen_pss_kb(g));
 			gen_retire(old);
+		}
+		/* Rules that came while this generation loaded need one more. */
+		if (g->content != p->conf.content && p->loading == NULL) {
+			log_info(NULL, "scan reload starting generation=%u "
+			    "for newer content rules", p->ngen + 1);
+			pool_start_loading(p);
 		}
 		break;
 	case PM_FAIL:
@@ -870,8 +886,6 @@ gen_msg(struct pool_gen *g, const struct pool_msg *m, int fd)
 		close(fd);
 }
 
-static void	pool_start_loading(struct pool *);
-
 static void
 gen_cb(struct ev_io *io, int events)
 {
@@ -899,6 +913,7 @@ gen_cb(struct ev_io *io, int events)
 	g->ctl = -1;
 	if (g == p->loading) {
 		p->loading = NULL;
+		content_rules_free(g->content);
 		free(g);
 		return;
 	}
@@ -934,6 +949,7 @@ gen_start(struct pool *p)
 		free(g);
 		return NULL;
 	}
+	g->content = content_rules_ref(p->conf.content);
 	if (pid == 0) {
 		/* Keep stdio and our end of the channel, nothing else of
 		 * the relay's: no client sockets, no listeners. The syslog
@@ -970,10 +986,14 @@ pool_start_loading(struct pool *p)
 }
 
 static int
-pool_reload(struct scan_backend *be)
+pool_reload(struct scan_backend *be, struct content_rules *content)
 {
 	struct pool	*p = be->impl;
 
+	if (content != NULL && p->conf.content != NULL) {
+		content_rules_free(p->conf.content);
+		p->conf.content = content_rules_ref(content);
+	}
 	if (p->loading != NULL) {
 		log_info(NULL, "scan reload already in progress generation=%u",
 		    p->loading->id);
@@ -1025,6 +1045,7 @@ pool_free(struct scan_backend *be)
 
 	if (p->active != NULL)
 		gen_retire(p->active);
+	content_rules_free(p->conf.content);
 	free(p);
 }
 
@@ -1077,6 +1098,7 @@ scan_pool_new(struct ev_loop *loop, const struct scan_pool_conf *c,
 	}
 	p->loop = loop;
 	p->conf = *c;
+	p->conf.content = content_rules_ref(c->content);
 	p->qtail = &p->qhead;
 	p->be.name = "workers";
 	p->be.submit = pool_submit;
@@ -1093,6 +1115,8 @@ scan_pool_new(struct ev_loop *loop, const struct scan_pool_conf *c,
 	if (pool_first_engine(g, err, errlen) == -1) {
 		close(g->ctl);
 		waitpid(g->loader, &st, 0);
+		content_rules_free(g->content);
+		content_rules_free(p->conf.content);
 		free(g);
 		free(p);
 		return NULL;

@@ -14,7 +14,7 @@ struct scan_pool_conf {
 	unsigned		timeout_ms;	/* wall clock, queue included */
 	int			log_syslog;
 	int			clean;		/* replace infected parts */
-	const struct content_rules *content;	/* NULL: no content policy */
+	struct content_rules	*content;	/* NULL: no content policy */
 };
 
 struct scan_backend *scan_pool_new(struct ev_loop *,

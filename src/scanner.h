@@ -69,8 +69,12 @@ struct scan_backend {
 			    unsigned flags, scan_done_cb *cb, void *arg);
 	/* The session is gone: drop the job; cb will not be called. */
 	void		 (*cancel)(struct scan_backend *, struct scan_job *);
-	/* Pick up new signatures; in-flight scans finish on the old ones. */
-	int		 (*reload)(struct scan_backend *);
+	/*
+	 * Pick up new signatures, and the content rules when not NULL (the
+	 * backend takes its own reference); in-flight scans finish on the old
+	 * ones.
+	 */
+	int		 (*reload)(struct scan_backend *, struct content_rules *);
 	/* Append "key=value" lines describing the backend's state. */
 	void		 (*status)(struct scan_backend *, struct buf *out);
 	void		 (*free)(struct scan_backend *);

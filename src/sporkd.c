@@ -47,12 +47,15 @@ static struct ev_loop	*loop;
 static struct ev_io	 sig_io;
 static struct ev_timer	 grace_timer;
 static int		 stopping;
+static const struct conf *sporkd_conf;	/* main()'s, for reloads */
 static struct scan_backend *scanner;
 static struct spam	*spam;
 static struct ev_io	 dbwatch_io;
 static struct ev_timer	 dbwatch_timer;
 
 #define SPORKD_DBWATCH_SETTLE_MS	2000	/* freshclam writes in steps */
+
+static int	reload(const char *why);
 
 static void
 usage(void)
@@ -113,9 +116,7 @@ static void
 dbwatch_fire(struct ev_timer *t)
 {
 	(void)t;
-	log_info(NULL, "signature directory changed: reloading");
-	if (scanner != NULL)
-		scanner->reload(scanner);
+	(void)reload("signature directory changed");
 }
 
 static void
@@ -183,27 +184,63 @@ divert_conf(const struct conf *c, struct nft_divert_conf *dc, int probe,
 	return 0;
 }
 
-/* The content rules file, read once at startup (not on reload). */
-static int
-content_load(const struct conf *c, char *err, size_t errlen)
+/* The content rules file, at startup and at each reload. */
+static struct content_rules *
+content_read(const struct conf *c, char *err, size_t errlen)
 {
 	static char		 text[CONF_NETS_MAX][64];
 	const char		*nets[CONF_NETS_MAX];
-	struct content_rules	*rs;
 	int			 i;
 
-	if (c->content_rules[0] == '\0')
-		return 0;
 	for (i = 0; i < c->inside_networks.n; i++) {
 		(void)cidr_format(&c->inside_networks.net[i], text[i],
 		    sizeof(text[i]));
 		nets[i] = text[i];
 	}
-	if ((rs = content_rules_load(c->content_rules, nets,
-	    c->inside_networks.n, err, errlen)) == NULL)
+	return content_rules_load(c->content_rules, nets,
+	    c->inside_networks.n, err, errlen);
+}
+
+static int
+content_load(const struct conf *c, char *err, size_t errlen)
+{
+	struct content_rules	*rs;
+
+	if (c->content_rules[0] == '\0')
+		return 0;
+	if ((rs = content_read(c, err, errlen)) == NULL)
 		return -1;
 	content_set_active(rs);
+	content_rules_free(rs);
 	return 0;
+}
+
+/*
+ * SIGHUP, sporkctl reload, new signatures: a new scan generation, with
+ * the rules file read again. Rules that do not parse are refused and the
+ * old ones stay, as a signature database that does not load is refused.
+ */
+static int
+reload(const char *why)
+{
+	struct content_rules	*rs = NULL;
+	char			 err[1024];
+	int			 rc;
+
+	log_info(NULL, "%s: reloading", why);
+	if (sporkd_conf->content_rules[0] != '\0' &&
+	    (rs = content_read(sporkd_conf, err, sizeof(err))) == NULL)
+		log_err(NULL, "content rules refused: %s (previous rules keep "
+		    "serving)", err);
+	rc = scanner != NULL ? scanner->reload(scanner, rs) : -1;
+	content_rules_free(rs);
+	return rc;
+}
+
+static int
+reload_ctl(void)
+{
+	return reload("sporkctl");
 }
 
 static struct scan_backend *
@@ -315,9 +352,7 @@ signal_cb(struct ev_io *io, int events)
 			ev_timer_set(loop, &grace_timer, SPORKD_GRACE_MS);
 			break;
 		case SIGHUP:
-			log_info(NULL, "sighup: reloading signatures");
-			if (scanner != NULL)
-				scanner->reload(scanner);
+			(void)reload("sighup");
 			break;
 		case SIGCHLD:
 			reap_children();
@@ -382,6 +417,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "sporkd: %s\n", err);
 		return 1;
 	}
+	sporkd_conf = &conf;
 	if (content_load(&conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "sporkd: %s\n", err);
 		return 1;
@@ -485,6 +521,7 @@ main(int argc, char *argv[])
 		log_err(NULL, "%s", err);
 		return 1;
 	}
+	control_set_reload(reload_ctl);
 	if (mkdir(conf.quarantine_dir, 0700) == -1 && errno != EEXIST)
 		log_warn(NULL, "quarantine_dir %s: %s", conf.quarantine_dir,
 		    strerror(errno));

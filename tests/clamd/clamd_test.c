@@ -151,7 +151,7 @@ t_done(void *arg, const struct scan_result *r)
 				fprintf(stderr, "clamd_test: hook \"%s\" "
 				    "failed\n", t_hooks[i].cmd);
 		}
-	if (t_reload_after == t_results && t_be->reload(t_be) == -1)
+	if (t_reload_after == t_results && t_be->reload(t_be, NULL) == -1)
 		fprintf(stderr, "clamd_test: reload failed\n");
 	if (!t_parallel && t_submitted < t_total)
 		ev_timer_set(t_loop, &t_next, t_interval_ms);

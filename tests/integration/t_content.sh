@@ -8,7 +8,10 @@
 # - a message signed with DKIM, given only headers on top, still verifies
 #   against the public key at the server (python3-dkim); the same signed
 #   message with a card number redacted does not, and the log says so;
-# - per-rule counters in sporkctl status, one log line per decision.
+# - per-rule counters in sporkctl status, one log line per decision;
+# - sporkctl reload reads the rules file again: a new rule judges the next
+#   message, counters carry over by name; a file that does not parse is
+#   refused with a log line naming file and line, and the old rules stay.
 set -u
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
@@ -160,6 +163,52 @@ assert_grep '^content\.rule name=exe-name match=ext action=reject hits=2 matches
 	"sporkctl status: per-rule counter for the extension rule"
 assert_grep '^content\.rule name=exe-magic match=magic action=reject hits=1 matches=1$' "$tmp/status" \
 	"sporkctl status: per-rule counter for the magic rule"
+
+# --- 4b. reload: new rules go live with the new scan generation
+# wait_log PATTERN N: N lines matching PATTERN in the log within 30 s.
+wait_log() {
+	local i
+	for i in $(seq 300); do
+		[ "$(grep -Ec -- "$1" "$LAB_SPORKD_LOG")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+printf 'echo hi\r\n' >"$tmp/run.bat"
+swaps=$(grep -c 'scan reload swap' "$LAB_SPORKD_LOG")
+echo 'rule bat-name ext=bat action=reject reply="550 5.7.1 Batch files are not accepted"' >>"$tmp/content.rules"
+[ "$(ctl reload)" = "ok reload started" ] && pass "reload: sporkctl reload accepted" || fail "reload: sporkctl reload accepted"
+check "reload: new generation swapped in" wait_log 'scan reload swap' $((swaps + 1))
+assert_grep 'content rules active path=.*/content\.rules rules=5 previous=4$' "$LAB_SPORKD_LOG" \
+	"reload: the new rules logged as active"
+send_mail "$tmp/t-bat" bob@example.test a@client.example.test "$SRV_V4" "" \
+	--attach-type application/octet-stream --attach-name run.bat --attach "@$tmp/run.bat" --header "Subject: bat"
+assert_grep '^<\*\* +550 5\.7\.1 Batch files are not accepted' "$tmp/t-bat" "reload: the new rule judges the next message"
+ctl status >"$tmp/status2"
+assert_grep '^content\.rules=5$' "$tmp/status2" "reload: status shows the new rules"
+assert_grep '^content\.rule name=bat-name match=ext action=reject hits=1 matches=1$' "$tmp/status2" \
+	"reload: the new rule counts from zero"
+assert_grep '^content\.rule name=exe-name match=ext action=reject hits=2 matches=2$' "$tmp/status2" \
+	"reload: a kept rule keeps its counters"
+
+cp "$tmp/content.rules" "$tmp/content.good"
+echo 'rule cmd-name ext=cmd action=explode' >>"$tmp/content.rules"
+printf 'echo hi\r\n' >"$tmp/run.cmd"
+swaps=$(grep -c 'scan reload swap' "$LAB_SPORKD_LOG")
+ctl reload >/dev/null
+check "broken rules: the signatures still reload" wait_log 'scan reload swap' $((swaps + 1))
+assert_grep "content rules refused: $tmp/content\.rules:6: action: want reject, quarantine, strip, redact, tag or footer \(previous rules keep serving\)$" \
+	"$LAB_SPORKD_LOG" "broken rules: refused with a log line naming file and line"
+send_mail "$tmp/t-bat2" bob@example.test a@client.example.test "$SRV_V4" "" \
+	--attach-type application/octet-stream --attach-name run.bat --attach "@$tmp/run.bat" --header "Subject: bat again"
+assert_grep '^<\*\* +550 5\.7\.1 Batch files are not accepted' "$tmp/t-bat2" "broken rules: the old rules still apply"
+b3=$(maildir_count bob)
+send_mail "$tmp/t-cmd" bob@example.test a@client.example.test "$SRV_V4" "" \
+	--attach-type application/octet-stream --attach-name run.cmd --attach "@$tmp/run.cmd" --header "Subject: cmd"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-cmd" "broken rules: the refused file's rule is not applied"
+check "broken rules: that message delivered" wait_delivered bob $((b3 + 1)) 10
+assert_grep '^content\.rules=5$' <(ctl status) "broken rules: status still shows the old rules"
+cp "$tmp/content.good" "$tmp/content.rules"
 
 # --- 5. inbound: the same client, not inside any more
 start_sporkd "inside_networks 192.0.2.0/24"

@@ -244,6 +244,69 @@ content_parse(void)
 	content_rules_free(rs);
 }
 
+static struct content_rules *
+rules_of(const char *const *lines)
+{
+	struct content_rules	*rs = calloc(1, sizeof(*rs));
+	char			 line[256], err[256];
+
+	rs->refs = 1;
+	for (; *lines != NULL; lines++) {
+		snprintf(line, sizeof(line), "%s", *lines);
+		CHECK(content_rules_parse_line(rs, line, err, sizeof(err)) == 1,
+		    "%s: %s", *lines, err);
+	}
+	return rs;
+}
+
+/*
+ * A reload: counters carried over by rule name, and a message judged by
+ * the old rules after the swap counted on the new rule of that name.
+ */
+static void
+content_reload(void)
+{
+	static const char *const la[] = { "rule keep ext=exe action=reject",
+	    "rule gone all action=tag", NULL };
+	static const char *const lb[] = { "rule new ext=bat action=reject",
+	    "rule keep ext=exe,scr action=reject", NULL };
+	struct content_rules	*a = rules_of(la), *b = rules_of(lb);
+	struct content_result	 res;
+
+	memset(&res, 0, sizeof(res));
+	res.checked = 1;
+	res.action = CA_REJECT;
+	res.rule = 0;
+	res.hits = 3;
+	res.count[0] = res.count[1] = 1;
+	res.rules = a;
+	content_set_active(a);
+	CHECK(a->refs == 2, "active holds a reference: %u", a->refs);
+	content_account("test", &res, 10, 10);
+	CHECK(a->r[0].hits == 1 && a->r[1].hits == 1, "counted on a");
+
+	content_set_active(b);
+	CHECK(content_active() == b && a->refs == 1 && b->refs == 2,
+	    "swap: refs a=%u b=%u", a->refs, b->refs);
+	CHECK(b->checked == 1, "totals carried: %llu",
+	    (unsigned long long)b->checked);
+	CHECK(b->r[1].hits == 1 && b->r[0].hits == 0, "keep carried, new "
+	    "from zero: %llu %llu", (unsigned long long)b->r[1].hits,
+	    (unsigned long long)b->r[0].hits);
+	CHECK(content_rules_find(b, "gone") == -1, "gone is gone");
+
+	content_account("test", &res, 10, 10);	/* judged by a, in flight */
+	CHECK(b->r[1].hits == 2 && b->r[1].matches == 2, "old result counted "
+	    "on keep by name: %llu", (unsigned long long)b->r[1].hits);
+	CHECK(b->r[0].hits == 0 && b->checked == 2, "not on another rule");
+	CHECK(a->r[0].hits == 1, "the old set is no longer counted on");
+
+	content_set_active(NULL);
+	CHECK(b->refs == 1, "unset drops the reference: %u", b->refs);
+	content_rules_free(a);
+	content_rules_free(b);
+}
+
 static void
 content_case(size_t k)
 {
@@ -394,6 +457,7 @@ test_content(void)
 
 	content_dlp();
 	content_parse();
+	content_reload();
 	mime_clean_init();
 	CHECK(content_scan_init(err, sizeof(err)) == 0, "%s", err);
 	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
