@@ -8,7 +8,8 @@
 # - a message signed with DKIM, given only headers on top, still verifies
 #   against the public key at the server (python3-dkim); the same signed
 #   message with a card number redacted does not, and the log says so;
-# - per-rule counters in sporkctl status, one log line per decision.
+# - per-rule counters in sporkctl status, one log line per decision;
+# - notice mails naming the rule and where it matched, one per message.
 set -u
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
@@ -160,6 +161,32 @@ assert_grep '^content\.rule name=exe-name match=ext action=reject hits=2 matches
 	"sporkctl status: per-rule counter for the extension rule"
 assert_grep '^content\.rule name=exe-magic match=magic action=reject hits=1 matches=1$' "$tmp/status" \
 	"sporkctl status: per-rule counter for the magic rule"
+
+# --- 4b. notices: the rule and where it matched, never the data; one per
+# message, about the strongest decision (redact over the stamp's tag)
+start_sporkd "inside_networks 10.25.0.0/24 fd25::/64" "notice_to alice@example.test" \
+	"notice_actions reject quarantine strip redact tag"
+a0=$(maildir_count alice) b3=$(maildir_count bob)
+send_mail "$tmp/t-ncard" bob@example.test a@client.example.test "$SRV_V4" "$tmp/card.txt" \
+	--header "Subject: card notice"
+check "redact notice: message delivered" wait_delivered bob $((b3 + 1)) 10
+check "redact notice: arrived" wait_delivered alice $((a0 + 1)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] redact: cards-out$' "$f" "redact notice: names action and rule"
+assert_grep "^A message was handled by spork's content policy\.$" "$f" "redact notice: names the content policy"
+assert_grep '^Detail:     dlp:card in part 1 text/plain matches=1$' "$f" "redact notice: says what matched and where"
+assert_grep '^Subject:    card notice$' "$f" "redact notice: names the message"
+assert_no_grep '4111' "$f" "redact notice: not the card number itself"
+send_mail "$tmp/t-nzip" bob@example.test a@client.example.test "$SRV_V4" "" \
+	--attach-type application/zip --attach "@$tmp/setup.zip" --header "Subject: setup notice"
+assert_grep '^<\*\* +550 5\.7\.1 Executable attachments are not accepted' "$tmp/t-nzip" "reject notice: message refused"
+check "reject notice: arrived" wait_delivered alice $((a0 + 2)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] reject: exe-name$' "$f" "reject notice: names action and rule"
+assert_grep "^Detail:     ext in part 2 'setup\.zip' entry 'bin/setup\.exe'$" "$f" "reject notice: names the entry"
+sleep 1
+[ "$(maildir_count alice)" -eq $((a0 + 2)) ] && pass "content notices: one per message" ||
+	fail "content notices: one per message" "$(($(maildir_count alice) - a0)) notices for 2 messages"
 
 # --- 5. inbound: the same client, not inside any more
 start_sporkd "inside_networks 192.0.2.0/24"
