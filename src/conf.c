@@ -520,7 +520,7 @@ static int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
 	struct sockaddr_storage	ss;
-	int			i, a;
+	int			i;
 
 	if (c->explicit_listen.n > 0 && c->explicit_upstream.n != 1) {
 		snprintf(err, errlen, "explicit_listen needs exactly one "
@@ -604,9 +604,10 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < c->notice_actions.n; i++)
-		if (action_parse(c->notice_actions.w[i], &a) == -1) {
-			snprintf(err, errlen, "notice_actions: '%s' is not an "
-			    "action", c->notice_actions.w[i]);
+		if (!policy_notice_word(c->notice_actions.w[i])) {
+			snprintf(err, errlen, "notice_actions: '%s' is not one "
+			    "of reject tempfail quarantine clean strip redact "
+			    "tag", c->notice_actions.w[i]);
 			return -1;
 		}
 	if (c->notice_server[0] != '\0' &&

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Notice mails: a short report to a configured address when a message was
- * rejected, quarantined, cleaned or tagged (notice_actions). The notice is
+ * Notice mails: a short report to a configured address when the virus
+ * policy, the content policy or the spam engine rejected, quarantined,
+ * cleaned, stripped, redacted or tagged a message (notice_actions). It
+ * names what decided (a virus, a rule and where it matched, a score),
+ * never what a rule found in the message. The notice is
  * built in memory and sent over SMTP from the event loop, with the null
  * reverse path so that it can never bounce back and forth. It goes to
  * notice_server when set (from the box's own address), else to the
@@ -87,7 +90,8 @@ static int
 notice_write(int fd, const struct conf *c, const struct notice_info *ni)
 {
 	char		 subject[NOTICE_FIELD_MAX], msgid[NOTICE_FIELD_MAX];
-	char		 date[64], from[300];
+	char		 date[64], from[300], name[NOTICE_FIELD_MAX];
+	char		 detail[2 * NOTICE_FIELD_MAX];
 	time_t		 now = time(NULL);
 	struct tm	 tm;
 	FILE		*fp;
@@ -100,6 +104,11 @@ notice_write(int fd, const struct conf *c, const struct notice_info *ni)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	snprintf(from, sizeof(from), "%s", c->notice_from[0] ?
 	    c->notice_from : "MAILER-DAEMON");
+	snprintf(name, sizeof(name), "%s", ni->name);
+	ascii(name);
+	snprintf(detail, sizeof(detail), "%s", ni->detail != NULL ?
+	    ni->detail : "");
+	ascii(detail);
 	if ((fp = fdopen(dup(fd), "w")) == NULL)
 		return -1;
 	fprintf(fp, "From: spork <%s>\r\n"
@@ -116,8 +125,10 @@ notice_write(int fd, const struct conf *c, const struct notice_info *ni)
 	    "Action:     %s\r\n"
 	    "Verdict:    %s\r\n"
 	    "Name:       %s\r\n",
-	    from, c->notice_to, date, ni->action, ni->name, ni->verdict,
-	    ni->action, ni->verdict, ni->name);
+	    from, c->notice_to, date, ni->action, name, ni->policy != NULL ?
+	    ni->policy : ni->verdict, ni->action, ni->verdict, name);
+	if (detail[0] != '\0')
+		fprintf(fp, "Detail:     %s\r\n", detail);
 	if (ni->removed > 0)
 		fprintf(fp, "Removed:    %u part(s), replaced by a notice\r\n",
 		    ni->removed);

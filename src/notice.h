@@ -19,9 +19,12 @@ struct notice_info {
 	const char		 *sender;	/* with <> */
 	char			**rcpts;
 	size_t			  nrcpts;
+	const char		 *policy;	/* whose decision: "virus",
+						 * "content", "spam" */
 	const char		 *action;
 	const char		 *verdict;
-	const char		 *name;
+	const char		 *name;		/* virus, rule, score */
+	const char		 *detail;	/* what matched; may be NULL */
 	const char		 *quarantine_id;
 	unsigned		  removed;
 	const struct spool	 *spool;	/* the message, for its Subject */

@@ -226,19 +226,56 @@ policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
 		    "X-Spork-Unscanned", r->verdict == SCAN_VIRUS ? name :
 		    scan_verdict_name(r->verdict));
 	}
+	d->scan_action = d->action;
 	policy_content(c, r, d);
 }
 
-/* Whether a notice mail goes out for a message handled with action a. */
+/*
+ * Notices name decisions by their action words, whichever policy took
+ * them: the virus policy's, the content policy's (strip and redact are
+ * its own) and the spam engine's. One notice per message, about the
+ * strongest decision; refusing beats keeping a copy, which beats
+ * changing the message, which beats marking it.
+ */
+static const struct {
+	const char	*word;
+	int		 rank;
+} notice_ranks[] = {
+	{ "reject", 7 }, { "tempfail", 6 }, { "quarantine", 5 },
+	{ "clean", 4 }, { "strip", 4 }, { "redact", 3 }, { "tag", 2 },
+};
+
+/* Whether a word may appear in notice_actions. */
 int
-policy_notice_wanted(const struct conf *c, enum action a)
+policy_notice_word(const char *w)
 {
-	int	i;
+	size_t	i;
+
+	for (i = 0; i < sizeof(notice_ranks) / sizeof(notice_ranks[0]); i++)
+		if (strcmp(w, notice_ranks[i].word) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Whether a notice mail goes out for a decision with this action word:
+ * 0 if not, else its strength (higher is stronger).
+ */
+int
+policy_notice_wanted(const struct conf *c, const char *action)
+{
+	size_t	i;
+	int	j;
 
 	if (c->notice_to[0] == '\0')
 		return 0;
-	for (i = 0; i < c->notice_actions.n; i++)
-		if (strcmp(c->notice_actions.w[i], action_names[a]) == 0)
-			return 1;
+	for (i = 0; i < sizeof(notice_ranks) / sizeof(notice_ranks[0]); i++) {
+		if (strcmp(action, notice_ranks[i].word) != 0)
+			continue;
+		for (j = 0; j < c->notice_actions.n; j++)
+			if (strcmp(c->notice_actions.w[j], action) == 0)
+				return notice_ranks[i].rank;
+		return 0;
+	}
 	return 0;
 }

@@ -20,6 +20,7 @@ struct conf;
 
 struct policy_decision {
 	enum action	 action;
+	enum action	 scan_action;	/* the scan verdict's, before content */
 	int		 deliver;	/* after quarantine: deliver or reject */
 	char		 reply[512];	/* when not delivered */
 	char		 header[768 + CONTENT_HEADERS_MAX]; /* prepended */
@@ -32,6 +33,7 @@ int		 action_parse(const char *, int *);
 const char	*action_name(enum action);
 void		 policy_decide(const struct conf *, const struct scan_result *,
 		    int scanned, struct policy_decision *);
-int		 policy_notice_wanted(const struct conf *, enum action);
+int		 policy_notice_word(const char *);
+int		 policy_notice_wanted(const struct conf *, const char *action);
 
 #endif

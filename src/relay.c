@@ -102,6 +102,22 @@ struct listener {
 	struct sockaddr_storage	 addr;
 };
 
+/*
+ * The notice a message is due, held until its fate is settled: the
+ * strongest decision named in notice_actions, of the virus scan, the
+ * content policy and the spam engine.
+ */
+struct relay_notice {
+	int			 rank;		/* 0: none due */
+	const char		*action;	/* a static word */
+	const char		*policy;
+	const char		*verdict;
+	char			 name[SCAN_NAME_MAX];
+	char			 detail[320];
+	unsigned		 removed;
+	char			 qid[QUARANTINE_ID_MAX];	/* any copy kept */
+};
+
 struct session {
 	char			 id[12];
 	struct listener		*l;
@@ -145,6 +161,7 @@ struct session {
 	struct scan_job		*job;
 	struct spam_job		*spamjob;
 	char			*prefix;	/* headers added on delivery */
+	struct relay_notice	 notice;
 	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
 	enum tls_policy		 tlspol;
@@ -237,6 +254,7 @@ tx_reset(struct session *s)
 	s->sender[0] = '\0';
 	rcpts_free(s);
 	free(s->prefix); s->prefix = NULL;
+	memset(&s->notice, 0, sizeof(s->notice));
 	spool_reset(&s->spool);
 }
 
@@ -619,6 +637,58 @@ client_commands(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The message                                                         */
 
+/* A decision the notice may be about; the strongest wanted one wins. */
+static void
+notice_offer(struct session *s, const char *action, const char *policy,
+    const char *verdict, const char *name, const char *detail,
+    unsigned removed)
+{
+	struct relay_notice	*n = &s->notice;
+	int			 rank;
+
+	rank = policy_notice_wanted(relay_conf, action);
+	if (rank <= n->rank)
+		return;
+	n->rank = rank;
+	n->action = action;
+	n->policy = policy;
+	n->verdict = verdict;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->detail, sizeof(n->detail), "%s", detail);
+	n->removed = removed;
+}
+
+/* The message is delivered or refused (or its session gone): send the
+ * notice it is due, if any. */
+static void
+notice_flush(struct session *s)
+{
+	struct relay_notice	*n = &s->notice;
+	struct notice_info	 ni;
+
+	if (n->rank == 0)
+		return;
+	memset(&ni, 0, sizeof(ni));
+	ni.session = s->id;
+	ni.client = s->client;
+	ni.server = s->server;
+	ni.transparent = s->l->transparent;
+	ni.helo = s->helo;
+	ni.sender = s->sender;
+	ni.rcpts = s->rcpt_acc;
+	ni.nrcpts = s->rcpt_nacc;
+	ni.policy = n->policy;
+	ni.action = n->action;
+	ni.verdict = n->verdict;
+	ni.name = n->name;
+	ni.detail = n->detail;
+	ni.quarantine_id = n->qid;
+	ni.removed = n->removed;
+	ni.spool = &s->spool;
+	(void)notice_send(relay_loop, relay_conf, &ni);
+	memset(n, 0, sizeof(*n));
+}
+
 /* After a local rejection the server still holds MAIL/RCPT: reset it. */
 static void
 data_reject(struct session *s, const char *verdict, const char *fmt, ...)
@@ -633,6 +703,7 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	notice_flush(s);
 	reply(s, "%s", line);
 	log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 	    "reply=\"%s\"", s->sender, s->rcpt_ok, s->spool.size, verdict,
@@ -647,6 +718,7 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 static void
 data_deliver(struct session *s)
 {
+	notice_flush(s);
 	if (forward(s, "DATA", 4, PEND_UP_DATA) == -1)
 		return;
 	session_set_state(s, RS_UP_DATA);
@@ -684,6 +756,8 @@ data_quarantine(struct session *s, const char *verdict, const char *name,
 	}
 	log_info(s->id, "quarantine id=%s then=%s", id,
 	    deliver ? "deliver" : "reject");
+	if (s->notice.qid[0] == '\0')
+		snprintf(s->notice.qid, sizeof(s->notice.qid), "%s", id);
 	return 0;
 }
 
@@ -699,28 +773,31 @@ data_checked(struct session *s)
 	}
 }
 
+/* The content policy's decision, for the notice: the deciding rule,
+ * how it matched and where, never what it found. */
 static void
-scan_notice(struct session *s, const struct scan_result *r,
-    const struct policy_decision *d, const char *qid)
+content_notice(struct session *s, const struct scan_result *r,
+    const struct policy_decision *d)
 {
-	struct notice_info	ni;
+	const struct content_result	*cr = &r->content;
+	const struct content_rules	*rs = content_active();
+	const struct content_rule	*rule;
+	char				 detail[320];
 
-	memset(&ni, 0, sizeof(ni));
-	ni.session = s->id;
-	ni.client = s->client;
-	ni.server = s->server;
-	ni.transparent = s->l->transparent;
-	ni.helo = s->helo;
-	ni.sender = s->sender;
-	ni.rcpts = s->rcpt_acc;
-	ni.nrcpts = s->rcpt_nacc;
-	ni.action = action_name(d->action);
-	ni.verdict = scan_verdict_name(r->verdict);
-	ni.name = r->name;
-	ni.quarantine_id = qid;
-	ni.removed = d->cleaned ? r->removed : 0;
-	ni.spool = &s->spool;
-	(void)notice_send(relay_loop, relay_conf, &ni);
+	if (cr->action == CA_ERROR) {
+		notice_offer(s, action_name(d->action), "content", "error",
+		    "content check failed", cr->error, 0);
+		return;
+	}
+	if (rs == NULL || cr->rule < 0 || cr->rule >= rs->n)
+		return;
+	rule = &rs->r[cr->rule];
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s",
+	    content_match_name(rule->match), rule->match == CM_DLP ? ":" : "",
+	    rule->match == CM_DLP ? dlp_kind_name(rule->dlp) : "",
+	    cr->where[0] != '\0' ? " in " : "", cr->where);
+	notice_offer(s, content_action_name(cr->action), "content", "content",
+	    rule->name, detail, 0);
 }
 
 static void
@@ -758,9 +835,12 @@ scan_apply(struct session *s, const struct scan_result *r)
 	    d.content ? r->content.where : r->name, vs, d.deliver, id,
 	    sizeof(id)) == -1)
 		return;
-	if (r->verdict != SCAN_CLEAN && policy_notice_wanted(relay_conf,
-	    d.action))
-		scan_notice(s, r, &d, id);
+	if (r->verdict != SCAN_CLEAN)
+		notice_offer(s, action_name(d.scan_action),
+		    scan_verdict_name(r->verdict), scan_verdict_name(r->verdict),
+		    r->name, "", d.scan_action == ACT_CLEAN ? r->removed : 0);
+	if (d.content)
+		content_notice(s, r, &d);
 	if (!d.deliver) {
 		data_reject(s, vs, "%s", d.reply);
 		return;
@@ -801,6 +881,26 @@ prefix_add(struct session *s, const char *h)
 	return 0;
 }
 
+/* The spam engine's decision, for the notice: the score and the engine. */
+static void
+spam_notice(struct session *s, const struct spam_result *r,
+    const struct spam_decision *d)
+{
+	char	name[64], detail[320];
+
+	if (r->ok) {
+		snprintf(name, sizeof(name), "score %.2f", r->score);
+		snprintf(detail, sizeof(detail), "engine %s, required %.2f, "
+		    "symbols %.160s", r->engine, r->required, r->symbols);
+	} else {
+		snprintf(name, sizeof(name), "engine unavailable");
+		snprintf(detail, sizeof(detail), "engine %s: %.200s", r->engine,
+		    r->error);
+	}
+	notice_offer(s, spam_action_name(d->action), "spam", "spam", name,
+	    detail, 0);
+}
+
 /*
  * The spam engine's turn, once the message is to be delivered: its score
  * and the thresholds decide between delivery (with X-Spam headers added
@@ -834,6 +934,8 @@ spam_apply(struct session *s, const struct spam_result *r)
 	    r->ok ? vs + strlen("verdict=spam ") : "unavailable", vs,
 	    d.deliver, id, sizeof(id)) == -1)
 		return;
+	if (d.action != SPAM_ACT_DELIVER)
+		spam_notice(s, r, &d);
 	if (!d.deliver) {
 		data_reject(s, vs, "%s", d.reply);
 		return;
@@ -1732,6 +1834,7 @@ session_close(struct session *s, const char *why)
 {
 	if (s->dead)
 		return;
+	notice_flush(s);
 	log_info(s->id, "disconnect reason=%s state=%s commands=%u "
 	    "messages=%u rejected=%u duration_ms=%llu", why,
 	    rstate_names[s->state], s->ncmds, s->nmsgs, s->nrejects,

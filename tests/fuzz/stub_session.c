@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "content.h"
+#include "dlp.h"
 
 int
 content_outbound(const struct content_rules *rs,
@@ -27,4 +28,25 @@ content_account(const char *sid, const struct content_result *res,
 	(void)res;
 	(void)size;
 	(void)new_size;
+}
+
+const char *
+content_action_name(enum content_action a)
+{
+	(void)a;
+	return "fuzz-stub";
+}
+
+const char *
+content_match_name(enum content_match m)
+{
+	(void)m;
+	return "fuzz-stub";
+}
+
+const char *
+dlp_kind_name(enum dlp_kind k)
+{
+	(void)k;
+	return "fuzz-stub";
 }

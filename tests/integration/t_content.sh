@@ -12,6 +12,7 @@
 # - sporkctl reload reads the rules file again: a new rule judges the next
 #   message, counters carry over by name; a file that does not parse is
 #   refused with a log line naming file and line, and the old rules stay.
+# - notice mails naming the rule and where it matched, one per message.
 set -u
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
@@ -209,6 +210,32 @@ assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-cmd" "broken rules: the refuse
 check "broken rules: that message delivered" wait_delivered bob $((b3 + 1)) 10
 assert_grep '^content\.rules=5$' <(ctl status) "broken rules: status still shows the old rules"
 cp "$tmp/content.good" "$tmp/content.rules"
+
+# --- 4c. notices: the rule and where it matched, never the data; one per
+# message, about the strongest decision (redact over the stamp's tag)
+start_sporkd "inside_networks 10.25.0.0/24 fd25::/64" "notice_to alice@example.test" \
+	"notice_actions reject quarantine strip redact tag"
+a0=$(maildir_count alice) b3=$(maildir_count bob)
+send_mail "$tmp/t-ncard" bob@example.test a@client.example.test "$SRV_V4" "$tmp/card.txt" \
+	--header "Subject: card notice"
+check "redact notice: message delivered" wait_delivered bob $((b3 + 1)) 10
+check "redact notice: arrived" wait_delivered alice $((a0 + 1)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] redact: cards-out$' "$f" "redact notice: names action and rule"
+assert_grep "^A message was handled by spork's content policy\.$" "$f" "redact notice: names the content policy"
+assert_grep '^Detail:     dlp:card in part 1 text/plain matches=1$' "$f" "redact notice: says what matched and where"
+assert_grep '^Subject:    card notice$' "$f" "redact notice: names the message"
+assert_no_grep '4111' "$f" "redact notice: not the card number itself"
+send_mail "$tmp/t-nzip" bob@example.test a@client.example.test "$SRV_V4" "" \
+	--attach-type application/zip --attach "@$tmp/setup.zip" --header "Subject: setup notice"
+assert_grep '^<\*\* +550 5\.7\.1 Executable attachments are not accepted' "$tmp/t-nzip" "reject notice: message refused"
+check "reject notice: arrived" wait_delivered alice $((a0 + 2)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] reject: exe-name$' "$f" "reject notice: names action and rule"
+assert_grep "^Detail:     ext in part 2 'setup\.zip' entry 'bin/setup\.exe'$" "$f" "reject notice: names the entry"
+sleep 1
+[ "$(maildir_count alice)" -eq $((a0 + 2)) ] && pass "content notices: one per message" ||
+	fail "content notices: one per message" "$(($(maildir_count alice) - a0)) notices for 2 messages"
 
 # --- 5. inbound: the same client, not inside any more
 start_sporkd "inside_networks 192.0.2.0/24"

@@ -6,6 +6,7 @@
 #   message delivered with its score headers, a tagged one with
 #   X-Spam-Flag, a quarantined one kept, failover past a dead server,
 #   per-rule counters in sporkctl status, one log line per decision;
+# - notice mails for spam decisions, one per message (the strongest);
 # - rspamd stopped: spam_unavailable_action accept and tempfail, within
 #   spam_timeout; an engine that accepts and never answers: the deadline;
 # - SpamAssassin's spamd from Debian: GTUBE rejected, clean delivered.
@@ -180,6 +181,37 @@ assert_no_grep '^X-Spam-Flag' "$f" "over spam_max_size: not flagged"
 assert_grep 'spam score=none action=deliver reason=size ' "$LAB_SPORKD_LOG" "over spam_max_size: logged"
 ctl status >"$tmp/status1"
 assert_grep 'spam\.rule\.skipped=1$' "$tmp/status1" "status: the skip counted"
+
+# --- 5c. notices: the score and the engine; one per message, about the
+# strongest decision, when the virus policy tagged the message too
+EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+printf '%s' "$EICAR" >"$tmp/eicar.com"
+start_sporkd "spam_engine rspamd" "spam_servers [::1]:11333" "spam_timeout 3s" \
+	"spam_tag_score 5" "spam_quarantine_score 10" "spam_reject_score 15" \
+	"virus_action tag" "notice_to alice@example.test" "notice_actions reject quarantine tag"
+a0=$(maildir_count alice)
+send_mail "$tmp/t-ntag" bob@example.test a@client.example.test "$SRV_V4" "$tmp/clean.txt" \
+	--header "Subject: spork-tag-test notice"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-ntag" "spam tag notice: the message delivered"
+check "spam tag notice: arrived" wait_delivered alice $((a0 + 1)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] tag: score 7\.00$' "$f" "spam tag notice: names action and score"
+assert_grep "^A message was handled by spork's spam policy\.$" "$f" "spam tag notice: names the spam policy"
+assert_grep '^Detail:     engine rspamd \[::1\]:11333, required [0-9.]+, symbols SPORK_TEST_TAG$' "$f" \
+	"spam tag notice: names the engine and the symbols"
+assert_grep '^Subject:    spork-tag-test notice$' "$f" "spam tag notice: names the message"
+send_mail "$tmp/t-nboth" bob@example.test a@client.example.test "$SRV_V4" "$tmp/gtube.txt" \
+	--header "Subject: gtube with a virus" --attach "@$tmp/eicar.com"
+assert_grep '^<\*\* +550 5\.7\.1 Message rejected as spam' "$tmp/t-nboth" "virus tagged, then spam: rejected"
+assert_grep 'scan verdict=virus name="Eicar-Test-Signature[^"]*" action=tag ' "$LAB_SPORKD_LOG" "virus tagged, then spam: the virus tagged first"
+check "virus tagged, then spam: a notice" wait_delivered alice $((a0 + 2)) 10
+f=$(maildir_files alice | tail -n1)
+assert_grep '^Subject: \[spork\] reject: score 20\.00$' "$f" "virus tagged, then spam: the notice is about the rejection"
+assert_grep '^Detail:     engine rspamd \[::1\]:11333, .*symbols .*GTUBE' "$f" "virus tagged, then spam: GTUBE named"
+sleep 1
+[ "$(maildir_count alice)" -eq $((a0 + 2)) ] && pass "virus tagged, then spam: one notice per message" ||
+	fail "virus tagged, then spam: one notice per message" "$(($(maildir_count alice) - a0)) notices for 2 messages"
+assert_grep 'notice to=<alice@example\.test> sent: 250' "$LAB_SPORKD_LOG" "spam notices: logged"
 start_sporkd "spam_engine rspamd" "spam_servers [::1]:11339 [::1]:11333" \
 	"spam_timeout 3s"
 

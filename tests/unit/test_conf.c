@@ -77,6 +77,14 @@ test_conf(void)
 		    "spam_timeout 10m\n",
 		    "F: spam_timeout must not exceed scan_timeout" },
 		{ "scan_timeout 5s\n", NULL },
+		{ "notice_actions reject tempfail quarantine clean strip "
+		    "redact tag\n", NULL },
+		{ "notice_actions reject footer\n", "F: notice_actions: "
+		    "'footer' is not one of reject tempfail quarantine clean "
+		    "strip redact tag" },
+		{ "notice_actions deliver\n", "F: notice_actions: 'deliver' "
+		    "is not one of reject tempfail quarantine clean strip "
+		    "redact tag" },
 		{ "spam_reject_score 1e3\n", "F:1: key 'spam_reject_score': "
 		    "want a score such as 5 or 7.5, or off, not '1e3'" },
 	};
