@@ -11,7 +11,8 @@
 
 set -uo pipefail
 
-readonly NS=spork-t-setup
+# Named after the lab (SPORK_LAB_NAME), so two suites can run side by side.
+readonly NS=${SPORK_LAB_NAME:-spork}-t-setup
 readonly PORT=2525
 readonly TABLE=100
 readonly SYSCTLS=(net.bridge.bridge-nf-call-iptables
