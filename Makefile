@@ -111,6 +111,7 @@ install: build/sporkd build/sporkctl
 	chmod 0755 $(DESTDIR)$(SHAREDIR)/kmod-free/probe
 	[ -e $(DESTDIR)$(SYSCONFDIR)/spork/spork.conf ] || \
 	    install -m 0644 etc/spork.conf $(DESTDIR)$(SYSCONFDIR)/spork/spork.conf
+	install -m 0644 etc/content.rules $(DESTDIR)$(SHAREDIR)/content.rules.example
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/sporkd.service > $(DESTDIR)$(UNITDIR)/sporkd.service
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/spork-setup.service > $(DESTDIR)$(UNITDIR)/spork-setup.service
 
