@@ -155,6 +155,7 @@ static const struct conf_key conf_keys[] = {
 	K(spf_fail_action,	CT_PQACTION,	"tag"),
 	K(spf_softfail_action,	CT_PQACTION,	"tag"),
 	K(spf_timeout,		CT_TIME,	"20s"),
+	K(spf_helpers,		CT_COUNT,	"2"),
 	K(greylist_enable,	CT_BOOL,	"no"),
 	K(greylist_min,		CT_LTIME,	"5m"),
 	K(greylist_max,		CT_LTIME,	"4h"),
@@ -618,6 +619,11 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	}
 	if (c->scan_workers < 1 || c->scan_workers > 64) {
 		snprintf(err, errlen, "scan_workers must be 1 to 64");
+		return -1;
+	}
+	if (c->spf_helpers < 1 || c->spf_helpers > CONF_SPF_HELPERS_MAX) {
+		snprintf(err, errlen, "spf_helpers must be 1 to %d",
+		    CONF_SPF_HELPERS_MAX);
 		return -1;
 	}
 	/* The queue rule lives in the divert sporkd owns: with a static

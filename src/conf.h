@@ -14,6 +14,7 @@
 #define CONF_NETS_MAX	64
 #define CONF_ZONES_MAX	8
 #define CONF_ZONE_MAX	200
+#define CONF_SPF_HELPERS_MAX	16
 
 enum bare_newline {
 	BARE_REJECT,
@@ -139,6 +140,7 @@ struct conf {
 	int			spf_fail_action;
 	int			spf_softfail_action;
 	unsigned		spf_timeout;
+	size_t			spf_helpers;
 	int			greylist_enable;
 	unsigned		greylist_min;		/* seconds */
 	unsigned		greylist_max;

@@ -152,6 +152,31 @@ check "spf: each decision logged" log_has 'prequeue check=spf client=10\.25\.0\.
 [ "$(status_value prequeue.spf.fail)" = 1 ] && [ "$(status_value prequeue.spf.pass)" = 2 ] &&
 	[ "$(status_value prequeue.spf.rejected)" = 1 ] && pass "spf: counted per result" ||
 	fail "spf counters" "$(ctl status | grep spf)"
+# A helper killed: the spawner logs and replaces it, the relay notices the
+# socket close, and the next check still gets a real answer.
+spawner=$(sed -n 's/.*spf spawner pid=\([0-9]*\) .*/\1/p' "$LAB_SPORKD_LOG" | tail -n1)
+helpers() { pgrep -P "$spawner" | sort; }
+helpers_n() { [ "$(helpers | wc -l)" = "$1" ]; }
+wait_until 5 helpers_n 2 && pass "spf: the spawner runs spf_helpers (2) helpers" ||
+	fail "spf helpers" "spawner=$spawner helpers=$(helpers | tr '\n' ' ')"
+victim=$(helpers | head -n1)
+[ "$(cat "/proc/$victim/comm" 2>/dev/null)" = sporkd-spf ] || fail "spf helper found" "pid=$victim"
+check "spf helper: logged ready" log_has "spf helper pid=$victim ready"
+before=$(helpers)
+kill -9 "$victim"
+respawned() { helpers_n 2 && ! helpers | grep -qx "$victim"; }
+wait_until 5 respawned && pass "spf: a killed helper is replaced" ||
+	fail "spf respawn" "helpers=$(helpers | tr '\n' ' ')"
+check "spf: the relay logs the helper's death" log_has "spf helper pid=$victim gone \\(closed\\)"
+check "spf: the spawner logs the death and the respawn" log_has "spf helper pid=$victim killed signal=9: respawning"
+fresh=$(comm -13 <(printf '%s\n' "$before") <(helpers))
+fresh_logged() { [ -n "$fresh" ] && log_has "spf helper pid=$fresh ready"; }
+wait_until 5 fresh_logged && pass "spf: the new helper is logged ready" ||
+	fail "spf new helper logged" "fresh=$fresh $(grep 'spf helper' "$LAB_SPORKD_LOG" | tail -n 4)"
+send spf-respawn a@pass.test
+wait_subject spf-respawn
+assert_grep '^Received-SPF: pass .*client-ip=10\.25\.0\.1' "$(delivered_file spf-respawn)" \
+	"spf after a helper's death: a real result (pass)"
 
 # --- 4. early talker
 start_sporkd "greet_pause 1s" "early_talker yes"

@@ -315,6 +315,9 @@ test_pq_conf(void)
 		    "inbound, outbound or both" },
 		{ "spf_fail_action bounce\n", "F:1: key 'spf_fail_action': "
 		    "want reject, tempfail, tag or none, not 'bounce'" },
+		{ "spf_helpers 4\n", NULL },
+		{ "spf_helpers 0\n", "F: spf_helpers must be 1 to 16" },
+		{ "spf_helpers 17\n", "F: spf_helpers must be 1 to 16" },
 		{ "greylist_enable yes\ngreylist_min 4h\ngreylist_max 1h\n",
 		    "F: greylist_min must be shorter than greylist_max" },
 		{ "greylist_enable yes\ngreylist_expiry 1h\n",
