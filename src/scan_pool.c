@@ -362,33 +362,20 @@ loader_spawn(int ctl, int sfd, const struct scan_engine *engine,
     const struct scan_pool_conf *c)
 {
 	struct pool_msg	m;
-	int		sv[2];
+	int		fd;
 	pid_t		pid;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+	if ((pid = sock_fork_pair(&fd)) == -1)
 		return -1;
-	if ((pid = fork()) == -1) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
 	if (pid == 0) {
 		close(ctl);
 		close(sfd);
-		close(sv[0]);
-		worker_main(sv[1], engine, c);
+		worker_main(fd, engine, c);
 	}
-	close(sv[1]);
 	memset(&m, 0, sizeof(m));
 	m.type = PM_WORKER;
 	m.pid = pid;
-	if (sock_send_fd(ctl, &m, sizeof(m), sv[0]) == -1) {
-		close(sv[0]);
-		kill(pid, SIGKILL);
-		return -1;
-	}
-	close(sv[0]);
-	return 0;
+	return sock_hand_over(ctl, &m, sizeof(m), fd, pid);
 }
 
 static void __attribute__((noreturn))

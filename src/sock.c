@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,4 +289,42 @@ sock_recv_fd(int sock, void *p, size_t len, int *fd)
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(fd, CMSG_DATA(cm), sizeof(int));
 	return n;
+}
+
+/*
+ * A child process joined to this one by a SOCK_SEQPACKET pair. Returns 0
+ * in the child with *fd its end, the child's pid in the parent with *fd
+ * the parent's end, -1 (errno set) when neither could be made.
+ */
+pid_t
+sock_fork_pair(int *fd)
+{
+	int	sv[2];
+	pid_t	pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if ((pid = fork()) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	close(sv[pid == 0 ? 0 : 1]);
+	*fd = sv[pid == 0 ? 1 : 0];
+	return pid;
+}
+
+/*
+ * Hand the parent's end of a sock_fork_pair() over sock with msg; on
+ * failure the child is killed. The end is closed either way.
+ */
+int
+sock_hand_over(int sock, const void *msg, size_t len, int end, pid_t child)
+{
+	int	rc;
+
+	if ((rc = sock_send_fd(sock, msg, len, end)) == -1)
+		kill(child, SIGKILL);
+	close(end);
+	return rc == -1 ? -1 : 0;
 }

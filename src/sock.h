@@ -3,6 +3,7 @@
 #define SPORK_SOCK_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define SOCK_ADDRSTR_MAX	64	/* "[v6]:port" with room to spare */
 
@@ -19,5 +20,7 @@ int	sock_connect_result(int fd);
 void	sock_reset(int fd);
 int	sock_send_fd(int sock, const void *, size_t, int fd);
 ssize_t	sock_recv_fd(int sock, void *, size_t, int *fd);
+pid_t	sock_fork_pair(int *fd);
+int	sock_hand_over(int sock, const void *, size_t, int end, pid_t child);
 
 #endif

@@ -290,32 +290,19 @@ static int
 spawner_fork(int ctl, int sfd, const struct conf *c, const char *host)
 {
 	struct spf_born	b;
-	int		sv[2];
+	int		fd;
 	pid_t		pid;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+	if ((pid = sock_fork_pair(&fd)) == -1)
 		return -1;
-	if ((pid = fork()) == -1) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
 	if (pid == 0) {
 		close(ctl);
 		close(sfd);
-		close(sv[0]);
-		spf_helper(sv[1], c, host);
+		spf_helper(fd, c, host);
 	}
-	close(sv[1]);
 	memset(&b, 0, sizeof(b));
 	b.pid = (int32_t)pid;
-	if (sock_send_fd(ctl, &b, sizeof(b), sv[0]) == -1) {
-		close(sv[0]);
-		kill(pid, SIGKILL);
-		return -1;
-	}
-	close(sv[0]);
-	return 0;
+	return sock_hand_over(ctl, &b, sizeof(b), fd, pid);
 }
 
 /* The daemon's user, no capabilities; forking stays allowed. */
