@@ -800,6 +800,23 @@ content_notice(struct session *s, const struct scan_result *r,
 	    rule->name, detail, 0);
 }
 
+/* Headers added on delivery, after those already there. */
+static int
+prefix_add(struct session *s, const char *h)
+{
+	size_t	 pl = s->prefix != NULL ? strlen(s->prefix) : 0;
+	size_t	 l = strlen(h);
+	char	*np;
+
+	if (l == 0)
+		return 0;
+	if ((np = realloc(s->prefix, pl + l + 1)) == NULL)
+		return -1;
+	memcpy(np + pl, h, l + 1);
+	s->prefix = np;
+	return 0;
+}
+
 static void
 scan_apply(struct session *s, const struct scan_result *r)
 {
@@ -847,7 +864,7 @@ scan_apply(struct session *s, const struct scan_result *r)
 	}
 	snprintf(s->verdict, sizeof(s->verdict), "%s action=%s scan_ms=%u",
 	    vs, action_name(d.action), r->ms);
-	if (d.header[0] != '\0' && (s->prefix = strdup(d.header)) == NULL) {
+	if (prefix_add(s, d.header) == -1) {
 		data_reject(s, vs, "451 4.3.0 Error: out of memory");
 		return;
 	}
@@ -864,22 +881,6 @@ scan_done(void *arg, const struct scan_result *r)
 	data_checked(s);
 }
 
-/* Headers added on delivery, after those already there. */
-static int
-prefix_add(struct session *s, const char *h)
-{
-	size_t	 pl = s->prefix != NULL ? strlen(s->prefix) : 0;
-	size_t	 l = strlen(h);
-	char	*np;
-
-	if (l == 0)
-		return 0;
-	if ((np = realloc(s->prefix, pl + l + 1)) == NULL)
-		return -1;
-	memcpy(np + pl, h, l + 1);
-	s->prefix = np;
-	return 0;
-}
 
 /* The spam engine's decision, for the notice: the score and the engine. */
 static void
