@@ -139,6 +139,10 @@ struct session {
 						 * read as a command yet */
 	int			 barrier;	/* EHLO/HELO unanswered: a group
 						 * must end there (RFC 2920) */
+	int			 behind_barrier;	/* and more came */
+	int			 up_pipelining;	/* the server offered it: the
+						 * relay may send before a
+						 * reply is in */
 	const char		*violation;	/* pipelined past a barrier */
 	uint64_t		 req_t0;	/* first byte of a partial line */
 	uint64_t		 data_t0;	/* DATA body started */
@@ -147,6 +151,8 @@ struct session {
 	int			 ceof;		/* client sent FIN */
 	int			 cclosed;	/* client connection broken */
 	int			 sclosed;
+	int			 seof;		/* server sent FIN (passthrough) */
+	int			 cshut, sshut;	/* our FIN passed on to each */
 	int			 dead;
 	/* transaction */
 	int			 in_tx;
@@ -427,8 +433,9 @@ data_begin(struct session *s)
 static int
 client_command(struct session *s, const char *line, size_t len)
 {
-	struct smtp_cmd	c;
-	char		pqreply[512];
+	struct smtp_cmd	 c;
+	char		 pqreply[512];
+	const char	*param;
 
 	if (s->auth_cont) {
 		s->auth_cont = 0;
@@ -473,11 +480,24 @@ client_command(struct session *s, const char *line, size_t len)
 		else
 			data_begin(s);
 		return 0;
+	case VERB_REFUSED:
+		/* A hidden extension's verb (smtp_proto.c's EHLO table). */
+		if (s->pcount > 0)
+			return 1;
+		reply(s, "502 5.5.1 Error: command not implemented");
+		return 0;
 	case VERB_MAIL:
 		if (mail_size_too_big(&c, relay_conf->message_size_limit)) {
 			if (s->pcount > 0)
 				return 1;
 			reply(s, "552 5.3.4 Message size exceeds fixed limit");
+			return 0;
+		}
+		if ((param = smtp_mail_param_refused(c.args, c.argslen))
+		    != NULL) {
+			if (s->pcount > 0)
+				return 1;
+			reply(s, "555 5.5.4 Error: %s not supported", param);
 			return 0;
 		}
 		copy_sender(s, &c);
@@ -538,10 +558,19 @@ client_commands(struct session *s)
 
 	while (s->state == RS_COMMAND && buf_used(&s->cin) > 0) {
 		if (s->barrier) {
-			/* Anything behind an unanswered EHLO breaks RFC 2920;
-			 * it is refused once the EHLO reply has gone out. */
-			s->violation = "EHLO";
+			/* Held until the EHLO is answered (RFC 2920 4). */
+			s->behind_barrier = 1;
 			return;
+		}
+		if (s->behind_barrier) {
+			/* Commands sent behind EHLO, or before the banner
+			 * (PIPECONNECT): a server that offers PIPELINING takes
+			 * them, and gets them in order after its EHLO reply.
+			 * Without it they break RFC 2920, as the server would
+			 * say too. */
+			s->behind_barrier = 0;
+			if (!s->up_pipelining)
+				s->violation = "EHLO";
 		}
 		if (s->violation != NULL) {
 			log_info(s->id, "protocol violation=improper-pipelining "
@@ -553,6 +582,10 @@ client_commands(struct session *s)
 		}
 		if (s->auth_wait || s->pcount == RELAY_PENDING_MAX ||
 		    buf_used(&s->sout) >= RELAY_HIGH_WATER)
+			return;
+		/* A server that did not offer PIPELINING gets one command at
+		 * a time, the relay's own RSET or DATA included. */
+		if (s->pcount > 0 && !s->up_pipelining)
 			return;
 		head = buf_head(&s->cin);
 		r = smtp_line_scan(head, buf_used(&s->cin),
@@ -1229,8 +1262,10 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		    "421 4.4.2 Error: mail server protocol error");
 		return -1;
 	}
-	if (what == VERB_EHLO || what == VERB_HELO)
+	if (what == VERB_EHLO || what == VERB_HELO) {
 		s->barrier = 0;
+		s->up_pipelining = 0;	/* until an EHLO reply offers it */
+	}
 	switch (what) {
 	case VERB_EHLO:
 		if (code / 100 == 2) {
@@ -1244,6 +1279,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 				    "in plaintext", s->server);
 			if (e.hidden)
 				log_debug(s->id, "ehlo hidden=%d", e.hidden);
+			s->up_pipelining = e.pipelining;
 			tx_reset(s);
 			return 0;
 		}
@@ -1454,7 +1490,45 @@ session_io_error(struct session *s, int client, ssize_t n)
 			s->cclosed = 1;
 		return;
 	}
-	s->sclosed = 1;
+	if (n == 0 && s->state == RS_SPLICE)
+		s->seof = 1;	/* half-closed: it may still read */
+	else
+		s->sclosed = 1;
+}
+
+/* A whole command line is buffered: the client is owed its reply. */
+static int
+client_line_waiting(const struct session *s)
+{
+	return buf_used(&s->cin) > 0 &&
+	    memchr(buf_head(&s->cin), '\n', buf_used(&s->cin)) != NULL;
+}
+
+/*
+ * Passthrough: a side's FIN goes on to the other once every byte it sent
+ * before it has been written there; the other side may still answer
+ * (Exim sends its last end of data, QUIT and FIN at once). Over when
+ * both directions are closed. 1 when the session is gone.
+ */
+static int
+splice_shutdowns(struct session *s)
+{
+	if (s->ceof && !s->sshut && buf_used(&s->sout) == 0) {
+		if (shutdown(s->sfd, SHUT_WR) == -1)
+			log_debug(s->id, "shutdown upstream: %s",
+			    strerror(errno));
+		s->sshut = 1;
+	}
+	if (s->seof && !s->cshut && buf_used(&s->cout) == 0) {
+		if (shutdown(s->cfd, SHUT_WR) == -1)
+			log_debug(s->id, "shutdown client: %s", strerror(errno));
+		s->cshut = 1;
+	}
+	if (s->sshut && s->cshut) {
+		session_close(s, "passthrough-end");
+		return 1;
+	}
+	return 0;
 }
 
 /* Reads and writes go through TLS once a half has it. */
@@ -1536,6 +1610,7 @@ tls_step(struct session *s)
 		log_info(s->id, "starttls tls=intercept scanned=yes");
 		tx_reset(s);
 		s->helo[0] = '\0';
+		s->up_pipelining = 0;
 		session_set_state(s, RS_COMMAND);
 	}
 }
@@ -1764,13 +1839,15 @@ session_update(struct session *s)
 		    s->state == RS_CLOSING ? "done" : "client-gone");
 		return;
 	}
-	/* A client that half-closed still gets the replies it is owed. */
-	if (s->ceof && (s->state == RS_CONNECTING || s->state == RS_GREETING ||
-	    (s->state == RS_COMMAND && s->pcount == 0) ||
-	    s->state == RS_DATA_BODY ||
-	    (s->state == RS_SPLICE && buf_used(&s->sout) == 0))) {
-		session_close(s, s->state == RS_SPLICE ? "passthrough-end" :
-		    "client-gone");
+	if (s->state == RS_SPLICE && splice_shutdowns(s))
+		return;
+	/* A client that half-closed still gets the replies it is owed,
+	 * those of the commands it sent before its FIN included. */
+	if (s->ceof && ((!client_line_waiting(s) &&
+	    (s->state == RS_CONNECTING || s->state == RS_GREETING ||
+	    (s->state == RS_COMMAND && s->pcount == 0))) ||
+	    s->state == RS_DATA_BODY)) {
+		session_close(s, "client-gone");
 		return;
 	}
 	if (s->state == RS_CLOSING && buf_used(&s->cout) == 0) {
@@ -1801,7 +1878,8 @@ session_update(struct session *s)
 		if (s->state == RS_CONNECTING)
 			smask = EV_WRITE;
 		else {
-			if (buf_room(&s->sin) > 0 && (s->state != RS_SPLICE ||
+			if (buf_room(&s->sin) > 0 && !s->seof &&
+			    (s->state != RS_SPLICE ||
 			    buf_used(&s->cout) < RELAY_HIGH_WATER))
 				smask |= EV_READ;
 			if (buf_used(&s->sout) > 0)

@@ -31,16 +31,56 @@ static const struct {
 	{ "HELP", VERB_HELP },
 	{ "STARTTLS", VERB_STARTTLS },
 	{ "AUTH", VERB_AUTH },
+	/* smtp_refused_verbs are looked up after these. */
 };
 
 /*
- * Extensions the relay hides from the client. CHUNKING: BDAT chunks would
- * have to be answered by the relay before the server has seen a byte, and
- * BINARYMIME needs CHUNKING; clients fall back to DATA.
+ * Every EHLO keyword a server may advertise, and what the client is told of
+ * it: the one place that decides (the README's table "EHLO keywords" says
+ * why for each). A keyword not listed is hidden: a feature the relay does
+ * not know could change how the bytes that follow are framed or answered,
+ * and the relay would lose track of the transaction. The hidden ones are
+ * listed too, so that the decision is written down.
  */
-static const char *const smtp_hidden_ext[] = {
-	"CHUNKING",
-	"BINARYMIME",
+static const struct {
+	const char	*kw;
+	enum smtp_ext	 act;
+} smtp_ehlo_table[] = {
+	/* Relayed: nothing in them changes framing or the reply sequence. */
+	{ "PIPELINING",		EXT_PASS },	/* replies kept in order */
+	{ "SIZE",		EXT_SIZE },	/* capped at our own limit */
+	{ "8BITMIME",		EXT_PASS },	/* bytes relayed as they are */
+	{ "SMTPUTF8",		EXT_PASS },
+	{ "ENHANCEDSTATUSCODES", EXT_PASS },
+	{ "DSN",		EXT_PASS },	/* parameters; DSNs are the server's */
+	{ "AUTH",		EXT_PASS },	/* 334 exchanges are tracked */
+	{ "STARTTLS",		EXT_STARTTLS },	/* per tls_policy */
+	{ "REQUIRETLS",		EXT_PASS },	/* offered inside TLS only */
+	{ "MT-PRIORITY",	EXT_PASS },
+	{ "DELIVERBY",		EXT_PASS },
+	{ "FUTURERELEASE",	EXT_PASS },
+	{ "LIMITS",		EXT_PASS },
+	{ "ETRN",		EXT_PASS },	/* a queue run elsewhere */
+	{ "XFORWARD",		EXT_PASS },	/* log attributes, one reply */
+	{ "VRFY",		EXT_PASS },
+	{ "EXPN",		EXT_PASS },
+	{ "HELP",		EXT_PASS },
+	/* Hidden: each would make the relay answer for, or miss, content. */
+	{ "CHUNKING",		EXT_HIDE },	/* BDAT: answers before the scan */
+	{ "BINARYMIME",		EXT_HIDE },	/* needs CHUNKING */
+	{ "BURL",		EXT_HIDE },	/* content fetched by the server */
+	{ "PRDR",		EXT_HIDE },	/* per-recipient replies after data */
+	{ "PIPECONNECT",	EXT_HIDE },	/* commands before the banner */
+	{ "XCLIENT",		EXT_HIDE },	/* resets the session, new banner */
+	{ "ATRN",		EXT_HIDE },	/* the roles turn: mail flows back */
+	{ "TURN",		EXT_HIDE },
+	{ "CHECKPOINT",		EXT_HIDE },	/* RFC 1845 restarts mid-message */
+	{ "XEXCH50",		EXT_HIDE },	/* binary blob after a 354 */
+};
+
+/* Verbs of hidden extensions: answered 502, never forwarded. */
+static const char *const smtp_refused_verbs[] = {
+	"BURL", "ATRN", "TURN", "XCLIENT", "XEXCH50",
 };
 
 /*
@@ -108,6 +148,11 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
 			cmd->verb = smtp_verbs[i].verb;
 			break;
 		}
+	for (i = 0; cmd->verb == VERB_OTHER && i < sizeof(smtp_refused_verbs) /
+	    sizeof(smtp_refused_verbs[0]); i++)
+		if (strlen(smtp_refused_verbs[i]) == vl &&
+		    strncasecmp(line, smtp_refused_verbs[i], vl) == 0)
+			cmd->verb = VERB_REFUSED;
 	cmd->args = vl < len ? line + vl + 1 : line + len;
 	cmd->argslen = vl < len ? len - vl - 1 : 0;
 }
@@ -120,7 +165,7 @@ smtp_verb_name(enum smtp_verb v)
 	for (i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
 		if (smtp_verbs[i].verb == v)
 			return smtp_verbs[i].name;
-	return "OTHER";
+	return v == VERB_REFUSED ? "REFUSED" : "OTHER";
 }
 
 /*
@@ -242,10 +287,36 @@ ehlo_size_value(const char *text, size_t tl)
 	return v;
 }
 
+/* What the table says of one EHLO line; unknown keywords are hidden. */
+static enum smtp_ext
+ehlo_line_ext(const char *text, size_t tl)
+{
+	size_t	j;
+
+	for (j = 0; j < sizeof(smtp_ehlo_table) / sizeof(smtp_ehlo_table[0]);
+	    j++)
+		if (ehlo_keyword_is(text, tl, smtp_ehlo_table[j].kw))
+			return smtp_ehlo_table[j].act;
+	return EXT_HIDE;
+}
+
+enum smtp_ext
+smtp_ehlo_keyword(const char *kw)
+{
+	char	line[128];
+	int	n;
+
+	n = snprintf(line, sizeof(line), "250 %s", kw);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return EXT_HIDE;
+	return ehlo_line_ext(line, (size_t)n);
+}
+
 /*
- * Copy a validated EHLO reply minus the hidden extensions, with SIZE capped
- * at our own limit, and the continuation marks rebuilt so the last kept
- * line is the final one. The first line (the greeting) is always kept.
+ * Copy a validated EHLO reply with only the keywords smtp_ehlo_table lets
+ * through, SIZE capped at our own limit, and the continuation marks
+ * rebuilt so the last kept line is the final one. The first line (the
+ * greeting) is always kept.
  */
 int
 smtp_ehlo_filter(struct buf *out, const char *r, size_t len,
@@ -260,7 +331,7 @@ smtp_ehlo_filter_tls(struct buf *out, const char *r, size_t len,
     size_t size_limit, int hide_starttls, struct smtp_ehlo *e)
 {
 	const char	*lines[128], *p;
-	size_t		 lens[128], n = 0, i, j, ll, tl, left;
+	size_t		 lens[128], n = 0, i, ll, tl, left;
 	int		 keep;
 	char		 sz[64];
 	unsigned long long v;
@@ -269,18 +340,23 @@ smtp_ehlo_filter_tls(struct buf *out, const char *r, size_t len,
 	for (p = r, left = len; left > 0; p += ll, left -= ll) {
 		ll = reply_next_line(p, left, &tl);
 		keep = 1;
-		if (n > 0) {
-			for (j = 0; j < sizeof(smtp_hidden_ext) /
-			    sizeof(smtp_hidden_ext[0]); j++)
-				if (ehlo_keyword_is(p, tl, smtp_hidden_ext[j]))
-					keep = 0;
-			if (ehlo_keyword_is(p, tl, "STARTTLS")) {
+		if (n > 0 || e->hidden > 0) {
+			switch (ehlo_line_ext(p, tl)) {
+			case EXT_HIDE:
+				keep = 0;
+				break;
+			case EXT_STARTTLS:
 				e->starttls = 1;
-				if (hide_starttls)
-					keep = 0;
+				keep = !hide_starttls;
+				break;
+			case EXT_PASS:
+			case EXT_SIZE:
+				break;
 			}
 			if (ehlo_keyword_is(p, tl, "PIPELINING"))
 				e->pipelining = 1;
+			if (ehlo_keyword_is(p, tl, "PIPECONNECT"))
+				e->pipeconnect = 1;
 		}
 		if (!keep) {
 			e->hidden++;
@@ -295,7 +371,7 @@ smtp_ehlo_filter_tls(struct buf *out, const char *r, size_t len,
 		if (buf_append(out, lines[i], 3) == -1 ||
 		    buf_append(out, i + 1 < n ? "-" : " ", 1) == -1)
 			return -1;
-		if (i > 0 && ehlo_keyword_is(lines[i], lens[i], "SIZE")) {
+		if (i > 0 && ehlo_line_ext(lines[i], lens[i]) == EXT_SIZE) {
 			v = ehlo_size_value(lines[i], lens[i]);
 			e->size = (size_t)v;
 			if (v == 0 || v > size_limit)
@@ -312,4 +388,63 @@ smtp_ehlo_filter_tls(struct buf *out, const char *r, size_t len,
 			return -1;
 	}
 	return 0;
+}
+
+/* Does the parameter token [p, p+n) name key, with value val (NULL: any)? */
+static int
+mail_param_is(const char *p, size_t n, const char *key, const char *val)
+{
+	size_t	kl = strlen(key);
+
+	if (n < kl || strncasecmp(p, key, kl) != 0)
+		return 0;
+	if (val == NULL)
+		return n == kl || p[kl] == '=';
+	return n == kl + 1 + strlen(val) && p[kl] == '=' &&
+	    strncasecmp(p + kl + 1, val, strlen(val)) == 0;
+}
+
+/*
+ * The MAIL parameter of an extension smtp_ehlo_table hides, or NULL. A
+ * client uses one only when told of the extension; one that does anyway
+ * gets 555 instead of a transaction the relay could not follow (PRDR's
+ * per-recipient replies after the data, a binary body).
+ */
+const char *
+smtp_mail_param_refused(const char *args, size_t len)
+{
+	const char	*p = args, *end = args + len, *t;
+	int		 quoted = 0;
+
+	if (len >= 5 && strncasecmp(p, "FROM:", 5) == 0)
+		p += 5;
+	while (p < end && smtp_blank(*p))
+		p++;
+	if (p < end && *p == '<') {
+		/* The path ends at its '>', not at one inside quotes. */
+		for (p++; p < end; p++) {
+			if (*p == '\\' && quoted && p + 1 < end)
+				p++;
+			else if (*p == '"')
+				quoted = !quoted;
+			else if (*p == '>' && !quoted)
+				break;
+		}
+		if (p < end)
+			p++;
+	} else
+		while (p < end && !smtp_blank(*p))
+			p++;
+	while (p < end) {
+		while (p < end && smtp_blank(*p))
+			p++;
+		for (t = p; t < end && !smtp_blank(*t); t++)
+			;
+		if (mail_param_is(p, (size_t)(t - p), "PRDR", NULL))
+			return "PRDR";
+		if (mail_param_is(p, (size_t)(t - p), "BODY", "BINARYMIME"))
+			return "BODY=BINARYMIME";
+		p = t;
+	}
+	return NULL;
 }

@@ -22,6 +22,15 @@ enum smtp_verb {
 	VERB_HELP,
 	VERB_STARTTLS,
 	VERB_AUTH,
+	VERB_REFUSED,		/* a hidden extension's verb (BURL, ATRN...) */
+};
+
+/* What the client is told of one EHLO keyword (smtp_proto.c's table). */
+enum smtp_ext {
+	EXT_PASS,		/* relayed as the server wrote it */
+	EXT_HIDE,		/* removed from the reply */
+	EXT_SIZE,		/* relayed, capped at our limit */
+	EXT_STARTTLS,		/* relayed unless tls_policy strip */
 };
 
 /* Result of looking for one CRLF-terminated line in a buffer. */
@@ -44,6 +53,7 @@ struct smtp_cmd {
 struct smtp_ehlo {
 	int	 starttls;
 	int	 pipelining;
+	int	 pipeconnect;		/* offered (and hidden) */
 	int	 hidden;		/* extensions removed */
 	size_t	 size;			/* server's SIZE, 0 if none/unlimited */
 };
@@ -62,5 +72,7 @@ int		smtp_ehlo_filter(struct buf *out, const char *reply, size_t len,
 int		smtp_ehlo_filter_tls(struct buf *out, const char *reply,
 		    size_t len, size_t size_limit, int hide_starttls,
 		    struct smtp_ehlo *);
+enum smtp_ext	smtp_ehlo_keyword(const char *kw);
+const char     *smtp_mail_param_refused(const char *args, size_t len);
 
 #endif

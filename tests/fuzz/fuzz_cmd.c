@@ -153,14 +153,22 @@ check_cmd(const char *line, size_t len)
 	if (c.verb != VERB_OTHER) {
 		/* The verb comes after any leading blanks (SP HT VT FF), and
 		 * ends at the end or at a blank. */
+		static const char *const refused[] = { "BURL", "ATRN", "TURN",
+		    "XCLIENT", "XEXCH50" };
 		const char	*v = line;
-		size_t		 vlen = len;
+		size_t		 vlen = len, k;
 
 		while (vlen > 0 && (*v == ' ' || *v == '\t' || *v == '\v' ||
 		    *v == '\f')) {
 			v++;
 			vlen--;
 		}
+		/* A hidden extension's verb: one of these, whichever. */
+		for (k = 0; c.verb == VERB_REFUSED &&
+		    k < sizeof(refused) / sizeof(refused[0]); k++)
+			if (vlen >= strlen(refused[k]) && strncasecmp(v,
+			    refused[k], strlen(refused[k])) == 0)
+				name = refused[k];
 		nl = strlen(name);
 		FUZZ_CHECK(vlen >= nl && strncasecmp(v, name, nl) == 0 &&
 		    (vlen == nl || v[nl] == ' ' || v[nl] == '\t' ||

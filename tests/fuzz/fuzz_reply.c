@@ -166,11 +166,23 @@ kw_exim(const char *line, size_t len, const char *kw)
 static int
 hidden_ext(const char *line, size_t len)
 {
-	size_t	after;
+	/* Written apart from the relay's table: the keywords a client may
+	 * be told of. Anything else is hidden. */
+	static const char *const pass[] = {
+		"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8",
+		"ENHANCEDSTATUSCODES", "DSN", "AUTH", "STARTTLS", "REQUIRETLS",
+		"MT-PRIORITY", "DELIVERBY", "FUTURERELEASE", "LIMITS", "ETRN",
+		"XFORWARD", "VRFY", "EXPN", "HELP",
+	};
+	size_t	after, i;
 
-	return kw_postfix(line, len, "CHUNKING", &after) ||
-	    kw_postfix(line, len, "BINARYMIME", &after) ||
-	    kw_exim(line, len, "CHUNKING") || kw_exim(line, len, "BINARYMIME");
+	if (kw_exim(line, len, "CHUNKING") || kw_exim(line, len, "BINARYMIME") ||
+	    kw_exim(line, len, "PRDR") || kw_exim(line, len, "PIPECONNECT"))
+		return 1;
+	for (i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
+		if (kw_postfix(line, len, pass[i], &after))
+			return 0;
+	return 1;
 }
 
 /* Digits at line[i]: the value (capped past the limit), 0 if none. */

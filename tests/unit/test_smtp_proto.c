@@ -70,7 +70,11 @@ test_verbs(void)
 		{ "BDAT 10 LAST", VERB_BDAT, "10 LAST" },
 		{ "STARTTLS", VERB_STARTTLS, "" },
 		{ "QUIT", VERB_QUIT, "" },
-		{ "XCLIENT ADDR=1.2.3.4", VERB_OTHER, "ADDR=1.2.3.4" },
+		{ "XCLIENT ADDR=1.2.3.4", VERB_REFUSED, "ADDR=1.2.3.4" },
+		{ "burl imap://x LAST", VERB_REFUSED, "imap://x LAST" },
+		{ "ATRN example.test", VERB_REFUSED, "example.test" },
+		{ "XFORWARD NAME=x", VERB_OTHER, "NAME=x" },
+		{ "ETRN example.test", VERB_OTHER, "example.test" },
 		{ "", VERB_OTHER, "" },
 		{ "AUTH PLAIN", VERB_AUTH, "PLAIN" },
 		{ "DATA\tx", VERB_DATA, "x" },		/* found by fuzzing */
@@ -184,9 +188,8 @@ test_ehlo(void)
 	/* SIZE without a number (no limit) gets ours. */
 	ehlo_case("250-mx\r\n250 SIZE\r\n", 5000,
 	    "250-mx\r\n250 SIZE 5000\r\n", 0, 0);
-	/* Lookalikes are not hidden. */
-	ehlo_case("250-mx\r\n250 CHUNKINGX\r\n", 5000,
-	    "250-mx\r\n250 CHUNKINGX\r\n", 0, 0);
+	/* Lookalikes are unknown keywords: hidden too. */
+	ehlo_case("250-mx\r\n250 CHUNKINGX\r\n", 5000, "250 mx\r\n", 1, 0);
 	/* Single-line reply, lower case keyword, bare-LF server. */
 	ehlo_case("250 mx\n", 5000, "250 mx\r\n", 0, 0);
 	ehlo_case("250-mx\r\n250 chunking\r\n", 5000, "250 mx\r\n", 1, 0);
@@ -197,13 +200,88 @@ test_ehlo(void)
 	ehlo_case("250-mx\r\n250-BINARYMIME\tx\r\n250 DSN\r\n", 5000,
 	    "250-mx\r\n250 DSN\r\n", 1, 0);
 	ehlo_case("250-mx\r\n250-SIZE\r\n250 7\r\n", 5000,
-	    "250-mx\r\n250-SIZE 5000\r\n250 7\r\n", 0, 0);
+	    "250-mx\r\n250 SIZE 5000\r\n", 1, 0);
 	ehlo_case("250-mx\r\n250 SIZE\t9999999\r\n", 5000,
 	    "250-mx\r\n250 SIZE 5000\r\n", 0, 0);
 	ehlo_case("250-mx\r\n250-CHUNKING\f\r\n250 DSN\r\n", 5000,
 	    "250-mx\r\n250 DSN\r\n", 1, 0);
 	ehlo_case("250-mx\r\n250 SIZE=1000\r\n", 5000,
 	    "250-mx\r\n250 SIZE 1000\r\n", 0, 0);
+	/* Debian's Exim 4.96: PRDR and PIPECONNECT hidden, CHUNKING too. */
+	ehlo_case("250-mx.example Hello c [10.0.0.1]\r\n250-SIZE 52428800\r\n"
+	    "250-8BITMIME\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n"
+	    "250-CHUNKING\r\n250-STARTTLS\r\n250-PRDR\r\n250 HELP\r\n",
+	    104857600, "250-mx.example Hello c [10.0.0.1]\r\n"
+	    "250-SIZE 52428800\r\n250-8BITMIME\r\n250-PIPELINING\r\n"
+	    "250-STARTTLS\r\n250 HELP\r\n", 3, 1);
+	/* Unknown keywords are hidden, X- ones and lookalikes included;
+	 * AUTH in both forms, DSN, SMTPUTF8, REQUIRETLS, LIMITS pass. */
+	ehlo_case("250-mx\r\n250-X-EXPS GSSAPI\r\n250-XEXCH50\r\n"
+	    "250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n250-CHUNKINGX\r\n"
+	    "250-LIMITS RCPTMAX=100\r\n250-REQUIRETLS\r\n250-BURL imap\r\n"
+	    "250-XCLIENT ADDR NAME\r\n250-XFORWARD NAME ADDR\r\n"
+	    "250 PRDRX\r\n", 5000,
+	    "250-mx\r\n250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n"
+	    "250-LIMITS RCPTMAX=100\r\n250-REQUIRETLS\r\n"
+	    "250 XFORWARD NAME ADDR\r\n", 6, 0);
+}
+
+/* The table's word on each keyword the README's table names. */
+static void
+test_ehlo_table(void)
+{
+	static const struct {
+		const char	*kw;
+		enum smtp_ext	 act;
+	} t[] = {
+		{ "PIPELINING", EXT_PASS }, { "SIZE", EXT_SIZE },
+		{ "STARTTLS", EXT_STARTTLS }, { "PRDR", EXT_HIDE },
+		{ "PIPECONNECT", EXT_HIDE }, { "BURL", EXT_HIDE },
+		{ "CHUNKING", EXT_HIDE }, { "BINARYMIME", EXT_HIDE },
+		{ "SMTPUTF8", EXT_PASS }, { "DSN", EXT_PASS },
+		{ "REQUIRETLS", EXT_PASS }, { "MT-PRIORITY", EXT_PASS },
+		{ "LIMITS", EXT_PASS }, { "DELIVERBY", EXT_PASS },
+		{ "FUTURERELEASE", EXT_PASS }, { "XCLIENT", EXT_HIDE },
+		{ "XFORWARD", EXT_PASS }, { "ETRN", EXT_PASS },
+		{ "ATRN", EXT_HIDE }, { "AUTH", EXT_PASS },
+		{ "X-ANYTHING", EXT_HIDE }, { "NEWTHING", EXT_HIDE },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		CHECK(smtp_ehlo_keyword(t[i].kw) == t[i].act, "keyword %s: %d",
+		    t[i].kw, smtp_ehlo_keyword(t[i].kw));
+}
+
+static void
+test_mail_params(void)
+{
+	static const struct {
+		const char	*in;
+		const char	*refused;
+	} t[] = {
+		{ "FROM:<a@b> PRDR", "PRDR" },
+		{ "FROM:<a@b> SIZE=10 prdr", "PRDR" },
+		{ "FROM:<a@b>\tPRDR", "PRDR" },
+		{ "FROM:<a@b> BODY=BINARYMIME", "BODY=BINARYMIME" },
+		{ "FROM:<a@b> BODY=8BITMIME SMTPUTF8", NULL },
+		{ "FROM:<a@b> PRDRX=1", NULL },
+		{ "FROM:<\"x> PRDR\"@b> SIZE=1", NULL },	/* inside the path */
+		{ "FROM:<> RET=HDRS ENVID=x MT-PRIORITY=3", NULL },
+		{ "FROM: <a@b> PRDR=", "PRDR" },
+		{ "FROM:a@b PRDR", "PRDR" },
+		{ "FROM:<a@b", NULL },
+		{ "", NULL },
+	};
+	const char	*r;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		r = smtp_mail_param_refused(t[i].in, strlen(t[i].in));
+		CHECK((r == NULL && t[i].refused == NULL) || (r != NULL &&
+		    t[i].refused != NULL && strcmp(r, t[i].refused) == 0),
+		    "mail params %zu (%s): %s", i, t[i].in, r ? r : "none");
+	}
 }
 
 void
@@ -213,4 +291,6 @@ test_smtp_proto(void)
 	test_verbs();
 	test_replies();
 	test_ehlo();
+	test_ehlo_table();
+	test_mail_params();
 }
