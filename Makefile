@@ -36,7 +36,7 @@ LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/q
 	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
 	     src/notice.c src/cba.c \
-	     src/tls.c
+	     src/tls.c src/tls_keys.c src/tls_dest.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \

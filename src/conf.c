@@ -112,10 +112,16 @@ static const struct conf_key conf_keys[] = {
 	K(divert_mark,		CT_COUNT,	"1"),
 	K(connect_before_accept, CT_BOOL,	"no"),
 	K(connect_before_accept_queue, CT_COUNT, "25"),
-	K(tls_policy,		CT_STR,		"passthrough"),
+	K(tls_policy,		CT_STR,		"intercept"),
 	K(tls_intercept_servers, CT_WORDS,	""),
 	K(tls_passthrough_servers, CT_WORDS,	""),
 	K(tls_strip_servers,	CT_WORDS,	""),
+	K(tls_keys_dir,		CT_STR,		""),
+	K(tls_key_recheck,	CT_TIME,	"10m"),
+	K(tls_outbound_clients,	CT_WORDS,	""),
+	K(tls_outbound_ca_file,	CT_STR,		""),
+	K(tls_outbound_ca_key_file, CT_STR,	""),
+	K(tls_outbound_verify_ca_file, CT_STR,	""),
 	K(tls_cert_file,	CT_STR,		""),
 	K(tls_key_file,		CT_STR,		""),
 	K(tls_ca_file,		CT_STR,		""),
@@ -589,6 +595,14 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	    strcmp(c->tls_policy, "strip") != 0) {
 		snprintf(err, errlen, "tls_policy must be passthrough, "
 		    "intercept or strip");
+		return -1;
+	}
+	if (c->tls_outbound_clients.n > 0 &&
+	    (c->tls_outbound_ca_file[0] == '\0' ||
+	    c->tls_outbound_ca_key_file[0] == '\0')) {
+		snprintf(err, errlen, "tls_outbound_clients needs "
+		    "tls_outbound_ca_file and tls_outbound_ca_key_file (the "
+		    "local CA the inside MTAs trust; scripts/spork-cert)");
 		return -1;
 	}
 	if (c->virus_action == ACT_CLEAN &&

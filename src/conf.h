@@ -117,6 +117,12 @@ struct conf {
 	struct conf_words	tls_intercept_servers;
 	struct conf_words	tls_passthrough_servers;
 	struct conf_words	tls_strip_servers;
+	char			tls_keys_dir[CONF_PATH_MAX];
+	unsigned		tls_key_recheck;	/* ms */
+	struct conf_words	tls_outbound_clients;
+	char			tls_outbound_ca_file[CONF_PATH_MAX];
+	char			tls_outbound_ca_key_file[CONF_PATH_MAX];
+	char			tls_outbound_verify_ca_file[CONF_PATH_MAX];
 	char			tls_cert_file[CONF_PATH_MAX];
 	char			tls_key_file[CONF_PATH_MAX];
 	char			tls_ca_file[CONF_PATH_MAX];

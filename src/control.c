@@ -3,7 +3,7 @@
  * The control socket: a local stream socket (mode 0660) that takes one
  * command line per connection and answers with lines, the first being
  * "ok ..." or "error: ...", then closes. sporkctl is its client. Commands:
- * status, reload, quarantine list|show ID|release ID|delete ID. Anyone who
+ * status, tls, reload, quarantine list|show ID|release ID|delete ID. Anyone who
  * can open the socket is trusted as an administrator; input is still
  * bounded and quarantine ids are checked before they name a file.
  */
@@ -32,6 +32,7 @@
 #include "smtp_client.h"
 #include "spam.h"
 #include "sock.h"
+#include "tls_dest.h"
 
 #define CTL_LINE_MAX		1024
 #define CTL_OUT_MAX		(1024 * 1024)
@@ -139,6 +140,7 @@ cmd_status(struct ctl_conn *c)
 		ctl_scanner->status(ctl_scanner, &c->out);
 	else
 		buf_printf(&c->out, "scan.backend=none\n");
+	tls_cov_status(&c->out);
 	prequeue_status(&c->out);
 	content_status(&c->out);
 	if (ctl_spam != NULL)
@@ -393,6 +395,10 @@ ctl_command(struct ctl_conn *c, char *line)
 		argv[argc++] = p;
 	if (argc == 1 && strcmp(argv[0], "status") == 0)
 		cmd_status(c);
+	else if (argc == 1 && strcmp(argv[0], "tls") == 0) {
+		buf_printf(&c->out, "ok\n");
+		tls_dest_list(&c->out);
+	}
 	else if (argc == 1 && strcmp(argv[0], "reload") == 0) {
 		if (ctl_reload == NULL || ctl_reload() == -1)
 			buf_printf(&c->out, "error: reload failed\n");
@@ -415,7 +421,7 @@ ctl_command(struct ctl_conn *c, char *line)
 		else
 			buf_printf(&c->out, "error: unknown command\n");
 	} else
-		buf_printf(&c->out, "error: unknown command (status, reload, "
+		buf_printf(&c->out, "error: unknown command (status, tls, reload, "
 		    "quarantine list|show ID|release ID|delete ID, "
 		    "bypass add|del ADDR [server] [timeout SECONDS], "
 		    "bypass list)\n");

@@ -43,6 +43,7 @@
 #include "spam_policy.h"
 #include "spool.h"
 #include "tls.h"
+#include "tls_dest.h"
 
 #define RELAY_LISTENERS_MAX	(2 * CONF_ADDRS_MAX)
 #define RELAY_BACKLOG		1024
@@ -69,7 +70,16 @@ enum rstate {
 	RS_SPLICE,		/* after STARTTLS: bytes pass unscanned */
 	RS_TLS_UP,		/* intercept: TLS handshake with the server */
 	RS_TLS_DOWN,		/* intercept: TLS handshake with the client */
+	RS_RECONNECT,		/* no key: a new upstream to pass TLS through */
 	RS_CLOSING,		/* flushing the last reply to the client */
+};
+
+/* Where a reconnect for passthrough is (RS_RECONNECT). */
+enum reconnect_step {
+	RC_CONNECT,		/* connect in progress */
+	RC_GREETING,		/* waiting for the banner */
+	RC_EHLO,		/* our EHLO sent */
+	RC_STARTTLS,		/* our STARTTLS sent */
 };
 
 static const char *const rstate_names[] = {
@@ -86,6 +96,7 @@ static const char *const rstate_names[] = {
 	[RS_SPLICE] = "passthrough",
 	[RS_TLS_UP] = "tls-upstream",
 	[RS_TLS_DOWN] = "tls-client",
+	[RS_RECONNECT] = "tls-reconnect",
 	[RS_CLOSING] = "closing",
 };
 
@@ -170,7 +181,13 @@ struct session {
 	struct relay_notice	 notice;
 	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
+	struct sockaddr_storage	 dst;		/* the server, as connected */
 	enum tls_policy		 tlspol;
+	struct tls_dest		*tdest;		/* what is known of it */
+	int			 tls_first;	/* TLS with the server before
+						 * the client's 220 */
+	enum reconnect_step	 rc_step;
+	int			 strip_counted;
 	SSL			*cssl;		/* facing the client */
 	SSL			*sssl;		/* facing the server */
 	int			 cwant, swant;	/* 1 read, 2 write */
@@ -204,6 +221,8 @@ static void	session_close(struct session *, const char *why);
 static void	session_client_input(struct session *);
 static void	session_server_input(struct session *);
 static void	tls_step(struct session *);
+static void	reconnect_begin(struct session *, const char *why);
+static void	reconnect_input(struct session *);
 static void	spam_check(struct session *);
 
 /* ------------------------------------------------------------------ */
@@ -1102,6 +1121,7 @@ data_end(struct session *s)
 		return;
 	}
 	session_set_state(s, RS_SCANNING);
+	tls_cov_message();
 	s->job = relay_scanner->submit(relay_scanner, fd, s->spool.size,
 	    content_active() != NULL && content_outbound(content_active(),
 	    &s->peer) ? SCAN_OUTBOUND : 0, scan_done, s);
@@ -1188,20 +1208,31 @@ data_pump(struct session *s)
 /* ------------------------------------------------------------------ */
 /* Server replies                                                      */
 
+/* Plaintext behind STARTTLS, behind the server's 220 or before the
+ * client's 220 is injection (CVE-2011-0411): it never reaches either side
+ * inside TLS, and is never read as a command after it. */
 static void
-splice_begin(struct session *s)
+starttls_drop_plaintext(struct session *s, int server_too)
 {
-	size_t	stray_c = buf_used(&s->cin), stray_s = buf_used(&s->sin);
+	size_t	stray_c = buf_used(&s->cin);
+	size_t	stray_s = server_too ? buf_used(&s->sin) : 0;
 
-	/* Plaintext behind STARTTLS or behind the 220 is injection
-	 * (CVE-2011-0411): it must never reach the other side inside TLS. */
 	buf_clear(&s->cin);
-	buf_clear(&s->sin);
+	if (server_too)
+		buf_clear(&s->sin);
 	if (stray_c || stray_s)
 		log_warn(s->id, "starttls injection dropped client_bytes=%zu "
 		    "server_bytes=%zu", stray_c, stray_s);
-	if (s->tlspol == TLS_INTERCEPT) {
-		if ((s->sssl = tls_new(s->sfd, 0)) == NULL) {
+}
+
+static void
+splice_begin(struct session *s)
+{
+	starttls_drop_plaintext(s, 1);
+	if (s->tls_first) {
+		s->sssl = tls_new_upstream(s->sfd, s->tdest,
+		    s->tlspol == TLS_OUTBOUND);
+		if (s->sssl == NULL) {
 			reply_close(s, "tls-internal-error", "421 4.7.0 Error: "
 			    "TLS not available, try again later");
 			return;
@@ -1210,8 +1241,37 @@ splice_begin(struct session *s)
 		tls_step(s);
 		return;
 	}
-	log_info(s->id, "starttls tls=passthrough scanned=no");
+	if (s->tlspol == TLS_INTERCEPT) {
+		tls_dest_count(s->tdest, COV_PASS_NOKEY);
+		log_info(s->id, "starttls tls=passthrough scanned=no "
+		    "reason=no-key server=%s", s->server);
+	} else {
+		tls_dest_count(s->tdest, COV_PASS_POLICY);
+		log_info(s->id, "starttls tls=passthrough scanned=no "
+		    "reason=policy");
+	}
 	session_set_state(s, RS_SPLICE);
+}
+
+/*
+ * The server said 220 to STARTTLS: does TLS with it come first? Under
+ * intercept, unless the server is known to present a certificate whose
+ * key is not held (checked again after tls_key_recheck); outbound,
+ * always.
+ */
+static int
+starttls_plan(struct session *s)
+{
+	s->tdest = tls_dest_get(s->server, ev_now());
+	switch (s->tlspol) {
+	case TLS_OUTBOUND:
+		return 1;
+	case TLS_INTERCEPT:
+		return !tls_dest_known_keyless(s->tdest, ev_now(),
+		    relay_conf->tls_key_recheck);
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -1273,10 +1333,14 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 			    relay_conf->message_size_limit,
 			    s->tlspol == TLS_STRIP, &e) == -1)
 				goto full;
-			if (e.starttls && s->tlspol == TLS_STRIP)
+			if (e.starttls && s->tlspol == TLS_STRIP) {
 				log_warn(s->id, "starttls tls=stripped "
 				    "(tls_policy strip): mail to %s travels "
 				    "in plaintext", s->server);
+				if (!s->strip_counted)
+					tls_cov_count(COV_STRIPPED);
+				s->strip_counted = 1;
+			}
 			if (e.hidden)
 				log_debug(s->id, "ehlo hidden=%d", e.hidden);
 			s->up_pipelining = e.pipelining;
@@ -1303,7 +1367,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		s->auth_cont = code == 334;
 		break;
 	case VERB_STARTTLS:
-		if (code == 220 && s->tlspol == TLS_INTERCEPT) {
+		if (code == 220 && (s->tls_first = starttls_plan(s))) {
 			/* Held until TLS with the server is up. */
 			free(s->held_reply);
 			while (len > 0 && (r[len - 1] == '\n' ||
@@ -1416,6 +1480,10 @@ session_server_input(struct session *s)
 		if (buf_used(&s->sin) > 0 && buf_append(&s->cout,
 		    buf_head(&s->sin), buf_used(&s->sin)) == 0)
 			buf_clear(&s->sin);
+		return;
+	}
+	if (s->state == RS_RECONNECT) {
+		reconnect_input(s);
 		return;
 	}
 	if (s->state == RS_GREETING && greeting_held(s))
@@ -1554,6 +1622,120 @@ side_write(struct session *s, int client)
 }
 
 /*
+ * The server presents a certificate whose key is not held (or TLS with it
+ * failed): the client must do TLS with the server itself. That connection
+ * has had TLS with the relay, so a new one is made, from the client's
+ * address again, and brought to the same point (banner, EHLO with the
+ * client's name, STARTTLS); its 220 then goes to the client and the two
+ * are spliced. The client sees one session and the server's own
+ * certificate. A reconnect that fails ends in 421, never in plaintext.
+ */
+static void
+reconnect_begin(struct session *s, const char *why)
+{
+	static const char	quit[] = "QUIT\r\n";
+	int			want;
+
+	log_info(s->id, "starttls tls=passthrough scanned=no reason=%s "
+	    "server=%s: reconnecting to pass the client's TLS through", why,
+	    s->server);
+	if (s->sssl != NULL) {
+		buf_clear(&s->sout);
+		if (buf_append(&s->sout, quit, sizeof(quit) - 1) == 0)
+			(void)tls_write(s->sssl, &s->sout, &want);
+		tls_free(s->sssl);
+		s->sssl = NULL;
+	}
+	s->swant = 0;
+	ev_io_del(relay_loop, &s->sio);
+	close(s->sfd);
+	buf_clear(&s->sin);
+	buf_clear(&s->sout);
+	s->sfd = sock_connect(&s->dst, s->l->transparent ? &s->peer : NULL,
+	    s->l->transparent);
+	if (s->sfd == -1) {
+		log_warn(s->id, "tls reconnect failed server=%s error=\"%s\"",
+		    s->server, strerror(errno));
+		tls_dest_count(s->tdest, COV_FAILED);
+		reply_close(s, "tls-reconnect-failed", "421 4.7.0 Error: TLS "
+		    "not available, try again later");
+		return;
+	}
+	s->sio.fd = s->sfd;
+	s->rc_step = RC_CONNECT;
+	tls_dest_count(s->tdest, COV_PASS_NOKEY);
+	session_set_state(s, RS_RECONNECT);
+}
+
+static void
+reconnect_fail(struct session *s, const char *what, int code)
+{
+	log_warn(s->id, "tls reconnect failed server=%s at=%s code=%d",
+	    s->server, what, code);
+	reply_close(s, "tls-reconnect-failed", "421 4.7.0 Error: TLS not "
+	    "available, try again later");
+}
+
+/* The new connection's replies, up to its 220 to STARTTLS. */
+static void
+reconnect_input(struct session *s)
+{
+	const char	*why = NULL;
+	size_t		 used;
+	int		 code, rc;
+	char		 line[RELAY_SENDER_MAX + 8];
+
+	while (s->state == RS_RECONNECT && buf_used(&s->sin) > 0) {
+		rc = smtp_reply_scan(buf_head(&s->sin), buf_used(&s->sin),
+		    relay_conf->max_reply_line, relay_conf->max_reply_lines,
+		    &used, &code, &why);
+		if (rc == 0)
+			return;
+		if (rc == -1) {
+			reconnect_fail(s, why, 0);
+			return;
+		}
+		buf_consume(&s->sin, used);
+		switch (s->rc_step) {
+		case RC_GREETING:
+			if (code / 100 != 2) {
+				reconnect_fail(s, "greeting", code);
+				return;
+			}
+			snprintf(line, sizeof(line), "EHLO %s\r\n",
+			    s->helo[0] ? s->helo : "[unknown]");
+			(void)buf_append(&s->sout, line, strlen(line));
+			s->rc_step = RC_EHLO;
+			break;
+		case RC_EHLO:
+			if (code / 100 != 2) {
+				reconnect_fail(s, "ehlo", code);
+				return;
+			}
+			(void)buf_append(&s->sout, "STARTTLS\r\n", 10);
+			s->rc_step = RC_STARTTLS;
+			break;
+		case RC_STARTTLS:
+			if (code != 220) {
+				reconnect_fail(s, "starttls", code);
+				return;
+			}
+			starttls_drop_plaintext(s, 1);
+			reply(s, "%s", s->held_reply ? s->held_reply :
+			    "220 2.0.0 Ready to start TLS");
+			free(s->held_reply); s->held_reply = NULL;
+			log_info(s->id, "tls reconnected server=%s: "
+			    "passthrough", s->server);
+			session_set_state(s, RS_SPLICE);
+			return;
+		case RC_CONNECT:
+			reconnect_fail(s, "connect", 0);
+			return;
+		}
+	}
+}
+
+/*
  * STARTTLS under the intercept policy: TLS with the server first (its 220
  * is held), then the server's 220 to the client and TLS with it. If the
  * server's side fails the client gets a temporary error, never a session
@@ -1562,29 +1744,48 @@ side_write(struct session *s, int client)
 static void
 tls_step(struct session *s)
 {
-	char	err[256], desc[512];
-	int	rc;
+	char		 err[256], desc[512];
+	const char	*why;
+	int		 rc;
 
 	if (s->state == RS_TLS_UP) {
 		rc = tls_handshake(s->sssl, 0, &s->swant, err, sizeof(err));
 		if (rc == 0)
 			return;
 		if (rc == -1) {
-			log_warn(s->id, "tls upstream failed error=\"%s\"", err);
+			log_warn(s->id, "tls upstream failed server=%s "
+			    "error=\"%s\"", s->server, err);
+			if (s->tlspol != TLS_OUTBOUND) {
+				/* The client may still agree with it. */
+				reconnect_begin(s, "upstream-tls-failed");
+				return;
+			}
+			tls_dest_count(s->tdest, COV_FAILED);
 			reply_close(s, "tls-upstream-failed", "421 4.7.0 Error: "
 			    "TLS with the mail server failed, try again later");
 			return;
 		}
 		s->swant = 0;
 		tls_describe(s->sssl, desc, sizeof(desc));
-		log_info(s->id, "tls upstream %s", desc);
+		log_info(s->id, "tls upstream %s%s", desc,
+		    tls_session_reused(s->sssl) ? " resumed=yes" : "");
+		s->cssl = tls_new_downstream(s->cfd, s->sssl, s->tdest,
+		    s->tlspol == TLS_OUTBOUND, s->id, &why);
+		if (s->cssl == NULL) {
+			if (s->tlspol != TLS_OUTBOUND) {
+				reconnect_begin(s, why);
+				return;
+			}
+			tls_dest_count(s->tdest, COV_FAILED);
+			reply_close(s, "tls-internal-error", "421 4.7.0 Error: "
+			    "TLS not available, try again later");
+			return;
+		}
+		/* Nothing the client sent before this 220 is read later. */
+		starttls_drop_plaintext(s, 0);
 		reply(s, "%s", s->held_reply ? s->held_reply : "220 2.0.0 Ready "
 		    "to start TLS");
 		free(s->held_reply); s->held_reply = NULL;
-		if ((s->cssl = tls_new(s->cfd, 1)) == NULL) {
-			session_close(s, "tls-internal-error");
-			return;
-		}
 		session_set_state(s, RS_TLS_DOWN);
 	}
 	if (s->state == RS_TLS_DOWN) {
@@ -1606,8 +1807,12 @@ tls_step(struct session *s)
 		}
 		s->cwant = 0;
 		tls_describe(s->cssl, desc, sizeof(desc));
-		log_info(s->id, "tls client %s", desc);
-		log_info(s->id, "starttls tls=intercept scanned=yes");
+		log_info(s->id, "tls client %s%s", desc,
+		    tls_session_reused(s->cssl) ? " resumed=yes" : "");
+		log_info(s->id, "starttls tls=intercept scanned=yes%s",
+		    s->tlspol == TLS_OUTBOUND ? " certificate=minted" : "");
+		tls_dest_count(s->tdest, s->tlspol == TLS_OUTBOUND ?
+		    COV_OUTBOUND : COV_INTERCEPTED);
 		tx_reset(s);
 		s->helo[0] = '\0';
 		s->up_pipelining = 0;
@@ -1704,6 +1909,14 @@ server_cb(struct ev_io *io, int events)
 		session_update(s);
 		return;
 	}
+	if (s->state == RS_RECONNECT && s->rc_step == RC_CONNECT) {
+		if (sock_connect_result(s->sfd) == -1)
+			reconnect_fail(s, "connect", 0);
+		else
+			s->rc_step = RC_GREETING;
+		session_update(s);
+		return;
+	}
 	if (events & EV_READ) {
 		n = side_read(s, 0, s->state == RS_SPLICE ? &s->cout : &s->sin);
 		if (n <= 0 && !(n == -1 && (errno == EAGAIN || errno == EINTR)))
@@ -1770,6 +1983,9 @@ timer_cb(struct ev_timer *t)
 	case RS_TLS_DOWN:
 		session_close(s, "tls-client-timeout");
 		return;
+	case RS_RECONNECT:
+		reconnect_fail(s, "timeout", 0);
+		break;
 	case RS_CLOSING:
 		session_close(s, "client-write-timeout");
 		return;
@@ -1796,11 +2012,20 @@ session_timeout(const struct session *s)
 	case RS_SPLICE:		return c->timeout_passthrough;
 	case RS_TLS_UP:
 	case RS_TLS_DOWN:	return c->timeout_reply;
+	case RS_RECONNECT:	return s->rc_step == RC_CONNECT ?
+				    c->timeout_connect : c->timeout_reply;
 	case RS_STARTTLS:
 	case RS_QUIT:		return c->timeout_reply;
 	case RS_CLOSING:	return c->timeout_reply;
 	}
 	return c->timeout_command;
+}
+
+static int
+upstream_connecting(const struct session *s)
+{
+	return s->state == RS_CONNECTING ||
+	    (s->state == RS_RECONNECT && s->rc_step == RC_CONNECT);
 }
 
 /*
@@ -1824,7 +2049,7 @@ session_update(struct session *s)
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
 			session_io_error(s, 1, n);
 	}
-	if (s->sfd != -1 && !s->sclosed && s->state != RS_CONNECTING &&
+	if (s->sfd != -1 && !s->sclosed && !upstream_connecting(s) &&
 	    s->state != RS_TLS_UP && buf_used(&s->sout) > 0) {
 		n = side_write(s, 0);
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
@@ -1875,7 +2100,7 @@ session_update(struct session *s)
 	if (buf_used(&s->cout) > 0)
 		cmask |= EV_WRITE;
 	if (s->sfd != -1 && !s->sclosed) {
-		if (s->state == RS_CONNECTING)
+		if (upstream_connecting(s))
 			smask = EV_WRITE;
 		else {
 			if (buf_room(&s->sin) > 0 && !s->seof &&
@@ -2022,7 +2247,8 @@ session_alloc(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 
 	sock_format(peer, s->client, sizeof(s->client));
 	sock_format(dst, s->server, sizeof(s->server));
-	s->tlspol = tls_policy_for(dst);
+	s->dst = *dst;
+	s->tlspol = tls_policy_for(dst, peer);
 	return s;
 }
 

@@ -17,7 +17,10 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: sporkctl [-s socket] command [args]\n"
-	    "  status                      sessions, scanner, engine, workers\n"
+	    "  status                      sessions, scanner, engine, workers,\n"
+	    "                              TLS coverage\n"
+	    "  tls                         servers seen with STARTTLS: subject,\n"
+	    "                              key fingerprint, key held or not\n"
 	    "  reload                      reload virus signatures\n"
 	    "  quarantine list\n"
 	    "  quarantine show ID\n"

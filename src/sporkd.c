@@ -225,16 +225,19 @@ reload(const char *why)
 {
 	struct content_rules	*rs = NULL;
 	char			 err[1024];
-	int			 rc;
+	int			 rc, tls_rc;
 
 	log_info(NULL, "%s: reloading", why);
 	if (sporkd_conf->content_rules[0] != '\0' &&
 	    (rs = content_read(sporkd_conf, err, sizeof(err))) == NULL)
 		log_err(NULL, "content rules refused: %s (previous rules keep "
 		    "serving)", err);
+	/* A key set that does not load leaves the old one serving and
+	 * fails the reload, as rules that do not parse do not. */
+	tls_rc = tls_reload_keys();
 	rc = scanner != NULL ? scanner->reload(scanner, rs) : -1;
 	content_rules_free(rs);
-	return rc;
+	return rc == -1 || tls_rc == -1 ? -1 : 0;
 }
 
 static int

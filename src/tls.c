@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TLS for both halves of a session, with OpenSSL: the contexts (built at
- * startup, before privileges are dropped, so key files are read as root),
- * the per-destination policy, non-blocking reads and writes through an SSL
- * object into the relay's bounded buffers, and the one-line description
- * of a finished handshake. Knows nothing about SMTP.
+ * startup, before privileges are dropped), the per-destination policy, the
+ * client-facing side of an intercepted session (the server's own chain
+ * with the key held for it, or for outbound mail a leaf minted by the
+ * local CA), non-blocking reads and writes through an SSL object into the
+ * relay's bounded buffers, and the one-line description of a finished
+ * handshake. Knows nothing about SMTP.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,19 +16,30 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "buf.h"
 #include "conf.h"
+#include "ev.h"
 #include "log.h"
 #include "tls.h"
+#include "tls_dest.h"
+#include "tls_keys.h"
 
 #define TLS_READ_CHUNK	16384
 
 static SSL_CTX			*tls_server_ctx;	/* facing clients */
 static SSL_CTX			*tls_client_ctx;	/* facing servers */
+static SSL_CTX			*tls_outbound_ctx;	/* facing the world:
+							 * always verified */
 static const struct conf	*tls_conf;
+static struct tls_keys		*tls_active;		/* held key pairs */
+static X509			*tls_ca_cert;		/* outbound: mints */
+static EVP_PKEY			*tls_ca_key;
+static EVP_PKEY			*tls_mint_key;		/* minted leaves' */
 
 static const char *
 tls_errstr(void)
@@ -51,71 +64,175 @@ tls_min_version(const char *s)
 	return -1;
 }
 
+/* A new upstream session: kept for the server it came from. */
+static int
+tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_dest	*d = SSL_get_app_data(ssl);
+
+	if (d == NULL)
+		return 0;
+	tls_dest_save_session(d, sess, ev_now());
+	return 1;		/* the reference is ours */
+}
+
+static SSL_CTX *
+tls_ctx_new(int server, int minv)
+{
+	SSL_CTX	*ctx;
+
+	ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, minv);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	    SSL_MODE_ENABLE_PARTIAL_WRITE);
+	if (server) {
+		/* Clients resume with tickets or from the cache; the context
+		 * of each session (server and key) is set per connection. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		SSL_CTX_sess_set_cache_size(ctx, 20000);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
+	}
+	return ctx;
+}
+
+static int
+tls_verify_setup(SSL_CTX *ctx, const char *cafile, char *err, size_t errlen)
+{
+	if (cafile[0] == '\0') {
+		if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+			snprintf(err, errlen, "system CA store: %s",
+			    tls_errstr());
+			return -1;
+		}
+	} else if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
+		snprintf(err, errlen, "%s: %s", cafile, tls_errstr());
+		return -1;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
+/* The local CA that signs outbound leaves, and the key they carry. */
+static int
+tls_outbound_init(const struct conf *c, char *err, size_t errlen)
+{
+	FILE		*f;
+	EVP_PKEY_CTX	*kc;
+
+	if ((f = fopen(c->tls_outbound_ca_file, "r")) == NULL ||
+	    (tls_ca_cert = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "tls_outbound_ca_file %s: %s",
+		    c->tls_outbound_ca_file, f ? tls_errstr() : strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if ((f = fopen(c->tls_outbound_ca_key_file, "r")) == NULL ||
+	    (tls_ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "tls_outbound_ca_key_file %s: %s",
+		    c->tls_outbound_ca_key_file, f ? tls_errstr() :
+		    strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (X509_check_private_key(tls_ca_cert, tls_ca_key) != 1) {
+		snprintf(err, errlen, "tls_outbound_ca_key_file does not match "
+		    "tls_outbound_ca_file");
+		return -1;
+	}
+	if ((kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL)) == NULL ||
+	    EVP_PKEY_keygen_init(kc) != 1 ||
+	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc,
+	    NID_X9_62_prime256v1) != 1 ||
+	    EVP_PKEY_keygen(kc, &tls_mint_key) != 1) {
+		EVP_PKEY_CTX_free(kc);
+		snprintf(err, errlen, "minting key: %s", tls_errstr());
+		return -1;
+	}
+	EVP_PKEY_CTX_free(kc);
+	return 0;
+}
+
 int
 tls_init(const struct conf *c, char *err, size_t errlen)
 {
 	int	minv;
 
 	tls_conf = c;
-	if (c->tls_intercept_servers.n == 0 && strcmp(c->tls_policy,
-	    "intercept") != 0)
-		return 0;
 	if ((minv = tls_min_version(c->tls_min_protocol)) == -1) {
 		snprintf(err, errlen, "tls_min_protocol must be TLSv1.2 or "
 		    "TLSv1.3");
 		return -1;
 	}
-	if (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0') {
-		snprintf(err, errlen, "TLS interception needs tls_cert_file and "
-		    "tls_key_file (the protected server's certificate)");
-		return -1;
-	}
-	tls_server_ctx = SSL_CTX_new(TLS_server_method());
-	tls_client_ctx = SSL_CTX_new(TLS_client_method());
+	tls_server_ctx = tls_ctx_new(1, minv);
+	tls_client_ctx = tls_ctx_new(0, minv);
 	if (tls_server_ctx == NULL || tls_client_ctx == NULL)
 		goto ssl_fail;
-	SSL_CTX_set_min_proto_version(tls_server_ctx, minv);
-	SSL_CTX_set_min_proto_version(tls_client_ctx, minv);
-	SSL_CTX_set_options(tls_server_ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_options(tls_client_ctx, SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_mode(tls_server_ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	    SSL_MODE_ENABLE_PARTIAL_WRITE);
-	SSL_CTX_set_mode(tls_client_ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	    SSL_MODE_ENABLE_PARTIAL_WRITE);
-	if (SSL_CTX_use_certificate_chain_file(tls_server_ctx,
-	    c->tls_cert_file) != 1) {
-		snprintf(err, errlen, "tls_cert_file %s: %s", c->tls_cert_file,
-		    tls_errstr());
-		return -1;
-	}
-	if (SSL_CTX_use_PrivateKey_file(tls_server_ctx, c->tls_key_file,
-	    SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(tls_server_ctx) != 1) {
-		snprintf(err, errlen, "tls_key_file %s: %s", c->tls_key_file,
-		    tls_errstr());
-		return -1;
-	}
 	if (c->tls_verify) {
-		if (c->tls_ca_file[0] == '\0') {
-			if (SSL_CTX_set_default_verify_paths(tls_client_ctx)
-			    != 1)
-				goto ssl_fail;
-		} else if (SSL_CTX_load_verify_locations(tls_client_ctx,
-		    c->tls_ca_file, NULL) != 1) {
-			snprintf(err, errlen, "tls_ca_file %s: %s",
-			    c->tls_ca_file, tls_errstr());
+		if (tls_verify_setup(tls_client_ctx, c->tls_ca_file, err,
+		    errlen) == -1)
 			return -1;
-		}
-		SSL_CTX_set_verify(tls_client_ctx, SSL_VERIFY_PEER, NULL);
 	} else
 		SSL_CTX_set_verify(tls_client_ctx, SSL_VERIFY_NONE, NULL);
-	log_info(NULL, "tls ready cert=%s verify=%s min=%s", c->tls_cert_file,
-	    c->tls_verify ? "verify" : "none", c->tls_min_protocol);
+	if (c->tls_outbound_clients.n > 0) {
+		if ((tls_outbound_ctx = tls_ctx_new(0, minv)) == NULL)
+			goto ssl_fail;
+		if (tls_verify_setup(tls_outbound_ctx,
+		    c->tls_outbound_verify_ca_file, err, errlen) == -1 ||
+		    tls_outbound_init(c, err, errlen) == -1)
+			return -1;
+	}
+	/* Key files are read by a reader forked now, as root. */
+	if (tls_keyd_start(c->tls_keys_dir, c->tls_cert_file, c->tls_key_file,
+	    err, errlen) == -1)
+		return -1;
+	if ((tls_active = tls_keys_load(err, errlen)) == NULL)
+		return -1;
+	log_info(NULL, "tls ready policy=%s keys=%zu keys_dir=%s verify=%s "
+	    "min=%s outbound=%s", c->tls_policy, tls_keys_count(tls_active),
+	    c->tls_keys_dir[0] ? c->tls_keys_dir : "none",
+	    c->tls_verify ? "verify" : "none", c->tls_min_protocol,
+	    tls_outbound_ctx ? "intercept" : "off");
 	return 0;
 ssl_fail:
 	snprintf(err, errlen, "OpenSSL: %s", tls_errstr());
 	return -1;
+}
+
+/* sporkctl reload, SIGHUP: a new key set, or the old one stays. */
+int
+tls_reload_keys(void)
+{
+	struct tls_keys	*ks;
+	char		 err[512];
+
+	if (tls_conf == NULL)
+		return 0;
+	if ((ks = tls_keys_load(err, sizeof(err))) == NULL) {
+		log_err(NULL, "tls keys refused: %s (previous keys keep "
+		    "serving)", err);
+		return -1;
+	}
+	tls_keys_free(tls_active);
+	tls_active = ks;
+	log_info(NULL, "tls keys reloaded keys=%zu", tls_keys_count(ks));
+	return 0;
+}
+
+size_t
+tls_keys_held(void)
+{
+	return tls_keys_count(tls_active);
 }
 
 static int
@@ -150,42 +267,55 @@ net_match(const struct sockaddr_storage *a, const char *net)
 	return 1;
 }
 
-/* Most specific wins: a listed server, then the default. */
+/*
+ * Most specific wins: an outbound client, then a listed server, then the
+ * default. TLS_INTERCEPT means "when the server's key is held".
+ */
 enum tls_policy
-tls_policy_for(const struct sockaddr_storage *server)
+tls_policy_for(const struct sockaddr_storage *server,
+    const struct sockaddr_storage *client)
 {
 	int	i;
 
+	for (i = 0; client != NULL && tls_outbound_ctx != NULL &&
+	    i < tls_conf->tls_outbound_clients.n; i++)
+		if (net_match(client, tls_conf->tls_outbound_clients.w[i]))
+			return TLS_OUTBOUND;
 	for (i = 0; i < tls_conf->tls_strip_servers.n; i++)
 		if (net_match(server, tls_conf->tls_strip_servers.w[i]))
 			return TLS_STRIP;
 	for (i = 0; i < tls_conf->tls_intercept_servers.n; i++)
 		if (net_match(server, tls_conf->tls_intercept_servers.w[i]))
-			return tls_server_ctx ? TLS_INTERCEPT : TLS_PASSTHROUGH;
+			return TLS_INTERCEPT;
 	for (i = 0; i < tls_conf->tls_passthrough_servers.n; i++)
 		if (net_match(server, tls_conf->tls_passthrough_servers.w[i]))
 			return TLS_PASSTHROUGH;
-	if (strcmp(tls_conf->tls_policy, "intercept") == 0 && tls_server_ctx)
+	if (strcmp(tls_conf->tls_policy, "intercept") == 0)
 		return TLS_INTERCEPT;
 	if (strcmp(tls_conf->tls_policy, "strip") == 0)
 		return TLS_STRIP;
 	return TLS_PASSTHROUGH;
 }
 
+/* TLS with the server: the session to resume, if one is fresh. */
 SSL *
-tls_new(int fd, int server_side)
+tls_new_upstream(int fd, struct tls_dest *d, int outbound)
 {
 	SSL		*ssl;
+	SSL_SESSION	*sess;
 	X509_VERIFY_PARAM *vp;
 
-	ssl = SSL_new(server_side ? tls_server_ctx : tls_client_ctx);
+	ssl = SSL_new(outbound ? tls_outbound_ctx : tls_client_ctx);
 	if (ssl == NULL)
 		return NULL;
 	if (SSL_set_fd(ssl, fd) != 1) {
 		SSL_free(ssl);
 		return NULL;
 	}
-	if (!server_side && tls_conf->tls_upstream_name[0] != '\0') {
+	SSL_set_app_data(ssl, d);
+	if ((sess = tls_dest_session(d, ev_now())) != NULL)
+		(void)SSL_set_session(ssl, sess);
+	if (!outbound && tls_conf->tls_upstream_name[0] != '\0') {
 		SSL_set_tlsext_host_name(ssl, tls_conf->tls_upstream_name);
 		if (tls_conf->tls_verify) {
 			vp = SSL_get0_param(ssl);
@@ -194,6 +324,152 @@ tls_new(int fd, int server_side)
 		}
 	}
 	return ssl;
+}
+
+/* One extension from its config text, added to x. */
+static int
+tls_add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
+{
+	X509_EXTENSION	*ext;
+	int		 rc;
+
+	if ((ext = X509V3_EXT_conf_nid(NULL, v3, nid, value)) == NULL)
+		return -1;
+	rc = X509_add_ext(x, ext, -1) == 1 ? 0 : -1;
+	X509_EXTENSION_free(ext);
+	return rc;
+}
+
+/* A leaf for the server, signed by the local CA: its subject and names. */
+static X509 *
+tls_mint(X509 *leaf)
+{
+	X509		*x;
+	X509V3_CTX	 v3;
+	ASN1_INTEGER	*serial;
+	unsigned char	 sr[16];
+	int		 i;
+
+	if ((x = X509_new()) == NULL)
+		return NULL;
+	if (RAND_bytes(sr, sizeof(sr)) != 1)
+		goto fail;
+	sr[0] &= 0x7f;
+	serial = X509_get_serialNumber(x);
+	if (ASN1_STRING_set(serial, sr, sizeof(sr)) != 1 ||
+	    X509_set_version(x, 2) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(tls_ca_cert)) != 1 ||
+	    X509_set_subject_name(x, X509_get_subject_name(leaf)) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+	    X509_set1_notAfter(x, X509_get0_notAfter(leaf)) != 1 ||
+	    X509_set_pubkey(x, tls_mint_key) != 1)
+		goto fail;
+	if ((i = X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1)) >= 0 &&
+	    X509_add_ext(x, X509_get_ext(leaf, i), -1) != 1)
+		goto fail;
+	X509V3_set_ctx(&v3, tls_ca_cert, x, NULL, NULL, 0);
+	if (tls_add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE")
+	    == -1 || tls_add_ext(x, &v3, NID_ext_key_usage, "serverAuth")
+	    == -1 || tls_add_ext(x, &v3, NID_authority_key_identifier,
+	    "keyid") == -1)
+		goto fail;
+	if (X509_sign(x, tls_ca_key, EVP_sha256()) == 0)
+		goto fail;
+	return x;
+fail:
+	ERR_clear_error();
+	X509_free(x);
+	return NULL;
+}
+
+/* A session resumes only with the server and key it was made for. */
+static int
+tls_session_context(SSL *ssl, const struct tls_dest *d,
+    const unsigned char spki[TLS_SPKI_LEN])
+{
+	unsigned char	 ctx[EVP_MAX_MD_SIZE];
+	unsigned int	 cl = 0;
+	EVP_MD_CTX	*md;
+	int		 ok;
+
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, tls_dest_name(d),
+	    strlen(tls_dest_name(d))) == 1 &&
+	    EVP_DigestUpdate(md, spki, TLS_SPKI_LEN) == 1 &&
+	    EVP_DigestFinal_ex(md, ctx, &cl) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok || SSL_set_session_id_context(ssl, ctx, cl) != 1)
+		return -1;
+	return 0;
+}
+
+/*
+ * TLS with the client once TLS with the server is up. Inbound: exactly the
+ * chain the server presented, with the key held for its leaf; NULL with
+ * *why "no-key" when none is held. Outbound: a leaf minted by the local CA
+ * with the server's subject and names, then the CA's certificate.
+ */
+SSL *
+tls_new_downstream(int fd, SSL *up, struct tls_dest *d, int outbound,
+    const char *session, const char **why)
+{
+	STACK_OF(X509)		*chain, *rest = NULL;
+	const struct tls_key	*k = NULL;
+	unsigned char		 spki[TLS_SPKI_LEN];
+	X509			*leaf, *minted;
+	SSL			*ssl;
+	int			 i;
+
+	*why = "no-certificate";
+	chain = tls_dest_presented(d, up, ev_now());
+	if (chain == NULL || (leaf = sk_X509_value(chain, 0)) == NULL ||
+	    tls_spki_digest(leaf, spki) == -1)
+		return NULL;
+	if (!outbound) {
+		k = tls_keys_find(tls_active, spki);
+		tls_dest_keyed(d, k, session);
+		if (k == NULL) {
+			*why = "no-key";
+			return NULL;
+		}
+	}
+	*why = "internal-error";
+	if ((ssl = SSL_new(tls_server_ctx)) == NULL)
+		return NULL;
+	if (outbound) {
+		if ((minted = tls_dest_minted(d, spki)) == NULL) {
+			if ((minted = tls_mint(leaf)) == NULL)
+				goto fail;
+			tls_dest_set_minted(d, minted, spki);
+		}
+		if (SSL_use_certificate(ssl, minted) != 1 ||
+		    SSL_use_PrivateKey(ssl, tls_mint_key) != 1 ||
+		    SSL_add1_chain_cert(ssl, tls_ca_cert) != 1)
+			goto fail;
+	} else {
+		if ((rest = sk_X509_new_null()) == NULL)
+			goto fail;
+		for (i = 1; i < sk_X509_num(chain); i++)
+			if (sk_X509_push(rest, sk_X509_value(chain, i)) <= 0)
+				goto fail;
+		if (SSL_use_certificate(ssl, leaf) != 1 ||
+		    SSL_use_PrivateKey(ssl, k->key) != 1 ||
+		    SSL_set1_chain(ssl, rest) != 1)
+			goto fail;
+		sk_X509_free(rest);
+		rest = NULL;
+	}
+	if (tls_session_context(ssl, d, spki) == -1 ||
+	    SSL_set_fd(ssl, fd) != 1)
+		goto fail;
+	return ssl;
+fail:
+	sk_X509_free(rest);
+	ERR_clear_error();
+	SSL_free(ssl);
+	return NULL;
 }
 
 /* 1 done, 0 in progress (*want set to EV_READ/EV_WRITE), -1 failed. */
@@ -317,4 +593,10 @@ tls_free(SSL *ssl)
 		return;
 	(void)SSL_shutdown(ssl);	/* close_notify, best effort */
 	SSL_free(ssl);
+}
+
+int
+tls_session_reused(SSL *ssl)
+{
+	return SSL_session_reused(ssl);
 }

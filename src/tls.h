@@ -11,22 +11,30 @@
 #include "buf.h"
 
 struct conf;
+struct tls_dest;
 
 enum tls_policy {
 	TLS_PASSTHROUGH,	/* splice after the server's 220, unscanned */
-	TLS_INTERCEPT,		/* TLS on both halves, scanned */
+	TLS_INTERCEPT,		/* both halves, when the server's key is held */
 	TLS_STRIP,		/* STARTTLS hidden from the client */
+	TLS_OUTBOUND,		/* both halves, a leaf minted by the local CA */
 };
 
 int		 tls_init(const struct conf *, char *err, size_t errlen);
-enum tls_policy	 tls_policy_for(const struct sockaddr_storage *server);
-SSL		*tls_new(int fd, int server_side);
+int		 tls_reload_keys(void);
+size_t		 tls_keys_held(void);
+enum tls_policy	 tls_policy_for(const struct sockaddr_storage *server,
+		    const struct sockaddr_storage *client);
+SSL		*tls_new_upstream(int fd, struct tls_dest *, int outbound);
+SSL		*tls_new_downstream(int fd, SSL *up, struct tls_dest *,
+		    int outbound, const char *session, const char **why);
 int		 tls_handshake(SSL *, int server_side, int *want, char *err,
 		    size_t errlen);
 void		 tls_describe(SSL *, char *out, size_t len);
 ssize_t		 tls_read(SSL *, struct buf *, int *want);
 ssize_t		 tls_write(SSL *, struct buf *, int *want);
 int		 tls_pending(SSL *);
+int		 tls_session_reused(SSL *);
 void		 tls_free(SSL *);
 
 #endif

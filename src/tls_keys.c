@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protected servers' key pairs, found by the SHA-256 digest of their
+ * certificate's public key (SPKI), and the key reader that fetches them.
+ * Key files stay readable by root only: a small child forked before
+ * privileges are dropped reads them on request (at start and at each
+ * reload) and sends their bytes over a socket pair; nothing else in it
+ * runs. A set is built whole or refused whole with the file that broke it
+ * named, so a bad file never leaves the daemon half-loaded. Scan workers
+ * are forked by the scan loader, which never sees this set.
+ *
+ * Layout of tls_keys_dir: every file holding a certificate (NAME.pem or
+ * NAME.crt, the chain with the leaf first) is one pair; its private key is
+ * in the same file, or in NAME-key.pem, or in NAME.key. A file with only
+ * a key is read as the key of its certificate and nothing else.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "sock.h"
+#include "tls_keys.h"
+
+#define TLS_KEYFILE_MAX		(60 * 1024)	/* one file's bytes */
+#define TLS_KEYFILES_MAX	512		/* files in the directory */
+#define TLS_KEYD_TIMEOUT_S	10
+
+/* Messages from the reader: a type byte, then its payload. */
+#define KEYD_FILE	'F'	/* NAME NUL BYTES */
+#define KEYD_ERROR	'E'	/* text */
+#define KEYD_END	'Z'
+
+struct tls_keys {
+	size_t		 n;
+	struct tls_key	 k[];
+};
+
+static int	 keyd_fd = -1;
+static pid_t	 keyd_pid = -1;
+
+/* ------------------------------------------------------------------ */
+/* The reader (child)                                                  */
+
+static void
+keyd_send(int fd, char type, const char *a, size_t alen, const char *b,
+    size_t blen)
+{
+	static char	msg[1 + 256 + 1 + TLS_KEYFILE_MAX + 1];
+	size_t		n = 0;
+
+	if (alen > 256 || blen > TLS_KEYFILE_MAX + 1)
+		_exit(2);
+	msg[n++] = type;
+	memcpy(msg + n, a, alen);
+	n += alen;
+	if (b != NULL) {
+		msg[n++] = '\0';
+		memcpy(msg + n, b, blen);
+		n += blen;
+	}
+	if (send(fd, msg, n, MSG_NOSIGNAL) == -1)
+		_exit(1);
+}
+
+/* "PATH: WHY" to the daemon: the answer ends there. */
+static void
+keyd_error(int fd, const char *path, const char *why)
+{
+	char	text[256];
+
+	snprintf(text, sizeof(text), "%.180s: %.70s", path, why);
+	keyd_send(fd, KEYD_ERROR, text, strlen(text), NULL, 0);
+}
+
+/* Send one file; 0, or -1 after an error message. */
+static int
+keyd_file(int fd, const char *path, const char *name)
+{
+	static char	data[TLS_KEYFILE_MAX + 1];
+	struct stat	st;
+	ssize_t		n;
+	size_t		len = 0;
+	int		f;
+
+	if ((f = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(f, &st) == -1) {
+		keyd_error(fd, path, strerror(errno));
+		if (f != -1)
+			close(f);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(f);
+		return 0;
+	}
+	while ((n = read(f, data + len, sizeof(data) - len)) > 0)
+		len += (size_t)n;
+	close(f);
+	if (n == -1 || len > TLS_KEYFILE_MAX) {
+		keyd_error(fd, path, n == -1 ? strerror(errno) :
+		    "larger than 60 KiB");
+		return -1;
+	}
+	keyd_send(fd, KEYD_FILE, name, strlen(name), data, len);
+	return 0;
+}
+
+static int
+keyd_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
+{
+	static char	 both[2 * TLS_KEYFILE_MAX];
+	char		 path[1024], *names[TLS_KEYFILES_MAX];
+	struct dirent	*de;
+	DIR		*d;
+	size_t		 n = 0, i;
+	int		 ok = 1;
+
+	if (dir[0] != '\0') {
+		if ((d = opendir(dir)) == NULL) {
+			keyd_error(fd, dir, strerror(errno));
+			return;
+		}
+		while ((de = readdir(d)) != NULL && n < TLS_KEYFILES_MAX)
+			if (de->d_name[0] != '.')
+				names[n++] = strdup(de->d_name);
+		closedir(d);
+		qsort(names, n, sizeof(names[0]), keyd_name_cmp);
+		for (i = 0; i < n; i++) {
+			if (ok && names[i] != NULL) {
+				snprintf(path, sizeof(path), "%.700s/%.255s",
+				    dir, names[i]);
+				ok = keyd_file(fd, path, names[i]) == 0;
+			}
+			free(names[i]);
+		}
+		if (!ok)
+			return;
+	}
+	if (cert[0] != '\0') {
+		/* The single pair of tls_cert_file and tls_key_file: one
+		 * file's worth, the key after the chain. */
+		int	 f;
+		ssize_t	 r;
+		size_t	 len = 0;
+		const char *p[2] = { cert, key };
+
+		for (i = 0; i < 2; i++) {
+			if (p[i][0] == '\0')
+				continue;
+			if ((f = open(p[i], O_RDONLY | O_CLOEXEC)) == -1) {
+				keyd_error(fd, p[i], strerror(errno));
+				return;
+			}
+			while (len < TLS_KEYFILE_MAX && (r = read(f, both + len,
+			    TLS_KEYFILE_MAX - len)) > 0)
+				len += (size_t)r;
+			close(f);
+			both[len++] = '\n';
+		}
+		keyd_send(fd, KEYD_FILE, cert, strlen(cert), both, len);
+	}
+	keyd_send(fd, KEYD_END, "", 0, NULL, 0);
+}
+
+static void __attribute__((noreturn))
+keyd_main(int fd, const char *dir, const char *cert, const char *key)
+{
+	char	req;
+	int	i;
+
+	for (i = 3; i < 1024; i++)
+		if (i != fd)
+			(void)close(i);
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	while (recv(fd, &req, 1, 0) == 1)
+		keyd_read_all(fd, dir, cert, key);
+	_exit(0);
+}
+
+int
+tls_keyd_start(const char *dir, const char *cert_file, const char *key_file,
+    char *err, size_t errlen)
+{
+	struct timeval	tv = { TLS_KEYD_TIMEOUT_S, 0 };
+	static char	d[1024], c[1024], k[1024];
+	pid_t		pid;
+	int		fd;
+
+	if (dir[0] == '\0' && cert_file[0] == '\0')
+		return 0;
+	snprintf(d, sizeof(d), "%s", dir);
+	snprintf(c, sizeof(c), "%s", cert_file);
+	snprintf(k, sizeof(k), "%s", key_file);
+	if ((pid = sock_fork_pair(&fd)) == -1) {
+		snprintf(err, errlen, "key reader: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		keyd_main(fd, d, c, k);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	keyd_fd = fd;
+	keyd_pid = pid;
+	return 0;
+}
+
+void
+tls_keyd_stop(void)
+{
+	if (keyd_fd != -1)
+		close(keyd_fd);
+	keyd_fd = -1;
+	keyd_pid = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The set                                                             */
+
+int
+tls_spki_digest(X509 *x, unsigned char out[TLS_SPKI_LEN])
+{
+	unsigned char	*der = NULL;
+	unsigned int	 dl = 0;
+	int		 len;
+
+	if ((len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der)) <= 0)
+		return -1;
+	if (EVP_Digest(der, (size_t)len, out, &dl, EVP_sha256(), NULL) != 1 ||
+	    dl != TLS_SPKI_LEN) {
+		OPENSSL_free(der);
+		return -1;
+	}
+	OPENSSL_free(der);
+	return 0;
+}
+
+void
+tls_spki_hex(const unsigned char spki[TLS_SPKI_LEN], char out[TLS_SPKI_HEX])
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < TLS_SPKI_LEN; i++) {
+		out[2 * i] = hex[spki[i] >> 4];
+		out[2 * i + 1] = hex[spki[i] & 15];
+	}
+	out[2 * TLS_SPKI_LEN] = '\0';
+}
+
+static int
+ends_with(const char *s, const char *suffix)
+{
+	size_t	l = strlen(s), sl = strlen(suffix);
+
+	return l >= sl && strcmp(s + l - sl, suffix) == 0;
+}
+
+static EVP_PKEY *
+pem_key(const char *text, size_t len)
+{
+	BIO		*b = BIO_new_mem_buf(text, (int)len);
+	EVP_PKEY	*k;
+
+	if (b == NULL)
+		return NULL;
+	k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	return k;
+}
+
+static X509 *
+pem_leaf(const char *text, size_t len)
+{
+	BIO	*b = BIO_new_mem_buf(text, (int)len);
+	X509	*x;
+
+	if (b == NULL)
+		return NULL;
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	return x;
+}
+
+/* The index of the file named base + suffix, or -1. */
+static long
+find_name(const char *const *names, size_t n, const char *base, size_t bl,
+    const char *suffix)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strncmp(names[i], base, bl) == 0 &&
+		    strcmp(names[i] + bl, suffix) == 0)
+			return (long)i;
+	return -1;
+}
+
+struct tls_keys *
+tls_keys_parse(const char *const *names, const char *const *texts,
+    const size_t *lens, size_t n, char *err, size_t errlen)
+{
+	struct tls_keys	*ks;
+	struct tls_key	*k;
+	size_t		 i, bl, j;
+	long		 ki;
+	X509		*leaf;
+	EVP_PKEY	*key;
+
+	if ((ks = calloc(1, sizeof(*ks) + n * sizeof(ks->k[0]))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (ends_with(names[i], "-key.pem") ||
+		    ends_with(names[i], ".key"))
+			continue;
+		if ((leaf = pem_leaf(texts[i], lens[i])) == NULL)
+			continue;	/* no certificate: a key, or else */
+		key = pem_key(texts[i], lens[i]);
+		if (key == NULL) {
+			bl = strlen(names[i]);
+			if (ends_with(names[i], ".pem") ||
+			    ends_with(names[i], ".crt"))
+				bl -= 4;
+			if ((ki = find_name(names, n, names[i], bl, "-key.pem"))
+			    == -1)
+				ki = find_name(names, n, names[i], bl, ".key");
+			if (ki != -1)
+				key = pem_key(texts[ki], lens[ki]);
+		}
+		if (key == NULL) {
+			snprintf(err, errlen, "%s: no private key (in the file, "
+			    "in NAME-key.pem or in NAME.key)", names[i]);
+			X509_free(leaf);
+			goto fail;
+		}
+		if (X509_check_private_key(leaf, key) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen, "%s: the private key does not "
+			    "match the certificate", names[i]);
+			X509_free(leaf);
+			EVP_PKEY_free(key);
+			goto fail;
+		}
+		k = &ks->k[ks->n];
+		if (tls_spki_digest(leaf, k->spki) == -1) {
+			snprintf(err, errlen, "%s: cannot digest the public "
+			    "key", names[i]);
+			X509_free(leaf);
+			EVP_PKEY_free(key);
+			goto fail;
+		}
+		for (j = 0; j < ks->n; j++)
+			if (memcmp(ks->k[j].spki, k->spki, TLS_SPKI_LEN) == 0)
+				break;
+		if (j < ks->n) {	/* the same key twice: the first wins */
+			X509_free(leaf);
+			EVP_PKEY_free(key);
+			continue;
+		}
+		k->leaf = leaf;
+		k->key = key;
+		snprintf(k->file, sizeof(k->file), "%s", names[i]);
+		X509_NAME_oneline(X509_get_subject_name(leaf), k->subject,
+		    sizeof(k->subject));
+		ks->n++;
+	}
+	return ks;
+fail:
+	tls_keys_free(ks);
+	return NULL;
+}
+
+struct tls_keys *
+tls_keys_load(char *err, size_t errlen)
+{
+	static char	 msg[1 + 256 + 1 + TLS_KEYFILE_MAX + 1];
+	char		*names[TLS_KEYFILES_MAX + 1], *texts[TLS_KEYFILES_MAX + 1];
+	size_t		 lens[TLS_KEYFILES_MAX + 1], n = 0, i, nl;
+	struct tls_keys	*ks = NULL;
+	ssize_t		 r = 0;
+	char		 req = 'R';
+
+	if (keyd_fd == -1) {
+		/* Nothing configured: an empty set. */
+		return tls_keys_parse(NULL, NULL, NULL, 0, err, errlen);
+	}
+	if (send(keyd_fd, &req, 1, MSG_NOSIGNAL) != 1) {
+		snprintf(err, errlen, "key reader: %s", strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if ((r = recv(keyd_fd, msg, sizeof(msg) - 1, 0)) <= 0) {
+			snprintf(err, errlen, "key reader: %s", r == 0 ?
+			    "gone" : strerror(errno));
+			goto done;
+		}
+		msg[r] = '\0';
+		if (msg[0] == KEYD_END)
+			break;
+		if (msg[0] == KEYD_ERROR) {
+			snprintf(err, errlen, "%s", msg + 1);
+			goto done;
+		}
+		nl = strnlen(msg + 1, (size_t)r - 1);
+		if (msg[0] != KEYD_FILE || 1 + nl >= (size_t)r ||
+		    n == TLS_KEYFILES_MAX + 1) {
+			snprintf(err, errlen, "key reader: bad message");
+			goto done;
+		}
+		names[n] = strdup(msg + 1);
+		lens[n] = (size_t)r - 2 - nl;
+		texts[n] = malloc(lens[n] + 1);
+		if (names[n] == NULL || texts[n] == NULL) {
+			free(names[n]);
+			free(texts[n]);
+			snprintf(err, errlen, "out of memory");
+			goto done;
+		}
+		memcpy(texts[n], msg + 2 + nl, lens[n]);
+		texts[n][lens[n]] = '\0';
+		n++;
+	}
+	ks = tls_keys_parse((const char *const *)names,
+	    (const char *const *)texts, lens, n, err, errlen);
+done:
+	/* Cut short in the middle of an answer: read the rest of it, so
+	 * that the next request gets its own. */
+	while (r > 0 && msg[0] != KEYD_END && msg[0] != KEYD_ERROR &&
+	    (r = recv(keyd_fd, msg, sizeof(msg), 0)) > 0)
+		;
+	for (i = 0; i < n; i++) {
+		OPENSSL_cleanse(texts[i], lens[i]);
+		free(texts[i]);
+		free(names[i]);
+	}
+	OPENSSL_cleanse(msg, sizeof(msg));
+	return ks;
+}
+
+void
+tls_keys_free(struct tls_keys *ks)
+{
+	size_t	i;
+
+	if (ks == NULL)
+		return;
+	for (i = 0; i < ks->n; i++) {
+		X509_free(ks->k[i].leaf);
+		EVP_PKEY_free(ks->k[i].key);
+	}
+	free(ks);
+}
+
+size_t
+tls_keys_count(const struct tls_keys *ks)
+{
+	return ks != NULL ? ks->n : 0;
+}
+
+const struct tls_key *
+tls_keys_find(const struct tls_keys *ks, const unsigned char spki[TLS_SPKI_LEN])
+{
+	size_t	i;
+
+	for (i = 0; ks != NULL && i < ks->n; i++)
+		if (memcmp(ks->k[i].spki, spki, TLS_SPKI_LEN) == 0)
+			return &ks->k[i];
+	return NULL;
+}
