@@ -33,16 +33,17 @@ LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/q
 	  src/smtp_data.c src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c \
 	  src/nft_divert.c src/synq.c src/cidr.c src/dns.c src/greylist.c \
 	  src/greylist_redis.c src/spf.c src/prequeue.c src/spam.c \
-	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c
+	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c \
+	  src/tls_keys.c
 DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
 	     src/notice.c src/cba.c \
-	     src/tls.c src/tls_keys.c src/tls_dest.c
+	     src/tls.c src/tls_dest.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
 	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c \
 	     tests/unit/test_prequeue.c tests/unit/test_content.c \
-	     tests/unit/test_spam.c tests/unit/test_hostport.c
+	     tests/unit/test_spam.c tests/unit/test_hostport.c tests/unit/test_tls.c
 
 all: build/sporkd build/sporkctl
 

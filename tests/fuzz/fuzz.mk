@@ -38,7 +38,7 @@ FUZZ_SESSION_SRC = src/relay.c src/ev.c src/spool.c src/quarantine.c \
 		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
 		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
 		   src/sandbox.c src/spam.c src/spam_policy.c src/hostport.c \
-		   src/failover.c \
+		   src/failover.c src/tls_keys.c src/tls_dest.c \
 		   tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \

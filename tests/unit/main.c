@@ -29,6 +29,7 @@ static const struct {
 	{ "content", test_content },
 	{ "spam", test_spam },
 	{ "hostport", test_hostport },
+	{ "tls", test_tls },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

@@ -36,5 +36,6 @@ void	test_prequeue(void);
 void	test_content(void);
 void	test_spam(void);
 void	test_hostport(void);
+void	test_tls(void);
 
 #endif
