@@ -54,6 +54,8 @@
 #define RELAY_CHUNK		8192
 #define RELAY_SENDER_MAX	256
 #define RELAY_SWEEP_MS		60000
+#define RELAY_INJECT_DRAIN_MAX	(1024 * 1024)	/* plaintext read and
+						 * dropped at STARTTLS */
 
 /* Client-facing state. */
 enum rstate {
@@ -472,8 +474,16 @@ client_command(struct session *s, const char *line, size_t len)
 		if (s->pcount > 0)
 			return 1;
 		if (c.verb == VERB_BDAT) {
-			reply(s, "502 5.5.1 Error: command not implemented");
-			return 0;
+			/* CHUNKING is hidden, yet the client sends chunks
+			 * (an EHLO it cached before the box was there, as
+			 * Exim's PIPECONNECT does). What follows is message
+			 * bytes, never to be read as commands; a temporary
+			 * failure lets it retry with DATA. */
+			log_info(s->id, "protocol violation=bdat-not-offered");
+			reply_close(s, "bdat-not-offered", "421 4.5.0 Error: "
+			    "BDAT not offered (CHUNKING), closing; try again "
+			    "with DATA");
+			return -1;
 		}
 		if (c.argslen > 0) {
 			reply(s, "501 5.5.4 Syntax: %s",
@@ -1214,10 +1224,18 @@ data_pump(struct session *s)
 static void
 starttls_drop_plaintext(struct session *s, int server_too)
 {
-	size_t	stray_c = buf_used(&s->cin);
-	size_t	stray_s = server_too ? buf_used(&s->sin) : 0;
+	size_t	stray_c, stray_s = server_too ? buf_used(&s->sin) : 0;
+	ssize_t	n;
 
+	/* What is still unread in the socket is plaintext too: left there,
+	 * it would be taken for the start of the client's handshake. */
+	stray_c = buf_used(&s->cin);
 	buf_clear(&s->cin);
+	while (s->cssl == NULL && stray_c < RELAY_INJECT_DRAIN_MAX &&
+	    (n = buf_read_fd(&s->cin, s->cfd)) > 0) {
+		stray_c += (size_t)n;
+		buf_clear(&s->cin);
+	}
 	if (server_too)
 		buf_clear(&s->sin);
 	if (stray_c || stray_s)
@@ -1769,6 +1787,9 @@ tls_step(struct session *s)
 		tls_describe(s->sssl, desc, sizeof(desc));
 		log_info(s->id, "tls upstream %s%s", desc,
 		    tls_session_reused(s->sssl) ? " resumed=yes" : "");
+		/* Nothing the client sent before our 220 is read later
+		 * (taken from the socket while it is still plaintext). */
+		starttls_drop_plaintext(s, 0);
 		s->cssl = tls_new_downstream(s->cfd, s->sssl, s->tdest,
 		    s->tlspol == TLS_OUTBOUND, s->id, &why);
 		if (s->cssl == NULL) {
@@ -1781,8 +1802,6 @@ tls_step(struct session *s)
 			    "TLS not available, try again later");
 			return;
 		}
-		/* Nothing the client sent before this 220 is read later. */
-		starttls_drop_plaintext(s, 0);
 		reply(s, "%s", s->held_reply ? s->held_reply : "220 2.0.0 Ready "
 		    "to start TLS");
 		free(s->held_reply); s->held_reply = NULL;
@@ -2165,6 +2184,10 @@ session_close(struct session *s, const char *why)
 	}
 	free(s->held_reply); s->held_reply = NULL;
 	if (s->cfd != -1) {
+		/* After our last reply: unread input at close would turn it
+		 * into a reset, and the reply could be lost with it. */
+		if (s->state == RS_CLOSING && !s->cclosed)
+			sock_drain(s->cfd, RELAY_INJECT_DRAIN_MAX);
 		ev_io_del(relay_loop, &s->cio);
 		close(s->cfd);
 		s->cfd = -1;

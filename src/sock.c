@@ -328,3 +328,15 @@ sock_hand_over(int sock, const void *msg, size_t len, int end, pid_t child)
 	close(end);
 	return rc == -1 ? -1 : 0;
 }
+
+/* Read and drop what the peer has sent, up to max bytes, never waiting. */
+void
+sock_drain(int fd, size_t max)
+{
+	char	b[4096];
+	size_t	got = 0;
+	ssize_t	n;
+
+	while (got < max && (n = recv(fd, b, sizeof(b), MSG_DONTWAIT)) > 0)
+		got += (size_t)n;
+}

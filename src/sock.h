@@ -18,6 +18,7 @@ int	sock_connect(const struct sockaddr_storage *dst,
 	    const struct sockaddr_storage *src_or_null, int transparent);
 int	sock_connect_result(int fd);
 void	sock_reset(int fd);
+void	sock_drain(int fd, size_t max);
 int	sock_send_fd(int sock, const void *, size_t, int fd);
 ssize_t	sock_recv_fd(int sock, void *, size_t, int *fd);
 pid_t	sock_fork_pair(int *fd);

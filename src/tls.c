@@ -225,6 +225,7 @@ tls_reload_keys(void)
 	}
 	tls_keys_free(tls_active);
 	tls_active = ks;
+	tls_dest_keys_changed();
 	log_info(NULL, "tls keys reloaded keys=%zu", tls_keys_count(ks));
 	return 0;
 }
@@ -313,8 +314,10 @@ tls_new_upstream(int fd, struct tls_dest *d, int outbound)
 		return NULL;
 	}
 	SSL_set_app_data(ssl, d);
-	if ((sess = tls_dest_session(d, ev_now())) != NULL)
+	if ((sess = tls_dest_session(d, ev_now())) != NULL) {
 		(void)SSL_set_session(ssl, sess);
+		SSL_SESSION_free(sess);
+	}
 	if (!outbound && tls_conf->tls_upstream_name[0] != '\0') {
 		SSL_set_tlsext_host_name(ssl, tls_conf->tls_upstream_name);
 		if (tls_conf->tls_verify) {

@@ -104,7 +104,8 @@ int
 tls_dest_known_keyless(const struct tls_dest *d, uint64_t now,
     uint64_t recheck)
 {
-	return d->known && !d->have_key && now - d->checked < recheck;
+	return d->known && !d->have_key && d->checked != 0 &&
+	    now - d->checked < recheck;
 }
 
 STACK_OF(X509) *
@@ -158,12 +159,31 @@ tls_dest_count(struct tls_dest *d, enum tls_cov c)
 	tls_cov[c]++;
 }
 
+/*
+ * A copy of the server's last session for a new connection (the caller
+ * frees it once set): a TLS 1.3 session offered once is not offered
+ * again, and servers send no new ticket after a resumption, so the kept
+ * one stays fresh for every connection.
+ */
 SSL_SESSION *
 tls_dest_session(struct tls_dest *d, uint64_t now)
 {
-	if (d->session == NULL || now - d->session_t > TLS_SESSION_REUSE_MS)
+	if (d->session == NULL || now - d->session_t > TLS_SESSION_REUSE_MS ||
+	    !SSL_SESSION_is_resumable(d->session))
 		return NULL;
-	return d->session;
+	return SSL_SESSION_dup(d->session);
+}
+
+/* The keys changed: every server's certificate is looked at again. */
+void
+tls_dest_keys_changed(void)
+{
+	struct tls_dest	*d;
+	int		 i;
+
+	for (i = 0; i < TLS_DEST_BUCKETS; i++)
+		for (d = tls_dests[i]; d != NULL; d = d->next)
+			d->checked = 0;
 }
 
 void

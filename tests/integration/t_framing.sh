@@ -64,12 +64,6 @@ line NOOP
 expect 250
 line EHLO ok.example.test
 expect 250
-line BDAT 10 LAST
-expect 502 5.5.1
-line  BDAT 10 LAST
-expect 502 5.5.1
-send BDAT\x0b10 LAST\r\n
-expect 502 5.5.1
 line DATA now
 expect 501 5.5.4
 line DATA
@@ -87,7 +81,28 @@ expect 550 5.5.2 Error: message has a line longer than 1000
 line QUIT
 expect 221
 CHAT
-chat cmds "commands: bare LF/CR, long line, BDAT, DATA args, SIZE, long text line"
+chat cmds "commands: bare LF/CR, long line, DATA args, SIZE, long text line"
+
+# --- BDAT (CHUNKING is hidden): its chunk is never read as commands; a
+# temporary failure and close, so the client retries with DATA
+i=0
+for bdat in 'BDAT 22 LAST\r\n' ' BDAT 22 LAST\r\n' 'BDAT\x0b22 LAST\r\n'; do
+	i=$((i + 1))
+	cat >"$tmp/bdat$i.chat" <<CHAT
+expect 220
+line EHLO ok.example.test
+expect 250
+line MAIL FROM:<a@client.example.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+send $bdat
+send RSET\r\nMAIL FROM:<x@y>\r\n
+expect 421 4.5.0
+expect_close
+CHAT
+	chat "bdat$i" "BDAT form $i: 421 4.5.0 and close, the chunk never read as commands"
+done
 
 # --- recipients: 101 pipelined, the 101st refused by the relay's limit
 {
@@ -126,8 +141,12 @@ assert_no_grep "injected@client" "$LAB_MAILLOG" "STARTTLS injection: Postfix nev
 cp "$LAB_DIR/spork.conf" "$tmp/sync.conf"
 printf '%s\n' "max_header_size 64k" "timeout_request 2s" "max_sessions_per_client 2" >>"$tmp/sync.conf"
 lab start-sporkd "$tmp/sync.conf" 2>/dev/null
-printf 'expect 220\nsend EHLO a.example.test\\r\\nMAIL FROM:<a@client.example.test>\\r\\n\nexpect 250\nexpect 554 5.5.0 Error: SMTP protocol synchronization (command pipelined after EHLO)\nexpect_close\n' >"$tmp/ehlo-pipe.chat"
-chat ehlo-pipe "pipelining past EHLO: the EHLO reply, then 554 5.5.0 and close"
+# Behind EHLO to a server that offers PIPELINING (as PIPECONNECT clients
+# do): held until the EHLO reply, then relayed in order.
+printf 'expect 220\nsend EHLO a.example.test\\r\\nMAIL FROM:<a@client.example.test>\\r\\n\nexpect 250\nexpect 250\nline QUIT\nexpect 221\n' >"$tmp/ehlo-pipe.chat"
+chat ehlo-pipe "pipelining past EHLO to a server with PIPELINING: held, then relayed in order"
+sleep 0.3
+assert_no_grep 'improper command pipelining after EHLO' "$LAB_MAILLOG" "pipelining past EHLO: Postfix saw the commands in step"
 printf 'expect 220\nline EHLO a.example.test\nexpect 250\nline MAIL FROM:<a@client.example.test>\nexpect 250\nline RCPT TO:<alice@example.test>\nexpect 250\nsend DATA\\r\\nSubject: early\\r\\n\\r\\nbody\\r\\n.\\r\\n\nexpect 354\nexpect 554 5.5.0 Error: SMTP protocol synchronization (message sent before 354)\nexpect_close\n' >"$tmp/data-pipe.chat"
 chat data-pipe "message sent before 354: 554 5.5.0 and close"
 python3 -c "
