@@ -10,9 +10,11 @@
  * clean-file cache never turns a scan into a hash lookup.
  *
  *   smtpload load [-s SESS] [-C OPENING] [-l BYTES] [-m MSGS | -T SECS]
- *                 [-W SECS] [-P] [-o LATFILE] HOST:PORT
+ *                 [-W SECS] [-P] [-k PERCONN] [-S [-R] [-A CAFILE]]
+ *                 [-o LATFILE] HOST:PORT
  *   smtpload rtt  [-n ROUNDS] HOST:PORT
- *   smtpload hold [-s SESS] [-C OPENING] [-T MAXSECS] HOST:PORT
+ *   smtpload hold [-s SESS] [-C OPENING] [-T MAXSECS] [-S [-R] [-A CAFILE]]
+ *                 HOST:PORT
  *
  * Sessions are opened at most OPENING (default 8) at a time: a session
  * counts as opening until the greeting arrives. A burst of connects would
@@ -25,8 +27,21 @@
  *   seconds: the window opens -W seconds (default 1) after the start and
  *   only replies that arrive inside it count. Opening first keeps the
  *   set-up of many sessions out of the figure. -P turns
- *   pipelining off (one command per round trip). Prints one line of
+ *   pipelining off (one command per round trip). -k PERCONN: each
+ *   connection carries PERCONN messages, then QUITs and the session
+ *   connects again (through the same OPENING limit), so that connection
+ *   set-up and the TLS handshake are part of the figure; default 0, one
+ *   connection per session for the whole run. Prints one line of
  *   key=value: msgs, secs, rate, lat_p50_us, lat_p99_us, ...
+ * -S: STARTTLS (RFC 3207) on every connection, with OpenSSL: EHLO,
+ *   STARTTLS, the handshake, EHLO again, then the rest as usual; a server
+ *   that does not offer STARTTLS fails the session. The certificate is not
+ *   checked unless -A CAFILE is given (then it must chain to CAFILE; the
+ *   name is not checked). -R resumes TLS sessions: the client keeps the
+ *   last session the server gave it (for TLS 1.3, from its session
+ *   tickets, through the new-session callback) and offers a copy of it
+ *   on every new connection (see tls_new_session). Adds tls_handshakes, tls_resumed, hs_p50_us, hs_p99_us
+ *   (220 to STARTTLS -> handshake done, client's view), tls_proto.
  * rtt: one session, ROUNDS x (EHLO, MAIL, RCPT, RSET) in lockstep; prints
  *   the median round trip of each command and of EHLO+MAIL+RCPT together.
  * hold: opens SESS sessions (greeting and EHLO answered), prints
@@ -53,6 +68,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define IN_MAX		8192	/* one reply line never exceeds this here */
 #define POOL_LINES	65536
 #define LINE_LEN	76	/* payload characters per body line */
@@ -65,6 +83,8 @@ enum st {
 	S_CONNECT,
 	S_GREETING,
 	S_EHLO,
+	S_STARTTLS,		/* waiting for 220 to STARTTLS */
+	S_HANDSHAKE,		/* TLS handshake in progress */
 	S_MAIL,			/* lockstep: waiting for MAIL's reply */
 	S_RCPT,
 	S_DATA,			/* waiting for 354 (pipelined: all three) */
@@ -80,14 +100,20 @@ struct sess {
 	enum st		 st;
 	unsigned	 id;
 	unsigned	 nmsg;
+	unsigned	 conn_msgs;	/* messages on this connection */
 	int		 pipelining;	/* server offered it */
+	int		 starttls;	/* server offered it */
 	int		 want;		/* replies still expected in this step */
+	int		 was_up;	/* counted in nup once */
+	SSL		*ssl;		/* after STARTTLS */
+	uint64_t	 t_hs;		/* handshake started */
 	char		 in[IN_MAX];
 	size_t		 inlen;
 	char		*out;
 	size_t		 outlen, outoff, outcap;
 	uint64_t	 t_dot;		/* when the last byte of ".\r\n" left */
 	int		 wantout;	/* EPOLLOUT registered */
+	int		 rd_wantw;	/* SSL_read waits for writability */
 };
 
 static enum mode	 mode;
@@ -96,6 +122,18 @@ static size_t		 body_len = 10240;
 static long		 max_msgs = -1;
 static double		 run_secs = -1, warm_secs = 1, hold_max = 300;
 static int		 no_pipelining;
+static long		 per_conn;	/* -k: messages per connection */
+static int		 use_tls, tls_resume;	/* -S, -R */
+static const char	*ca_file;	/* -A */
+static SSL_CTX		*tls_ctx;
+static unsigned char	*tls_sess;	/* the last session the server gave, */
+static int		 tls_sess_len;	/* DER */
+static long		 tls_handshakes, tls_resumed, conns;
+static char		 tls_proto[32] = "none";
+static uint32_t		*hs;		/* handshake times, microseconds */
+static size_t		 nhs, hscap;
+static unsigned		*cq;		/* sessions waiting to connect */
+static size_t		 cq_head, cq_len;
 static const char	*latfile;
 static long		 rounds = 1000;
 static struct sockaddr_in dst;
@@ -112,6 +150,8 @@ static uint32_t		*lat;		/* microseconds, window only */
 static size_t		 nlat, latcap;
 static volatile sig_atomic_t stop;
 static uint64_t		 rng = 0x9e3779b97f4a7c15ull;
+
+static int	flush_out(struct sess *);
 
 static uint64_t
 now_ns(void)
@@ -260,8 +300,34 @@ ep_mod(struct sess *s, int wantout)
 }
 
 static void
-sess_close(struct sess *s)
+cq_push(unsigned id)
 {
+	cq[(cq_head + cq_len++) % (size_t)nsess] = id;
+}
+
+static unsigned
+cq_pop(void)
+{
+	unsigned	id = cq[cq_head];
+
+	cq_head = (cq_head + 1) % (size_t)nsess;
+	cq_len--;
+	return id;
+}
+
+/* Closes the connection, not the session. */
+static void
+sess_drop(struct sess *s)
+{
+	if (s->ssl != NULL) {
+		/*
+		 * close_notify, best effort: without it OpenSSL marks the
+		 * session not resumable.
+		 */
+		(void)SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
 	if (s->fd != -1) {
 		close(s->fd);
 		s->fd = -1;
@@ -270,17 +336,230 @@ sess_close(struct sess *s)
 		opening--;
 	if (s->st >= S_GREETING && s->st < S_DONE)
 		connected--;
+}
+
+static void
+sess_close(struct sess *s)
+{
+	sess_drop(s);
 	s->st = S_DONE;
 	finished++;
+}
+
+/* -k: the next connection of this session waits for its turn to open. */
+static void
+sess_reconnect(struct sess *s)
+{
+	sess_drop(s);
+	s->inlen = s->outlen = s->outoff = 0;
+	s->pipelining = s->starttls = s->wantout = s->rd_wantw = 0;
+	s->conn_msgs = 0;
+	s->st = S_IDLE;
+	cq_push(s->id);
 }
 
 static void
 sess_fail(struct sess *s, const char *what)
 {
 	serr(s, "%s", what);
-	if (s->st == S_CONNECT || s->st == S_GREETING || s->st == S_EHLO)
+	if (s->st == S_CONNECT || s->st == S_GREETING || s->st == S_EHLO ||
+	    s->st == S_STARTTLS || s->st == S_HANDSHAKE)
 		failed++;
 	sess_close(s);
+}
+
+/* ------------------------------------------------------------- tls */
+
+static void
+tls_die(const char *what)
+{
+	char	buf[256];
+
+	ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+	die("%s: %s", what, buf);
+}
+
+/*
+ * The client's session cache: one slot, the latest session the target
+ * gave (one target per run). For TLS 1.3 OpenSSL calls this for every
+ * session ticket, after the handshake; for TLS 1.2 once the handshake is
+ * done. Kept serialized, and every connection offers its own copy, as an
+ * MTA's session cache does (Postfix's smtp client through tlsmgr): OpenSSL
+ * lets one SSL_SESSION resume a TLS 1.3 connection only once, and servers
+ * (Postfix, OpenSSL's defaults) send no new ticket on a resumed handshake,
+ * so reusing the object itself would resume every other connection only.
+ */
+static int
+tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	unsigned char	*p;
+	int		 len;
+
+	(void)ssl;
+	if (!tls_resume || (len = i2d_SSL_SESSION(sess, NULL)) <= 0)
+		return 0;
+	free(tls_sess);
+	if ((tls_sess = malloc((size_t)len)) == NULL)
+		die("out of memory");
+	p = tls_sess;
+	tls_sess_len = i2d_SSL_SESSION(sess, &p);
+	return 0;		/* OpenSSL keeps its reference */
+}
+
+static void
+tls_setup(void)
+{
+	if ((tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		tls_die("SSL_CTX_new");
+	/* flush_out may retry with more bytes queued behind the first */
+	SSL_CTX_set_mode(tls_ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	    SSL_MODE_ENABLE_PARTIAL_WRITE);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	if (ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(tls_ctx, ca_file, NULL) != 1)
+			tls_die(ca_file);
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+	} else
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(tls_ctx, tls_new_session);
+}
+
+/* Drives the handshake; when it is done, EHLO again (RFC 3207). */
+static void
+tls_step(struct sess *s)
+{
+	char	msg[300], buf[256];
+	int	rc, e, one = 1;
+
+	ERR_clear_error();
+	if ((rc = SSL_connect(s->ssl)) != 1) {
+		e = SSL_get_error(s->ssl, rc);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			ep_mod(s, e == SSL_ERROR_WANT_WRITE);
+			return;
+		}
+		if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+			snprintf(buf, sizeof(buf), "%s", errno ?
+			    strerror(errno) : "connection closed");
+		else
+			ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+		snprintf(msg, sizeof(msg), "TLS handshake: %s", buf);
+		sess_fail(s, msg);
+		return;
+	}
+	tls_handshakes++;
+	if (SSL_session_reused(s->ssl))
+		tls_resumed++;
+	snprintf(tls_proto, sizeof(tls_proto), "%s", SSL_get_version(s->ssl));
+	if (nhs == hscap) {
+		hscap = hscap ? hscap * 2 : 4096;
+		if ((hs = realloc(hs, hscap * sizeof(*hs))) == NULL)
+			die("out of memory");
+	}
+	hs[nhs++] = (uint32_t)((now_ns() - s->t_hs) / 1000);
+	/* what the server offered before TLS no longer counts */
+	s->pipelining = s->starttls = 0;
+	out_add(s, "EHLO client.example.test\r\n", 26);
+	s->st = S_EHLO;
+	s->want = 1;
+	if (flush_out(s) == -1)
+		return;
+	/*
+	 * A TLS 1.3 server writes its session ticket, then the EHLO reply.
+	 * If the ticket's ACK is delayed (the EHLO write just now put the
+	 * socket in "ping-pong" mode) and the server has Nagle on, as
+	 * Postfix's smtpd does, the reply waits for the delayed-ACK timer:
+	 * about 40 ms per connection. Out of ping-pong mode, reading the
+	 * ticket ACKs it at once.
+	 */
+	(void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
+static void
+tls_start(struct sess *s)
+{
+	if ((s->ssl = SSL_new(tls_ctx)) == NULL ||
+	    SSL_set_fd(s->ssl, s->fd) != 1)
+		tls_die("SSL_new");
+	if (tls_resume && tls_sess != NULL) {
+		const unsigned char	*p = tls_sess;
+		SSL_SESSION		*sess;
+
+		if ((sess = d2i_SSL_SESSION(NULL, &p, tls_sess_len)) == NULL ||
+		    SSL_set_session(s->ssl, sess) != 1)
+			tls_die("SSL_set_session");
+		SSL_SESSION_free(sess);
+	}
+	s->t_hs = now_ns();
+	tls_step(s);
+}
+
+/* read(2) or SSL_read: bytes, 0 at the end, -1 with errno (EAGAIN: wait) */
+static ssize_t
+sess_read(struct sess *s, char *p, size_t n)
+{
+	int	r;
+
+	if (s->ssl == NULL)
+		return read(s->fd, p, n);
+	s->rd_wantw = 0;
+	ERR_clear_error();
+	if ((r = SSL_read(s->ssl, p, (int)n)) > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		s->rd_wantw = 1;
+		ep_mod(s, 1);
+		/* FALLTHROUGH */
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0)
+			errno = EPIPE;
+		return -1;
+	default:
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+/* write(2) or SSL_write, the same way */
+static ssize_t
+sess_write(struct sess *s, const char *p, size_t n)
+{
+	int	r;
+
+	if (s->ssl == NULL)
+		return write(s->fd, p, n);
+	/*
+	 * A retry after WANT_WRITE passes at least as many bytes as the
+	 * first try did: the queue only grows until it is written.
+	 */
+	if (n > 65536)
+		n = 65536;
+	ERR_clear_error();
+	if ((r = SSL_write(s->ssl, p, (int)n)) > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0)
+			errno = EPIPE;
+		return -1;
+	default:
+		errno = EPROTO;
+		return -1;
+	}
 }
 
 /* Writes what is queued; returns -1 if the session died. */
@@ -290,7 +569,7 @@ flush_out(struct sess *s)
 	ssize_t	n;
 
 	while (s->outoff < s->outlen) {
-		n = write(s->fd, s->out + s->outoff, s->outlen - s->outoff);
+		n = sess_write(s, s->out + s->outoff, s->outlen - s->outoff);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				ep_mod(s, 1);
@@ -328,7 +607,8 @@ more_messages(void)
 static void
 start_tx(struct sess *s)
 {
-	if (!more_messages()) {
+	if (!more_messages() ||
+	    (per_conn > 0 && s->conn_msgs >= (unsigned long)per_conn)) {
 		out_add(s, "QUIT\r\n", 6);
 		s->st = S_QUIT;
 		s->want = 1;
@@ -336,6 +616,7 @@ start_tx(struct sess *s)
 	}
 	msgs_started++;
 	s->nmsg++;
+	s->conn_msgs++;
 	out_printf(s, "MAIL FROM:<bench%u@client.example.test>\r\n", s->id);
 	if (s->pipelining && !no_pipelining) {
 		out_printf(s, "RCPT TO:<sink%u@example.test>\r\nDATA\r\n",
@@ -385,12 +666,33 @@ on_reply(struct sess *s, int code)
 			sess_fail(s, "EHLO not 250");
 			return;
 		}
-		nup++;
+		if (use_tls && s->ssl == NULL) {
+			if (!s->starttls) {
+				sess_fail(s, "STARTTLS not offered");
+				return;
+			}
+			out_add(s, "STARTTLS\r\n", 10);
+			s->st = S_STARTTLS;
+			s->want = 1;
+			break;
+		}
+		conns++;
+		if (!s->was_up) {
+			s->was_up = 1;
+			nup++;
+		}
 		s->st = S_HELD;
 		if (mode == M_HOLD || !window_open)
 			return;		/* load: all start together */
 		start_tx(s);
 		break;
+	case S_STARTTLS:
+		if (code != 220) {
+			sess_fail(s, "STARTTLS not 220");
+			return;
+		}
+		s->st = S_HANDSHAKE;	/* on_readable starts it */
+		return;
 	case S_MAIL:
 		if (code != 250) {
 			sess_fail(s, "MAIL not 250");
@@ -432,7 +734,10 @@ on_reply(struct sess *s, int code)
 		start_tx(s);
 		break;
 	case S_QUIT:
-		sess_close(s);
+		if (per_conn > 0 && more_messages())
+			sess_reconnect(s);
+		else
+			sess_close(s);
 		return;
 	default:
 		sess_fail(s, "unexpected reply");
@@ -449,41 +754,60 @@ on_readable(struct sess *s)
 	size_t		 len;
 	int		 code;
 
-	n = read(s->fd, s->in + s->inlen, sizeof(s->in) - s->inlen);
-	if (n == 0) {
-		sess_fail(s, "connection closed by server");
-		return;
-	}
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
+	/* TLS: until SSL_read wants more, as OpenSSL may hold what it read */
+	do {
+		n = sess_read(s, s->in + s->inlen, sizeof(s->in) - s->inlen);
+		if (n == 0) {
+			sess_fail(s, "connection closed by server");
 			return;
-		sess_fail(s, strerror(errno));
-		return;
-	}
-	s->inlen += (size_t)n;
-	line = s->in;
-	while ((nl = memchr(line, '\n', s->inlen - (size_t)(line - s->in)))) {
-		len = (size_t)(nl - line) + 1;
-		if (s->st == S_EHLO && len >= 14 &&
-		    !strncasecmp(line + 4, "PIPELINING", 10))
-			s->pipelining = 1;
-		if (len < 4 || line[3] != '-') {
-			code = atoi(line);
-			line = nl + 1;
-			on_reply(s, code);
-			if (s->fd == -1)
-				return;
-			continue;
 		}
-		line = nl + 1;
-	}
-	len = s->inlen - (size_t)(line - s->in);
-	if (len == sizeof(s->in)) {
-		sess_fail(s, "reply line too long");
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			sess_fail(s, strerror(errno));
+			return;
+		}
+		s->inlen += (size_t)n;
+		line = s->in;
+		while ((nl = memchr(line, '\n',
+		    s->inlen - (size_t)(line - s->in)))) {
+			len = (size_t)(nl - line) + 1;
+			if (s->st == S_EHLO && len >= 14 &&
+			    !strncasecmp(line + 4, "PIPELINING", 10))
+				s->pipelining = 1;
+			if (s->st == S_EHLO && len >= 13 &&
+			    !strncasecmp(line + 4, "STARTTLS", 8) &&
+			    (line[12] == '\r' || line[12] == '\n'))
+				s->starttls = 1;
+			if (len < 4 || line[3] != '-') {
+				code = atoi(line);
+				line = nl + 1;
+				on_reply(s, code);
+				if (s->fd == -1)
+					return;
+				if (s->st == S_HANDSHAKE)
+					goto handshake;
+				continue;
+			}
+			line = nl + 1;
+		}
+		len = s->inlen - (size_t)(line - s->in);
+		if (len == sizeof(s->in)) {
+			sess_fail(s, "reply line too long");
+			return;
+		}
+		memmove(s->in, line, len);
+		s->inlen = len;
+	} while (s->ssl != NULL);
+	return;
+handshake:
+	/* plaintext behind the 220 would be injected into the TLS session */
+	if (line != s->in + s->inlen) {
+		sess_fail(s, "data after the 220 to STARTTLS");
 		return;
 	}
-	memmove(s->in, line, len);
-	s->inlen = len;
+	s->inlen = 0;
+	tls_start(s);
 }
 
 static void
@@ -530,7 +854,12 @@ on_event(struct sess *s, uint32_t events)
 		ep_mod(s, 0);
 		return;
 	}
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+	if (s->st == S_HANDSHAKE) {
+		tls_step(s);
+		return;
+	}
+	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+	    (s->rd_wantw && (events & EPOLLOUT))) {
 		on_readable(s);
 		if (s->fd == -1)
 			return;
@@ -569,15 +898,15 @@ static void
 run_loop(void)
 {
 	struct epoll_event	evs[MAX_EVENTS];
-	int			i, n, next = 0, reported = 0, timeout;
+	int			i, n, reported = 0, timeout;
 	uint64_t		t, t_held = 0;
 
 	for (;;) {
-		while (next < nsess && opening < max_opening && !stop)
-			sess_connect(&ss[next++]);
+		while (cq_len > 0 && opening < max_opening && !stop)
+			sess_connect(&ss[cq_pop()]);
 		t = now_ns();
 		if (mode == M_HOLD) {
-			if (!reported && next == nsess && opening == 0) {
+			if (!reported && cq_len == 0 && opening == 0) {
 				int	held = 0;
 
 				for (i = 0; i < nsess; i++)
@@ -655,16 +984,24 @@ report_load(void)
 		secs = (double)(t_end - t_win0) / 1e9;
 	else
 		secs = (double)(t_win1 - t_win0) / 1e9;
-	qsort(lat, nlat, sizeof(*lat), cmp_u32);
+	if (nlat > 0)
+		qsort(lat, nlat, sizeof(*lat), cmp_u32);
+	if (nhs > 0)
+		qsort(hs, nhs, sizeof(*hs), cmp_u32);
+	/* conns and the tls_ counts cover the whole run, like total */
 	printf("sessions=%d msgs=%ld secs=%.3f rate=%.1f lat_min_us=%u "
 	    "lat_p50_us=%u lat_p90_us=%u lat_p99_us=%u lat_max_us=%u "
 	    "pipelining=%s errors=%ld failed=%ld up=%ld total=%ld "
-	    "client_cpu_ms=%ld\n", nsess, msgs_in_window,
+	    "client_cpu_ms=%ld conns=%ld per_conn=%ld tls=%s "
+	    "tls_handshakes=%ld tls_resumed=%ld hs_p50_us=%u hs_p99_us=%u "
+	    "tls_proto=%s\n", nsess, msgs_in_window,
 	    secs, (double)msgs_in_window / secs, pct(lat, nlat, 0),
 	    pct(lat, nlat, .5), pct(lat, nlat, .9), pct(lat, nlat, .99),
 	    pct(lat, nlat, 1), no_pipelining ? "off" :
 	    (nsess > 0 && ss[0].pipelining ? "on" : "not-offered"), errors,
-	    failed, nup, msgs_done, cpu_ms);
+	    failed, nup, msgs_done, cpu_ms, conns, per_conn,
+	    !use_tls ? "off" : tls_resume ? "resume" : "on", tls_handshakes,
+	    tls_resumed, pct(hs, nhs, .5), pct(hs, nhs, .99), tls_proto);
 	if (latfile != NULL) {
 		FILE	*fp = fopen(latfile, "w");
 		size_t	 i;
@@ -785,10 +1122,19 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: smtpload load [-s SESS] [-C OPENING] [-l BYTES] "
-	    "[-m MSGS | -T SECS] [-W SECS] [-P] [-o LATFILE] HOST:PORT\n"
+	    "[-m MSGS | -T SECS] [-W SECS] [-P]\n"
+	    "                     [-k PERCONN] [-S [-R] [-A CAFILE]] "
+	    "[-o LATFILE] HOST:PORT\n"
 	    "       smtpload rtt [-n ROUNDS] HOST:PORT\n"
 	    "       smtpload hold [-s SESS] [-C OPENING] [-T MAXSECS] "
-	    "HOST:PORT\n");
+	    "[-S [-R] [-A CAFILE]] HOST:PORT\n"
+	    "  -k PERCONN  messages per connection, then QUIT and connect "
+	    "again\n"
+	    "  -S          STARTTLS on every connection (certificate not "
+	    "checked)\n"
+	    "  -R          resume TLS sessions (offer the last one the server "
+	    "gave)\n"
+	    "  -A CAFILE   check the server's certificate against CAFILE\n");
 	exit(2);
 }
 
@@ -811,7 +1157,7 @@ main(int argc, char **argv)
 		usage();
 	argv++;
 	argc--;
-	while ((ch = getopt(argc, argv, "s:l:m:T:W:Po:n:C:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:l:m:T:W:Po:n:C:k:SRA:")) != -1) {
 		switch (ch) {
 		case 's': nsess = atoi(optarg); break;
 		case 'l': body_len = parse_size(optarg); break;
@@ -822,10 +1168,16 @@ main(int argc, char **argv)
 		case 'o': latfile = optarg; break;
 		case 'n': rounds = atol(optarg); break;
 		case 'C': max_opening = atoi(optarg); break;
+		case 'k': per_conn = atol(optarg); break;
+		case 'S': use_tls = 1; break;
+		case 'R': tls_resume = 1; break;
+		case 'A': ca_file = optarg; break;
 		default: usage();
 		}
 	}
-	if (optind != argc - 1 || nsess < 1)
+	if (optind != argc - 1 || nsess < 1 || max_opening < 1 ||
+	    per_conn < 0 || ((tls_resume || ca_file) && !use_tls) ||
+	    (use_tls && mode == M_RTT) || (per_conn > 0 && mode != M_LOAD))
 		usage();
 	host = argv[optind];
 	if ((colon = strrchr(host, ':')) == NULL)
@@ -842,6 +1194,8 @@ main(int argc, char **argv)
 		run_rtt();
 		return 0;
 	}
+	if (use_tls)
+		tls_setup();
 	if (mode == M_LOAD && max_msgs < 0 && run_secs < 0)
 		max_msgs = nsess;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
@@ -855,9 +1209,12 @@ main(int argc, char **argv)
 	make_pool();
 	if ((ss = calloc((size_t)nsess, sizeof(*ss))) == NULL)
 		die("out of memory");
+	if ((cq = calloc((size_t)nsess, sizeof(*cq))) == NULL)
+		die("out of memory");
 	for (i = 0; i < nsess; i++) {
 		ss[i].fd = -1;
 		ss[i].id = (unsigned)i;
+		cq_push((unsigned)i);
 	}
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		die("epoll_create1: %s", strerror(errno));

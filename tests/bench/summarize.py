@@ -20,6 +20,7 @@ T_RELAY_RATIO = 0.90		# unscanned relay / direct, 100 sessions
 T_SCAN_RATIO = 2.0		# sporkd explicit / ClamSMTP+clamd, 100 sessions
 T_SESSION_KIB = 16.0		# RSS per idle session, 10,000 held
 T_BIG_KIB = 2048		# 50 MB message: peak RSS - idle RSS
+T_TLS_RATIO = 0.80		# STARTTLS intercepted / direct TLS, 100 sessions
 TARGET_LEVEL = 100
 
 
@@ -99,7 +100,15 @@ def paired_cpu_ratio(runs, sec, num, den, lvl):
     return Stat([a[k] / b[k] for k in a if k in b and b[k] > 0])
 
 
-def cpu_bound_ratio(runs, sec, lvl):
+def cpu_per_conn(runs, sec, var, lvl, key="cpu_ms"):
+    """us per connection: CPU over the run's connections (all of them,
+    the warm-up's and the drain's too, like the CPU figure)."""
+    return Stat([r[key] * 1000.0 / r["conns"]
+                 for r in runs.get((sec, var, lvl), [])
+                 if r.get("conns", 0) > 0 and key in r])
+
+
+def cpu_bound_ratio(runs, sec, lvl, direct="direct", via="sporkd"):
     """Per repetition: CPU per message of the direct path (client + sink)
     over the relayed path's (client + sink + sporkd): the msg/s ratio on
     CPUs that all three share and saturate."""
@@ -107,8 +116,8 @@ def cpu_bound_ratio(runs, sec, lvl):
         return {r["rep"]: sum(r.get(k, 0) for k in keys) / r["total"]
                 for r in runs.get((sec, var, lvl), [])
                 if r.get("total", 0) > 0}
-    d = per("direct", ("client_cpu_ms", "sink_cpu_ms"))
-    v = per("sporkd", ("client_cpu_ms", "sink_cpu_ms", "cpu_ms"))
+    d = per(direct, ("client_cpu_ms", "sink_cpu_ms"))
+    v = per(via, ("client_cpu_ms", "sink_cpu_ms", "cpu_ms"))
     return Stat([d[k] / v[k] for k in d if k in v and v[k] > 0])
 
 
@@ -130,10 +139,10 @@ def table(meta, runs):
         else ""))
     w("binary: %s" % meta.get("sporkd", "?"))
     w("machine: %s CPUs, Linux %s; libclamav %s, Postfix %s (smtp-sink, "
-      "smtp-source), ClamSMTP %s" % (
+      "smtp-source, smtpd), ClamSMTP %s, OpenSSL %s" % (
           meta.get("cpus", "?"), meta.get("kernel", "?"),
           meta.get("libclamav", "?"), meta.get("postfix", "?"),
-          meta.get("clamsmtp", "?")))
+          meta.get("clamsmtp", "?"), meta.get("openssl", "?")))
     w("every figure: median [min-max] of %s runs (memory figures: %s), "
       "runs interleaved; the whole bench took %s s" % (
           reps, meta.get("mem_reps", "?"), meta.get("duration_s", "?")))
@@ -160,98 +169,100 @@ def table(meta, runs):
     targets = []
 
     # 1 ---------------------------------------------------------------
-    w("1. Relay without scanning (scan_enable no): 10 KB messages, "
-      "client ns -> bridge -> smtp-sink")
-    w("   pipelined client (smtpload: MAIL+RCPT+DATA in one write, then "
-      "the message), msg/s")
-    w("   %8s  %-22s %-22s %-20s %-10s %s" % (
-        "sessions", "direct", "via sporkd", "ratio", "CPU-bound",
-        "CPU us/msg: client, sink direct | via sporkd: client, sink, sporkd"))
-    for lvl in levels(runs, "relay"):
-        cpu = lambda var, key: "%.0f" % cpu_per_msg(
-            runs, "relay", var, lvl, key).med
-        w("   %8d  %-22s %-22s %-20s %-10s %s, %s | %s, %s, %s" % (
-            lvl, stat(runs, "rate", "relay", "direct", lvl).fmt(),
-            stat(runs, "rate", "relay", "sporkd", lvl).fmt(),
-            paired_ratio(runs, "rate", "relay", "sporkd", "direct",
-                         lvl).fmt("%.2f"),
-            "%.2f" % cpu_bound_ratio(runs, "relay", lvl).med,
-            cpu("direct", "client_cpu_ms"), cpu("direct", "sink_cpu_ms"),
-            cpu("sporkd", "client_cpu_ms"), cpu("sporkd", "sink_cpu_ms"),
-            cpu("sporkd", "cpu_ms")))
-    w("   CPU-bound: the direct path's CPU per message (client + sink) over "
-      "the relayed path's (client + sink + sporkd),")
-    w("   i.e. the ratio when client, sink and sporkd saturate the CPUs they "
-      "share; sporkd alone on one core would carry 1e6 / its us/msg msg/s")
-    if levels(runs, "relay-src"):
-        w("   smtp-source (Postfix's tool; it has no PIPELINING support, "
-          "one command per round trip), msg/s incl. connection set-up")
-        for lvl in levels(runs, "relay-src"):
-            w("   %8d  %-22s %-22s %-20s" % (
-                lvl, stat(runs, "rate", "relay-src", "direct", lvl).fmt(),
-                stat(runs, "rate", "relay-src", "sporkd", lvl).fmt(),
-                paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
-                             lvl).fmt("%.2f")))
-    r = paired_ratio(runs, "rate", "relay", "sporkd", "direct", TARGET_LEVEL)
-    rs = paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
-                      TARGET_LEVEL)
-    if r:
-        targets.append(("unscanned relay >= %.1fx direct at %d sessions, "
-                        "shared CPUs" % (T_RELAY_RATIO, TARGET_LEVEL),
-                        "%.2fx" % r.med, verdict(r.med >= T_RELAY_RATIO)))
-        if rs:
-            targets.append(("   the same with smtp-source (no pipelining)",
-                            "%.2fx" % rs.med, "(information)"))
-        w("   TARGET relay >= %.2fx direct at %d sessions: %.2fx  %s" % (
-            T_RELAY_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_RELAY_RATIO)))
-    w("")
+    if levels(runs, "relay") or levels(runs, "relay-src"):
+        w("1. Relay without scanning (scan_enable no): 10 KB messages, "
+          "client ns -> bridge -> smtp-sink")
+        w("   pipelined client (smtpload: MAIL+RCPT+DATA in one write, then "
+          "the message), msg/s")
+        w("   %8s  %-22s %-22s %-20s %-10s %s" % (
+            "sessions", "direct", "via sporkd", "ratio", "CPU-bound",
+            "CPU us/msg: client, sink direct | via sporkd: client, sink, sporkd"))
+        for lvl in levels(runs, "relay"):
+            cpu = lambda var, key: "%.0f" % cpu_per_msg(
+                runs, "relay", var, lvl, key).med
+            w("   %8d  %-22s %-22s %-20s %-10s %s, %s | %s, %s, %s" % (
+                lvl, stat(runs, "rate", "relay", "direct", lvl).fmt(),
+                stat(runs, "rate", "relay", "sporkd", lvl).fmt(),
+                paired_ratio(runs, "rate", "relay", "sporkd", "direct",
+                             lvl).fmt("%.2f"),
+                "%.2f" % cpu_bound_ratio(runs, "relay", lvl).med,
+                cpu("direct", "client_cpu_ms"), cpu("direct", "sink_cpu_ms"),
+                cpu("sporkd", "client_cpu_ms"), cpu("sporkd", "sink_cpu_ms"),
+                cpu("sporkd", "cpu_ms")))
+        w("   CPU-bound: the direct path's CPU per message (client + sink) over "
+          "the relayed path's (client + sink + sporkd),")
+        w("   i.e. the ratio when client, sink and sporkd saturate the CPUs they "
+          "share; sporkd alone on one core would carry 1e6 / its us/msg msg/s")
+        if levels(runs, "relay-src"):
+            w("   smtp-source (Postfix's tool; it has no PIPELINING support, "
+              "one command per round trip), msg/s incl. connection set-up")
+            for lvl in levels(runs, "relay-src"):
+                w("   %8d  %-22s %-22s %-20s" % (
+                    lvl, stat(runs, "rate", "relay-src", "direct", lvl).fmt(),
+                    stat(runs, "rate", "relay-src", "sporkd", lvl).fmt(),
+                    paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
+                                 lvl).fmt("%.2f")))
+        r = paired_ratio(runs, "rate", "relay", "sporkd", "direct", TARGET_LEVEL)
+        rs = paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
+                          TARGET_LEVEL)
+        if r:
+            targets.append(("unscanned relay >= %.1fx direct at %d sessions, "
+                            "shared CPUs" % (T_RELAY_RATIO, TARGET_LEVEL),
+                            "%.2fx" % r.med, verdict(r.med >= T_RELAY_RATIO)))
+            if rs:
+                targets.append(("   the same with smtp-source (no pipelining)",
+                                "%.2fx" % rs.med, "(information)"))
+            w("   TARGET relay >= %.2fx direct at %d sessions: %.2fx  %s" % (
+                T_RELAY_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_RELAY_RATIO)))
+        w("")
 
     # 2 ---------------------------------------------------------------
-    w("2. Scanning: 10 KB messages, every one different; sporkd and clamd "
-      "load the same directory")
-    w("   (test signatures + synthetic .hdb/.ndb): sporkd %s signatures, "
-      "clamd %s" % (meta.get("sporkd_signatures", "?"),
-                    meta.get("clamd_signatures", "?")))
-    w("   latency: client writes the final CRLF.CRLF -> reads the whole "
-      "reply, ms")
-    w("   %8s  %-20s %-18s %-20s %-22s %s" % (
-        "sessions", "path", "msg/s", "p50 ms", "p99 ms", "CPU/msg (us)"))
-    names = [("sporkd-transparent", "sporkd transparent"),
-             ("sporkd-explicit", "sporkd explicit"),
-             ("clamsmtp", "ClamSMTP + clamd")]
-    for lvl in levels(runs, "scan"):
-        for var, name in names:
-            pipe = {r.get("pipelining") for r in runs.get(("scan", var, lvl), [])}
-            err = sum(r.get("errors", 0) for r in runs.get(("scan", var, lvl), []))
-            w("   %8s  %-20s %-18s %-20s %-22s %s%s%s" % (
-                lvl if var == names[0][0] else "", name,
-                stat(runs, "rate", "scan", var, lvl).fmt(),
-                stat(runs, "lat_p50_us", "scan", var, lvl, 1e-3).fmt("%.1f"),
-                stat(runs, "lat_p99_us", "scan", var, lvl, 1e-3).fmt("%.1f"),
-                cpu_per_msg(runs, "scan", var, lvl).fmt(),
-                "  (no PIPELINING offered)" if pipe == {"not-offered"} else "",
-                "  errors=%d" % err if err else ""))
-    for lvl in levels(runs, "scan"):
-        r1 = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp", lvl)
-        r2 = paired_ratio(runs, "rate", "scan", "sporkd-transparent", "clamsmtp", lvl)
-        if r1:
-            w("   %8d  sporkd explicit / ClamSMTP: %sx   sporkd transparent "
-              "/ ClamSMTP: %sx" % (lvl, r1.fmt("%.2f"), r2.fmt("%.2f")))
-    for lvl in levels(runs, "scan"):
-        e = paired_cpu_ratio(runs, "scan", "clamsmtp", "sporkd-explicit", lvl)
-        if e:
-            w("   %8d  CPU per message, ClamSMTP+clamd / sporkd explicit: "
-              "%sx (what the msg/s ratio tends to when the CPUs are "
-              "saturated and not shared)" % (lvl, e.fmt("%.2f")))
-    r = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp",
-                     TARGET_LEVEL)
-    if r:
-        targets.append(("scanning sporkd >= %.0fx ClamSMTP+clamd at %d "
-                        "sessions (explicit pair)" % (T_SCAN_RATIO, TARGET_LEVEL),
-                        "%.2fx" % r.med, verdict(r.med >= T_SCAN_RATIO)))
-        w("   TARGET sporkd >= %.1fx ClamSMTP+clamd at %d sessions: %.2fx  %s"
-          % (T_SCAN_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_SCAN_RATIO)))
-    w("")
+    if levels(runs, "scan"):
+        w("2. Scanning: 10 KB messages, every one different; sporkd and clamd "
+          "load the same directory")
+        w("   (test signatures + synthetic .hdb/.ndb): sporkd %s signatures, "
+          "clamd %s" % (meta.get("sporkd_signatures", "?"),
+                        meta.get("clamd_signatures", "?")))
+        w("   latency: client writes the final CRLF.CRLF -> reads the whole "
+          "reply, ms")
+        w("   %8s  %-20s %-18s %-20s %-22s %s" % (
+            "sessions", "path", "msg/s", "p50 ms", "p99 ms", "CPU/msg (us)"))
+        names = [("sporkd-transparent", "sporkd transparent"),
+                 ("sporkd-explicit", "sporkd explicit"),
+                 ("clamsmtp", "ClamSMTP + clamd")]
+        for lvl in levels(runs, "scan"):
+            for var, name in names:
+                pipe = {r.get("pipelining") for r in runs.get(("scan", var, lvl), [])}
+                err = sum(r.get("errors", 0) for r in runs.get(("scan", var, lvl), []))
+                w("   %8s  %-20s %-18s %-20s %-22s %s%s%s" % (
+                    lvl if var == names[0][0] else "", name,
+                    stat(runs, "rate", "scan", var, lvl).fmt(),
+                    stat(runs, "lat_p50_us", "scan", var, lvl, 1e-3).fmt("%.1f"),
+                    stat(runs, "lat_p99_us", "scan", var, lvl, 1e-3).fmt("%.1f"),
+                    cpu_per_msg(runs, "scan", var, lvl).fmt(),
+                    "  (no PIPELINING offered)" if pipe == {"not-offered"} else "",
+                    "  errors=%d" % err if err else ""))
+        for lvl in levels(runs, "scan"):
+            r1 = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp", lvl)
+            r2 = paired_ratio(runs, "rate", "scan", "sporkd-transparent", "clamsmtp", lvl)
+            if r1:
+                w("   %8d  sporkd explicit / ClamSMTP: %sx   sporkd transparent "
+                  "/ ClamSMTP: %sx" % (lvl, r1.fmt("%.2f"), r2.fmt("%.2f")))
+        for lvl in levels(runs, "scan"):
+            e = paired_cpu_ratio(runs, "scan", "clamsmtp", "sporkd-explicit", lvl)
+            if e:
+                w("   %8d  CPU per message, ClamSMTP+clamd / sporkd explicit: "
+                  "%sx (what the msg/s ratio tends to when the CPUs are "
+                  "saturated and not shared)" % (lvl, e.fmt("%.2f")))
+        r = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp",
+                         TARGET_LEVEL)
+        if r:
+            targets.append(("scanning sporkd >= %.0fx ClamSMTP+clamd at %d "
+                            "sessions (explicit pair)" % (T_SCAN_RATIO, TARGET_LEVEL),
+                            "%.2fx" % r.med, verdict(r.med >= T_SCAN_RATIO)))
+            w("   TARGET sporkd >= %.1fx ClamSMTP+clamd at %d sessions: %.2fx  %s"
+              % (T_SCAN_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_SCAN_RATIO)))
+        w("")
 
     # 3 ---------------------------------------------------------------
     ses = [kv for (s, _, _), l in runs.items() if s == "sessions" for kv in l]
@@ -325,16 +336,112 @@ def table(meta, runs):
             w("   %-16s %-16s %-16s %s" % (name, d.fmt(), s.fmt(), a.fmt()))
         w("")
 
+    # 6 ---------------------------------------------------------------
+    if levels(runs, "tls"):
+        table_tls(meta, runs, w, targets)
+
     w("Targets")
     for label, value, v in targets:
         w("   %-68s %-12s %s" % (label, value, v))
     return "\n".join(out) + "\n", targets
 
 
+TLS_VARIANTS = ((False, "direct", "sporkd"),
+                (True, "direct-resume", "sporkd-resume"))
+
+
+def table_tls(meta, runs, w, targets):
+    per_conn = int(float(meta.get("tls_per_conn", "1") or 1))
+    protos = {r.get("tls_proto") for (s, _, _), l in runs.items()
+              if s == "tls" for r in l}
+    w("6. STARTTLS: sporkd intercepting (tls_policy intercept, the server's "
+      "key pair from %s) vs direct TLS" % meta.get("tls_keys", "?"))
+    w("   to the same Postfix smtpd (lab certificate, RSA 2048; %s), 10 KB "
+      "messages, %d per connection: each connection is" % (
+          "/".join(sorted(p for p in protos if p)) or "?", per_conn))
+    w("   EHLO, STARTTLS, handshake, EHLO, MAIL+RCPT+DATA pipelined, the "
+      "message, QUIT, so the handshakes are in every figure.")
+    w("   With resumption the client offers the last session the server "
+      "gave it; sporkd's own TLS with the server resumes")
+    w("   as sporkd decides, with or without (\"sporkd upstream resumed\" "
+      "below). Latency: final CRLF.CRLF -> whole reply.")
+    w("   %8s  %-6s %-16s %-16s %-18s %-9s %-16s %s" % (
+        "sessions", "resume", "direct msg/s", "via sporkd", "ratio",
+        "CPU-bound", "p50 ms", "p99 ms"))
+    w("   %8s  %-6s %-16s %-16s %-18s %-9s %-16s %s" % (
+        "", "", "", "", "", "", "direct | sporkd", "direct | sporkd"))
+    for lvl in levels(runs, "tls"):
+        for res, d, v in TLS_VARIANTS:
+            if not runs.get(("tls", d, lvl)):
+                continue
+            lat = lambda key, var: stat(runs, key, "tls", var, lvl, 1e-3).med
+            w("   %8s  %-6s %-16s %-16s %-18s %-9s %-16s %s" % (
+                lvl if not res else "", "yes" if res else "no",
+                stat(runs, "rate", "tls", d, lvl).fmt(),
+                stat(runs, "rate", "tls", v, lvl).fmt(),
+                paired_ratio(runs, "rate", "tls", v, d, lvl).fmt("%.2f"),
+                "%.2f" % cpu_bound_ratio(runs, "tls", lvl, d, v).med,
+                "%.1f | %.1f" % (lat("lat_p50_us", d), lat("lat_p50_us", v)),
+                "%.1f | %.1f" % (lat("lat_p99_us", d), lat("lat_p99_us", v))))
+    w("   CPU per connection, us: utime+stime from /proc over the run's "
+      "connections; sporkd's is two handshakes (the")
+    w("   client's, its own with the server) and relaying %d message(s). "
+      "Handshake: 220 -> done as the client saw it." % per_conn)
+    w("   %8s  %-6s %-18s %-9s %-22s %-20s %s" % (
+        "sessions", "resume", "sporkd", "sporkd", "Postfix direct |",
+        "client direct |", "handshake ms"))
+    w("   %8s  %-6s %-18s %-9s %-22s %-20s %s" % (
+        "", "", "", "upstream", "via sporkd", "via sporkd",
+        "direct | via sporkd"))
+    w("   %8s  %-6s %-18s %s" % ("", "", "", "resumed"))
+    for lvl in levels(runs, "tls"):
+        for res, d, v in TLS_VARIANTS:
+            if not runs.get(("tls", d, lvl)):
+                continue
+            c = lambda var, key: cpu_per_conn(runs, "tls", var, lvl, key)
+            up = Stat([100.0 * r.get("up_resumed", 0) / r["intercepted"]
+                       for r in runs.get(("tls", v, lvl), [])
+                       if r.get("intercepted", 0) > 0])
+            w("   %8s  %-6s %-18s %-9s %-22s %-20s %s" % (
+                lvl if not res else "", "yes" if res else "no",
+                c(v, "cpu_ms").fmt(), "%.0f%%" % up.med,
+                "%.0f | %.0f" % (c(d, "sink_cpu_ms").med,
+                                 c(v, "sink_cpu_ms").med),
+                "%.0f | %.0f" % (c(d, "client_cpu_ms").med,
+                                 c(v, "client_cpu_ms").med),
+                "%.1f | %.1f" % (
+                    stat(runs, "hs_p50_us", "tls", d, lvl, 1e-3).med,
+                    stat(runs, "hs_p50_us", "tls", v, lvl, 1e-3).med)))
+    w("   latency and the CPU of Postfix and the client: medians. "
+      "CPU-bound: as in section 1, the direct path's CPU")
+    w("   per message (client + Postfix) over the intercepted path's "
+      "(client + Postfix + sporkd)")
+    r = paired_ratio(runs, "rate", "tls", "sporkd", "direct", TARGET_LEVEL)
+    rr = paired_ratio(runs, "rate", "tls", "sporkd-resume", "direct-resume",
+                      TARGET_LEVEL)
+    if r:
+        targets.append(("STARTTLS intercepted >= %.1fx direct TLS at %d "
+                        "sessions, no resumption" % (T_TLS_RATIO,
+                                                     TARGET_LEVEL),
+                        "%.2fx" % r.med, verdict(r.med >= T_TLS_RATIO)))
+        w("   TARGET intercepted STARTTLS >= %.2fx direct TLS at %d "
+          "sessions, without resumption: %.2fx  %s" % (
+              T_TLS_RATIO, TARGET_LEVEL, r.med,
+              verdict(r.med >= T_TLS_RATIO)))
+    if rr:
+        targets.append(("   the same with TLS session resumption",
+                        "%.2fx" % rr.med, verdict(rr.med >= T_TLS_RATIO)))
+        w("   (the same with resumption: %.2fx  %s)" % (
+            rr.med, verdict(rr.med >= T_TLS_RATIO)))
+    w("")
+
+
 PROFILE_TITLES = {
     "relay": "sporkd, relay without scanning, 100 sessions",
     "scan": "sporkd (and its scan workers), scanning, explicit, 100 sessions",
     "clamsmtp": "ClamSMTP + clamd, 100 sessions",
+    "tls": "sporkd intercepting STARTTLS, 100 sessions, no resumption, "
+           "one message per connection",
 }
 
 
@@ -430,15 +537,45 @@ def chart(meta, runs, png):
     g.append(block("big", [['"VmRSS"', grow.med, grow.lo, grow.hi],
                            ['"RssAnon"', grow_anon.med, grow_anon.lo,
                             grow_anon.hi]] if grow else [['"-"', 0, 0, 0]]))
+    # STARTTLS
+    tls_vars = ("direct", "sporkd", "direct-resume", "sporkd-resume")
+    rows = []
+    for lvl in levels(runs, "tls") or [TARGET_LEVEL]:
+        r = ['"%d session%s"' % (lvl, "" if lvl == 1 else "s")]
+        for var in tls_vars:
+            st = stat(runs, "rate", "tls", var, lvl)
+            r += [st.med, st.lo, st.hi] if st else [0, 0, 0]
+        rows.append(r)
+    g.append(block("tls", rows))
+    rows = []
+    for var, name in zip(tls_vars, ("direct", "via sporkd", "direct R",
+                                    "via sporkd R")):
+        p50 = stat(runs, "lat_p50_us", "tls", var, TARGET_LEVEL, 1e-3)
+        p99 = stat(runs, "lat_p99_us", "tls", var, TARGET_LEVEL, 1e-3)
+        rows.append(['"%s"' % name] + ([p50.med, p50.lo, p50.hi] if p50 else
+                                       [0, 0, 0]) +
+                    ([p99.med, p99.lo, p99.hi] if p99 else [0, 0, 0]))
+    g.append(block("tlslat", rows))
+    rows = []
+    for res, d, v in TLS_VARIANTS:
+        r = ['"%s"' % ("resumption" if res else "no resumption")]
+        for var, key in ((v, "cpu_ms"), (d, "sink_cpu_ms"),
+                         (v, "sink_cpu_ms")):
+            st = cpu_per_conn(runs, "tls", var, TARGET_LEVEL, key)
+            r += [st.med, st.lo, st.hi] if st else [0, 0, 0]
+        rows.append(r)
+    g.append(block("tlscpu", rows))
+    tr = paired_ratio(runs, "rate", "tls", "sporkd", "direct", TARGET_LEVEL)
+
     held = Stat([k["held"] for k in ses])
     rr = paired_ratio(runs, "rate", "relay", "sporkd", "direct", TARGET_LEVEL)
     sr = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp",
                       TARGET_LEVEL)
 
     g.append("""
-set terminal pngcairo size 1500,900 font "sans,10"
+set terminal pngcairo size 1500,1350 font "sans,10"
 set output "%(png)s"
-set multiplot layout 2,3 title "spork benchmark %(date)s, commit %(commit)s: median, bars min-max"
+set multiplot layout 3,3 title "spork benchmark %(date)s, commit %(commit)s: median, bars min-max"
 set grid ytics
 set key top left
 set style fill solid 0.8 border -1
@@ -483,10 +620,28 @@ set title "4. sporkd RSS growth for one 50 MB message (target <= 2048 kB)"
 set ylabel "kB"
 set yrange [0:*]
 plot $big using 2:3:4:xtic(1) notitle, 2048 with lines lw 2 dt 2 lc rgb "red" title "target"
+
+set title "6. STARTTLS, 1 msg/connection: msg/s (via sporkd/direct at 100: %(tr).2fx, target 0.8)"
+set ylabel "msg/s"
+plot $tls using 2:3:4:xtic(1) title "direct TLS", \\
+     '' using 5:6:7 title "via sporkd (intercept)", \\
+     '' using 8:9:10 title "direct, resumed", \\
+     '' using 11:12:13 title "via sporkd, resumed"
+
+set title "6. STARTTLS at 100 sessions: final dot to reply (R: resumed)"
+set ylabel "ms"
+plot $tlslat using 2:3:4:xtic(1) title "p50", '' using 5:6:7 title "p99"
+
+set title "6. STARTTLS at 100 sessions: CPU per connection (1 msg each)"
+set ylabel "microseconds"
+plot $tlscpu using 2:3:4:xtic(1) title "sporkd", \\
+     '' using 5:6:7 title "Postfix, direct", \\
+     '' using 8:9:10 title "Postfix, via sporkd"
 unset multiplot
 """ % {"png": png, "date": meta.get("date", ""),
        "commit": meta.get("commit", ""), "rr": rr.med if rr else 0,
-       "sr": sr.med if sr else 0, "held": held.med if held else 0})
+       "sr": sr.med if sr else 0, "held": held.med if held else 0,
+       "tr": tr.med if tr else 0})
     subprocess.run(["gnuplot"], input="".join(g).encode(), check=True)
 
 
