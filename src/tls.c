@@ -85,7 +85,11 @@ tls_ctx_new(int server, int minv)
 	if (ctx == NULL)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, minv);
+	/* A peer's FIN without close_notify is its end of input, not an
+	 * error: SMTP frames its own ends, and a client that half-closes
+	 * after QUIT is still owed its replies. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF |
 	    (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE);

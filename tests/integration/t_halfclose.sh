@@ -23,60 +23,69 @@ chat() {	# chat NAME SERVER: the script on stdin, transcript in $tmp/NAME
 	in_cli "$CHAT" "$server" 25 20 >"$tmp/$name" 2>&1
 }
 
+# halfclose_script KIND V: a session whose end of data and QUIT go in one
+# write, followed by the client's FIN; KIND tls does STARTTLS first.
+halfclose_script() {
+	local kind=$1 v=$2
+	echo "expect 220"
+	echo "line EHLO client.example.test"
+	echo "expect 250"
+	if [ "$kind" = tls ]; then
+		printf 'line STARTTLS\nexpect 220\nstarttls\n'
+		printf 'line EHLO client.example.test\nexpect 250\n'
+	fi
+	cat <<EOT
+line MAIL FROM:<hc@client.example.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+line DATA
+expect 354
+send Subject: half-close $kind $v\\r\\nMessage-ID: <hc-$kind-$v@client.example.test>\\r\\n\\r\\nbody\\r\\n.\\r\\nQUIT\\r\\n
+shut
+expect 250
+expect 221
+expect_close
+EOT
+}
+
+# halfclose_case KIND LABEL SERVER WHAT: one session, the message once.
+halfclose_case() {
+	local kind=$1 v=$2 srv=$3 what=$4 n0
+	n0=$(maildir_count alice)
+	if halfclose_script "$kind" "$v" | chat "$kind-$v" "$srv"; then
+		pass "$what $v: 250 and 221 read after the client's half-close"
+	else
+		fail "$what $v half-close" "$(tail -n 3 "$tmp/$kind-$v")"
+	fi
+	check "$what $v: delivered" wait_delivered alice $((n0 + 1)) 10
+}
+
+# Passthrough: the default lab holds the MX's key, so ask for it.
+cp "$LAB_DIR/spork.conf" "$tmp/pass.conf"
+echo "tls_policy passthrough" >>"$tmp/pass.conf"
+lab start-sporkd "$tmp/pass.conf" 2>/dev/null || fail "sporkd start" "passthrough"
 for srv in "$SRV_V4" "$SRV_V6"; do
 	v=v4; [ "$srv" = "$SRV_V6" ] && v=v6
-	n0=$(maildir_count alice)
-	chat "plain-$v" "$srv" <<EOT
-expect 220
-line EHLO client.example.test
-expect 250
-line MAIL FROM:<hc@client.example.test>
-expect 250
-line RCPT TO:<alice@example.test>
-expect 250
-line DATA
-expect 354
-send Subject: half-close plain $v\r\nMessage-ID: <hc-plain-$v@client.example.test>\r\n\r\nbody\r\n.\r\nQUIT\r\n
-shut
-expect 250
-expect 221
-expect_close
-EOT
-	rc=$?
-	[ $rc -eq 0 ] && pass "plaintext $v: 250 and 221 read after the client's half-close" ||
-		fail "plaintext $v half-close" "$(tail -n 3 "$tmp/plain-$v")"
-	check "plaintext $v: delivered once" wait_delivered alice $((n0 + 1)) 10
-	chat "tls-$v" "$srv" <<EOT
-expect 220
-line EHLO client.example.test
-expect 250
-line STARTTLS
-expect 220
-starttls
-line EHLO client.example.test
-expect 250
-line MAIL FROM:<hc@client.example.test>
-expect 250
-line RCPT TO:<alice@example.test>
-expect 250
-line DATA
-expect 354
-send Subject: half-close tls $v\r\nMessage-ID: <hc-tls-$v@client.example.test>\r\n\r\nbody\r\n.\r\nQUIT\r\n
-shut
-expect 250
-expect 221
-expect_close
-EOT
-	rc=$?
-	[ $rc -eq 0 ] && pass "passthrough $v: 250 and 221 read after the client's half-close" ||
-		fail "passthrough $v half-close" "$(tail -n 3 "$tmp/tls-$v")"
-	check "passthrough $v: delivered once" wait_delivered alice $((n0 + 2)) 10
-	sleep 0.5
-	got=$(grep -l "Message-ID: <hc-[a-z]*-$v@" "$LAB_MAIL"/alice/new/* 2>/dev/null | wc -l)
-	[ "$got" -eq 2 ] && pass "$v: each message once at the server" ||
-		fail "$v: each message once" "$got copies of 2"
+	for kind in plain tls; do
+		what=plaintext; [ $kind = tls ] && what=passthrough
+		halfclose_case $kind $v "$srv" $what
+	done
 done
-assert_grep 'starttls tls=passthrough' "$LAB_SPORKD_LOG" "the TLS session went through sporkd as passthrough"
+assert_grep 'starttls tls=passthrough' "$LAB_SPORKD_LOG" "the TLS sessions went through sporkd as passthrough"
+# Intercepted: the FIN comes inside TLS (no close_notify, as from a
+# client that just shuts its socket down).
+lab start-sporkd "$LAB_DIR/spork.conf" 2>/dev/null || fail "sporkd start" "intercept"
+for srv in "$SRV_V4" "$SRV_V6"; do
+	v=v4; [ "$srv" = "$SRV_V6" ] && v=v6
+	halfclose_case tls "$v-i" "$srv" intercept
+done
+assert_grep 'starttls tls=intercept scanned=yes' "$LAB_SPORKD_LOG" "the intercepted sessions were intercepted"
+for v in v4 v6; do
+	got=$(grep -l "Message-ID: <hc-[a-z]*-$v\(-i\)\?@" "$LAB_MAIL"/alice/new/* 2>/dev/null | wc -l)
+	[ "$got" -eq 3 ] && pass "$v: each message once at the server" ||
+		fail "$v: each message once" "$got copies of 3"
+done
 assert_no_grep 'reason=client-gone' "$LAB_SPORKD_LOG" "no session closed as client-gone"
 
 # --- early pipelining (PIPECONNECT): EHLO, MAIL, RCPT before the banner

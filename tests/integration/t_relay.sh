@@ -4,7 +4,7 @@
 # with the client's own address; EICAR (plain, attached, zipped) is refused
 # with 550 5.7.1 and never reaches Postfix; Postfix's own refusals of
 # unknown recipients reach the client; RSET and several transactions in one
-# session; STARTTLS is spliced, never stripped.
+# session; STARTTLS is intercepted with the lab MX's key, never stripped.
 set -u
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
@@ -132,12 +132,12 @@ sleep 0.5
 [ "$(maildir_count alice)" -eq $((a0 + 1)) ] && pass "one session: virus not delivered" ||
 	fail "one session: virus not delivered" "alice has $(maildir_count alice)"
 
-# --- STARTTLS: spliced, not stripped
+# --- STARTTLS: intercepted with the MX's own key, not stripped
 send_mail "$tmp/t-tls" alice@example.test sender@client.example.test \
-	"$SRV_V4" "" --tls --header "Subject: tls passthrough"
+	"$SRV_V4" "" --tls --header "Subject: tls intercepted"
 assert_grep '^<- +250-STARTTLS' "$tmp/t-tls" "STARTTLS offered through the relay"
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-tls" "STARTTLS: TLS session to Postfix, message queued"
-assert_grep 'starttls tls=passthrough scanned=no' "$LAB_SPORKD_LOG" "STARTTLS: logged tls=passthrough scanned=no"
+assert_grep 'starttls tls=intercept scanned=yes' "$LAB_SPORKD_LOG" "STARTTLS: logged tls=intercept scanned=yes"
 
 # --- EHLO: CHUNKING hidden, everything else as Postfix says
 assert_no_grep '^<- +250.CHUNKING' "$tmp/t-clean4" "EHLO: CHUNKING hidden"
