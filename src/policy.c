@@ -99,9 +99,10 @@ policy_content(const struct conf *c, const struct scan_result *r,
 		d->content = 1;
 		d->action = cr->action == CA_REJECT ? ACT_REJECT :
 		    ACT_QUARANTINE;
+		/* A virus already removed stays removed: what may be
+		 * delivered after the quarantine is the cleaned copy. */
 		d->deliver = cr->action == CA_QUARANTINE &&
 		    c->quarantine_then_deliver;
-		d->cleaned = 0;
 		if (rs != NULL && cr->rule >= 0 && cr->rule < rs->n &&
 		    rs->r[cr->rule].reply[0] != '\0')
 			snprintf(d->reply, sizeof(d->reply), "%s",

@@ -30,6 +30,7 @@ static const struct {
 	{ "spam", test_spam },
 	{ "hostport", test_hostport },
 	{ "tls", test_tls },
+	{ "policy", test_verdict_policy },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

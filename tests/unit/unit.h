@@ -37,5 +37,6 @@ void	test_content(void);
 void	test_spam(void);
 void	test_hostport(void);
 void	test_tls(void);
+void	test_verdict_policy(void);
 
 #endif
