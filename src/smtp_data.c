@@ -57,10 +57,12 @@ df_emit(struct data_framer *df, char c, char *out, size_t *o)
 	 * turn CRLF NUL "." CRLF into an end of data there. */
 	if (c == '\0')
 		df->errors |= DATA_ERR_NUL;
+	/* The line length is kept even with no limit on it: the header
+	 * block ends at the first line of length 0. */
 	if (c == '\n') {
 		df->linelen = 0;
-	} else if (c != '\r' && df->max_line &&
-	    ++df->linelen > df->max_line) {
+	} else if (c != '\r' && ++df->linelen > df->max_line &&
+	    df->max_line) {
 		df->errors |= DATA_ERR_LONG_LINE;
 	}
 	if (df->size >= df->max_size) {
@@ -129,7 +131,7 @@ text:
 				memcpy(out + o, p, n);
 				o += n;
 				df->size += n;
-				if (df->max_line && (df->linelen += n) >
+				if ((df->linelen += n) > df->max_line &&
 				    df->max_line)
 					df->errors |= DATA_ERR_LONG_LINE;
 				i += n - 1;

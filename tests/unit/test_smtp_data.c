@@ -172,6 +172,35 @@ test_roundtrip(void)
 	}
 }
 
+/* The header block limit holds whatever max_text_line is (0: none). */
+static void
+test_header_limit(void)
+{
+	static const char	msg[] = "Subject: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+	    "X-A: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\nbody\r\n.\r\n";
+	static const size_t	lines[] = { 0, 998 };
+	struct data_framer	df;
+	char			out[512];
+	size_t			o, i;
+	int			end;
+
+	for (i = 0; i < 2; i++) {
+		data_framer_init(&df, 0, lines[i], 1000000);
+		data_framer_header_limit(&df, 50);
+		(void)data_framer_feed(&df, msg, sizeof(msg) - 1, out,
+		    sizeof(out), &o, &end);
+		CHECK(end && (df.errors & DATA_ERR_HEADER_BIG),
+		    "max_line %zu: header of 79 bytes over a limit of 50 "
+		    "passed (errors %#x)", lines[i], (unsigned)df.errors);
+		data_framer_init(&df, 0, lines[i], 1000000);
+		data_framer_header_limit(&df, 100);
+		(void)data_framer_feed(&df, msg, sizeof(msg) - 1, out,
+		    sizeof(out), &o, &end);
+		CHECK(end && df.errors == 0, "max_line %zu: errors %#x",
+		    lines[i], (unsigned)df.errors);
+	}
+}
+
 void
 test_smtp_data(void)
 {
@@ -183,4 +212,5 @@ test_smtp_data(void)
 	}
 	test_stuffer();
 	test_roundtrip();
+	test_header_limit();
 }
