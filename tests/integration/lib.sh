@@ -40,8 +40,26 @@ TESTS_FAILED=0
 # lab SUBCOMMAND...: scripts/spork-lab, e.g. `lab stop-postfix`.
 lab() { "$SPORK_LAB" "$@"; }
 
+# A script's own EXIT trap (temporary files, helper servers), set before
+# lab_up, still runs: first, then lab_down.
+LAB_PREV_EXIT=
+lab_exit() {
+	local rc=$?
+	if [ -n "$LAB_PREV_EXIT" ]; then
+		eval "$LAB_PREV_EXIT" || true
+	fi
+	lab_down
+	exit "$rc"
+}
+
 lab_up() {
-	trap lab_down EXIT
+	local t
+	t=$(trap -p EXIT)
+	if [ -n "$t" ]; then
+		eval "set -- $t"
+		[ "$3" = lab_exit ] || LAB_PREV_EXIT=$3
+	fi
+	trap lab_exit EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	"$SPORK_LAB" up || { echo "lab_up: the lab did not come up" >&2; exit 1; }
