@@ -163,3 +163,38 @@ buf_write_fd(struct buf *b, int fd)
 		buf_consume(b, (size_t)n);
 	return n;
 }
+
+/*
+ * Append n bytes with every control byte, DEL, backslash and byte above
+ * 0x7e written as \xHH (a backslash as \\): what a terminal shows of it
+ * is what was there, and nothing in it can move the cursor or end a line.
+ */
+int
+buf_append_escaped(struct buf *b, const char *p, size_t n)
+{
+	static const char	hex[] = "0123456789abcdef";
+	char			esc[4];
+	unsigned char		c;
+	size_t			i, run = 0;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)p[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			continue;
+		if (buf_append(b, p + run, i - run) == -1)
+			return -1;
+		if (c == '\\') {
+			if (buf_append(b, "\\\\", 2) == -1)
+				return -1;
+		} else {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hex[c >> 4];
+			esc[3] = hex[c & 15];
+			if (buf_append(b, esc, 4) == -1)
+				return -1;
+		}
+		run = i + 1;
+	}
+	return buf_append(b, p + run, n - run);
+}

@@ -24,6 +24,7 @@ size_t	 buf_used(const struct buf *);
 size_t	 buf_room(const struct buf *);
 char	*buf_head(const struct buf *);
 int	 buf_append(struct buf *, const void *, size_t);
+int	 buf_append_escaped(struct buf *, const char *, size_t);
 int	 buf_printf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 buf_consume(struct buf *, size_t);

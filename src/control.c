@@ -198,9 +198,14 @@ cmd_q_show(struct ctl_conn *c, const char *id)
 		buf_printf(&c->out, "error: no quarantined message %s\n", id);
 		return;
 	}
+	/* Envelope and headers are the sender's words: escaped, so that
+	 * they cannot drive the admin's terminal. */
 	buf_printf(&c->out, "ok\n");
-	while (fgets(line, sizeof(line), fp) != NULL)
-		buf_printf(&c->out, "%s", line);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		(void)buf_append_escaped(&c->out, line, strlen(line));
+		buf_printf(&c->out, "\n");
+	}
 	fclose(fp);
 	buf_printf(&c->out, "--- headers\n");
 	q_path(path, sizeof(path), id, "eml");
@@ -210,7 +215,8 @@ cmd_q_show(struct ctl_conn *c, const char *id)
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '\0')
 			break;
-		buf_printf(&c->out, "%s\n", line);
+		(void)buf_append_escaped(&c->out, line, strlen(line));
+		buf_printf(&c->out, "\n");
 	}
 	fclose(fp);
 }

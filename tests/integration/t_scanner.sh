@@ -235,6 +235,18 @@ assert_grep 'client=10\.25\.0\.1:[0-9]+ sender=<a@client\.example\.test> verdict
 qid=$(sed -n '2s/ .*//p' "$tmp/qlist")
 ctl quarantine show "$qid" >"$tmp/qshow"
 assert_grep '^rcpt: <bob@example\.test>$' "$tmp/qshow" "quarantine show: recipients recorded"
+# A header with a terminal escape in it is shown escaped, not acted on.
+send_mail "$tmp/t-esc" bob@example.test "esc@client.example.test" "$SRV_V4" "" \
+	--attach "@$tmp/eicar.com" --header "X-Evil: a$(printf '\033')[2Jb"
+qesc=$(ctl quarantine list | grep 'sender=<esc@client' | sed 's/ .*//' | tail -n1)
+ctl quarantine show "$qesc" >"$tmp/qshow-esc"
+assert_grep '^X-Evil: a\\x1b\[2Jb$' "$tmp/qshow-esc" "quarantine show: control bytes escaped"
+if grep -q "$(printf '\033')" "$tmp/qshow-esc"; then
+	fail "quarantine show: no raw escape byte" "found in $tmp/qshow-esc"
+else
+	pass "quarantine show: no raw escape byte"
+fi
+ctl quarantine delete "$qesc" >/dev/null
 b1=$(maildir_count bob)
 ctl quarantine release "$qid" >"$tmp/qrel"
 assert_grep '^ok released .*250 2\.0\.0 Ok: queued' "$tmp/qrel" "quarantine release: the server queued it"

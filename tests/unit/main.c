@@ -31,6 +31,7 @@ static const struct {
 	{ "hostport", test_hostport },
 	{ "tls", test_tls },
 	{ "policy", test_verdict_policy },
+	{ "buf", test_buf },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

@@ -38,5 +38,6 @@ void	test_spam(void);
 void	test_hostport(void);
 void	test_tls(void);
 void	test_verdict_policy(void);
+void	test_buf(void);
 
 #endif
