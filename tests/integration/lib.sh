@@ -52,8 +52,28 @@ lab_exit() {
 	exit "$rc"
 }
 
+# lab_require: what every lab test uses is here, or one line says what is
+# missing and the script stops (never a wall of per-case failures).
+lab_require() {
+	local missing=() c
+	case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
+	for c in ip nft postfix postconf swaks python3 openssl; do
+		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+	done
+	# swaks speaks IPv6 only with this module.
+	perl -MIO::Socket::INET6 -e 1 >/dev/null 2>&1 ||
+		missing+=("perl IO::Socket::INET6 (libio-socket-inet6-perl)")
+	[ -x "$SPORK_REPO/build/sporkd" ] || [ -n "${SPORKD:-}" ] ||
+		missing+=("build/sporkd (make)")
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "$(basename "$0"): missing: ${missing[*]} (run scripts/install-deps)" >&2
+		exit 1
+	fi
+}
+
 lab_up() {
 	local t
+	lab_require
 	t=$(trap -p EXIT)
 	if [ -n "$t" ]; then
 		eval "set -- $t"
