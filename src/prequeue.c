@@ -474,6 +474,24 @@ prequeue_mail(struct prequeue *pq, const char *sender, const char *helo)
 	}
 }
 
+/*
+ * The server refused the MAIL the checks were started for: back to the
+ * sender of the transaction that stands, or to none.
+ */
+void
+prequeue_mail_restore(struct prequeue *pq, const char *sender,
+    const char *helo)
+{
+	if (pq == NULL)
+		return;
+	if (sender != NULL) {
+		prequeue_mail(pq, sender, helo);
+		return;
+	}
+	pq_tx_cancel(pq);
+	pq->sender[0] = '\0';
+}
+
 /* ------------------------------------------------------------------ */
 /* RCPT                                                                */
 

@@ -28,6 +28,8 @@ enum prequeue_answer prequeue_greeting(struct prequeue *, int cfd,
 	    size_t buffered, char *reply, size_t len);
 void	prequeue_mail(struct prequeue *, const char *sender,
 	    const char *helo);
+void	prequeue_mail_restore(struct prequeue *, const char *sender,
+	    const char *helo);
 enum prequeue_answer prequeue_rcpt(struct prequeue *, const char *args,
 	    size_t argslen, int can_reply, char *reply, size_t len);
 const char *prequeue_headers(struct prequeue *);

@@ -53,6 +53,7 @@
 #define RELAY_HIGH_WATER	(64 * 1024)
 #define RELAY_CHUNK		8192
 #define RELAY_SENDER_MAX	256
+#define RELAY_MAIL_WAIT		8	/* MAIL commands awaiting a reply */
 #define RELAY_SWEEP_MS		60000
 #define RELAY_INJECT_DRAIN_MAX	(1024 * 1024)	/* plaintext read and
 						 * dropped at STARTTLS */
@@ -171,7 +172,10 @@ struct session {
 	int			 in_tx;
 	size_t			 rcpt_tried;
 	size_t			 rcpt_ok;
-	char			 sender[RELAY_SENDER_MAX];
+	char			 sender[RELAY_SENDER_MAX];	/* accepted */
+	char			 mail_wait[RELAY_MAIL_WAIT][RELAY_SENDER_MAX];
+	unsigned		 mail_whead, mail_wn;	/* MAILs forwarded,
+							 * unanswered */
 	char			 helo[RELAY_SENDER_MAX];
 	char			**rcpt_wait;	/* forwarded, unanswered */
 	size_t			 rcpt_whead, rcpt_wn;
@@ -285,6 +289,31 @@ tx_reset(struct session *s)
 	spool_reset(&s->spool);
 }
 
+/*
+ * The server answered a forwarded MAIL: its sender becomes the
+ * transaction's only on 2xx. When the last pending MAIL was refused, the
+ * pre-queue checks go back to the sender that stands (or to none).
+ */
+static void
+mail_answered(struct session *s, int ok)
+{
+	const char	*sender;
+
+	if (s->mail_whead == s->mail_wn)
+		return;
+	sender = s->mail_wait[s->mail_whead++ % RELAY_MAIL_WAIT];
+	if (ok) {
+		snprintf(s->sender, sizeof(s->sender), "%s", sender);
+		s->in_tx = 1;
+	}
+	if (s->mail_whead != s->mail_wn)
+		return;
+	s->mail_whead = s->mail_wn = 0;
+	if (!ok)
+		prequeue_mail_restore(s->pq, s->in_tx ? s->sender : NULL,
+		    s->helo);
+}
+
 /* Remember a forwarded RCPT's path until the server answers it. */
 static void
 rcpt_forwarded(struct session *s, const struct smtp_cmd *c)
@@ -396,7 +425,7 @@ forward(struct session *s, const char *line, size_t len, int what)
 
 /* Keep the reverse path of "MAIL FROM:<path> params" for the log. */
 static void
-copy_sender(struct session *s, const struct smtp_cmd *c)
+copy_sender(char sender[RELAY_SENDER_MAX], const struct smtp_cmd *c)
 {
 	const char	*p = c->args, *end = c->args + c->argslen;
 	size_t		 n, i;
@@ -407,13 +436,13 @@ copy_sender(struct session *s, const struct smtp_cmd *c)
 		p++;
 	for (n = 0; p + n < end && p[n] != ' '; n++)
 		;
-	if (n > sizeof(s->sender) - 1)
-		n = sizeof(s->sender) - 1;
-	memcpy(s->sender, p, n);
-	s->sender[n] = '\0';
+	if (n > RELAY_SENDER_MAX - 1)
+		n = RELAY_SENDER_MAX - 1;
+	memcpy(sender, p, n);
+	sender[n] = '\0';
 	for (i = 0; i < n; i++)		/* keep log lines one line, no quotes */
-		if ((unsigned char)s->sender[i] < 0x20 || s->sender[i] == '"')
-			s->sender[i] = '?';
+		if ((unsigned char)sender[i] < 0x20 || sender[i] == '"')
+			sender[i] = '?';
 }
 
 /* SIZE=n on MAIL larger than our limit: refuse before any byte is sent. */
@@ -529,8 +558,14 @@ client_command(struct session *s, const char *line, size_t len)
 			reply(s, "555 5.5.4 Error: %s not supported", param);
 			return 0;
 		}
-		copy_sender(s, &c);
-		prequeue_mail(s->pq, s->sender, s->helo);
+		/* The sender counts once the server accepts it; the checks
+		 * start now, on the chance, and are set back if it does not
+		 * (a nested MAIL answered 503 leaves the first sender). */
+		if (s->mail_wn - s->mail_whead == RELAY_MAIL_WAIT)
+			return 1;
+		copy_sender(s->mail_wait[s->mail_wn++ % RELAY_MAIL_WAIT], &c);
+		prequeue_mail(s->pq, s->mail_wait[(s->mail_wn - 1) %
+		    RELAY_MAIL_WAIT], s->helo);
 		break;
 	case VERB_RCPT:
 		if (s->rcpt_tried >= relay_conf->max_recipients) {
@@ -1372,8 +1407,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 			tx_reset(s);
 		break;
 	case VERB_MAIL:
-		if (code / 100 == 2)
-			s->in_tx = 1;
+		mail_answered(s, code / 100 == 2);
 		break;
 	case VERB_RCPT:
 		if (code / 100 == 2)

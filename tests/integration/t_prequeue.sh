@@ -152,6 +152,31 @@ check "spf: each decision logged" log_has 'prequeue check=spf client=10\.25\.0\.
 [ "$(status_value prequeue.spf.fail)" = 1 ] && [ "$(status_value prequeue.spf.pass)" = 2 ] &&
 	[ "$(status_value prequeue.spf.rejected)" = 1 ] && pass "spf: counted per result" ||
 	fail "spf counters" "$(ctl status | grep spf)"
+# A nested MAIL the server refuses (503) changes nothing: the message is
+# from the first sender, and its Received-SPF says so.
+in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 >"$tmp/spf-nested.out" 2>&1 <<'CHAT'
+expect 220
+line EHLO client.example.test
+expect 250
+line MAIL FROM:<a@soft.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+line MAIL FROM:<a@pass.test>
+expect 503
+line DATA
+expect 354
+send Subject: spf-nested\r\n\r\nbody\r\n.\r\n
+expect 250
+line QUIT
+expect 221
+CHAT
+[ $? -eq 0 ] && pass "spf nested MAIL: the server's 503, the message accepted" ||
+	fail "spf nested MAIL" "$(tail -n 3 "$tmp/spf-nested.out")"
+wait_subject spf-nested
+assert_grep '^Received-SPF: softfail .*envelope-from=.?a@soft\.test' "$(delivered_file spf-nested)" \
+	"spf nested MAIL: Received-SPF describes the sender the server accepted"
+assert_no_grep 'pass\.test' "$(delivered_file spf-nested)" "spf nested MAIL: the refused sender appears nowhere"
 # A helper killed: the spawner logs and replaces it, the relay notices the
 # socket close, and the next check still gets a real answer.
 spawner=$(sed -n 's/.*spf spawner pid=\([0-9]*\) .*/\1/p' "$LAB_SPORKD_LOG" | tail -n1)
