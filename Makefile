@@ -44,7 +44,8 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c \
 	     tests/unit/test_prequeue.c tests/unit/test_content.c \
 	     tests/unit/test_spam.c tests/unit/test_hostport.c tests/unit/test_tls.c \
-	     tests/unit/test_policy.c tests/unit/test_buf.c
+	     tests/unit/test_policy.c tests/unit/test_buf.c \
+	     tests/unit/test_ratelimit.c
 
 all: build/sporkd build/sporkctl
 

@@ -80,6 +80,7 @@ static const struct conf_key conf_keys[] = {
 	K(overload_bypass_time,	CT_TIME,	"1m"),
 	K(max_sessions_per_client, CT_COUNT,	"100"),
 	K(max_connections_per_minute, CT_COUNT,	"1200"),
+	K(client_v6_prefix,	CT_COUNT,	"64"),
 	K(max_header_size,	CT_SIZE,	"1m"),
 	K(min_data_rate,	CT_SIZE,	"256"),
 	K(min_data_rate_grace,	CT_TIME,	"30s"),
@@ -595,6 +596,10 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	    strcmp(c->tls_policy, "strip") != 0) {
 		snprintf(err, errlen, "tls_policy must be passthrough, "
 		    "intercept or strip");
+		return -1;
+	}
+	if (c->client_v6_prefix < 48 || c->client_v6_prefix > 128) {
+		snprintf(err, errlen, "client_v6_prefix must be 48 to 128");
 		return -1;
 	}
 	if (c->tls_outbound_clients.n > 0 &&

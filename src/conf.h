@@ -73,6 +73,7 @@ struct conf {
 	unsigned		overload_bypass_time;
 	size_t			max_sessions_per_client;
 	size_t			max_connections_per_minute;
+	size_t			client_v6_prefix;
 	size_t			max_header_size;
 	size_t			min_data_rate;
 	unsigned		min_data_rate_grace;	/* ms */

@@ -5,11 +5,16 @@
  * same size). An address is forgotten once it has no session and a full
  * bucket, so memory follows the number of recently active clients, with a
  * hard cap beyond which new addresses are admitted untracked (and that is
- * counted). Knows nothing about SMTP.
+ * counted). An IPv6 client is its network of rl_v6_prefix bits (a /64 by
+ * default: one host holds a whole /64 and could otherwise take a new
+ * address per connection). The table's hash is keyed with a random seed,
+ * so no client can choose addresses that land in one chain. Knows nothing
+ * about SMTP.
  */
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "ratelimit.h"
 
@@ -26,25 +31,47 @@ struct rl_entry {
 
 static struct rl_entry	*rl_table[RL_BUCKETS];
 static size_t		 rl_count;
+static unsigned		 rl_v6_prefix = 64;
+static uint32_t		 rl_seed;
+static int		 rl_seeded;
+
+/* How much of an IPv6 address names a client (48 to 128 bits). */
+void
+rl_set_v6_prefix(unsigned bits)
+{
+	if (bits >= 48 && bits <= 128)
+		rl_v6_prefix = bits;
+}
 
 static void
 rl_key(const struct sockaddr_storage *ss, unsigned char key[17])
 {
 	memset(key, 0, 17);
 	key[0] = (unsigned char)ss->ss_family;
-	if (ss->ss_family == AF_INET6)
+	if (ss->ss_family == AF_INET6) {
 		memcpy(key + 1, &((const struct sockaddr_in6 *)ss)->sin6_addr,
-		    16);
-	else
+		    rl_v6_prefix / 8);
+		if (rl_v6_prefix % 8)
+			key[1 + rl_v6_prefix / 8] = ((const unsigned char *)
+			    &((const struct sockaddr_in6 *)ss)->sin6_addr)
+			    [rl_v6_prefix / 8] & (0xff << (8 - rl_v6_prefix % 8));
+	} else
 		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
 }
 
 static unsigned
 rl_hash(const unsigned char key[17])
 {
-	uint32_t	h = 2166136261u;
+	uint32_t	h;
 	int		i;
 
+	if (!rl_seeded) {
+		if (getrandom(&rl_seed, sizeof(rl_seed), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(rl_seed))
+			rl_seed = (uint32_t)(uintptr_t)&rl_seed;
+		rl_seeded = 1;
+	}
+	h = 2166136261u ^ rl_seed;
 	for (i = 0; i < 17; i++)
 		h = (h ^ key[i]) * 16777619u;
 	return h % RL_BUCKETS;
@@ -96,7 +123,10 @@ rl_admit(const struct sockaddr_storage *ss, uint64_t now,
 		return RL_TOO_MANY;
 	if (per_minute && e->tokens < 1.0)
 		return RL_TOO_FAST;
-	e->tokens -= 1.0;
+	/* With no rate limit no token is taken: the entry must still be
+	 * forgotten once its sessions are gone. */
+	if (per_minute)
+		e->tokens -= 1.0;
 	e->sessions++;
 	return RL_OK;
 }

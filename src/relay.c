@@ -2482,6 +2482,7 @@ relay_init(struct ev_loop *loop, const struct conf *conf,
 {
 	relay_loop = loop;
 	relay_conf = conf;
+	rl_set_v6_prefix((unsigned)conf->client_v6_prefix);
 	relay_scanner = scanner;
 	ev_timer_init(&relay_sweep_timer, relay_sweep, NULL);
 	ev_timer_set(loop, &relay_sweep_timer, RELAY_SWEEP_MS);

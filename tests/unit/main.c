@@ -32,6 +32,7 @@ static const struct {
 	{ "tls", test_tls },
 	{ "policy", test_verdict_policy },
 	{ "buf", test_buf },
+	{ "ratelimit", test_ratelimit },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

@@ -39,5 +39,6 @@ void	test_hostport(void);
 void	test_tls(void);
 void	test_verdict_policy(void);
 void	test_buf(void);
+void	test_ratelimit(void);
 
 #endif
