@@ -108,6 +108,7 @@ static const struct conf_key conf_keys[] = {
 	K(notice_actions,	CT_WORDS,	"reject quarantine clean"),
 	K(notice_server,	CT_STR,		""),
 	K(control_socket,	CT_STR,		"/run/spork/sporkd.sock"),
+	K(control_admin_group,	CT_STR,		""),
 	K(divert_bridge,	CT_STR,		""),
 	K(divert_table,		CT_STR,		"sporkd"),
 	K(divert_mark,		CT_COUNT,	"1"),

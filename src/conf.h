@@ -109,6 +109,7 @@ struct conf {
 	struct conf_words	notice_actions;
 	char			notice_server[256];
 	char			control_socket[CONF_PATH_MAX];
+	char			control_admin_group[64];
 	char			divert_bridge[16];
 	char			divert_table[32];
 	size_t			divert_mark;

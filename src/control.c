@@ -3,13 +3,17 @@
  * The control socket: a local stream socket (mode 0660) that takes one
  * command line per connection and answers with lines, the first being
  * "ok ..." or "error: ...", then closes. sporkctl is its client. Commands:
- * status, tls, reload, quarantine list|show ID|release ID|delete ID. Anyone who
- * can open the socket is trusted as an administrator; input is still
- * bounded and quarantine ids are checked before they name a file.
+ * status, tls, reload, quarantine list|show ID|release ID|delete ID,
+ * bypass. Who is asking is read from the socket (SO_PEERCRED): root and
+ * members of control_admin_group may change things (reload, release,
+ * delete, bypass); anyone else who can open the socket may only look.
+ * Input is bounded and quarantine ids are checked before they name a file.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,8 @@ struct ctl_conn {
 	int			 replying;	/* command taken; flush, close */
 	int			 waiting;	/* a release is in flight */
 	int			 dead;
+	int			 admin;		/* may change things */
+	uid_t			 uid;
 	/* release in flight */
 	char			 id[QUARANTINE_ID_MAX];
 	char			**rcpts;
@@ -65,6 +71,37 @@ static int			(*ctl_reload)(void);
 static struct ev_io		 ctl_listen_io;
 static int			 ctl_nconns;
 static uint64_t			 ctl_started;
+static gid_t			 ctl_admin_gid;
+static int			 ctl_admin_group;	/* configured */
+
+/* Root, or in control_admin_group (as its primary or a listed member). */
+static int
+ctl_peer_admin(int fd, uid_t *uid)
+{
+	struct ucred	 cr;
+	socklen_t	 len = sizeof(cr);
+	struct passwd	*pw;
+	struct group	*gr;
+	char		**m;
+
+	*uid = (uid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
+		return 0;
+	*uid = cr.uid;
+	if (cr.uid == 0)
+		return 1;
+	if (!ctl_admin_group)
+		return 0;
+	if (cr.gid == ctl_admin_gid)
+		return 1;
+	if ((pw = getpwuid(cr.uid)) == NULL ||
+	    (gr = getgrgid(ctl_admin_gid)) == NULL)
+		return 0;
+	for (m = gr->gr_mem; *m != NULL; m++)
+		if (strcmp(*m, pw->pw_name) == 0)
+			return 1;
+	return 0;
+}
 
 static void	ctl_update(struct ctl_conn *);
 
@@ -399,6 +436,19 @@ ctl_command(struct ctl_conn *c, char *line)
 	for (p = strtok(line, " \t"); p != NULL && argc < 6;
 	    p = strtok(NULL, " \t"))
 		argv[argc++] = p;
+	if (!c->admin && argc >= 1 && (strcmp(argv[0], "reload") == 0 ||
+	    strcmp(argv[0], "bypass") == 0 || (argc >= 2 &&
+	    strcmp(argv[0], "quarantine") == 0 &&
+	    (strcmp(argv[1], "release") == 0 ||
+	    strcmp(argv[1], "delete") == 0)))) {
+		log_warn(NULL, "control refused uid=%ld command=%s%s%s: not "
+		    "root nor in control_admin_group", (long)c->uid, argv[0],
+		    argc >= 2 ? " " : "", argc >= 2 ? argv[1] : "");
+		buf_printf(&c->out, "error: not permitted (root or "
+		    "control_admin_group only)\n");
+		c->replying = 1;
+		return;
+	}
 	if (argc == 1 && strcmp(argv[0], "status") == 0)
 		cmd_status(c);
 	else if (argc == 1 && strcmp(argv[0], "tls") == 0) {
@@ -511,6 +561,7 @@ ctl_accept(struct ev_io *io, int events)
 		}
 		ctl_nconns++;
 		c->fd = fd;
+		c->admin = ctl_peer_admin(fd, &c->uid);
 		buf_init(&c->in, CTL_LINE_MAX);
 		buf_init(&c->out, CTL_OUT_MAX);
 		ev_io_init(&c->io, fd, ctl_io, c);
@@ -535,6 +586,17 @@ control_init(struct ev_loop *loop, const struct conf *conf,
 	ctl_started = ev_now();
 	if (conf->control_socket[0] == '\0')
 		return 0;
+	if (conf->control_admin_group[0] != '\0') {
+		struct group	*gr = getgrnam(conf->control_admin_group);
+
+		if (gr == NULL) {
+			snprintf(err, errlen, "control_admin_group %s: no such "
+			    "group", conf->control_admin_group);
+			return -1;
+		}
+		ctl_admin_gid = gr->gr_gid;
+		ctl_admin_group = 1;
+	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(conf->control_socket) >= sizeof(sun.sun_path)) {

@@ -246,6 +246,21 @@ if grep -q "$(printf '\033')" "$tmp/qshow-esc"; then
 else
 	pass "quarantine show: no raw escape byte"
 fi
+# The control socket: a user who may open it but is neither root nor in
+# control_admin_group may look, not change.
+chmod 666 "$LAB_DIR/sporkd.sock"
+as_nobody() { runuser -u nobody -- "$SPORK_REPO/build/sporkctl" -s "$LAB_DIR/sporkd.sock" "$@"; }
+as_nobody quarantine delete "$qesc" >"$tmp/ctl-nobody" 2>&1
+assert_grep '^error: not permitted' "$tmp/ctl-nobody" "control: delete refused to a user outside control_admin_group"
+as_nobody quarantine release "$qesc" >"$tmp/ctl-nobody2" 2>&1
+assert_grep '^error: not permitted' "$tmp/ctl-nobody2" "control: release refused too"
+as_nobody bypass list >"$tmp/ctl-nobody3" 2>&1
+assert_grep '^error: not permitted' "$tmp/ctl-nobody3" "control: bypass refused too"
+assert_grep 'control refused uid=[0-9]+ command=quarantine delete' "$LAB_SPORKD_LOG" "control: the refusal logged with the uid"
+as_nobody status >"$tmp/ctl-nobody4" 2>&1
+assert_grep '^ok' "$tmp/ctl-nobody4" "control: status allowed to look"
+ctl quarantine show "$qesc" >/dev/null && pass "control: the message still there" ||
+	fail "control: the message still there" "$qesc"
 ctl quarantine delete "$qesc" >/dev/null
 b1=$(maildir_count bob)
 ctl quarantine release "$qid" >"$tmp/qrel"
@@ -356,4 +371,12 @@ v=$(cat "$tmp"/t-cv[5-8] | grep -cE '^<\*\* +550 5\.7\.1 .*Eicar')
 ctl status >"$tmp/cstatus"
 assert_grep '^clamd.server=\[::1\]:3311 state=down' "$tmp/cstatus" "clamd: the stopped server is shown down"
 assert_grep 'X-Spork-Scanned: engine="clamd' "$(maildir_files bob | tail -n1)" "clamd: scan header names clamd"
+
+# --- control_admin_group: its members may change things
+start_sporkd "control_admin_group nogroup" "virus_action quarantine"
+send_mail "$tmp/t-adm" bob@example.test "adm@client.example.test" "$SRV_V4" "" --attach "@$tmp/eicar.com"
+qadm=$(ctl quarantine list | grep 'sender=<adm@client' | sed 's/ .*//' | tail -n1)
+chmod 666 "$LAB_DIR/sporkd.sock"
+as_nobody quarantine delete "$qadm" >"$tmp/ctl-adm" 2>&1
+assert_grep '^ok deleted' "$tmp/ctl-adm" "control: a member of control_admin_group may delete"
 summary
