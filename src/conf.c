@@ -81,6 +81,7 @@ static const struct conf_key conf_keys[] = {
 	K(max_sessions_per_client, CT_COUNT,	"100"),
 	K(max_connections_per_minute, CT_COUNT,	"1200"),
 	K(client_v6_prefix,	CT_COUNT,	"64"),
+	K(max_junk_commands,	CT_COUNT,	"100"),
 	K(max_header_size,	CT_SIZE,	"1m"),
 	K(min_data_rate,	CT_SIZE,	"256"),
 	K(min_data_rate_grace,	CT_TIME,	"30s"),

@@ -74,6 +74,7 @@ struct conf {
 	size_t			max_sessions_per_client;
 	size_t			max_connections_per_minute;
 	size_t			client_v6_prefix;
+	size_t			max_junk_commands;
 	size_t			max_header_size;
 	size_t			min_data_rate;
 	unsigned		min_data_rate_grace;	/* ms */

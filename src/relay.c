@@ -205,6 +205,7 @@ struct session {
 	char			 verdict[SCAN_NAME_MAX + 64];
 	/* counters for the disconnect line */
 	unsigned		 ncmds;
+	unsigned		 njunk;		/* since the last message */
 	unsigned		 nmsgs;
 	unsigned		 nrejects;
 	uint64_t		 started;
@@ -494,6 +495,28 @@ client_command(struct session *s, const char *line, size_t len)
 	}
 	smtp_cmd_parse(line, len, &c);
 	s->ncmds++;
+	if (c.verb == VERB_NOOP || c.verb == VERB_RSET ||
+	    c.verb == VERB_VRFY || c.verb == VERB_EXPN ||
+	    c.verb == VERB_HELP || c.verb == VERB_OTHER ||
+	    c.verb == VERB_REFUSED) {
+		/* A session that only keeps itself alive is closed after a
+		 * bounded number of such commands (Postfix's
+		 * smtpd_junk_command_limit); a message starts the count
+		 * again. */
+		if (relay_conf->max_junk_commands &&
+		    ++s->njunk > relay_conf->max_junk_commands) {
+			if (s->pcount > 0) {
+				s->njunk--;
+				s->ncmds--;
+				return 1;
+			}
+			log_info(s->id, "protocol limit=max_junk_commands "
+			    "count=%u", s->njunk - 1);
+			reply_close(s, "junk-commands", "421 4.7.0 Error: too "
+			    "many commands without mail, closing");
+			return -1;
+		}
+	}
 	switch (c.verb) {
 	case VERB_DATA:
 	case VERB_BDAT:
@@ -1125,6 +1148,7 @@ data_end(struct session *s)
 	int			 e = s->df.errors, fd;
 
 	s->nmsgs++;
+	s->njunk = 0;
 	if (e & DATA_ERR_TOO_BIG) {
 		data_reject(s, "verdict=too-big", "552 5.3.4 Error: message "
 		    "file too big (limit %zu bytes)",

@@ -171,4 +171,25 @@ printf 'expect 421 4.7.0 Error: too many connections from your address\nexpect_c
 chat third "max_sessions_per_client: the third session gets 421 4.7.0"
 wait $h1 $h2
 assert_grep 'refused client=10\.25\.0\.1:[0-9]+ reason=max_sessions_per_client' "$LAB_SPORKD_LOG" "per-client refusal logged"
+
+# --- a session kept alive with NOOP is closed at max_junk_commands; a
+# message starts the count again
+cp "$LAB_DIR/spork.conf" "$tmp/junk.conf"
+echo "max_junk_commands 3" >>"$tmp/junk.conf"
+lab start-sporkd "$tmp/junk.conf" 2>/dev/null
+{
+	echo "expect 220"
+	echo "line EHLO junk.example.test"
+	echo "expect 250"
+	for i in 1 2 3; do echo "line NOOP"; echo "expect 250"; done
+	printf 'line MAIL FROM:<j@client.example.test>\nexpect 250\n'
+	printf 'line RCPT TO:<alice@example.test>\nexpect 250\nline DATA\nexpect 354\n'
+	printf 'send Subject: junk\\r\\n\\r\\nx\\r\\n.\\r\\n\nexpect 250\n'
+	for i in 1 2 3; do echo "line NOOP"; echo "expect 250"; done
+	echo "line NOOP"
+	echo "expect 421 4.7.0 Error: too many commands without mail"
+	echo "expect_close"
+} >"$tmp/junk.chat"
+chat junk "max_junk_commands: three NOOPs, a message, three more, the fourth gets 421 4.7.0"
+assert_grep 'protocol limit=max_junk_commands count=3' "$LAB_SPORKD_LOG" "max_junk_commands: logged"
 summary
