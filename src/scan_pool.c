@@ -140,6 +140,11 @@ struct pool {
 	uint64_t		 scans, timeouts, deaths, reloads, refused;
 };
 
+/* Freed after the event batch, as sessions are: an event for them may
+ * still be waiting in it (scan_pool_reap). */
+static struct pool_worker	*pool_dead_workers;
+static struct pool_gen		*pool_dead_gens;
+
 static void	pool_dispatch(struct pool *);
 static void	pool_start_loading(struct pool *);
 static void	gen_free(struct pool_gen *);
@@ -544,7 +549,9 @@ worker_free(struct pool_worker *w)
 	 * mid-scan. */
 	worker_tmpdir(dir, sizeof(dir), &g->pool->conf, w->pid);
 	(void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(w);
+	w->fd = -1;
+	w->next = pool_dead_workers;
+	pool_dead_workers = w;
 	if (g->state == GEN_RETIRED && g->nworkers == 0 && g->ctl == -1)
 		gen_free(g);
 }
@@ -772,7 +779,26 @@ gen_free(struct pool_gen *g)
 		}
 	log_info(NULL, "scan generation=%u gone", g->id);
 	content_rules_free(g->content);
-	free(g);
+	g->content = NULL;
+	g->next = pool_dead_gens;
+	pool_dead_gens = g;
+}
+
+/* After each event batch: free the workers and generations gone in it. */
+void
+scan_pool_reap(void)
+{
+	struct pool_worker	*w;
+	struct pool_gen		*g;
+
+	while ((w = pool_dead_workers) != NULL) {
+		pool_dead_workers = w->next;
+		free(w);
+	}
+	while ((g = pool_dead_gens) != NULL) {
+		pool_dead_gens = g->next;
+		free(g);
+	}
 }
 
 /* Close the loader's channel: it exits once its workers are gone. */
@@ -901,7 +927,9 @@ gen_cb(struct ev_io *io, int events)
 	if (g == p->loading) {
 		p->loading = NULL;
 		content_rules_free(g->content);
-		free(g);
+		g->content = NULL;
+		g->next = pool_dead_gens;	/* freed after the batch */
+		pool_dead_gens = g;
 		return;
 	}
 	if (g == p->active) {

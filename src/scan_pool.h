@@ -17,6 +17,7 @@ struct scan_pool_conf {
 	struct content_rules	*content;	/* NULL: no content policy */
 };
 
+void		 scan_pool_reap(void);
 struct scan_backend *scan_pool_new(struct ev_loop *,
 		    const struct scan_pool_conf *, char *err, size_t errlen);
 

@@ -84,6 +84,7 @@ after_batch(void *arg)
 {
 	relay_reap(arg);
 	cba_reap();
+	scan_pool_reap();
 	if (stopping && relay_sessions() == 0)
 		ev_stop(loop);
 }
