@@ -69,6 +69,8 @@ static const struct conf_key conf_keys[] = {
 	K(clamav_signatures,	CT_WORDS,	""),
 	K(spool_dir,		CT_STR,		"/var/spool/spork"),
 	K(spool_memory_max,	CT_SIZE,	"256k"),
+	K(spool_memory_budget,	CT_SIZE,	"512m"),
+	K(spool_disk_budget,	CT_SIZE,	"8g"),
 	K(message_size_limit,	CT_SIZE,	"100m"),
 	K(max_recipients,	CT_COUNT,	"1000"),
 	K(max_command_line,	CT_SIZE,	"2048"),

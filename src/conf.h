@@ -62,6 +62,8 @@ struct conf {
 	struct conf_words	clamav_signatures;
 	char			spool_dir[CONF_PATH_MAX];
 	size_t			spool_memory_max;
+	size_t			spool_memory_budget;
+	size_t			spool_disk_budget;
 	size_t			message_size_limit;
 	size_t			max_recipients;
 	size_t			max_command_line;

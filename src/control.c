@@ -36,6 +36,7 @@
 #include "smtp_client.h"
 #include "spam.h"
 #include "sock.h"
+#include "spool.h"
 #include "tls_dest.h"
 
 #define CTL_LINE_MAX		1024
@@ -170,9 +171,13 @@ q_meta_get(FILE *fp, const char *key, char *val, size_t len)
 static void
 cmd_status(struct ctl_conn *c)
 {
-	buf_printf(&c->out, "ok\nuptime_s=%llu\nsessions=%zu\n",
+	size_t	smem, sdisk;
+
+	spool_usage(&smem, &sdisk);
+	buf_printf(&c->out, "ok\nuptime_s=%llu\nsessions=%zu\n"
+	    "spool.memory_bytes=%zu\nspool.disk_bytes=%zu\n",
 	    (unsigned long long)(ev_now() - ctl_started) / 1000,
-	    relay_sessions());
+	    relay_sessions(), smem, sdisk);
 	if (ctl_scanner != NULL)
 		ctl_scanner->status(ctl_scanner, &c->out);
 	else

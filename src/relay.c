@@ -574,6 +574,15 @@ client_command(struct session *s, const char *line, size_t len)
 			reply(s, "552 5.3.4 Message size exceeds fixed limit");
 			return 0;
 		}
+		if (spool_disk_full()) {
+			/* No room for one more message: later, not never. */
+			if (s->pcount > 0)
+				return 1;
+			log_info(s->id, "mail refused limit=spool_disk_budget");
+			reply(s, "452 4.3.1 Error: insufficient system "
+			    "storage, try again later");
+			return 0;
+		}
 		if ((param = smtp_mail_param_refused(c.args, c.argslen))
 		    != NULL) {
 			if (s->pcount > 0)
@@ -1218,6 +1227,15 @@ data_receive(struct session *s)
 		buf_consume(&s->cin, used);
 		if (olen > 0 && !(s->df.errors & DATA_ERR_TOO_BIG) &&
 		    spool_append(&s->spool, out, olen) == -1) {
+			if (errno == ENOSPC) {
+				log_warn(s->id, "spool full limit="
+				    "spool_disk_budget size=%zu",
+				    s->spool.size);
+				reply_close(s, "spool-budget", "452 4.3.1 Error: "
+				    "insufficient system storage, try again "
+				    "later");
+				return;
+			}
 			log_err(s->id, "spool write failed: %s",
 			    strerror(errno));
 			reply_close(s, "spool-failure", "451 4.3.0 Error: "
@@ -2507,6 +2525,7 @@ relay_init(struct ev_loop *loop, const struct conf *conf,
 	relay_loop = loop;
 	relay_conf = conf;
 	rl_set_v6_prefix((unsigned)conf->client_v6_prefix);
+	spool_budgets(conf->spool_memory_budget, conf->spool_disk_budget);
 	relay_scanner = scanner;
 	ev_timer_init(&relay_sweep_timer, relay_sweep, NULL);
 	ev_timer_set(loop, &relay_sweep_timer, RELAY_SWEEP_MS);

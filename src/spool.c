@@ -2,8 +2,10 @@
 /*
  * Message storage. Small messages stay in memory; once a message passes
  * the memory threshold it moves to an unnamed (O_TMPFILE, else unlinked)
- * file, so nothing is left behind if the daemon dies. Knows nothing about
- * SMTP: it stores the bytes the framer gives it.
+ * file, so nothing is left behind if the daemon dies. Two budgets over
+ * every spool of the process: memory (past it, a message goes to its file
+ * at once) and disk (past it, nothing more is stored: ENOSPC). Knows
+ * nothing about SMTP: it stores the bytes the framer gives it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,56 @@
 
 #include "spool.h"
 
+static size_t	spool_mem_used, spool_mem_budget;	/* 0: none */
+static size_t	spool_disk_used, spool_disk_budget;
+
+void
+spool_budgets(size_t mem, size_t disk)
+{
+	spool_mem_budget = mem;
+	spool_disk_budget = disk;
+}
+
+int
+spool_disk_full(void)
+{
+	return spool_disk_budget && spool_disk_used >= spool_disk_budget;
+}
+
+void
+spool_usage(size_t *mem, size_t *disk)
+{
+	*mem = spool_mem_used;
+	*disk = spool_disk_used;
+}
+
+static void
+charge_mem(struct spool *sp, size_t n)
+{
+	sp->charged_mem += n;
+	spool_mem_used += n;
+}
+
+static int
+charge_disk(struct spool *sp, size_t n)
+{
+	if (spool_disk_budget && spool_disk_used + n > spool_disk_budget) {
+		errno = ENOSPC;
+		return -1;
+	}
+	sp->charged_disk += n;
+	spool_disk_used += n;
+	return 0;
+}
+
+static void
+uncharge(struct spool *sp)
+{
+	spool_mem_used -= sp->charged_mem;
+	spool_disk_used -= sp->charged_disk;
+	sp->charged_mem = sp->charged_disk = 0;
+}
+
 void
 spool_init(struct spool *sp, const char *dir, size_t mem_max)
 {
@@ -24,6 +76,7 @@ spool_init(struct spool *sp, const char *dir, size_t mem_max)
 	sp->fd = -1;
 	sp->size = 0;
 	sp->dir = dir;
+	sp->charged_mem = sp->charged_disk = 0;
 }
 
 void
@@ -36,6 +89,7 @@ spool_reset(struct spool *sp)
 		sp->fd = -1;
 	}
 	sp->size = 0;
+	uncharge(sp);
 }
 
 /* The spool now holds size bytes from fd (the spool owns fd). */
@@ -45,6 +99,8 @@ spool_adopt(struct spool *sp, int fd, size_t size)
 	spool_reset(sp);
 	sp->fd = fd;
 	sp->size = size;
+	sp->charged_disk = size;	/* over budget or not: it is there */
+	spool_disk_used += size;
 }
 
 int
@@ -98,15 +154,22 @@ spool_append(struct spool *sp, const void *p, size_t n)
 	size_t	 ncap;
 	char	*m;
 
-	if (sp->fd == -1 && sp->memlen + n > sp->mem_max) {
+	if (sp->fd == -1 && (sp->memlen + n > sp->mem_max ||
+	    (spool_mem_budget && spool_mem_used + n > spool_mem_budget))) {
+		if (charge_disk(sp, sp->memlen) == -1)
+			return -1;
 		if ((sp->fd = spool_open_file(sp)) == -1)
 			return -1;
 		if (write_all(sp->fd, sp->mem, sp->memlen) == -1)
 			return -1;
 		free(sp->mem); sp->mem = NULL;
+		spool_mem_used -= sp->charged_mem;
+		sp->charged_mem = 0;
 		sp->memlen = sp->memcap = 0;
 	}
 	if (sp->fd != -1) {
+		if (charge_disk(sp, n) == -1)
+			return -1;
 		if (write_all(sp->fd, p, n) == -1)
 			return -1;
 		sp->size += n;
@@ -121,6 +184,7 @@ spool_append(struct spool *sp, const void *p, size_t n)
 		if ((m = realloc(sp->mem, ncap)) == NULL)
 			return -1;
 		sp->mem = m;
+		charge_mem(sp, ncap - sp->memcap);
 		sp->memcap = ncap;
 	}
 	memcpy(sp->mem + sp->memlen, p, n);
@@ -160,6 +224,9 @@ spool_fd(struct spool *sp)
 		return -1;
 	}
 	free(sp->mem); sp->mem = NULL;
+	/* The memfd is memory still: charged for its bytes. */
+	spool_mem_used -= sp->charged_mem - sp->memlen;
+	sp->charged_mem = sp->memlen;
 	sp->memlen = sp->memcap = 0;
 	sp->fd = fd;
 	return fd;

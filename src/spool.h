@@ -17,6 +17,8 @@ struct spool {
 	int		 fd;		/* -1 while in memory */
 	size_t		 size;		/* total bytes */
 	const char	*dir;
+	size_t		 charged_mem;	/* against the process's budgets */
+	size_t		 charged_disk;
 };
 
 void	spool_init(struct spool *, const char *dir, size_t mem_max);
@@ -26,5 +28,8 @@ ssize_t	spool_read(const struct spool *, size_t off, void *, size_t);
 int	spool_in_file(const struct spool *);
 void	spool_adopt(struct spool *, int fd, size_t size);
 int	spool_fd(struct spool *);
+void	spool_budgets(size_t mem, size_t disk);
+int	spool_disk_full(void);
+void	spool_usage(size_t *mem, size_t *disk);
 
 #endif

@@ -192,4 +192,19 @@ lab start-sporkd "$tmp/junk.conf" 2>/dev/null
 } >"$tmp/junk.chat"
 chat junk "max_junk_commands: three NOOPs, a message, three more, the fourth gets 421 4.7.0"
 assert_grep 'protocol limit=max_junk_commands count=3' "$LAB_SPORKD_LOG" "max_junk_commands: logged"
+
+# --- the spool's disk budget: a message past it is refused with 452, the
+# next one that fits is delivered
+cp "$LAB_DIR/spork.conf" "$tmp/budget.conf"
+printf '%s\n' "spool_memory_max 4k" "spool_disk_budget 1m" >>"$tmp/budget.conf"
+lab start-sporkd "$tmp/budget.conf" 2>/dev/null
+head -c 1500000 /dev/zero | tr '\0' 'y' | fold -w 76 >"$tmp/big.txt"
+send_mail "$tmp/t-big" alice@example.test a@client.example.test "$SRV_V4" "$tmp/big.txt"
+assert_grep '^<\*\* +452 4\.3\.1 Error: insufficient system storage' "$tmp/t-big" "spool_disk_budget: 452 4.3.1 past it"
+assert_grep 'spool full limit=spool_disk_budget' "$LAB_SPORKD_LOG" "spool_disk_budget: logged"
+a0=$(maildir_count alice)
+send_mail "$tmp/t-small" alice@example.test a@client.example.test "$SRV_V4"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-small" "spool_disk_budget: the budget given back, the next message delivered"
+[ "$(ctl status | sed -n 's/^spool.disk_bytes=//p')" = 0 ] && pass "spool_disk_budget: status shows nothing held" ||
+	fail "spool status" "$(ctl status | grep spool)"
 summary

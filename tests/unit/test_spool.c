@@ -1,10 +1,47 @@
 /* SPDX-License-Identifier: MIT */
 /* The spool moves from memory to a file at its threshold, losslessly. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spool.h"
 #include "unit.h"
+
+/* The budgets over all spools: memory overflows to files, disk refuses. */
+static void
+test_spool_budgets(void)
+{
+	struct spool	a, b;
+	char		chunk[4096], back[4096];
+	size_t		mem, disk;
+
+	memset(chunk, 'x', sizeof(chunk));
+	spool_budgets(8192, 20000);
+	spool_init(&a, "/tmp", 65536);
+	spool_init(&b, "/tmp", 65536);
+	CHECK(spool_append(&a, chunk, 4096) == 0 && !spool_in_file(&a),
+	    "a: in memory");
+	CHECK(spool_append(&a, chunk, 4096) == 0, "a: 8 KiB");
+	/* b finds the memory budget taken: to its file at once. */
+	CHECK(spool_append(&b, chunk, 4096) == 0 && spool_in_file(&b),
+	    "b: over the memory budget, in a file");
+	CHECK(spool_read(&b, 0, back, 4096) == 4096 &&
+	    memcmp(back, chunk, 4096) == 0, "b: bytes kept");
+	spool_usage(&mem, &disk);
+	CHECK(mem == 8192 && disk == 4096, "usage mem %zu disk %zu", mem, disk);
+	CHECK(spool_append(&b, chunk, 4096) == 0 &&
+	    spool_append(&b, chunk, 4096) == 0 &&
+	    spool_append(&b, chunk, 4096) == 0, "b: 16 KiB on disk");
+	CHECK(!spool_disk_full(), "not full at 16 KiB of 20000");
+	CHECK(spool_append(&b, chunk, 4096) == -1 && errno == ENOSPC,
+	    "b: past the disk budget refused with ENOSPC");
+	spool_reset(&a);
+	spool_reset(&b);
+	spool_usage(&mem, &disk);
+	CHECK(mem == 0 && disk == 0, "all given back: mem %zu disk %zu", mem,
+	    disk);
+	spool_budgets(0, 0);
+}
 
 void
 test_spool(void)
@@ -40,4 +77,5 @@ test_spool(void)
 	CHECK(spool_append(&sp, "x", 1) == 0 && !spool_in_file(&sp),
 	    "reuse after reset");
 	spool_reset(&sp);
+	test_spool_budgets();
 }
