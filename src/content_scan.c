@@ -533,6 +533,33 @@ footer_text(const char *footer, int html, const char *charset)
 	return g;
 }
 
+/*
+ * Are the part's Content-Type parameter names plain tokens? GMime
+ * re-encodes the header when a parameter is set, and on an 8-bit name it
+ * asks for gigabytes (found by fuzz_content): such a part is left as it
+ * came.
+ */
+static int
+params_sane(GMimeObject *o)
+{
+	GMimeContentType	*ct = g_mime_object_get_content_type(o);
+	GMimeParamList		*pl;
+	const char		*n;
+	int			 i, len;
+
+	if (ct == NULL || (pl = g_mime_content_type_get_parameters(ct)) == NULL)
+		return 1;
+	len = g_mime_param_list_length(pl);
+	for (i = 0; i < len; i++) {
+		n = g_mime_param_get_name(g_mime_param_list_get_parameter_at(pl,
+		    i));
+		for (; n != NULL && *n; n++)
+			if ((unsigned char)*n <= 0x20 || (unsigned char)*n >= 0x7f)
+				return 0;
+	}
+	return 1;
+}
+
 /* Footer rules: once in the first text/plain and text/html body part. */
 static int
 add_footer(struct cs *cs, struct cs_part *p, GByteArray **data)
@@ -548,7 +575,8 @@ add_footer(struct cs *cs, struct cs_part *p, GByteArray **data)
 	html = strcmp(p->type, "text/html") == 0;
 	if (p->attached || p->attachment || (!html &&
 	    strcmp(p->type, "text/plain") != 0) ||
-	    (html ? cs->footer_html : cs->footer_plain))
+	    (html ? cs->footer_html : cs->footer_plain) ||
+	    !params_sane(GMIME_OBJECT(p->part)))
 		return 0;
 	charset = g_mime_object_get_content_type_parameter(
 	    GMIME_OBJECT(p->part), "charset");
