@@ -152,6 +152,18 @@ rl_release(const struct sockaddr_storage *ss, uint64_t now,
 	}
 }
 
+/* Live sessions of the client at this address (its /64 for IPv6). */
+uint32_t
+rl_sessions(const struct sockaddr_storage *ss)
+{
+	unsigned char	  key[17];
+	struct rl_entry	 *e;
+
+	rl_key(ss, key);
+	e = *rl_find(key);
+	return e != NULL ? e->sessions : 0;
+}
+
 size_t
 rl_tracked(void)
 {

@@ -17,6 +17,7 @@ enum rl_verdict	rl_admit(const struct sockaddr_storage *, uint64_t now_ms,
 void		rl_release(const struct sockaddr_storage *, uint64_t now_ms,
 		    size_t per_minute);
 size_t		rl_tracked(void);
+uint32_t	rl_sessions(const struct sockaddr_storage *);
 void		rl_set_v6_prefix(unsigned bits);
 void		rl_sweep(uint64_t now_ms, size_t per_minute);
 

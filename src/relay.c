@@ -2435,10 +2435,17 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 static void
 overload(const struct sockaddr_storage *peer)
 {
-	char	a[SOCK_ADDRSTR_MAX], host[SOCK_ADDRSTR_MAX], err[256];
-	int	bypass = relay_conf->overload_bypass && nft_divert_fd() != -1;
+	char		a[SOCK_ADDRSTR_MAX], host[SOCK_ADDRSTR_MAX], err[256];
+	int		bypass = relay_conf->overload_bypass &&
+			    nft_divert_fd() != -1;
+	uint32_t	held = rl_sessions(peer);
 
 	sock_format(peer, a, sizeof(a));
+	/* A client that holds sessions of its own is part of the load: it
+	 * is never sent around the scanner (it could fill the table on
+	 * purpose to get there). */
+	if (bypass && held > 0)
+		bypass = 0;
 	if (bypass) {
 		sock_format_host(peer, host, sizeof(host));
 		if (nft_divert_bypass(1, 1, host,
@@ -2448,8 +2455,9 @@ overload(const struct sockaddr_storage *peer)
 			bypass = 0;
 		}
 	}
-	log_warn(NULL, "overload client=%s sessions=%zu action=%s", a,
-	    relay_nsessions, bypass ? "reset+bypass" : "reset");
+	log_warn(NULL, "overload client=%s sessions=%zu client_sessions=%u "
+	    "action=%s", a, relay_nsessions, (unsigned)held,
+	    bypass ? "reset+bypass" : "reset");
 }
 
 static void

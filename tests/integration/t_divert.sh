@@ -56,24 +56,30 @@ send_mail "$tmp/t3" alice@example.test a@client.example.test "$SRV_V4"
 check "bypass removed: delivered" wait_delivered alice $((a0 + 3)) 10
 check "bypass removed: intercepted again" scanned alice
 
-# --- overload policy bypass: at max_sessions the client is exempted
+# --- overload policy bypass: at max_sessions a new client is exempted;
+# the client holding the sessions is reset, never sent around the scanner
 { cat "$LAB_DIR/spork.conf"; printf '%s\n' "divert_bridge br0" "max_sessions 1" \
 	"overload_policy bypass" "overload_bypass_time 30s"; } >"$tmp/overload.conf"
 lab start-sporkd "$tmp/overload.conf" 2>/dev/null || fail "sporkd start" "overload"
+in_cli ip addr add 10.25.0.11/24 dev cli0
 printf 'expect 220\nsleep 3\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
 in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
 hold=$!
 sleep 0.5
-send_mail "$tmp/t-over1" alice@example.test a@client.example.test "$SRV_V4"
+send_mail "$tmp/t-over0" alice@example.test a@client.example.test "$SRV_V4"
+assert_grep 'reset by peer|closed connection unexpectedly' "$tmp/t-over0" "overload: the client holding the session is reset"
+assert_grep 'overload client=10\.25\.0\.1:[0-9]+ sessions=1 client_sessions=1 action=reset$' "$LAB_SPORKD_LOG" "overload: the client that filled the table is not exempted"
+send_mail "$tmp/t-over1" alice@example.test a@client.example.test "$SRV_V4" "" --local-interface 10.25.0.11
 assert_grep 'reset by peer|closed connection unexpectedly' "$tmp/t-over1" "overload: the connection over max_sessions is reset"
-assert_grep 'overload client=10\.25\.0\.1:[0-9]+ sessions=1 action=reset\+bypass' "$LAB_SPORKD_LOG" "overload: client exempted (logged)"
+assert_grep 'overload client=10\.25\.0\.11:[0-9]+ sessions=1 client_sessions=0 action=reset\+bypass' "$LAB_SPORKD_LOG" "overload: a new client exempted (logged)"
 a1=$(maildir_count alice)
-send_mail "$tmp/t-over2" alice@example.test a@client.example.test "$SRV_V4"
+send_mail "$tmp/t-over2" alice@example.test a@client.example.test "$SRV_V4" "" --local-interface 10.25.0.11
 check "overload: the retry is delivered" wait_delivered alice $((a1 + 1)) 10
 scanned alice && fail "overload: the retry went around sporkd" "scanned" ||
 	pass "overload: the retry went straight to the server"
 wait $hold
-ctl bypass del 10.25.0.1 >/dev/null
+ctl bypass del 10.25.0.11 >/dev/null
+in_cli ip addr del 10.25.0.11/24 dev cli0
 owned_conf
 
 # --- fail-open: SIGKILL removes the divert with the daemon
