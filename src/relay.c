@@ -173,7 +173,7 @@ struct session {
 	size_t			 rcpt_tried;
 	size_t			 rcpt_ok;
 	char			 sender[RELAY_SENDER_MAX];	/* accepted */
-	char			 mail_wait[RELAY_MAIL_WAIT][RELAY_SENDER_MAX];
+	char			*mail_wait[RELAY_MAIL_WAIT];
 	unsigned		 mail_whead, mail_wn;	/* MAILs forwarded,
 							 * unanswered */
 	char			 helo[RELAY_SENDER_MAX];
@@ -298,15 +298,16 @@ tx_reset(struct session *s)
 static void
 mail_answered(struct session *s, int ok)
 {
-	const char	*sender;
+	char	**sender;
 
 	if (s->mail_whead == s->mail_wn)
 		return;
-	sender = s->mail_wait[s->mail_whead++ % RELAY_MAIL_WAIT];
+	sender = &s->mail_wait[s->mail_whead++ % RELAY_MAIL_WAIT];
 	if (ok) {
-		snprintf(s->sender, sizeof(s->sender), "%s", sender);
+		snprintf(s->sender, sizeof(s->sender), "%s", *sender);
 		s->in_tx = 1;
 	}
+	free(*sender); *sender = NULL;
 	if (s->mail_whead != s->mail_wn)
 		return;
 	s->mail_whead = s->mail_wn = 0;
@@ -485,7 +486,7 @@ static int
 client_command(struct session *s, const char *line, size_t len)
 {
 	struct smtp_cmd	 c;
-	char		 pqreply[512];
+	char		 pqreply[512], sender[RELAY_SENDER_MAX];
 	const char	*param;
 
 	if (s->auth_cont) {
@@ -595,9 +596,15 @@ client_command(struct session *s, const char *line, size_t len)
 		 * (a nested MAIL answered 503 leaves the first sender). */
 		if (s->mail_wn - s->mail_whead == RELAY_MAIL_WAIT)
 			return 1;
-		copy_sender(s->mail_wait[s->mail_wn++ % RELAY_MAIL_WAIT], &c);
-		prequeue_mail(s->pq, s->mail_wait[(s->mail_wn - 1) %
-		    RELAY_MAIL_WAIT], s->helo);
+		copy_sender(sender, &c);
+		if ((s->mail_wait[s->mail_wn % RELAY_MAIL_WAIT] =
+		    strdup(sender)) == NULL) {
+			reply_close(s, "out-of-memory", "421 4.3.0 Error: "
+			    "out of memory, closing");
+			return -1;
+		}
+		s->mail_wn++;
+		prequeue_mail(s->pq, sender, s->helo);
 		break;
 	case VERB_RCPT:
 		if (s->rcpt_tried >= relay_conf->max_recipients) {
@@ -1357,7 +1364,7 @@ splice_begin(struct session *s)
 static int
 starttls_plan(struct session *s)
 {
-	s->tdest = tls_dest_get(s->server, ev_now());
+	s->tdest = tls_dest_get(s->server);
 	switch (s->tlspol) {
 	case TLS_OUTBOUND:
 		return 1;
@@ -1757,7 +1764,6 @@ reconnect_begin(struct session *s, const char *why)
 	}
 	s->sio.fd = s->sfd;
 	s->rc_step = RC_CONNECT;
-	tls_dest_count(s->tdest, COV_PASS_NOKEY);
 	session_set_state(s, RS_RECONNECT);
 }
 
@@ -1766,6 +1772,7 @@ reconnect_fail(struct session *s, const char *what, int code)
 {
 	log_warn(s->id, "tls reconnect failed server=%s at=%s code=%d",
 	    s->server, what, code);
+	tls_dest_count(s->tdest, COV_FAILED);
 	reply_close(s, "tls-reconnect-failed", "421 4.7.0 Error: TLS not "
 	    "available, try again later");
 }
@@ -1820,6 +1827,7 @@ reconnect_input(struct session *s)
 			free(s->held_reply); s->held_reply = NULL;
 			log_info(s->id, "tls reconnected server=%s: "
 			    "passthrough", s->server);
+			tls_dest_count(s->tdest, COV_PASS_NOKEY);
 			session_set_state(s, RS_SPLICE);
 			return;
 		case RC_CONNECT:
@@ -2286,6 +2294,7 @@ void
 relay_reap(void *arg)
 {
 	struct session	*s;
+	int		 i;
 
 	(void)arg;
 	while ((s = relay_dead) != NULL) {
@@ -2295,6 +2304,8 @@ relay_reap(void *arg)
 		buf_free(&s->sin);
 		buf_free(&s->sout);
 		tx_reset(s);
+		for (i = 0; i < RELAY_MAIL_WAIT; i++)
+			free(s->mail_wait[i]);
 		free(s);
 	}
 }

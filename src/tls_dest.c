@@ -70,13 +70,12 @@ dest_hash(const char *s)
 }
 
 struct tls_dest *
-tls_dest_get(const char *server, uint64_t now)
+tls_dest_get(const char *server)
 {
 	static struct tls_dest	 overflow;
 	struct tls_dest		*d;
 	unsigned		 h = dest_hash(server);
 
-	(void)now;
 	for (d = tls_dests[h]; d != NULL; d = d->next)
 		if (strcmp(d->name, server) == 0)
 			return d;

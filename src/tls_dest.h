@@ -22,7 +22,7 @@ enum tls_cov {
 	COV_MAX
 };
 
-struct tls_dest	*tls_dest_get(const char *server, uint64_t now);
+struct tls_dest	*tls_dest_get(const char *server);
 const char	*tls_dest_name(const struct tls_dest *);
 /* 1 when the server is known to present a certificate whose key is not
  * held and was checked less than recheck ms ago: splice at once. */

@@ -187,11 +187,11 @@ static void __attribute__((noreturn))
 keyd_main(int fd, const char *dir, const char *cert, const char *key)
 {
 	char	req;
-	int	i;
 
-	for (i = 3; i < 1024; i++)
-		if (i != fd)
-			(void)close(i);
+	/* Nothing of the daemon's but the request channel. */
+	if (fd > 3)
+		(void)close_range(3, (unsigned)fd - 1, 0);
+	(void)close_range((unsigned)fd + 1, ~0U, 0);
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
