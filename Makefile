@@ -12,6 +12,7 @@ SBINDIR	?= $(PREFIX)/sbin
 SHAREDIR ?= $(PREFIX)/share/spork
 SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
 
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
@@ -117,6 +118,17 @@ install: build/sporkd build/sporkctl
 	install -m 0644 etc/content.rules $(DESTDIR)$(SHAREDIR)/content.rules.example
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/sporkd.service > $(DESTDIR)$(UNITDIR)/sporkd.service
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/spork-setup.service > $(DESTDIR)$(UNITDIR)/spork-setup.service
+	install -d $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0644 etc/spork.sysusers $(DESTDIR)$(SYSUSERSDIR)/spork.conf
+	@# On this machine (no DESTDIR): the users spork.conf names, now.
+	@if [ -z "$(DESTDIR)" ]; then \
+		if command -v systemd-sysusers >/dev/null; then \
+			systemd-sysusers $(SYSUSERSDIR)/spork.conf; \
+		else \
+			echo "install: create the users spork and spork-scan" \
+			    "($(SYSUSERSDIR)/spork.conf): no systemd-sysusers"; \
+		fi; \
+	fi
 
 clean:
 	rm -rf build

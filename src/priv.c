@@ -3,8 +3,11 @@
  * Dropping privileges once listeners are bound and files are read: switch
  * to an unprivileged user, keeping only CAP_NET_RAW (what IP_TRANSPARENT
  * needs for the upstream sockets bound to clients' addresses), plus
- * CAP_NET_ADMIN when sporkd owns the divert (its bypass sets), and set
- * no_new_privs. Uses the raw capset(2) interface: no libcap needed.
+ * CAP_NET_ADMIN when sporkd owns the divert (its bypass sets), plus
+ * CAP_SETUID and CAP_SETGID when scan workers are forked after the drop
+ * (they become scan_user; the relay's seccomp filter allows no other
+ * change of identity), and set no_new_privs. Uses the raw capset(2)
+ * interface: no libcap needed.
  */
 #include <errno.h>
 #include <grp.h>
@@ -34,7 +37,7 @@ caps_set(unsigned long long keep)
 
 int
 priv_drop(const char *user, const char *const *dirs, int net_admin,
-    char *err, size_t errlen)
+    int setid, char *err, size_t errlen)
 {
 	struct passwd	*pw;
 	unsigned long long keep = 1ULL << CAP_NET_RAW;
@@ -43,6 +46,10 @@ priv_drop(const char *user, const char *const *dirs, int net_admin,
 	/* Changing the bypass sets of the owned divert needs CAP_NET_ADMIN. */
 	if (net_admin)
 		keep |= 1ULL << CAP_NET_ADMIN;
+	/* A scan loader started after the drop (a reload) becomes
+	 * scan_user; the relay's seccomp filter allows that one change. */
+	if (setid)
+		keep |= 1ULL << CAP_SETUID | 1ULL << CAP_SETGID;
 
 	if ((pw = getpwnam(user)) == NULL) {
 		snprintf(err, errlen, "user '%s' does not exist", user);

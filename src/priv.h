@@ -5,6 +5,6 @@
 #include <stddef.h>
 
 int	priv_drop(const char *user, const char *const *dirs, int net_admin,
-	    char *err, size_t errlen);
+	    int setid, char *err, size_t errlen);
 
 #endif

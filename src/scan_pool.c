@@ -47,6 +47,7 @@
 #include "scan_pool.h"
 #include "scanner.h"
 #include "sock.h"
+#include "spool.h"
 
 #define POOL_WORKERS_MAX	64
 #define POOL_LOAD_WAIT_MS	600000	/* first engine at startup */
@@ -391,7 +392,7 @@ loader_main(int ctl, const struct scan_pool_conf *c, unsigned gen)
 	struct pollfd		 pfd[2];
 	sigset_t		 set;
 	uint64_t		 t0 = ev_now(), window = 0;
-	char			 buf[16];
+	char			 buf[16], dir[SCAN_PATH_MAX + 16];
 	int			 sfd, i, live = 0, retiring = 0, deaths = 0, st;
 	pid_t			 pid;
 
@@ -408,6 +409,14 @@ loader_main(int ctl, const struct scan_pool_conf *c, unsigned gen)
 	engine = scan_engine_load(&c->engine, m.text, sizeof(m.text));
 	m.load_ms = (uint32_t)(ev_now() - t0);
 	if (engine == NULL) {
+		m.type = PM_FAIL;
+		(void)sock_send_fd(ctl, &m, sizeof(m), -1);
+		_exit(1);
+	}
+	/* The signatures are read and compiled: from here on, scan_user
+	 * (the workers inherit it). A loader that cannot change refuses the
+	 * generation rather than scan as the relay's user. */
+	if (sandbox_become(&c->ids, m.text, sizeof(m.text)) == -1) {
 		m.type = PM_FAIL;
 		(void)sock_send_fd(ctl, &m, sizeof(m), -1);
 		_exit(1);
@@ -448,10 +457,21 @@ loader_main(int ctl, const struct scan_pool_conf *c, unsigned gen)
 				_exit(1);
 			while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 				live--;
+				/* libclamav's unpacked files, left behind by
+				 * a worker killed mid-scan (only scan_user
+				 * may remove them). */
+				worker_tmpdir(dir, sizeof(dir), c, pid);
+				(void)nftw(dir, rm_entry, 8,
+				    FTW_DEPTH | FTW_PHYS);
 				if (WIFSIGNALED(st))
 					log_warn(NULL, "scan worker pid=%d "
 					    "killed signal=%d", (int)pid,
 					    WTERMSIG(st));
+				else if (WEXITSTATUS(st) ==
+				    SANDBOX_EXIT_SYSCALL)
+					log_err(NULL, "scan worker pid=%d made "
+					    "a system call outside its sandbox "
+					    "(number on its stderr)", (int)pid);
 				else if (WEXITSTATUS(st) != 0)
 					log_warn(NULL, "scan worker pid=%d "
 					    "exit=%d", (int)pid,
@@ -535,7 +555,6 @@ worker_free(struct pool_worker *w)
 {
 	struct pool_gen		*g = w->gen;
 	struct pool_worker	**pp;
-	char			 dir[SCAN_PATH_MAX + 16];
 
 	for (pp = &g->workers; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == w) {
@@ -545,10 +564,6 @@ worker_free(struct pool_worker *w)
 	g->nworkers--;
 	ev_io_del(g->pool->loop, &w->io);
 	close(w->fd);
-	/* libclamav's unpacked files, left behind when a worker is killed
-	 * mid-scan. */
-	worker_tmpdir(dir, sizeof(dir), &g->pool->conf, w->pid);
-	(void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	w->fd = -1;
 	w->next = pool_dead_workers;
 	pool_dead_workers = w;
@@ -700,7 +715,9 @@ pool_submit(struct scan_backend *be, int fd, size_t size, unsigned flags,
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return NULL;
-	if ((j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+	/* What the relay then delivers is what was scanned, whatever a
+	 * worker does with its descriptor. */
+	if ((j->fd = spool_readonly(fd)) == -1) {
 		free(j);
 		return NULL;
 	}

@@ -10,6 +10,7 @@
 struct scan_pool_conf {
 	struct scan_engine_conf	engine;
 	struct sandbox_conf	sandbox;
+	struct sandbox_ids	ids;		/* scan_user, for the loader */
 	int			workers;
 	unsigned		timeout_ms;	/* wall clock, queue included */
 	int			log_syslog;

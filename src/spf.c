@@ -234,7 +234,7 @@ syserr:
 }
 
 static void __attribute__((noreturn))
-spf_helper(int fd, const struct conf *c, const char *host)
+spf_helper(int fd, const char *host)
 {
 	struct sandbox_conf	 sc;
 	struct spf_req		 q;
@@ -251,7 +251,6 @@ spf_helper(int fd, const struct conf *c, const char *host)
 	close_range(4, ~0U, 0);
 	fd = 3;
 	memset(&sc, 0, sizeof(sc));
-	sc.user = c->user[0] ? c->user : c->scan_user;
 	sc.max_memory = SPF_HELPER_MEMORY;
 	sc.dns = 1;
 	if (sandbox_enter(&sc, err, sizeof(err)) == -1) {
@@ -287,7 +286,7 @@ spf_helper(int fd, const struct conf *c, const char *host)
 
 /* One helper, its socket handed to the relay. */
 static int
-spawner_fork(int ctl, int sfd, const struct conf *c, const char *host)
+spawner_fork(int ctl, int sfd, const char *host)
 {
 	struct spf_born	b;
 	int		fd;
@@ -298,19 +297,23 @@ spawner_fork(int ctl, int sfd, const struct conf *c, const char *host)
 	if (pid == 0) {
 		close(ctl);
 		close(sfd);
-		spf_helper(fd, c, host);
+		spf_helper(fd, host);
 	}
 	memset(&b, 0, sizeof(b));
 	b.pid = (int32_t)pid;
 	return sock_hand_over(ctl, &b, sizeof(b), fd, pid);
 }
 
-/* The daemon's user, no capabilities; forking stays allowed. */
+/*
+ * scan_user, as the scan workers (never the relay's user: a helper must
+ * not be able to signal the relay or open its files), no capabilities;
+ * forking stays allowed.
+ */
 static int
 spawner_drop(const struct conf *c, char *err, size_t errlen)
 {
 	struct passwd	*pw;
-	const char	*user = c->user[0] ? c->user : c->scan_user;
+	const char	*user = c->scan_user;
 
 	if (geteuid() == 0) {
 		if ((pw = getpwnam(user)) == NULL) {
@@ -369,7 +372,7 @@ spawner_main(int ctl, const struct conf *c)
 	host[sizeof(host) - 1] = '\0';
 	want = (int)c->spf_helpers;
 	for (; live < want; live++)
-		if (spawner_fork(ctl, sfd, c, host) == -1)
+		if (spawner_fork(ctl, sfd, host) == -1)
 			break;
 	last = ev_now();
 	for (;;) {
@@ -377,7 +380,7 @@ spawner_main(int ctl, const struct conf *c)
 		wait_ms = -1;
 		if (live < want) {
 			if (now - last >= SPF_RESPAWN_MS) {
-				if (spawner_fork(ctl, sfd, c, host) == 0)
+				if (spawner_fork(ctl, sfd, host) == 0)
 					live++;
 				else
 					log_err(NULL, "spf helper fork: %s",

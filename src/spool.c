@@ -217,7 +217,8 @@ spool_fd(struct spool *sp)
 
 	if (sp->fd != -1)
 		return sp->fd;
-	if ((fd = memfd_create("spork-message", MFD_CLOEXEC)) == -1)
+	if ((fd = memfd_create("spork-message", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1)
 		return -1;
 	if (write_all(fd, sp->mem, sp->memlen) == -1) {
 		close(fd);
@@ -230,4 +231,23 @@ spool_fd(struct spool *sp)
 	sp->memlen = sp->memcap = 0;
 	sp->fd = fd;
 	return fd;
+}
+
+/*
+ * The message behind fd for another process to read: a descriptor opened
+ * read-only, and a memfd sealed against writes as well (a read-only
+ * descriptor to a memfd can be reopened for writing through /proc; a
+ * spool file is the relay's, mode 0600, which another user cannot reopen).
+ * The spool takes no more bytes once sealed.
+ */
+int
+spool_readonly(int fd)
+{
+	char	path[32];
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE) == -1 && errno != EINVAL)
+		return -1;		/* EINVAL: not a memfd */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
 }

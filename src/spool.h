@@ -28,6 +28,7 @@ ssize_t	spool_read(const struct spool *, size_t off, void *, size_t);
 int	spool_in_file(const struct spool *);
 void	spool_adopt(struct spool *, int fd, size_t size);
 int	spool_fd(struct spool *);
+int	spool_readonly(int fd);
 void	spool_budgets(size_t mem, size_t disk);
 int	spool_disk_full(void);
 void	spool_usage(size_t *mem, size_t *disk);

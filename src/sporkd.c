@@ -49,6 +49,8 @@ static struct ev_timer	 grace_timer;
 static int		 stopping;
 static const struct conf *sporkd_conf;	/* main()'s, for reloads */
 static struct scan_backend *scanner;
+/* scan_user's identity: the scan loaders take it; nothing else may. */
+static struct sandbox_ids scan_ids;
 static struct spam	*spam;
 static struct ev_io	 dbwatch_io;
 static struct ev_timer	 dbwatch_timer;
@@ -285,10 +287,7 @@ scanner_new(const struct conf *c, char *err, size_t errlen)
 	pc.engine.max_recursion = (uint32_t)c->scan_max_recursion;
 	pc.engine.max_files = (uint32_t)c->scan_max_files;
 	pc.engine.max_scantime = c->scan_max_time;
-	/* Once sporkd has dropped to `user`, a reloaded loader cannot switch
-	 * users any more: the workers run as `user` too (still with no
-	 * capabilities and the seccomp cage). */
-	pc.sandbox.user = c->user[0] ? c->user : c->scan_user;
+	pc.ids = scan_ids;
 	pc.sandbox.max_memory = c->scan_worker_memory;
 	pc.sandbox.max_file = 2 * (uint64_t)c->scan_max_file_size;
 	pc.workers = (int)c->scan_workers;
@@ -328,8 +327,8 @@ scan_tmpdir(const struct conf *c)
 	snprintf(path, sizeof(path), "%s/scan-tmp", c->spool_dir);
 	if (mkdir(path, 0700) == -1 && errno != EEXIST)
 		return -1;
-	if (geteuid() == 0 && (pw = getpwnam(c->user[0] ? c->user :
-	    c->scan_user)) != NULL && chown(path, pw->pw_uid, pw->pw_gid) == -1)
+	if (geteuid() == 0 && (pw = getpwnam(c->scan_user)) != NULL &&
+	    chown(path, pw->pw_uid, pw->pw_gid) == -1)
 		return -1;
 	return 0;
 }
@@ -463,6 +462,18 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	ev_timer_init(&grace_timer, grace_cb, NULL);
+	if (conf.scan_enable && strcmp(conf.scan_backend, "workers") == 0) {
+		if (sandbox_ids_resolve(&scan_ids, conf.scan_user, conf.user,
+		    err, sizeof(err)) == -1) {
+			log_err(NULL, "%s", err);
+			return 1;
+		}
+		if (conf.user[0] != '\0' &&
+		    strcmp(conf.user, conf.scan_user) == 0)
+			log_warn(NULL, "scan_user is the relay's own user %s: "
+			    "a compromised scan worker could signal the relay "
+			    "and write its spool", conf.user);
+	}
 	if (conf.scan_enable) {
 		if (scan_tmpdir(&conf) == -1) {
 			log_err(NULL, "scan tmpdir in %s: %s", conf.spool_dir,
@@ -534,14 +545,16 @@ main(int argc, char *argv[])
 		    NULL };
 
 		if (priv_drop(conf.user, dirs, conf.divert_bridge[0] != '\0',
-		    err, sizeof(err)) == -1) {
+		    scan_ids.set, err, sizeof(err)) == -1) {
 			log_err(NULL, "%s", err);
 			return 1;
 		}
-		log_info(NULL, "privileges dropped user=%s caps=net_raw%s",
-		    conf.user, conf.divert_bridge[0] ? ",net_admin" : "");
+		log_info(NULL, "privileges dropped user=%s caps=net_raw%s%s",
+		    conf.user, conf.divert_bridge[0] ? ",net_admin" : "",
+		    scan_ids.set ? ",setuid,setgid (seccomp: scan_user only)" :
+		    "");
 	}
-	if (sandbox_daemon(err, sizeof(err)) == -1) {
+	if (sandbox_daemon(&scan_ids, err, sizeof(err)) == -1) {
 		log_err(NULL, "%s", err);
 		return 1;
 	}

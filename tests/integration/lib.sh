@@ -176,6 +176,12 @@ assert_no_grep() {
 
 # Last call of a test script: its status is the script's verdict.
 summary() {
+	# A scan worker or SPF helper that made a call outside its seccomp
+	# allow list says so on stderr (sporkd's log) before it exits.
+	if [ -f "$LAB_SPORKD_LOG" ]; then
+		assert_no_grep 'sporkd sandbox: system call [0-9]+ is not allowed' \
+			"$LAB_SPORKD_LOG" "no worker or helper left its seccomp allow list"
+	fi
 	if [ -n "${SPORK_SANITIZER_LOG_CHECK:-}" ]; then
 		assert_no_grep 'AddressSanitizer|runtime error:|LeakSanitizer' \
 			"$LAB_SPORKD_LOG" "no sanitizer report in sporkd's log"

@@ -212,6 +212,37 @@ send_mail "$tmp/t-after-bad2" alice@example.test a@client.example.test "$SRV_V4"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-after-bad2" "corrupt database: clean mail still delivered"
 rm -f "$db/broken.ndb" "$db/reload.hdb"
 
+# --- 4b. whose workers: the generation forked after the drop (the reload
+# above) runs as scan_user (nobody), with the relay's uid only as saved
+# uid (so the relay can kill an overrunning scan), no capabilities, its
+# seccomp allow list; the relay keeps its own user.
+relay_pid=$(cat "$LAB_SPORKD_PID")
+spork_uid=$(id -u spork) nobody_uid=$(id -u nobody)
+uids() { awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$1/status"; }
+[ "$(uids "$relay_pid")" = "$spork_uid $spork_uid $spork_uid $spork_uid" ] &&
+	pass "identity: the relay runs as spork" || fail "identity: relay uids" "$(uids "$relay_pid")"
+wpids=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) .*/\1/p')
+nw=0 good=0
+for w in $wpids; do
+	nw=$((nw + 1))
+	[ "$(uids "$w")" = "$nobody_uid $nobody_uid $spork_uid $nobody_uid" ] &&
+	    grep -q '^CapEff:[[:space:]]*0*$' "/proc/$w/status" &&
+	    grep -q '^Seccomp:[[:space:]]*2$' "/proc/$w/status" &&
+	    good=$((good + 1))
+done
+[ "$nw" -ge 1 ] && [ "$good" -eq "$nw" ] &&
+	pass "identity: $good reloaded workers run as scan_user nobody (saved uid spork), no capabilities, seccomp" ||
+	fail "identity: workers as scan_user" "$good of $nw; $(for w in $wpids; do uids "$w"; done | tr '\n' ';')"
+# What that identity may not do: reach the quarantine and the spool.
+if runuser -u nobody -- sh -c "touch '$LAB_DIR/spool/quarantine/x' || ls '$LAB_DIR/spool/quarantine'" 2>/dev/null; then
+	fail "identity: scan_user kept out of the quarantine" "it could write or list it"
+else
+	pass "identity: scan_user can neither write nor list the quarantine"
+fi
+send_mail "$tmp/t-after-ids" alice@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com"
+assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-after-ids" "identity: workers as scan_user still scan (EICAR 550)"
+assert_no_grep 'outside its sandbox' "$LAB_SPORKD_LOG" "identity: no worker left its allow list"
+
 # --- 5. verdict policies
 policy() {	# policy NAME EXPECT_REGEX [config lines...]
 	local name=$1 want=$2

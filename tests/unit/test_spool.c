@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The spool moves from memory to a file at its threshold, losslessly. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "spool.h"
 #include "unit.h"
@@ -43,6 +46,59 @@ test_spool_budgets(void)
 	spool_budgets(0, 0);
 }
 
+/*
+ * What a scan worker gets cannot change what the relay delivers: neither
+ * through the descriptor nor by reopening it for writing through /proc.
+ */
+static void
+test_spool_readonly_one(struct spool *sp, const char *what)
+{
+	char	path[32], back[8];
+	int	fd, ro, rw;
+
+	fd = spool_fd(sp);
+	CHECK(fd != -1, "%s: spool_fd", what);
+	ro = spool_readonly(fd);
+	CHECK(ro != -1, "%s: spool_readonly: %s", what, strerror(errno));
+	if (ro == -1)
+		return;
+	CHECK(write(ro, "EVIL", 4) == -1 && errno == EBADF,
+	    "%s: the read-only descriptor took a write", what);
+	CHECK(pread(ro, back, 4, 0) == 4 && memcmp(back, "Subj", 4) == 0,
+	    "%s: read back", what);
+	/* A memfd reopened for writing through /proc (a spool file is
+	 * protected by its owner and mode 0600, which root here is not
+	 * subject to). */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
+	if (!spool_in_file(sp) && (rw = open(path, O_RDWR)) != -1) {
+		CHECK(pwrite(rw, "EVIL", 4, 0) == -1 && errno == EPERM,
+		    "%s: reopened through /proc and written", what);
+		close(rw);
+	}
+	CHECK(pread(fd, back, 4, 0) == 4 && memcmp(back, "Subj", 4) == 0,
+	    "%s: the message changed", what);
+	close(ro);
+}
+
+static void
+test_spool_readonly(void)
+{
+	struct spool	sp;
+	char		big[8192];
+
+	spool_init(&sp, "/tmp", 4096);
+	CHECK(spool_append(&sp, "Subject: x\r\n\r\nbody\r\n", 20) == 0,
+	    "append");
+	test_spool_readonly_one(&sp, "memfd");
+	spool_reset(&sp);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "Subject: big\r\n\r\n", 16);
+	CHECK(spool_append(&sp, big, sizeof(big)) == 0 && spool_in_file(&sp),
+	    "append to a file");
+	test_spool_readonly_one(&sp, "file");
+	spool_reset(&sp);
+}
+
 void
 test_spool(void)
 {
@@ -78,4 +134,5 @@ test_spool(void)
 	    "reuse after reset");
 	spool_reset(&sp);
 	test_spool_budgets();
+	test_spool_readonly();
 }
