@@ -15,6 +15,18 @@
  *
  * A SYN this cannot read, or one over max_sessions, is let through
  * unheld: the relay then connects after accepting, as without the queue.
+ *
+ * Spoofed SYNs: a SYN's source address is not proven until the client
+ * completes its handshake, yet each held SYN costs an upstream connect
+ * from that address. So each source (an IPv4 address, an IPv6 network of
+ * client_v6_prefix bits) has a budget, connect_before_accept_per_source:
+ * that many connects held at once, and that many per minute that were
+ * let through but never taken (the client never completed: a spoofed
+ * address, or a scanner). Past either, its SYNs go through unheld, and the
+ * relay connects only once the client has completed its handshake. An
+ * attacker forging one address thus gets at most that many connects a
+ * minute out of the box, whatever its rate; forging many addresses, at
+ * most max_sessions at once, each held no longer than timeout_connect.
  * This module trusts the queue's packets only as far as synq parses them;
  * it knows nothing about SMTP.
  */
@@ -32,8 +44,10 @@
 
 #include <libmnl/libmnl.h>
 
+#include "buf.h"
 #include "cba.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "relay.h"
 #include "sock.h"
 #include "synq.h"
@@ -42,14 +56,29 @@
 #define CBA_RECV_MAX	8192
 #define CBA_RECV_BATCH	64	/* reads per wakeup; the rest next time */
 #define CBA_ID_MAX	12
+#define CBA_SRC_BUCKETS	1024
+#define CBA_SRC_MAX	65536	/* sources tracked; past it, SYNs unheld */
+#define CBA_SRC_WINDOW	60000	/* ms: the unconfirmed-connect window */
+#define CBA_SRC_SWEEP	10000	/* ms between sweeps of idle sources */
 
 enum cba_state {
 	CBA_CONNECTING,		/* SYN held, upstream connect in progress */
 	CBA_READY,		/* SYN let through, waiting for the accept */
 };
 
+/* One source's budget. */
+struct cba_src {
+	unsigned char		 key[RL_KEY_LEN];
+	unsigned		 held;		/* connects held now */
+	unsigned		 unconfirmed;	/* never taken, this window */
+	uint64_t		 window;	/* when this window began */
+	int			 logged;	/* over budget, said this window */
+	struct cba_src		*next;
+};
+
 struct cba_conn {
 	char			 id[CBA_ID_MAX];
+	struct cba_src		*src;
 	enum cba_state		 state;
 	struct synq_pkt		 syn;		/* client -> server */
 	char			 client[SOCK_ADDRSTR_MAX];
@@ -70,6 +99,10 @@ static struct cba_conn		*cba_table[CBA_BUCKETS];
 static struct cba_conn		*cba_dead;
 static size_t			 cba_count;
 static uint32_t			 cba_idseq;
+static struct cba_src		*cba_srcs[CBA_SRC_BUCKETS];
+static size_t			 cba_nsrc;
+static uint64_t			 cba_swept;
+static unsigned long long	 cba_over_budget;
 
 static void	cba_close(struct cba_conn *, int close_fd);
 
@@ -157,6 +190,63 @@ cba_unlink(struct cba_conn *c)
 }
 
 static void
+cba_src_window(struct cba_src *s, uint64_t now)
+{
+	if (now - s->window >= CBA_SRC_WINDOW) {
+		s->window = now;
+		s->unconfirmed = 0;
+		s->logged = 0;
+	}
+}
+
+/* The sources with nothing held and nothing to remember go. */
+static void
+cba_src_sweep(uint64_t now)
+{
+	struct cba_src	**pp, *s;
+	size_t		  i;
+
+	if (now - cba_swept < CBA_SRC_SWEEP)
+		return;
+	cba_swept = now;
+	for (i = 0; i < CBA_SRC_BUCKETS; i++)
+		for (pp = &cba_srcs[i]; (s = *pp) != NULL; ) {
+			cba_src_window(s, now);
+			if (s->held == 0 && s->unconfirmed == 0) {
+				*pp = s->next;
+				free(s);
+				cba_nsrc--;
+			} else
+				pp = &s->next;
+		}
+}
+
+/* The budget of the source of addr, made if new; NULL past CBA_SRC_MAX. */
+static struct cba_src *
+cba_src_get(const struct sockaddr_storage *addr, uint64_t now)
+{
+	unsigned char	 key[RL_KEY_LEN];
+	struct cba_src	*s;
+	unsigned	 h;
+
+	rl_key(addr, key);
+	h = rl_key_hash(key) % CBA_SRC_BUCKETS;
+	for (s = cba_srcs[h]; s != NULL; s = s->next)
+		if (memcmp(s->key, key, sizeof(key)) == 0) {
+			cba_src_window(s, now);
+			return s;
+		}
+	if (cba_nsrc >= CBA_SRC_MAX || (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	memcpy(s->key, key, sizeof(key));
+	s->window = now;
+	s->next = cba_srcs[h];
+	cba_srcs[h] = s;
+	cba_nsrc++;
+	return s;
+}
+
+static void
 cba_verdict(struct cba_conn *c, uint32_t id, int verdict)
 {
 	if (cba_qio.fd == -1)
@@ -175,6 +265,8 @@ cba_close(struct cba_conn *c, int close_fd)
 		return;
 	c->dead = 1;
 	cba_unlink(c);
+	if (c->src != NULL)
+		c->src->held--;	/* freed by the next sweep, if idle */
 	ev_timer_del(cba_loop, &c->timer);
 	if (c->fd != -1) {
 		ev_io_del(cba_loop, &c->io);
@@ -252,6 +344,8 @@ cba_timer_cb(struct ev_timer *t)
 		    cba_ms(c));
 		cba_verdict(c, c->syn.id, NF_DROP);
 	} else {
+		if (c->src != NULL)
+			c->src->unconfirmed++;
 		log_info(c->id, "upstream connection not taken client=%s"
 		    " server=%s action=close (the client never completed its"
 		    " connection)", c->client, c->server);
@@ -259,11 +353,46 @@ cba_timer_cb(struct ev_timer *t)
 	cba_close(c, 1);
 }
 
+/*
+ * Whether this SYN's source may have one more connect made for it; a
+ * source over its budget, or one that cannot be tracked, is let through
+ * unheld (the relay connects after the handshake proves the address).
+ */
+static int
+cba_src_admit(const struct synq_pkt *p, struct cba_src **srcp)
+{
+	struct cba_src	*s;
+	size_t		 budget = cba_conf->connect_before_accept_per_source;
+	char		 addr[SOCK_ADDRSTR_MAX];
+
+	*srcp = NULL;
+	if (budget == 0)
+		return 1;
+	if ((s = cba_src_get(&p->src, ev_now())) != NULL &&
+	    s->held < budget && s->unconfirmed < budget) {
+		*srcp = s;
+		return 1;
+	}
+	cba_over_budget++;
+	if (s == NULL || !s->logged) {
+		sock_format(&p->src, addr, sizeof(addr));
+		log_info(NULL, "connect-before-accept budget reached client=%s"
+		    " held=%u unconfirmed=%u per_source=%zu action=accept-syn"
+		    " unheld (connected only once the client completes its"
+		    " handshake)", addr, s ? s->held : 0,
+		    s ? s->unconfirmed : 0, budget);
+		if (s != NULL)
+			s->logged = 1;
+	}
+	return 0;
+}
+
 /* A SYN of a new connection: hold it, and connect. */
 static void
 cba_syn(const struct synq_pkt *p)
 {
 	struct cba_conn	*c;
+	struct cba_src	*src;
 	unsigned	 h;
 
 	if ((c = cba_find(&p->src, &p->dst)) != NULL) {
@@ -277,12 +406,18 @@ cba_syn(const struct synq_pkt *p)
 		    NF_ACCEPT);
 		return;
 	}
-	if (relay_sessions() + cba_count >= cba_conf->max_sessions ||
-	    (c = calloc(1, sizeof(*c))) == NULL) {
+	if (relay_sessions() + cba_count >= cba_conf->max_sessions) {
 		/* The listener's overload handling takes it from here. */
 		cba_verdict(NULL, p->id, NF_ACCEPT);
 		return;
 	}
+	cba_src_sweep(ev_now());
+	if (!cba_src_admit(p, &src) || (c = calloc(1, sizeof(*c))) == NULL) {
+		cba_verdict(NULL, p->id, NF_ACCEPT);
+		return;
+	}
+	if ((c->src = src) != NULL)
+		src->held++;
 	cba_idseq++;
 	snprintf(c->id, sizeof(c->id), "%08x", (unsigned)(cba_idseq *
 	    2654435761u) ^ (unsigned)getpid() ^ 0x80000000u);
@@ -442,6 +577,16 @@ size_t
 cba_pending(void)
 {
 	return cba_count;
+}
+
+void
+cba_status(struct buf *out)
+{
+	if (cba_loop == NULL)
+		return;
+	buf_printf(out, "cba.pending=%zu\ncba.sources=%zu\n"
+	    "cba.unheld_over_budget=%llu\n", cba_count, cba_nsrc,
+	    cba_over_budget);
 }
 
 void

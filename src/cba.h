@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "buf.h"
 #include "conf.h"
 #include "ev.h"
 
@@ -23,6 +24,10 @@ int	cba_take(const struct sockaddr_storage *client,
 void	cba_stop(void);
 /* SYNs held, and connections waiting to be taken. */
 size_t	cba_pending(void);
+/* cba.* lines for sporkctl status (nothing when not in use): held and
+ * waiting connects, sources tracked, SYNs let through unheld because
+ * their source was over its budget. */
+void	cba_status(struct buf *);
 /* Frees what the last batch of events closed. */
 void	cba_reap(void);
 

@@ -117,6 +117,7 @@ static const struct conf_key conf_keys[] = {
 	K(divert_mark,		CT_COUNT,	"1"),
 	K(connect_before_accept, CT_BOOL,	"no"),
 	K(connect_before_accept_queue, CT_COUNT, "25"),
+	K(connect_before_accept_per_source, CT_COUNT, "8"),
 	K(tls_policy,		CT_STR,		"intercept"),
 	K(tls_intercept_servers, CT_WORDS,	""),
 	K(tls_passthrough_servers, CT_WORDS,	""),

@@ -118,6 +118,7 @@ struct conf {
 	size_t			divert_mark;
 	int			connect_before_accept;
 	size_t			connect_before_accept_queue;
+	size_t			connect_before_accept_per_source;
 	char			tls_policy[16];
 	struct conf_words	tls_intercept_servers;
 	struct conf_words	tls_passthrough_servers;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cba.h"
 #include "conf.h"
 #include "content.h"
 #include "control.h"
@@ -183,6 +184,7 @@ cmd_status(struct ctl_conn *c)
 	else
 		buf_printf(&c->out, "scan.backend=none\n");
 	tls_cov_status(&c->out);
+	cba_status(&c->out);
 	prequeue_status(&c->out);
 	content_status(&c->out);
 	if (ctl_spam != NULL)

@@ -43,8 +43,9 @@ rl_set_v6_prefix(unsigned bits)
 		rl_v6_prefix = bits;
 }
 
-static void
-rl_key(const struct sockaddr_storage *ss, unsigned char key[17])
+/* Who a client is: its IPv4 address, or its IPv6 network. */
+void
+rl_key(const struct sockaddr_storage *ss, unsigned char key[RL_KEY_LEN])
 {
 	memset(key, 0, 17);
 	key[0] = (unsigned char)ss->ss_family;
@@ -59,8 +60,9 @@ rl_key(const struct sockaddr_storage *ss, unsigned char key[17])
 		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
 }
 
-static unsigned
-rl_hash(const unsigned char key[17])
+/* A hash of a key that no client can steer (a random seed). */
+uint32_t
+rl_key_hash(const unsigned char key[RL_KEY_LEN])
 {
 	uint32_t	h;
 	int		i;
@@ -72,9 +74,15 @@ rl_hash(const unsigned char key[17])
 		rl_seeded = 1;
 	}
 	h = 2166136261u ^ rl_seed;
-	for (i = 0; i < 17; i++)
+	for (i = 0; i < RL_KEY_LEN; i++)
 		h = (h ^ key[i]) * 16777619u;
-	return h % RL_BUCKETS;
+	return h;
+}
+
+static unsigned
+rl_hash(const unsigned char key[RL_KEY_LEN])
+{
+	return rl_key_hash(key) % RL_BUCKETS;
 }
 
 static struct rl_entry **

@@ -12,6 +12,11 @@ enum rl_verdict {
 	RL_TOO_FAST,		/* connection rate from this address exceeded */
 };
 
+#define RL_KEY_LEN	17	/* family byte + address (or network) */
+
+void		rl_key(const struct sockaddr_storage *,
+		    unsigned char key[RL_KEY_LEN]);
+uint32_t	rl_key_hash(const unsigned char key[RL_KEY_LEN]);
 enum rl_verdict	rl_admit(const struct sockaddr_storage *, uint64_t now_ms,
 		    size_t max_sessions, size_t per_minute);
 void		rl_release(const struct sockaddr_storage *, uint64_t now_ms,

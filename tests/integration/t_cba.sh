@@ -20,7 +20,8 @@ in_br "$SETUP" --bridge br0 --port 10025 --state "$STATE" --remove >/dev/null 2>
 in_br "$SETUP" --bridge br0 --port 10025 --state "$STATE" --divert sporkd --apply >/dev/null 2>&1 ||
 	fail "spork-setup --divert sporkd" "failed"
 { cat "$LAB_DIR/spork.conf"; printf '%s\n' "divert_bridge br0" \
-	"connect_before_accept yes" "timeout_connect 5s" "log_level debug"; } >"$tmp/cba.conf"
+	"connect_before_accept yes" "timeout_connect 5s" "log_level debug" \
+	"connect_before_accept_per_source 4"; } >"$tmp/cba.conf"
 lab start-sporkd "$tmp/cba.conf" 2>/dev/null || { fail "sporkd start" "connect_before_accept yes"; summary; exit 1; }
 
 # --- the rule
@@ -92,6 +93,40 @@ held=$(sed "/upstream connect timeout client=10\\.25\\.0\\.1:$port /q" "$LAB_SPO
 [ "$held" -eq 1 ] && pass "server silent: one upstream connect for the client's connection" ||
 	fail "server silent: one upstream connect" "$held held"
 in_srv nft delete table inet blackhole
+
+# --- forged SYNs: each held SYN costs a connect to the server from its
+# source, proven by nothing until the handshake completes. 10.25.0.77 is a
+# real host on the segment (the client namespace holds it: it answers ARP
+# and resets the SYN-ACKs it never asked for), forged by a raw socket.
+# Budget 4: at most 4 connects held at once, 4 a minute never taken; the
+# other SYNs pass unheld and cost no connect.
+in_cli ip addr add 10.25.0.77/24 dev cli0
+before=$(grep -c ': connect from [^ ]*\[10\.25\.0\.77\]' "$LAB_MAILLOG")
+in_cli "$SPORK_REPO/tests/tools/spoofsyn" 10.25.0.77 "$SRV_V4" 25 40 10 >"$tmp/spoof1" 2>&1 ||
+	fail "forged SYNs sent" "$(cat "$tmp/spoof1")"
+# The held ones are let through, never taken, and closed after 5 s.
+sleep 7
+in_cli "$SPORK_REPO/tests/tools/spoofsyn" 10.25.0.77 "$SRV_V4" 25 40 10 >"$tmp/spoof2" 2>&1
+sleep 2
+connects=$(grep -c 'upstream connected before accept client=10\.25\.0\.77:' "$LAB_SPORKD_LOG")
+server_saw=$(($(grep -c ': connect from [^ ]*\[10\.25\.0\.77\]' "$LAB_MAILLOG") - before))
+[ "$connects" -ge 1 ] && [ "$connects" -le 4 ] &&
+	pass "forged SYNs: 80 sent, $connects upstream connects made (budget 4)" ||
+	fail "forged SYNs: upstream connects within the budget of 4" "$connects of 80"
+[ "$server_saw" -le 4 ] && pass "forged SYNs: the server saw $server_saw connections from the forged address" ||
+	fail "forged SYNs: connections the server saw" "$server_saw"
+assert_grep 'upstream connection not taken client=10\.25\.0\.77:' "$LAB_SPORKD_LOG" \
+	"forged SYNs: the held ones were never taken (the handshake never completed)"
+assert_grep 'connect-before-accept budget reached client=10\.25\.0\.77:[0-9]+ held=4 .*action=accept-syn unheld' \
+	"$LAB_SPORKD_LOG" "forged SYNs: the budget's end logged"
+over=$(ctl status | sed -n 's/^cba.unheld_over_budget=//p')
+[ "${over:-0}" -ge 70 ] && pass "forged SYNs: $over let through unheld (sporkctl status)" ||
+	fail "forged SYNs: counted unheld" "${over:-none}"
+in_cli ip addr del 10.25.0.77/24 dev cli0
+# The real client beside it is not affected.
+a1=$(maildir_count alice)
+send_mail "$tmp/beside" alice@example.test a@client.example.test "$SRV_V4"
+check "forged SYNs: the real client still delivers" wait_delivered alice $((a1 + 1)) 10
 
 # --- and afterwards, delivery as before
 a1=$(maildir_count alice)
