@@ -181,6 +181,7 @@ struct session {
 	size_t			 rcpt_whead, rcpt_wn;
 	char			**rcpt_acc;	/* accepted by the server */
 	size_t			 rcpt_nacc;
+	size_t			 rcpt_mem;	/* charged to the memory budget */
 	struct scan_job		*job;
 	struct spam_job		*spamjob;
 	char			*prefix;	/* headers added on delivery */
@@ -276,6 +277,15 @@ rcpts_free(struct session *s)
 	free(s->rcpt_wait); s->rcpt_wait = NULL;
 	free(s->rcpt_acc); s->rcpt_acc = NULL;
 	s->rcpt_whead = s->rcpt_wn = s->rcpt_nacc = 0;
+	spool_mem_release(s->rcpt_mem);
+	s->rcpt_mem = 0;
+}
+
+/* What remembering one more recipient costs (its path, in both lists). */
+static size_t
+rcpt_cost(const struct smtp_cmd *c)
+{
+	return c->argslen + 1 + 2 * sizeof(char *);
 }
 
 static void
@@ -623,6 +633,18 @@ client_command(struct session *s, const char *line, size_t len)
 		case PREQUEUE_PASS:
 			break;
 		}
+		/* The recipient lists are held against spool_memory_budget
+		 * with the bodies in memory: past it, this RCPT is refused
+		 * (the client retries it later) and never forwarded. */
+		if (spool_mem_charge(rcpt_cost(&c)) == -1) {
+			if (s->pcount > 0)
+				return 1;
+			log_warn(s->id, "memory full limit=spool_memory_budget "
+			    "recipients=%zu action=452", s->rcpt_tried);
+			reply(s, "452 4.3.1 Error: insufficient system storage");
+			return 0;
+		}
+		s->rcpt_mem += rcpt_cost(&c);
 		s->rcpt_tried++;
 		rcpt_forwarded(s, &c);
 		break;

@@ -40,6 +40,27 @@ spool_usage(size_t *mem, size_t *disk)
 	*disk = spool_disk_used;
 }
 
+/*
+ * Memory other than bodies held against the same budget (the recipient
+ * lists): -1 with ENOMEM, and nothing charged, past it.
+ */
+int
+spool_mem_charge(size_t n)
+{
+	if (spool_mem_budget && spool_mem_used + n > spool_mem_budget) {
+		errno = ENOMEM;
+		return -1;
+	}
+	spool_mem_used += n;
+	return 0;
+}
+
+void
+spool_mem_release(size_t n)
+{
+	spool_mem_used -= n;
+}
+
 static void
 charge_mem(struct spool *sp, size_t n)
 {

@@ -30,6 +30,8 @@ void	spool_adopt(struct spool *, int fd, size_t size);
 int	spool_fd(struct spool *);
 int	spool_readonly(int fd);
 void	spool_budgets(size_t mem, size_t disk);
+int	spool_mem_charge(size_t);
+void	spool_mem_release(size_t);
 int	spool_disk_full(void);
 void	spool_usage(size_t *mem, size_t *disk);
 

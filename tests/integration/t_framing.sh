@@ -207,4 +207,27 @@ send_mail "$tmp/t-small" alice@example.test a@client.example.test "$SRV_V4"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-small" "spool_disk_budget: the budget given back, the next message delivered"
 [ "$(ctl status | sed -n 's/^spool.disk_bytes=//p')" = 0 ] && pass "spool_disk_budget: status shows nothing held" ||
 	fail "spool status" "$(ctl status | grep spool)"
+
+# --- the recipient lists count against spool_memory_budget: past it, the
+# next RCPT gets 452 4.3.1 and is never forwarded; the message still goes
+# to the recipients the server accepted, and the budget is given back.
+cp "$LAB_DIR/spork.conf" "$tmp/rcptbudget.conf"
+printf '%s\n' "spool_memory_budget 1k" >>"$tmp/rcptbudget.conf"
+lab start-sporkd "$tmp/rcptbudget.conf" 2>/dev/null
+# About 40 bytes each: some 25 fit in 1 KiB.
+to=alice@example.test
+for i in $(seq 1 59); do to="$to,alice@example.test"; done
+a0=$(maildir_count alice)
+printf 'From: a@client.example.test\r\nTo: alice@example.test\r\nSubject: many recipients\r\n\r\nbody\r\n' >"$tmp/rcpts.txt"
+send_mail "$tmp/t-rcpts" "$to" a@client.example.test "$SRV_V4" "" --data "@$tmp/rcpts.txt"
+ok=$(grep -Ec '^<- +250 2\.1\.5' "$tmp/t-rcpts")
+full=$(grep -Ec '^<\*\* +452 4\.3\.1 Error: insufficient system storage' "$tmp/t-rcpts")
+[ "$full" -ge 1 ] && [ "$ok" -ge 2 ] &&
+	pass "spool_memory_budget: recipients past it get 452 4.3.1 ($full), the first ones 250 ($ok)" ||
+	fail "spool_memory_budget: recipients past it" "$full 452, $ok 250: $(grep -E '^<(-|\*\*) +[245]' "$tmp/t-rcpts" | sort | uniq -c | head -5)"
+assert_grep 'memory full limit=spool_memory_budget recipients=[0-9]+ action=452' "$LAB_SPORKD_LOG" \
+	"spool_memory_budget: the refusal logged"
+check "spool_memory_budget: the message reached the accepted recipients" wait_delivered alice $((a0 + 1)) 20
+[ "$(ctl status | sed -n 's/^spool.memory_bytes=//p')" = 0 ] && pass "spool_memory_budget: given back after the session" ||
+	fail "spool_memory_budget: given back" "$(ctl status | grep spool)"
 summary

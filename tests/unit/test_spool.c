@@ -38,7 +38,13 @@ test_spool_budgets(void)
 	CHECK(!spool_disk_full(), "not full at 16 KiB of 20000");
 	CHECK(spool_append(&b, chunk, 4096) == -1 && errno == ENOSPC,
 	    "b: past the disk budget refused with ENOSPC");
+	/* Recipient lists share the memory budget, which a is filling. */
+	CHECK(spool_mem_charge(1) == -1 && errno == ENOMEM,
+	    "a recipient past the memory budget refused with ENOMEM");
 	spool_reset(&a);
+	CHECK(spool_mem_charge(8000) == 0, "recipients charged once a left");
+	CHECK(spool_mem_charge(193) == -1, "... up to the budget");
+	spool_mem_release(8000);
 	spool_reset(&b);
 	spool_usage(&mem, &disk);
 	CHECK(mem == 0 && disk == 0, "all given back: mem %zu disk %zu", mem,
