@@ -58,6 +58,62 @@ fi
 assert_grep 'close reason=upstream-lost reply="421 4\.4\.2' "$LAB_SPORKD_LOG" "server lost: sporkd logged upstream-lost"
 lab stop-postfix 2>/dev/null; lab start-postfix 2>/dev/null
 
+# --- a server answering 3xx to a RCPT (a server gone wrong, or one
+# tricked into reading a message): the relay ends the session with 421 and
+# sends the server nothing more, so the client's next pipelined lines can
+# never be taken by the server as message text.
+lab stop-postfix 2>/dev/null
+cat >"$tmp/bad3xx.py" <<'PY3'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 25)); s.listen(1)
+c, _ = s.accept(); c.settimeout(5)
+f = c.makefile("rb"); out = open(sys.argv[2], "wb")
+c.sendall(b"220 bad.example.test ESMTP\r\n")
+try:
+    for line in f:
+        out.write(line); out.flush()
+        v = line[:4].upper()
+        if v in (b"EHLO", b"HELO"):
+            c.sendall(b"250-bad.example.test\r\n250 PIPELINING\r\n")
+        elif v == b"RCPT":
+            c.sendall(b"354 go ahead\r\n")
+        elif v == b"QUIT":
+            c.sendall(b"221 bye\r\n"); break
+        else:
+            c.sendall(b"250 ok\r\n")
+except (socket.timeout, ConnectionError):
+    pass
+PY3
+in_srv python3 "$tmp/bad3xx.py" "$SRV_V4" "$tmp/bad3xx.got" &
+bad_pid=$!
+sleep 0.5
+cat >"$tmp/chat-3xx" <<'CHAT'
+expect 220
+line EHLO client.example.test
+expect 250
+send MAIL FROM:<a@client.example.test>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n
+expect 250
+expect 421
+expect_close
+CHAT
+in_cli "$CHAT" "$SRV_V4" 25 10 <"$tmp/chat-3xx" >"$tmp/t-3xx" 2>&1 &&
+	pass "server 3xx to RCPT: the client gets 421 and the connection closes" ||
+	fail "server 3xx to RCPT: 421" "$(tail -n 4 "$tmp/t-3xx")"
+wait "$bad_pid" 2>/dev/null
+assert_grep 'upstream-unexpected-3xx' "$LAB_SPORKD_LOG" "server 3xx to RCPT: logged"
+last=$(tail -n 1 "$tmp/bad3xx.got" | tr -d '\r')
+# The two RCPTs go out together (the server offers PIPELINING); DATA waits
+# for their replies, and after the 354 nothing more is sent.
+case $last in
+"RCPT TO:<alice@example.test>"|"RCPT TO:<bob@example.test>"|"QUIT")
+	pass "server 3xx to RCPT: nothing relayed after it but QUIT (last line: $last)" ;;
+*)	fail "server 3xx to RCPT: the server got more" "$(tr -d '\r' <"$tmp/bad3xx.got" | tr '\n' '|')" ;;
+esac
+assert_no_grep '^DATA' "$tmp/bad3xx.got" "server 3xx to RCPT: the server never got DATA"
+lab start-postfix 2>/dev/null
+
 # --- idle client: 421 after timeout_command
 cp "$LAB_DIR/spork.conf" "$tmp/short.conf"
 echo "timeout_command 2s" >>"$tmp/short.conf"
