@@ -32,6 +32,7 @@ enum conf_type {
 	CT_COUNT,
 	CT_TIME,	/* seconds, s/m/h suffix; stored in ms */
 	CT_BARE,
+	CT_PROBE,	/* relay, 252 or 502 */
 	CT_LOGLEVEL,
 	CT_ACTION,	/* reject, tempfail, tag, quarantine */
 	CT_VACTION,	/* CT_ACTION or clean (viruses only) */
@@ -89,6 +90,8 @@ static const struct conf_key conf_keys[] = {
 	K(min_data_rate_grace,	CT_TIME,	"30s"),
 	K(timeout_request,	CT_TIME,	"2m"),
 	K(bare_newline,		CT_BARE,	"reject"),
+	K(vrfy_outside,		CT_PROBE,	"252"),
+	K(expn_outside,		CT_PROBE,	"502"),
 	K(scan_backend,		CT_STR,		"workers"),
 	K(scan_workers,		CT_COUNT,	"2"),
 	K(scan_user,		CT_STR,		"nobody"),
@@ -305,6 +308,19 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			return -1;
 		}
 		*(unsigned *)p = (unsigned)n * 1000;
+		return 0;
+	case CT_PROBE:
+		if (!strcmp(v, "relay"))
+			*(int *)p = PROBE_RELAY;
+		else if (!strcmp(v, "252"))
+			*(int *)p = PROBE_252;
+		else if (!strcmp(v, "502"))
+			*(int *)p = PROBE_502;
+		else {
+			snprintf(err, errlen, "want relay, 252 or 502, not "
+			    "'%s'", v);
+			return -1;
+		}
 		return 0;
 	case CT_BARE:
 		if (!strcmp(v, "reject"))

@@ -21,6 +21,13 @@ enum bare_newline {
 	BARE_NORMALIZE,
 };
 
+/* What an outside client's VRFY or EXPN gets. */
+enum probe_policy {
+	PROBE_RELAY,		/* the server answers */
+	PROBE_252,		/* 252: cannot verify, will try delivery */
+	PROBE_502,		/* 502: not implemented */
+};
+
 struct conf_addrs {
 	struct sockaddr_storage	a[CONF_ADDRS_MAX];
 	int			n;
@@ -82,6 +89,8 @@ struct conf {
 	unsigned		min_data_rate_grace;	/* ms */
 	unsigned		timeout_request;
 	int			bare_newline;
+	int			vrfy_outside;	/* enum probe_policy */
+	int			expn_outside;
 	unsigned		timeout_connect;	/* all timeouts in ms */
 	unsigned		timeout_greeting;
 	unsigned		timeout_command;

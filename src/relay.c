@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "cba.h"
+#include "cidr.h"
 #include "conf.h"
 #include "content.h"
 #include "ev.h"
@@ -161,6 +162,7 @@ struct session {
 	uint64_t		 req_t0;	/* first byte of a partial line */
 	uint64_t		 data_t0;	/* DATA body started */
 	struct sockaddr_storage	 peer;
+	int			 inside;	/* peer in inside_networks */
 	int			 skip_line;	/* discarding an overlong line */
 	int			 ceof;		/* client sent FIN */
 	int			 cclosed;	/* client connection broken */
@@ -498,6 +500,7 @@ client_command(struct session *s, const char *line, size_t len)
 	struct smtp_cmd	 c;
 	char		 pqreply[512], sender[RELAY_SENDER_MAX];
 	const char	*param;
+	int		 pol;
 
 	if (s->auth_cont) {
 		s->auth_cont = 0;
@@ -571,6 +574,26 @@ client_command(struct session *s, const char *line, size_t len)
 			reply(s, "554 5.5.1 Error: no valid recipients");
 		else
 			data_begin(s);
+		return 0;
+	case VERB_VRFY:
+	case VERB_EXPN:
+		/* Address harvesting from outside: answered here, as a
+		 * server with disable_vrfy_command would (inside clients,
+		 * the server's own users, get the server's answer). */
+		if (s->inside || (pol = c.verb == VERB_VRFY ?
+		    relay_conf->vrfy_outside : relay_conf->expn_outside) ==
+		    PROBE_RELAY)
+			break;
+		if (s->pcount > 0)
+			return 1;
+		log_info(s->id, "%s answered policy=%s", smtp_verb_name(c.verb),
+		    pol == PROBE_252 ? "252" : "502");
+		if (pol == PROBE_252)
+			reply(s, "252 2.0.0 Cannot %s, but will accept message "
+			    "and attempt delivery", c.verb == VERB_VRFY ?
+			    "VRFY user" : "EXPN list");
+		else
+			reply(s, "502 5.5.1 Error: command not implemented");
 		return 0;
 	case VERB_REFUSED:
 		/* A hidden extension's verb (smtp_proto.c's EHLO table). */
@@ -2410,6 +2433,8 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	    sfd != -1 ? " upstream=connected-before-accept" : "");
 
 	s->peer = *peer;
+	s->inside = cidr_list_match(relay_conf->inside_networks.net,
+	    relay_conf->inside_networks.n, peer);
 	rl = rl_admit(peer, s->started, relay_conf->max_sessions_per_client,
 	    relay_conf->max_connections_per_minute);
 	if (rl != RL_OK) {

@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 
 #include "log.h"
+#include "sandbox.h"
 #include "sock.h"
 #include "tls_keys.h"
 
@@ -186,7 +187,8 @@ keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
 static void __attribute__((noreturn))
 keyd_main(int fd, const char *dir, const char *cert, const char *key)
 {
-	char	req;
+	struct sandbox_conf	sc = { 0, 0, 0 };
+	char			req, err[256];
 
 	/* Nothing of the daemon's but the request channel. */
 	if (fd > 3)
@@ -197,6 +199,12 @@ keyd_main(int fd, const char *dir, const char *cert, const char *key)
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
+	/* It reads files and sends their bytes: root's uid (the keys are
+	 * root's), no capability, the scan workers' allow list. */
+	if (sandbox_enter(&sc, err, sizeof(err)) == -1) {
+		log_err(NULL, "tls key reader: %s", err);
+		_exit(1);
+	}
 	while (recv(fd, &req, 1, 0) == 1)
 		keyd_read_all(fd, dir, cert, key);
 	_exit(0);

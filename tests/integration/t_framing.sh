@@ -193,6 +193,40 @@ lab start-sporkd "$tmp/junk.conf" 2>/dev/null
 chat junk "max_junk_commands: three NOOPs, a message, three more, the fourth gets 421 4.7.0"
 assert_grep 'protocol limit=max_junk_commands count=3' "$LAB_SPORKD_LOG" "max_junk_commands: logged"
 
+# --- VRFY and EXPN: answered by the box for an outside client (252 and
+# 502 by default), relayed to the server for an inside one; v4 and v6.
+probe_chat() {	# probe_chat NAME ADDR VRFY_EXPECT EXPN_EXPECT
+	cat >"$tmp/$1.chat" <<CHAT
+expect 220
+line EHLO client.example.test
+expect 250
+line VRFY alice@example.test
+expect $3
+line EXPN staff
+expect $4
+line QUIT
+expect 221
+CHAT
+	if in_cli "$CHAT" "$2" 25 <"$tmp/$1.chat" >"$tmp/$1.out" 2>&1; then
+		pass "$5"
+	else
+		fail "$5" "$(tail -n 4 "$tmp/$1.out")"
+	fi
+}
+probe_chat probe4 "$SRV_V4" "252 2.0.0 Cannot VRFY user" "502 5.5.1" \
+	"VRFY/EXPN, outside client (v4): 252 and 502 from the box"
+probe_chat probe6 "$SRV_V6" "252 2.0.0 Cannot VRFY user" "502 5.5.1" \
+	"VRFY/EXPN, outside client (v6): 252 and 502 from the box"
+assert_grep 'VRFY answered policy=252' "$LAB_SPORKD_LOG" "VRFY/EXPN: logged"
+cp "$LAB_DIR/spork.conf" "$tmp/probe.conf"
+printf '%s\n' "inside_networks 10.25.0.0/24 fd25::/64" >>"$tmp/probe.conf"
+lab start-sporkd "$tmp/probe.conf" 2>/dev/null
+# Postfix answers VRFY with the address and does not know EXPN (500).
+probe_chat probe4in "$SRV_V4" "252 2.0.0 alice@example.test" "500 5.5.2" \
+	"VRFY/EXPN, inside client (v4): Postfix's own answers"
+probe_chat probe6in "$SRV_V6" "252 2.0.0 alice@example.test" "500 5.5.2" \
+	"VRFY/EXPN, inside client (v6): Postfix's own answers"
+
 # --- the spool's disk budget: a message past it is refused with 452, the
 # next one that fits is delivered
 cp "$LAB_DIR/spork.conf" "$tmp/budget.conf"
