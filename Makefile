@@ -1,6 +1,7 @@
 # spork: a transparent intercepting SMTP proxy appliance.
 # make            build build/sporkd
 # make test       unit tests (also under ASan/UBSan) and the namespace lab
+# make test-fresh make test in a fresh Debian 12 root, after only install-deps
 # make valgrind   unit tests and a lab scenario under valgrind memcheck
 # make install    honours PREFIX and DESTDIR
 # make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
@@ -36,8 +37,8 @@ LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/q
 	  src/greylist_redis.c src/spf.c src/prequeue.c src/spam.c \
 	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c \
 	  src/tls_keys.c
-DAEMON_SRC = src/sporkd.c src/relay.c src/priv.c src/control.c src/smtp_client.c \
-	     src/notice.c src/cba.c \
+DAEMON_SRC = src/sporkd.c src/relay.c src/checks.c src/priv.c src/control.c \
+	     src/smtp_client.c src/notice.c src/cba.c \
 	     src/tls.c src/tls_dest.c
 HDRS	= $(wildcard src/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
@@ -102,6 +103,11 @@ test: deps
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
+# A fresh Debian 12 root (mmdebstrap) passes make test after only the
+# README's install steps (tests/fresh/README.md).
+test-fresh:
+	tests/fresh/run
+
 demo: deps build/sporkd
 	scripts/spork-lab demo
 
@@ -133,7 +139,7 @@ install: build/sporkd build/sporkctl
 clean:
 	rm -rf build
 
-.PHONY: all deps unit integration valgrind test demo install clean
+.PHONY: all deps unit integration valgrind test test-fresh demo install clean
 
 include tests/fuzz/fuzz.mk
 -include tests/bench/bench.mk

@@ -24,24 +24,18 @@
 
 #include "buf.h"
 #include "cba.h"
+#include "checks.h"
 #include "cidr.h"
 #include "conf.h"
-#include "content.h"
 #include "ev.h"
 #include "log.h"
 #include "nft_divert.h"
-#include "notice.h"
 #include "relay.h"
-#include "policy.h"
 #include "prequeue.h"
-#include "quarantine.h"
 #include "ratelimit.h"
-#include "scanner.h"
 #include "smtp_data.h"
 #include "smtp_proto.h"
 #include "sock.h"
-#include "spam.h"
-#include "spam_policy.h"
 #include "spool.h"
 #include "tls.h"
 #include "tls_dest.h"
@@ -117,22 +111,6 @@ struct listener {
 	struct sockaddr_storage	 addr;
 };
 
-/*
- * The notice a message is due, held until its fate is settled: the
- * strongest decision named in notice_actions, of the virus scan, the
- * content policy and the spam engine.
- */
-struct relay_notice {
-	int			 rank;		/* 0: none due */
-	const char		*action;	/* a static word */
-	const char		*policy;
-	const char		*verdict;
-	char			 name[SCAN_NAME_MAX];
-	char			 detail[320];
-	unsigned		 removed;
-	char			 qid[QUARANTINE_ID_MAX];	/* any copy kept */
-};
-
 struct session {
 	char			 id[12];
 	struct listener		*l;
@@ -184,10 +162,8 @@ struct session {
 	char			**rcpt_acc;	/* accepted by the server */
 	size_t			 rcpt_nacc;
 	size_t			 rcpt_mem;	/* charged to the memory budget */
-	struct scan_job		*job;
-	struct spam_job		*spamjob;
+	struct check_run	*checks;	/* the message's, while they run */
 	char			*prefix;	/* headers added on delivery */
-	struct relay_notice	 notice;
 	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
 	struct sockaddr_storage	 dst;		/* the server, as connected */
@@ -221,8 +197,6 @@ static struct listener		 relay_listeners[RELAY_LISTENERS_MAX];
 static int			 relay_nlisteners;
 static size_t			 relay_nsessions;
 static struct session		*relay_dead;
-static struct scan_backend	*relay_scanner;
-static struct spam		*relay_spam;
 static struct ev_timer		 relay_sweep_timer;
 static uint32_t			 relay_idseq;
 
@@ -233,7 +207,6 @@ static void	session_server_input(struct session *);
 static void	tls_step(struct session *);
 static void	reconnect_begin(struct session *, const char *why);
 static void	reconnect_input(struct session *);
-static void	spam_check(struct session *);
 
 /* ------------------------------------------------------------------ */
 
@@ -298,7 +271,6 @@ tx_reset(struct session *s)
 	s->sender[0] = '\0';
 	rcpts_free(s);
 	free(s->prefix); s->prefix = NULL;
-	memset(&s->notice, 0, sizeof(s->notice));
 	spool_reset(&s->spool);
 }
 
@@ -818,58 +790,6 @@ client_commands(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The message                                                         */
 
-/* A decision the notice may be about; the strongest wanted one wins. */
-static void
-notice_offer(struct session *s, const char *action, const char *policy,
-    const char *verdict, const char *name, const char *detail,
-    unsigned removed)
-{
-	struct relay_notice	*n = &s->notice;
-	int			 rank;
-
-	rank = policy_notice_wanted(relay_conf, action);
-	if (rank <= n->rank)
-		return;
-	n->rank = rank;
-	n->action = action;
-	n->policy = policy;
-	n->verdict = verdict;
-	snprintf(n->name, sizeof(n->name), "%s", name);
-	snprintf(n->detail, sizeof(n->detail), "%s", detail);
-	n->removed = removed;
-}
-
-/* The message is delivered or refused (or its session gone): send the
- * notice it is due, if any. */
-static void
-notice_flush(struct session *s)
-{
-	struct relay_notice	*n = &s->notice;
-	struct notice_info	 ni;
-
-	if (n->rank == 0)
-		return;
-	memset(&ni, 0, sizeof(ni));
-	ni.session = s->id;
-	ni.client = s->client;
-	ni.server = s->server;
-	ni.transparent = s->l->transparent;
-	ni.helo = s->helo;
-	ni.sender = s->sender;
-	ni.rcpts = s->rcpt_acc;
-	ni.nrcpts = s->rcpt_nacc;
-	ni.policy = n->policy;
-	ni.action = n->action;
-	ni.verdict = n->verdict;
-	ni.name = n->name;
-	ni.detail = n->detail;
-	ni.quarantine_id = n->qid;
-	ni.removed = n->removed;
-	ni.spool = &s->spool;
-	(void)notice_send(relay_loop, relay_conf, &ni);
-	memset(n, 0, sizeof(*n));
-}
-
 /* After a local rejection the server still holds MAIL/RCPT: reset it. */
 static void
 data_reject(struct session *s, const char *verdict, const char *fmt, ...)
@@ -884,7 +804,6 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	notice_flush(s);
 	reply(s, "%s", line);
 	log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 	    "reply=\"%s\"", s->sender, s->rcpt_ok, s->spool.size, verdict,
@@ -899,47 +818,9 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 static void
 data_deliver(struct session *s)
 {
-	notice_flush(s);
 	if (forward(s, "DATA", 4, PEND_UP_DATA) == -1)
 		return;
 	session_set_state(s, RS_UP_DATA);
-}
-
-/*
- * Store the message in quarantine under verdict and name; id gets its
- * quarantine id. -1: it could not be stored, and the message has been
- * rejected with a temporary error (vs is the verdict for the log).
- */
-static int
-data_quarantine(struct session *s, const char *verdict, const char *name,
-    const char *vs, int deliver, char *id, size_t idlen)
-{
-	struct quarantine_meta	m;
-
-	memset(&m, 0, sizeof(m));
-	m.client = s->client;
-	m.server = s->server;
-	m.helo = s->helo;
-	m.sender = s->sender;
-	m.rcpts = s->rcpt_acc;
-	m.nrcpts = s->rcpt_nacc;
-	m.verdict = verdict;
-	m.name = name;
-	m.session = s->id;
-	m.mode = s->l->transparent ? "transparent" : "explicit";
-	if (quarantine_store(relay_conf->quarantine_dir, &s->spool, &m, id,
-	    idlen) == -1) {
-		log_err(s->id, "quarantine failed dir=%s: %s",
-		    relay_conf->quarantine_dir, strerror(errno));
-		data_reject(s, vs, "451 4.3.0 Error: quarantine failed, "
-		    "try again later");
-		return -1;
-	}
-	log_info(s->id, "quarantine id=%s then=%s", id,
-	    deliver ? "deliver" : "reject");
-	if (s->notice.qid[0] == '\0')
-		snprintf(s->notice.qid, sizeof(s->notice.qid), "%s", id);
-	return 0;
 }
 
 /* A check's result has been applied: commands the client pipelined
@@ -954,259 +835,33 @@ data_checked(struct session *s)
 	}
 }
 
-/* The content policy's decision, for the notice: the deciding rule,
- * how it matched and where, never what it found. */
+/* The checks' result: the message goes to the server, or the client
+ * gets their reply and the server a RSET. */
 static void
-content_notice(struct session *s, const struct scan_result *r,
-    const struct policy_decision *d)
-{
-	const struct content_result	*cr = &r->content;
-	const struct content_rules	*rs = content_active();
-	const struct content_rule	*rule;
-	char				 detail[320];
-
-	if (cr->action == CA_ERROR) {
-		notice_offer(s, action_name(d->action), "content", "error",
-		    "content check failed", cr->error, 0);
-		return;
-	}
-	if (rs == NULL || cr->rule < 0 || cr->rule >= rs->n)
-		return;
-	rule = &rs->r[cr->rule];
-	snprintf(detail, sizeof(detail), "%s%s%s%s%s",
-	    content_match_name(rule->match), rule->match == CM_DLP ? ":" : "",
-	    rule->match == CM_DLP ? dlp_kind_name(rule->dlp) : "",
-	    cr->where[0] != '\0' ? " in " : "", cr->where);
-	notice_offer(s, content_action_name(cr->action), "content", "content",
-	    rule->name, detail, 0);
-}
-
-/* Headers added on delivery, after those already there. */
-static int
-prefix_add(struct session *s, const char *h)
-{
-	size_t	 pl = s->prefix != NULL ? strlen(s->prefix) : 0;
-	size_t	 l = strlen(h);
-	char	*np;
-
-	if (l == 0)
-		return 0;
-	if ((np = realloc(s->prefix, pl + l + 1)) == NULL)
-		return -1;
-	memcpy(np + pl, h, l + 1);
-	s->prefix = np;
-	return 0;
-}
-
-static void
-scan_apply(struct session *s, const struct scan_result *r)
-{
-	struct policy_decision	 d;
-	char			 id[QUARANTINE_ID_MAX], vs[64];
-
-	policy_decide(relay_conf, r, 1, &d);
-	if (r->verdict != SCAN_CLEAN)
-		log_info(s->id, "scan verdict=%s name=\"%s\" action=%s "
-		    "scan_ms=%u", scan_verdict_name(r->verdict), r->name,
-		    action_name(d.action), r->ms);
-	if (d.cleaned) {
-		/* What goes upstream from here on is the cleaned copy. */
-		log_info(s->id, "clean removed=%u size=%zu cleaned_size=%llu "
-		    "dkim=broken", r->removed, s->spool.size,
-		    (unsigned long long)r->cleaned_size);
-		spool_adopt(&s->spool, r->cleaned_fd, (size_t)r->cleaned_size);
-	} else if (d.rewritten) {
-		/* The content policy's copy (headers or parts changed). */
-		content_account(s->id, &r->content, s->spool.size,
-		    r->cleaned_size);
-		spool_adopt(&s->spool, r->cleaned_fd, (size_t)r->cleaned_size);
-	} else if (SCAN_RESULT_HAS_FD(r))
-		close(r->cleaned_fd);
-	if (!d.rewritten || d.cleaned)
-		content_account(s->id, &r->content, s->spool.size,
-		    s->spool.size);
-	id[0] = '\0';
-	snprintf(vs, sizeof(vs), "verdict=%s%s", scan_verdict_name(r->verdict),
-	    d.content ? " content=yes" : "");
-	if (d.action == ACT_QUARANTINE && data_quarantine(s,
-	    d.content ? "content" : scan_verdict_name(r->verdict),
-	    d.content ? r->content.where : r->name, vs, d.deliver, id,
-	    sizeof(id)) == -1)
-		return;
-	if (r->verdict != SCAN_CLEAN)
-		notice_offer(s, action_name(d.scan_action),
-		    scan_verdict_name(r->verdict), scan_verdict_name(r->verdict),
-		    r->name, "", d.scan_action == ACT_CLEAN ? r->removed : 0);
-	if (d.content)
-		content_notice(s, r, &d);
-	if (!d.deliver) {
-		data_reject(s, vs, "%s", d.reply);
-		return;
-	}
-	snprintf(s->verdict, sizeof(s->verdict), "%s action=%s scan_ms=%u",
-	    vs, action_name(d.action), r->ms);
-	if (prefix_add(s, d.header) == -1) {
-		data_reject(s, vs, "451 4.3.0 Error: out of memory");
-		return;
-	}
-	spam_check(s);
-}
-
-static void
-scan_done(void *arg, const struct scan_result *r)
+checks_done(void *arg, struct check_result *res, int sync)
 {
 	struct session	*s = arg;
 
-	s->job = NULL;
-	scan_apply(s, r);
-	data_checked(s);
-}
-
-
-/* The spam engine's decision, for the notice: the score and the engine. */
-static void
-spam_notice(struct session *s, const struct spam_result *r,
-    const struct spam_decision *d)
-{
-	char	name[64], detail[320];
-
-	if (r->ok) {
-		snprintf(name, sizeof(name), "score %.2f", r->score);
-		snprintf(detail, sizeof(detail), "engine %s, required %.2f, "
-		    "symbols %.160s", r->engine, r->required, r->symbols);
-	} else {
-		snprintf(name, sizeof(name), "engine unavailable");
-		snprintf(detail, sizeof(detail), "engine %s: %.200s", r->engine,
-		    r->error);
-	}
-	notice_offer(s, spam_action_name(d->action), "spam", "spam", name,
-	    detail, 0);
-}
-
-/*
- * The spam engine's turn, once the message is to be delivered: its score
- * and the thresholds decide between delivery (with X-Spam headers added
- * to the prefix), quarantine and rejection.
- */
-static void
-spam_apply(struct session *s, const struct spam_result *r)
-{
-	struct spam_decision	 d;
-	char			 id[QUARANTINE_ID_MAX], vs[96];
-	size_t			 l;
-
-	spam_policy_decide(relay_conf, r, &d);
-	spam_count(relay_spam, (int)d.rule);
-	if (r->ok) {
-		log_info(s->id, "spam score=%.2f engine=\"%s\" action=%s ms=%u "
-		    "required=%.2f engine_action=\"%s\" symbols=\"%s\"",
-		    r->score, r->engine, spam_action_name(d.action), r->ms,
-		    r->required, r->action, r->symbols);
-		snprintf(vs, sizeof(vs), "verdict=spam score=%.2f", r->score);
-	} else {
-		log_info(s->id, "spam score=none engine=\"%s\" action=%s ms=%u "
-		    "error=\"%s\"", r->engine, spam_action_name(d.action),
-		    r->ms, r->error);
-		snprintf(vs, sizeof(vs), "verdict=spam-unavailable");
-	}
-	id[0] = '\0';
-	/* The quarantine record names the score ("score=N"), or why there
-	 * is none. */
-	if (d.action == SPAM_ACT_QUARANTINE && data_quarantine(s, "spam",
-	    r->ok ? vs + strlen("verdict=spam ") : "unavailable", vs,
-	    d.deliver, id, sizeof(id)) == -1)
-		return;
-	if (d.action != SPAM_ACT_DELIVER)
-		spam_notice(s, r, &d);
-	if (!d.deliver) {
-		data_reject(s, vs, "%s", d.reply);
-		return;
-	}
-	l = strlen(s->verdict);
-	if (r->ok)
-		snprintf(s->verdict + l, sizeof(s->verdict) - l, " spam=%s "
-		    "spam_score=%.2f", spam_action_name(d.action), r->score);
-	else
-		snprintf(s->verdict + l, sizeof(s->verdict) - l, " spam=%s",
-		    spam_action_name(d.action));
-	if (prefix_add(s, d.header) == -1) {
-		data_reject(s, vs, "451 4.3.0 Error: out of memory");
-		return;
-	}
-	data_deliver(s);
-}
-
-static void
-spam_done(void *arg, const struct spam_result *r)
-{
-	struct session	*s = arg;
-
-	s->spamjob = NULL;
-	spam_apply(s, r);
-	data_checked(s);
-}
-
-static void
-spam_check(struct session *s)
-{
-	struct spam_envelope	 e;
-	struct spam_decision	 d;
-	struct spam_result	 r;
-	char			 host[SOCK_ADDRSTR_MAX];
-	int			 fd;
-
-	if (relay_spam == NULL) {
+	s->checks = NULL;
+	if (!res->deliver)
+		data_reject(s, res->verdict, "%s", res->reply);
+	else {
+		snprintf(s->verdict, sizeof(s->verdict), "%s", res->verdict);
+		free(s->prefix);
+		s->prefix = res->prefix;
+		res->prefix = NULL;
 		data_deliver(s);
-		return;
 	}
-	if (s->spool.size > relay_conf->spam_max_size) {
-		spam_policy_skipped(s->spool.size, relay_conf->spam_max_size, &d);
-		spam_count(relay_spam, (int)d.rule);
-		log_info(s->id, "spam score=none action=deliver reason=size "
-		    "size=%zu spam_max_size=%zu", s->spool.size,
-		    relay_conf->spam_max_size);
-		if (prefix_add(s, d.header) == -1) {
-			data_reject(s, "verdict=unscanned", "451 4.3.0 Error: "
-			    "out of memory");
-			return;
-		}
-		data_deliver(s);
-		return;
-	}
-	if ((fd = spool_fd(&s->spool)) == -1) {
-		log_err(s->id, "spool: %s", strerror(errno));
-		data_reject(s, "verdict=spool-error", "451 4.3.0 Error: local "
-		    "spool failure, try again later");
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	host[0] = '\0';
-	if (s->peer.ss_family != AF_UNSPEC)
-		sock_format_host(&s->peer, host, sizeof(host));
-	e.client = host;
-	e.helo = s->helo;
-	e.sender = s->sender;
-	e.rcpts = s->rcpt_acc;
-	e.nrcpts = s->rcpt_nacc;
-	e.queue_id = s->id;
-	session_set_state(s, RS_SCANNING);
-	s->spamjob = spam_submit(relay_spam, fd, s->spool.size, &e, spam_done,
-	    s);
-	if (s->spamjob == NULL) {
-		memset(&r, 0, sizeof(r));
-		snprintf(r.engine, sizeof(r.engine), "%s",
-		    relay_conf->spam_engine);
-		snprintf(r.error, sizeof(r.error), "submit: %s",
-		    strerror(errno));
-		spam_apply(s, &r);
-	}
+	/* Not from inside data_end(): its caller reads on. */
+	if (!sync)
+		data_checked(s);
 }
 
 static void
 data_end(struct session *s)
 {
-	struct scan_result	 r;
-	int			 e = s->df.errors, fd;
+	struct check_msg	 m;
+	int			 e = s->df.errors;
 
 	s->nmsgs++;
 	s->njunk = 0;
@@ -1239,28 +894,21 @@ data_end(struct session *s)
 		    relay_conf->max_text_line);
 		return;
 	}
-	if (relay_scanner == NULL) {
-		snprintf(s->verdict, sizeof(s->verdict), "verdict=unscanned");
-		spam_check(s);
-		return;
-	}
-	if ((fd = spool_fd(&s->spool)) == -1) {
-		log_err(s->id, "spool: %s", strerror(errno));
-		data_reject(s, "verdict=spool-error", "451 4.3.0 Error: local "
-		    "spool failure, try again later");
-		return;
-	}
+	if (relay_conf->scan_enable)
+		tls_cov_message();
+	memset(&m, 0, sizeof(m));
+	m.id = s->id;
+	m.client = s->client;
+	m.server = s->server;
+	m.helo = s->helo;
+	m.sender = s->sender;
+	m.rcpts = s->rcpt_acc;
+	m.nrcpts = s->rcpt_nacc;
+	m.peer = &s->peer;
+	m.transparent = s->l->transparent;
+	m.spool = &s->spool;
 	session_set_state(s, RS_SCANNING);
-	tls_cov_message();
-	s->job = relay_scanner->submit(relay_scanner, fd, s->spool.size,
-	    content_active() != NULL && content_outbound(content_active(),
-	    &s->peer) ? SCAN_OUTBOUND : 0, scan_done, s);
-	if (s->job == NULL) {
-		memset(&r, 0, sizeof(r));
-		r.verdict = SCAN_ERROR;
-		snprintf(r.name, sizeof(r.name), "submit: %s", strerror(errno));
-		scan_apply(s, &r);
-	}
+	s->checks = checks_start(&m, checks_done, s);
 }
 
 /* Receive message bytes from the client into the spool. */
@@ -2286,7 +1934,6 @@ session_close(struct session *s, const char *why)
 {
 	if (s->dead)
 		return;
-	notice_flush(s);
 	log_info(s->id, "disconnect reason=%s state=%s commands=%u "
 	    "messages=%u rejected=%u duration_ms=%llu", why,
 	    rstate_names[s->state], s->ncmds, s->nmsgs, s->nrejects,
@@ -2294,14 +1941,8 @@ session_close(struct session *s, const char *why)
 	s->dead = 1;
 	prequeue_free(s->pq);
 	s->pq = NULL;
-	if (s->job != NULL) {
-		relay_scanner->cancel(relay_scanner, s->job);
-		s->job = NULL;
-	}
-	if (s->spamjob != NULL) {
-		spam_cancel(relay_spam, s->spamjob);
-		s->spamjob = NULL;
-	}
+	checks_cancel(s->checks);
+	s->checks = NULL;
 	ev_timer_del(relay_loop, &s->timer);
 	if (s->cssl != NULL) {
 		tls_free(s->cssl);
@@ -2577,22 +2218,13 @@ relay_sweep(struct ev_timer *t)
 	ev_timer_set(relay_loop, t, RELAY_SWEEP_MS);
 }
 
-/* The spam engine, when one is configured (before any session). */
-void
-relay_set_spam(struct spam *spam)
-{
-	relay_spam = spam;
-}
-
 int
-relay_init(struct ev_loop *loop, const struct conf *conf,
-    struct scan_backend *scanner)
+relay_init(struct ev_loop *loop, const struct conf *conf)
 {
 	relay_loop = loop;
 	relay_conf = conf;
 	rl_set_v6_prefix((unsigned)conf->client_v6_prefix);
 	spool_budgets(conf->spool_memory_budget, conf->spool_disk_budget);
-	relay_scanner = scanner;
 	ev_timer_init(&relay_sweep_timer, relay_sweep, NULL);
 	ev_timer_set(loop, &relay_sweep_timer, RELAY_SWEEP_MS);
 	ev_set_hook(loop, relay_reap, NULL);

@@ -5,16 +5,11 @@
 #include "conf.h"
 #include "ev.h"
 
-struct scan_backend;
-struct spam;
-
-int	relay_init(struct ev_loop *, const struct conf *,
-	    struct scan_backend *);
+int	relay_init(struct ev_loop *, const struct conf *);
 int	relay_listen(void);
 void	relay_stop_listening(void);
 size_t	relay_sessions(void);
 void	relay_reap(void *);
-void	relay_set_spam(struct spam *);
 
 /* Only for tests/fuzz/fuzz_session.c: a session over connected fds. */
 int	relay_session_attach(int cfd, int sfd);

@@ -155,6 +155,20 @@ filter_worker(int dns, char *err, size_t errlen)
 	return 0;
 }
 #else
+/* One argument comparison, every field set (the SCMP_A* macros leave
+ * datum_b out for two-operand comparisons). */
+static struct scmp_arg_cmp
+arg_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
+{
+	struct scmp_arg_cmp	c;
+
+	c.arg = arg;
+	c.op = op;
+	c.datum_a = a;
+	c.datum_b = b;
+	return c;
+}
+
 static int
 rules_add(scmp_filter_ctx ctx, uint32_t action, const int *calls, size_t n)
 {
@@ -200,7 +214,7 @@ filter_daemon(const struct sandbox_ids *ids, char *err, size_t errlen)
 	/* fork() yes, a new namespace never. */
 	for (i = 0; rc == 0 && i < NELEM(newns); i++)
 		rc = seccomp_rule_add(ctx, kill, SCMP_SYS(clone), 1,
-		    SCMP_A0(SCMP_CMP_MASKED_EQ, newns[i], newns[i]));
+		    arg_cmp(0, SCMP_CMP_MASKED_EQ, newns[i], newns[i]));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
 		    SCMP_SYS(clone3), 0);
@@ -208,25 +222,25 @@ filter_daemon(const struct sandbox_ids *ids, char *err, size_t errlen)
 	 * the relay's uid as saved uid and no supplementary group. */
 	if (rc == 0 && ids->set) {
 		rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresuid), 1,
-		    SCMP_A0(SCMP_CMP_NE, ids->uid));
+		    arg_cmp(0, SCMP_CMP_NE, ids->uid, 0));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresuid), 1,
-			    SCMP_A1(SCMP_CMP_NE, ids->uid));
+			    arg_cmp(1, SCMP_CMP_NE, ids->uid, 0));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresuid), 1,
-			    SCMP_A2(SCMP_CMP_NE, ids->saved_uid));
+			    arg_cmp(2, SCMP_CMP_NE, ids->saved_uid, 0));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresgid), 1,
-			    SCMP_A0(SCMP_CMP_NE, ids->gid));
+			    arg_cmp(0, SCMP_CMP_NE, ids->gid, 0));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresgid), 1,
-			    SCMP_A1(SCMP_CMP_NE, ids->gid));
+			    arg_cmp(1, SCMP_CMP_NE, ids->gid, 0));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresgid), 1,
-			    SCMP_A2(SCMP_CMP_NE, ids->gid));
+			    arg_cmp(2, SCMP_CMP_NE, ids->gid, 0));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setgroups), 1,
-			    SCMP_A0(SCMP_CMP_NE, 0));
+			    arg_cmp(0, SCMP_CMP_NE, 0, 0));
 	} else if (rc == 0) {
 		rc = seccomp_rule_add(ctx, kill, SCMP_SYS(setresuid), 0);
 		if (rc == 0)
@@ -290,17 +304,17 @@ filter_worker(int dns, char *err, size_t errlen)
 	/* isatty() from stdio; nothing else of ioctl. */
 	if (rc == 0 && !dns)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-		    SCMP_A1(SCMP_CMP_EQ, TCGETS));
+		    arg_cmp(1, SCMP_CMP_EQ, TCGETS, 0));
 	/* Signals to itself only (abort()); single-threaded: tid = pid. */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 2,
-		    SCMP_A0(SCMP_CMP_EQ, (uint64_t)self),
-		    SCMP_A1(SCMP_CMP_EQ, (uint64_t)self));
+		    arg_cmp(0, SCMP_CMP_EQ, (uint64_t)self, 0),
+		    arg_cmp(1, SCMP_CMP_EQ, (uint64_t)self, 0));
 	/* Its own limits may be read, or lowered (raising needs a
 	 * capability it has not). */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64),
-		    1, SCMP_A0(SCMP_CMP_EQ, 0));
+		    1, arg_cmp(0, SCMP_CMP_EQ, 0, 0));
 	return filter_load(ctx, rc, err, errlen);
 }
 #endif

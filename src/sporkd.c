@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cba.h"
+#include "checks.h"
 #include "cidr.h"
 #include "clamd.h"
 #include "conf.h"
@@ -494,13 +495,14 @@ main(int argc, char *argv[])
 		log_err(NULL, "prequeue: %s", err);
 		return 1;
 	}
-	relay_init(loop, &conf, scanner);
+	relay_init(loop, &conf);
+	checks_init(loop, &conf, scanner);
 	if (strcmp(conf.spam_engine, "none") != 0) {
 		if ((spam = spam_engine_new(&conf, err, sizeof(err))) == NULL) {
 			log_err(NULL, "%s", err);
 			return 1;
 		}
-		relay_set_spam(spam);
+		checks_set_spam(spam);
 		control_set_spam(spam);
 	}
 	ev_set_hook(loop, after_batch, NULL);

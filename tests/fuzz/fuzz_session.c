@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "conf.h"
 #include "ev.h"
 #include "fuzz.h"
@@ -587,7 +588,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if ((fz_loop = ev_new()) == NULL)
 		abort();
-	relay_init(fz_loop, &fz_conf, scanning ? &fz_scanner : NULL);
+	relay_init(fz_loop, &fz_conf);
+	checks_init(fz_loop, &fz_conf, scanning ? &fz_scanner : NULL);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    cp) == -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0, sp) == -1)

@@ -149,8 +149,10 @@ assert_grep '^<- +250.SIZE 104857600' "$tmp/t-clean4" "EHLO: SIZE capped at mess
 pid=$(cat "$LAB_SPORKD_PID")
 [ "$(ps -o user= -p "$pid")" = spork ] && pass "privileges: sporkd runs as user spork" ||
 	fail "privileges: user" "$(ps -o user= -p "$pid")"
-assert_grep '^CapEff:[[:space:]]+0000000000002000$' "/proc/$pid/status" "privileges: effective capabilities = CAP_NET_RAW only"
-assert_grep '^CapBnd:[[:space:]]+0000000000002000$' "/proc/$pid/status" "privileges: bounding set = CAP_NET_RAW only"
+# CAP_NET_RAW, and CAP_SETUID/CAP_SETGID for a reloaded scan loader to
+# become scan_user (the relay's seccomp filter allows no other change).
+assert_grep '^CapEff:[[:space:]]+00000000000020c0$' "/proc/$pid/status" "privileges: effective capabilities = CAP_NET_RAW, CAP_SETUID, CAP_SETGID only"
+assert_grep '^CapBnd:[[:space:]]+00000000000020c0$' "/proc/$pid/status" "privileges: bounding set = the same"
 assert_grep '^NoNewPrivs:[[:space:]]+1$' "/proc/$pid/status" "privileges: no_new_privs"
 w=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\).*/\1/p' | head -n1)
 assert_grep '^CapEff:[[:space:]]+0000000000000000$' "/proc/$w/status" "privileges: scanner worker has no capabilities"

@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The checks of one received message (checks.h says the stages and their
+ * order): each stage turns its engine's answer into a decision through
+ * its policy (policy.c for viruses and content, spam_policy.c for spam),
+ * then delivers, quarantines or refuses. What the session sees is one
+ * result; it never learns which engine said what.
+ *
+ * A run lives from checks_start() to its done callback (or to
+ * checks_cancel(), when the client goes first): at most one engine job is
+ * outstanding at a time, and the run owns it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checks.h"
+#include "content.h"
+#include "dlp.h"
+#include "log.h"
+#include "notice.h"
+#include "policy.h"
+#include "quarantine.h"
+#include "sock.h"
+#include "spam_policy.h"
+
+/* A decision the notice may be about; the strongest wanted one wins. */
+struct check_notice {
+	int			 rank;		/* 0: none due */
+	const char		*action;	/* a static word */
+	const char		*policy;
+	const char		*verdict;
+	char			 name[SCAN_NAME_MAX];
+	char			 detail[320];
+	unsigned		 removed;
+	char			 qid[QUARANTINE_ID_MAX];	/* any copy kept */
+};
+
+struct check_run {
+	struct check_msg	 m;
+	struct scan_job		*job;
+	struct spam_job		*spamjob;
+	struct check_notice	 notice;
+	struct check_result	 res;
+	check_done_cb		*done;
+	void			*arg;
+	int			 starting;	/* inside checks_start() */
+	int			 ended;
+};
+
+static struct ev_loop		*checks_loop;
+static const struct conf	*checks_conf;
+static struct scan_backend	*checks_scanner;
+static struct spam		*checks_spam;
+
+static void	stage_spam(struct check_run *);
+
+void
+checks_init(struct ev_loop *loop, const struct conf *conf,
+    struct scan_backend *scanner)
+{
+	checks_loop = loop;
+	checks_conf = conf;
+	checks_scanner = scanner;
+}
+
+void
+checks_set_spam(struct spam *spam)
+{
+	checks_spam = spam;
+}
+
+/* ------------------------------------------------------------------ */
+/* Notices                                                             */
+
+static void
+notice_offer(struct check_run *r, const char *action, const char *policy,
+    const char *verdict, const char *name, const char *detail,
+    unsigned removed)
+{
+	struct check_notice	*n = &r->notice;
+	int			 rank;
+
+	rank = policy_notice_wanted(checks_conf, action);
+	if (rank <= n->rank)
+		return;
+	n->rank = rank;
+	n->action = action;
+	n->policy = policy;
+	n->verdict = verdict;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->detail, sizeof(n->detail), "%s", detail);
+	n->removed = removed;
+}
+
+/* The message is delivered or refused (or its session gone): send the
+ * notice it is due, if any. */
+static void
+notice_flush(struct check_run *r)
+{
+	struct check_notice	*n = &r->notice;
+	struct notice_info	 ni;
+
+	if (n->rank == 0)
+		return;
+	memset(&ni, 0, sizeof(ni));
+	ni.session = r->m.id;
+	ni.client = r->m.client;
+	ni.server = r->m.server;
+	ni.transparent = r->m.transparent;
+	ni.helo = r->m.helo;
+	ni.sender = r->m.sender;
+	ni.rcpts = r->m.rcpts;
+	ni.nrcpts = r->m.nrcpts;
+	ni.policy = n->policy;
+	ni.action = n->action;
+	ni.verdict = n->verdict;
+	ni.name = n->name;
+	ni.detail = n->detail;
+	ni.quarantine_id = n->qid;
+	ni.removed = n->removed;
+	ni.spool = r->m.spool;
+	(void)notice_send(checks_loop, checks_conf, &ni);
+	memset(n, 0, sizeof(*n));
+}
+
+/* ------------------------------------------------------------------ */
+/* The end of a run                                                    */
+
+static void
+run_end(struct check_run *r)
+{
+	notice_flush(r);
+	r->ended = 1;
+	r->done(r->arg, &r->res, r->starting);
+	free(r->res.prefix);
+	r->res.prefix = NULL;
+	if (!r->starting)
+		free(r);
+}
+
+static void
+run_reject(struct check_run *r, const char *verdict, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+run_reject(struct check_run *r, const char *verdict, const char *fmt, ...)
+{
+	va_list	ap;
+
+	r->res.deliver = 0;
+	snprintf(r->res.verdict, sizeof(r->res.verdict), "%s", verdict);
+	va_start(ap, fmt);
+	vsnprintf(r->res.reply, sizeof(r->res.reply), fmt, ap);
+	va_end(ap);
+	run_end(r);
+}
+
+static void
+run_deliver(struct check_run *r)
+{
+	r->res.deliver = 1;
+	run_end(r);
+}
+
+/* Headers added on delivery, after those already there. */
+static int
+prefix_add(struct check_run *r, const char *h)
+{
+	size_t	 pl = r->res.prefix != NULL ? strlen(r->res.prefix) : 0;
+	size_t	 l = strlen(h);
+	char	*np;
+
+	if (l == 0)
+		return 0;
+	if ((np = realloc(r->res.prefix, pl + l + 1)) == NULL)
+		return -1;
+	memcpy(np + pl, h, l + 1);
+	r->res.prefix = np;
+	return 0;
+}
+
+static void
+verdict_add(struct check_run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+verdict_add(struct check_run *r, const char *fmt, ...)
+{
+	size_t	l = strlen(r->res.verdict);
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->res.verdict + l, sizeof(r->res.verdict) - l, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Store the message in quarantine under verdict and name; id gets its
+ * quarantine id. -1: it could not be stored, and the run has ended with
+ * a temporary error (vs is the verdict for the log).
+ */
+static int
+run_quarantine(struct check_run *r, const char *verdict, const char *name,
+    const char *vs, int deliver, char *id, size_t idlen)
+{
+	struct quarantine_meta	m;
+
+	memset(&m, 0, sizeof(m));
+	m.client = r->m.client;
+	m.server = r->m.server;
+	m.helo = r->m.helo;
+	m.sender = r->m.sender;
+	m.rcpts = r->m.rcpts;
+	m.nrcpts = r->m.nrcpts;
+	m.verdict = verdict;
+	m.name = name;
+	m.session = r->m.id;
+	m.mode = r->m.transparent ? "transparent" : "explicit";
+	if (quarantine_store(checks_conf->quarantine_dir, r->m.spool, &m, id,
+	    idlen) == -1) {
+		log_err(r->m.id, "quarantine failed dir=%s: %s",
+		    checks_conf->quarantine_dir, strerror(errno));
+		run_reject(r, vs, "451 4.3.0 Error: quarantine failed, "
+		    "try again later");
+		return -1;
+	}
+	log_info(r->m.id, "quarantine id=%s then=%s", id,
+	    deliver ? "deliver" : "reject");
+	if (r->notice.qid[0] == '\0')
+		snprintf(r->notice.qid, sizeof(r->notice.qid), "%s", id);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* 1. Virus scan and content rules                                     */
+
+/* The content policy's decision, for the notice: the deciding rule,
+ * how it matched and where, never what it found. */
+static void
+content_notice(struct check_run *r, const struct scan_result *sr,
+    const struct policy_decision *d)
+{
+	const struct content_result	*cr = &sr->content;
+	const struct content_rules	*rs = content_active();
+	const struct content_rule	*rule;
+	char				 detail[320];
+
+	if (cr->action == CA_ERROR) {
+		notice_offer(r, action_name(d->action), "content", "error",
+		    "content check failed", cr->error, 0);
+		return;
+	}
+	if (rs == NULL || cr->rule < 0 || cr->rule >= rs->n)
+		return;
+	rule = &rs->r[cr->rule];
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s",
+	    content_match_name(rule->match), rule->match == CM_DLP ? ":" : "",
+	    rule->match == CM_DLP ? dlp_kind_name(rule->dlp) : "",
+	    cr->where[0] != '\0' ? " in " : "", cr->where);
+	notice_offer(r, content_action_name(cr->action), "content", "content",
+	    rule->name, detail, 0);
+}
+
+static void
+scan_apply(struct check_run *r, const struct scan_result *sr)
+{
+	struct policy_decision	 d;
+	struct spool		*sp = r->m.spool;
+	char			 id[QUARANTINE_ID_MAX], vs[64];
+
+	policy_decide(checks_conf, sr, 1, &d);
+	if (sr->verdict != SCAN_CLEAN)
+		log_info(r->m.id, "scan verdict=%s name=\"%s\" action=%s "
+		    "scan_ms=%u", scan_verdict_name(sr->verdict), sr->name,
+		    action_name(d.action), sr->ms);
+	if (d.cleaned) {
+		/* What goes upstream from here on is the cleaned copy. */
+		log_info(r->m.id, "clean removed=%u size=%zu cleaned_size=%llu "
+		    "dkim=broken", sr->removed, sp->size,
+		    (unsigned long long)sr->cleaned_size);
+		spool_adopt(sp, sr->cleaned_fd, (size_t)sr->cleaned_size);
+	} else if (d.rewritten) {
+		/* The content policy's copy (headers or parts changed). */
+		content_account(r->m.id, &sr->content, sp->size,
+		    sr->cleaned_size);
+		spool_adopt(sp, sr->cleaned_fd, (size_t)sr->cleaned_size);
+	} else if (SCAN_RESULT_HAS_FD(sr))
+		close(sr->cleaned_fd);
+	if (!d.rewritten || d.cleaned)
+		content_account(r->m.id, &sr->content, sp->size, sp->size);
+	id[0] = '\0';
+	snprintf(vs, sizeof(vs), "verdict=%s%s", scan_verdict_name(sr->verdict),
+	    d.content ? " content=yes" : "");
+	if (d.action == ACT_QUARANTINE && run_quarantine(r,
+	    d.content ? "content" : scan_verdict_name(sr->verdict),
+	    d.content ? sr->content.where : sr->name, vs, d.deliver, id,
+	    sizeof(id)) == -1)
+		return;
+	if (sr->verdict != SCAN_CLEAN)
+		notice_offer(r, action_name(d.scan_action),
+		    scan_verdict_name(sr->verdict),
+		    scan_verdict_name(sr->verdict), sr->name, "",
+		    d.scan_action == ACT_CLEAN ? sr->removed : 0);
+	if (d.content)
+		content_notice(r, sr, &d);
+	if (!d.deliver) {
+		run_reject(r, vs, "%s", d.reply);
+		return;
+	}
+	verdict_add(r, "%s action=%s scan_ms=%u", vs, action_name(d.action),
+	    sr->ms);
+	if (prefix_add(r, d.header) == -1) {
+		run_reject(r, vs, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	stage_spam(r);
+}
+
+static void
+scan_done(void *arg, const struct scan_result *sr)
+{
+	struct check_run	*r = arg;
+
+	r->job = NULL;
+	scan_apply(r, sr);
+}
+
+static void
+stage_scan(struct check_run *r)
+{
+	struct scan_result	sr;
+	int			fd;
+
+	if (checks_scanner == NULL) {
+		verdict_add(r, "verdict=unscanned");
+		stage_spam(r);
+		return;
+	}
+	if ((fd = spool_fd(r->m.spool)) == -1) {
+		log_err(r->m.id, "spool: %s", strerror(errno));
+		run_reject(r, "verdict=spool-error", "451 4.3.0 Error: local "
+		    "spool failure, try again later");
+		return;
+	}
+	r->job = checks_scanner->submit(checks_scanner, fd, r->m.spool->size,
+	    content_active() != NULL && content_outbound(content_active(),
+	    r->m.peer) ? SCAN_OUTBOUND : 0, scan_done, r);
+	if (r->job == NULL) {
+		memset(&sr, 0, sizeof(sr));
+		sr.verdict = SCAN_ERROR;
+		snprintf(sr.name, sizeof(sr.name), "submit: %s",
+		    strerror(errno));
+		scan_apply(r, &sr);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. The spam engine                                                  */
+
+/* The spam engine's decision, for the notice: the score and the engine. */
+static void
+spam_notice(struct check_run *r, const struct spam_result *sr,
+    const struct spam_decision *d)
+{
+	char	name[64], detail[320];
+
+	if (sr->ok) {
+		snprintf(name, sizeof(name), "score %.2f", sr->score);
+		snprintf(detail, sizeof(detail), "engine %s, required %.2f, "
+		    "symbols %.160s", sr->engine, sr->required, sr->symbols);
+	} else {
+		snprintf(name, sizeof(name), "engine unavailable");
+		snprintf(detail, sizeof(detail), "engine %s: %.200s",
+		    sr->engine, sr->error);
+	}
+	notice_offer(r, spam_action_name(d->action), "spam", "spam", name,
+	    detail, 0);
+}
+
+/*
+ * The score and the thresholds decide between delivery (with X-Spam
+ * headers added to the prefix), quarantine and rejection.
+ */
+static void
+spam_apply(struct check_run *r, const struct spam_result *sr)
+{
+	struct spam_decision	 d;
+	char			 id[QUARANTINE_ID_MAX], vs[96];
+
+	spam_policy_decide(checks_conf, sr, &d);
+	spam_count(checks_spam, (int)d.rule);
+	if (sr->ok) {
+		log_info(r->m.id, "spam score=%.2f engine=\"%s\" action=%s "
+		    "ms=%u required=%.2f engine_action=\"%s\" symbols=\"%s\"",
+		    sr->score, sr->engine, spam_action_name(d.action), sr->ms,
+		    sr->required, sr->action, sr->symbols);
+		snprintf(vs, sizeof(vs), "verdict=spam score=%.2f", sr->score);
+	} else {
+		log_info(r->m.id, "spam score=none engine=\"%s\" action=%s "
+		    "ms=%u error=\"%s\"", sr->engine,
+		    spam_action_name(d.action), sr->ms, sr->error);
+		snprintf(vs, sizeof(vs), "verdict=spam-unavailable");
+	}
+	id[0] = '\0';
+	/* The quarantine record names the score ("score=N"), or why there
+	 * is none. */
+	if (d.action == SPAM_ACT_QUARANTINE && run_quarantine(r, "spam",
+	    sr->ok ? vs + strlen("verdict=spam ") : "unavailable", vs,
+	    d.deliver, id, sizeof(id)) == -1)
+		return;
+	if (d.action != SPAM_ACT_DELIVER)
+		spam_notice(r, sr, &d);
+	if (!d.deliver) {
+		run_reject(r, vs, "%s", d.reply);
+		return;
+	}
+	if (sr->ok)
+		verdict_add(r, " spam=%s spam_score=%.2f",
+		    spam_action_name(d.action), sr->score);
+	else
+		verdict_add(r, " spam=%s", spam_action_name(d.action));
+	if (prefix_add(r, d.header) == -1) {
+		run_reject(r, vs, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	run_deliver(r);
+}
+
+static void
+spam_done(void *arg, const struct spam_result *sr)
+{
+	struct check_run	*r = arg;
+
+	r->spamjob = NULL;
+	spam_apply(r, sr);
+}
+
+static void
+stage_spam(struct check_run *r)
+{
+	struct spam_envelope	 e;
+	struct spam_decision	 d;
+	struct spam_result	 sr;
+	char			 host[SOCK_ADDRSTR_MAX];
+	size_t			 size = r->m.spool->size;
+	int			 fd;
+
+	if (checks_spam == NULL) {
+		run_deliver(r);
+		return;
+	}
+	if (size > checks_conf->spam_max_size) {
+		spam_policy_skipped(size, checks_conf->spam_max_size, &d);
+		spam_count(checks_spam, (int)d.rule);
+		log_info(r->m.id, "spam score=none action=deliver reason=size "
+		    "size=%zu spam_max_size=%zu", size,
+		    checks_conf->spam_max_size);
+		if (prefix_add(r, d.header) == -1) {
+			run_reject(r, "verdict=unscanned", "451 4.3.0 Error: "
+			    "out of memory");
+			return;
+		}
+		run_deliver(r);
+		return;
+	}
+	if ((fd = spool_fd(r->m.spool)) == -1) {
+		log_err(r->m.id, "spool: %s", strerror(errno));
+		run_reject(r, "verdict=spool-error", "451 4.3.0 Error: local "
+		    "spool failure, try again later");
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	host[0] = '\0';
+	if (r->m.peer->ss_family != AF_UNSPEC)
+		sock_format_host(r->m.peer, host, sizeof(host));
+	e.client = host;
+	e.helo = r->m.helo;
+	e.sender = r->m.sender;
+	e.rcpts = r->m.rcpts;
+	e.nrcpts = r->m.nrcpts;
+	e.queue_id = r->m.id;
+	r->spamjob = spam_submit(checks_spam, fd, size, &e, spam_done, r);
+	if (r->spamjob == NULL) {
+		memset(&sr, 0, sizeof(sr));
+		snprintf(sr.engine, sizeof(sr.engine), "%s",
+		    checks_conf->spam_engine);
+		snprintf(sr.error, sizeof(sr.error), "submit: %s",
+		    strerror(errno));
+		spam_apply(r, &sr);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+struct check_run *
+checks_start(const struct check_msg *m, check_done_cb *done, void *arg)
+{
+	struct check_run	*r;
+	struct check_result	 res;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		memset(&res, 0, sizeof(res));
+		snprintf(res.verdict, sizeof(res.verdict), "verdict=error");
+		snprintf(res.reply, sizeof(res.reply), "451 4.3.0 Error: out "
+		    "of memory");
+		done(arg, &res, 1);
+		return NULL;
+	}
+	r->m = *m;
+	r->done = done;
+	r->arg = arg;
+	r->starting = 1;
+	stage_scan(r);
+	r->starting = 0;
+	if (r->ended) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+checks_cancel(struct check_run *r)
+{
+	if (r == NULL)
+		return;
+	if (r->job != NULL)
+		checks_scanner->cancel(checks_scanner, r->job);
+	if (r->spamjob != NULL)
+		spam_cancel(checks_spam, r->spamjob);
+	notice_flush(r);
+	free(r->res.prefix);
+	free(r);
+}

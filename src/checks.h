@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_CHECKS_H
+#define SPORK_CHECKS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "ev.h"
+#include "scanner.h"
+#include "spam.h"
+#include "spool.h"
+
+/*
+ * The checks a received message goes through before it may be sent to
+ * the server, as one asynchronous step with one result. The stages, in
+ * this order (each only if configured):
+ *
+ *   1. virus scan, and the content rules (in the same worker pass: the
+ *      scan backend applies them to the copy that would be delivered);
+ *   2. the spam engine;
+ *
+ * each may deliver (adding headers), quarantine (then deliver or refuse)
+ * or refuse; the first stage that refuses ends the run. The notice an
+ * administrator asked for goes out once, for the strongest decision of
+ * the run, when the run ends.
+ *
+ * The SMTP session (relay.c) hands over the envelope and the spool and
+ * gets back either "deliver, with these headers first" or "reply this".
+ */
+
+/* The message and its envelope; all owned by the caller, unchanged until
+ * the run ends. The spool may be replaced by a cleaned or rewritten copy. */
+struct check_msg {
+	const char			*id;		/* session id, for logs */
+	const char			*client;	/* "addr:port" */
+	const char			*server;
+	const char			*helo;
+	const char			*sender;
+	char				**rcpts;	/* accepted by the server */
+	size_t				 nrcpts;
+	const struct sockaddr_storage	*peer;
+	int				 transparent;
+	struct spool			*spool;
+};
+
+struct check_result {
+	int	 deliver;
+	/* deliver: headers to add before the message's own (NULL: none),
+	 * the caller's to free; the verdict fields for the log line. */
+	char	*prefix;
+	char	 verdict[256];
+	/* !deliver: the whole reply to the client, and the verdict for the
+	 * log line ("verdict=virus" and the like). */
+	char	 reply[1024];
+};
+
+struct check_run;
+/* Called once per run, with the result (the callee may take prefix).
+ * sync: called from inside checks_start(). */
+typedef void	check_done_cb(void *arg, struct check_result *, int sync);
+
+void	checks_init(struct ev_loop *, const struct conf *,
+	    struct scan_backend *);
+void	checks_set_spam(struct spam *);
+/* Starts the checks of m; NULL if they ended at once (done was called). */
+struct check_run *checks_start(const struct check_msg *m, check_done_cb *done,
+	    void *arg);
+/* The session is gone: stops the run without calling done (a notice due
+ * is still sent). */
+void	checks_cancel(struct check_run *);
+
+#endif
