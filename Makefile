@@ -37,7 +37,7 @@ LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/q
 	  src/greylist_redis.c src/spf.c src/prequeue.c src/spam.c \
 	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c \
 	  src/tls_keys.c
-DAEMON_SRC = src/sporkd.c src/relay.c src/checks.c src/priv.c src/control.c \
+DAEMON_SRC = src/sporkd.c src/accept.c src/relay.c src/checks.c src/priv.c src/control.c \
 	     src/smtp_client.c src/notice.c src/cba.c \
 	     src/tls.c src/tls_dest.c
 HDRS	= $(wildcard src/*.h)

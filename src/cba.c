@@ -48,7 +48,6 @@
 #include "cba.h"
 #include "log.h"
 #include "ratelimit.h"
-#include "relay.h"
 #include "sock.h"
 #include "synq.h"
 
@@ -92,6 +91,7 @@ struct cba_conn {
 };
 
 static struct ev_loop		*cba_loop;
+static size_t			(*cba_sessions)(void);	/* the relay's */
 static const struct conf	*cba_conf;
 static struct ev_io		 cba_qio;
 static uint16_t			 cba_queue;
@@ -406,7 +406,7 @@ cba_syn(const struct synq_pkt *p)
 		    NF_ACCEPT);
 		return;
 	}
-	if (relay_sessions() + cba_count >= cba_conf->max_sessions) {
+	if (cba_sessions() + cba_count >= cba_conf->max_sessions) {
 		/* The listener's overload handling takes it from here. */
 		cba_verdict(NULL, p->id, NF_ACCEPT);
 		return;
@@ -507,12 +507,13 @@ cba_queue_cb(struct ev_io *io, int events)
 }
 
 int
-cba_init(struct ev_loop *loop, const struct conf *conf, char *err,
-    size_t errlen)
+cba_init(struct ev_loop *loop, const struct conf *conf,
+    size_t (*sessions)(void), char *err, size_t errlen)
 {
 	int	fd;
 
 	cba_loop = loop;
+	cba_sessions = sessions;
 	cba_conf = conf;
 	cba_queue = (uint16_t)conf->connect_before_accept_queue;
 	ev_io_init(&cba_qio, -1, cba_queue_cb, NULL);

@@ -10,9 +10,11 @@
 #include "ev.h"
 
 /* Binds the SYN queue and opens the raw sockets for resets; before the
- * divert goes in and before privileges are dropped. -1 with err. */
-int	cba_init(struct ev_loop *, const struct conf *, char *err,
-	    size_t errlen);
+ * divert goes in and before privileges are dropped. sessions counts the
+ * relay's sessions (held SYNs and sessions share max_sessions). -1 with
+ * err. */
+int	cba_init(struct ev_loop *, const struct conf *,
+	    size_t (*sessions)(void), char *err, size_t errlen);
 /* The upstream connection made for the client connection that the
  * transparent listener just accepted (client: its peer, server: its
  * original destination), or -1 if there is none; id gets the session id

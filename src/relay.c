@@ -23,13 +23,11 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "cba.h"
 #include "checks.h"
 #include "cidr.h"
 #include "conf.h"
 #include "ev.h"
 #include "log.h"
-#include "nft_divert.h"
 #include "relay.h"
 #include "prequeue.h"
 #include "ratelimit.h"
@@ -40,9 +38,6 @@
 #include "tls.h"
 #include "tls_dest.h"
 
-#define RELAY_LISTENERS_MAX	(2 * CONF_ADDRS_MAX)
-#define RELAY_BACKLOG		1024
-#define RELAY_ACCEPT_BATCH	64
 #define RELAY_PENDING_MAX	256	/* commands awaiting a reply */
 #define RELAY_BUF_MAX		(128 * 1024)
 #define RELAY_HIGH_WATER	(64 * 1024)
@@ -105,15 +100,9 @@ enum {
 	PEND_SILENT_RSET,	/* our RSET after a local rejection */
 };
 
-struct listener {
-	struct ev_io		 io;
-	int			 transparent;
-	struct sockaddr_storage	 addr;
-};
-
 struct session {
 	char			 id[12];
-	struct listener		*l;
+	int			 transparent;	/* diverted, or explicit */
 	int			 cfd;
 	int			 sfd;
 	struct ev_io		 cio;
@@ -193,8 +182,6 @@ struct session {
 
 static struct ev_loop		*relay_loop;
 static const struct conf	*relay_conf;
-static struct listener		 relay_listeners[RELAY_LISTENERS_MAX];
-static int			 relay_nlisteners;
 static size_t			 relay_nsessions;
 static struct session		*relay_dead;
 static struct ev_timer		 relay_sweep_timer;
@@ -905,7 +892,7 @@ data_end(struct session *s)
 	m.rcpts = s->rcpt_acc;
 	m.nrcpts = s->rcpt_nacc;
 	m.peer = &s->peer;
-	m.transparent = s->l->transparent;
+	m.transparent = s->transparent;
 	m.spool = &s->spool;
 	session_set_state(s, RS_SCANNING);
 	s->checks = checks_start(&m, checks_done, s);
@@ -1445,8 +1432,8 @@ reconnect_begin(struct session *s, const char *why)
 	close(s->sfd);
 	buf_clear(&s->sin);
 	buf_clear(&s->sout);
-	s->sfd = sock_connect(&s->dst, s->l->transparent ? &s->peer : NULL,
-	    s->l->transparent);
+	s->sfd = sock_connect(&s->dst, s->transparent ? &s->peer : NULL,
+	    s->transparent);
 	if (s->sfd == -1) {
 		log_warn(s->id, "tls reconnect failed server=%s error=\"%s\"",
 		    s->server, strerror(errno));
@@ -2015,7 +2002,7 @@ prequeue_woke(void *arg)
 
 /* A session with its buffers and spool, counted, not yet connected. */
 static struct session *
-session_alloc(struct listener *l, int cfd, const struct sockaddr_storage *peer,
+session_alloc(int transparent, int cfd, const struct sockaddr_storage *peer,
     const struct sockaddr_storage *dst)
 {
 	struct session	*s;
@@ -2025,7 +2012,7 @@ session_alloc(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	relay_idseq++;
 	snprintf(s->id, sizeof(s->id), "%08x",
 	    (unsigned)(relay_idseq * 2654435761u) ^ (unsigned)getpid());
-	s->l = l;
+	s->transparent = transparent;
 	s->cfd = cfd;
 	s->sfd = -1;
 	s->started = ev_now();
@@ -2048,29 +2035,34 @@ session_alloc(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 	return s;
 }
 
-static void
-session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
-    const struct sockaddr_storage *local)
+/*
+ * A connection the listener accepted (accept.c): peer is the client, local
+ * the original destination (transparent) or the listener's address;
+ * upstream, a connection to the server made before the accept, or -1.
+ */
+void
+relay_session_new(int transparent, int listen_port, int cfd,
+    const struct sockaddr_storage *peer, const struct sockaddr_storage *local,
+    int upstream, const char *id)
 {
 	const struct sockaddr_storage	*dst;
 	struct session			*s;
 	const struct sockaddr_in	*a = (const void *)local;
-	const struct sockaddr_in	*b = (const void *)&l->addr;
 	enum rl_verdict			 rl;
-	int				 sfd = -1;
+	int				 sfd = upstream;
 
-	dst = l->transparent ? local : &relay_conf->explicit_upstream.a[0];
-	if ((s = session_alloc(l, cfd, peer, dst)) == NULL) {
+	dst = transparent ? local : &relay_conf->explicit_upstream.a[0];
+	if ((s = session_alloc(transparent, cfd, peer, dst)) == NULL) {
 		log_err(NULL, "session: out of memory");
 		sock_reset(cfd);
 		return;
 	}
 	/* Connected before the client's SYN was let through: the session
 	 * keeps the id those log lines used. */
-	if (l->transparent)
-		sfd = cba_take(peer, local, s->id, sizeof(s->id));
+	if (id != NULL)
+		snprintf(s->id, sizeof(s->id), "%s", id);
 	log_info(s->id, "connect client=%s server=%s mode=%s%s", s->client,
-	    s->server, l->transparent ? "transparent" : "explicit",
+	    s->server, transparent ? "transparent" : "explicit",
 	    sfd != -1 ? " upstream=connected-before-accept" : "");
 
 	s->peer = *peer;
@@ -2102,7 +2094,7 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 		session_update(s);
 		return;
 	}
-	if (l->transparent && a->sin_port == b->sin_port) {
+	if (transparent && ntohs(a->sin_port) == listen_port) {
 		log_warn(s->id, "refused: not a diverted connection "
 		    "(destination is the listener itself)");
 		sock_reset(s->cfd);
@@ -2111,8 +2103,7 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 		return;
 	}
 	s->pq = prequeue_new(s->id, peer, prequeue_woke, s);
-	s->sfd = sock_connect(dst, l->transparent ? peer : NULL,
-	    l->transparent);
+	s->sfd = sock_connect(dst, transparent ? peer : NULL, transparent);
 	if (s->sfd == -1) {
 		log_info(s->id, "upstream connect failed server=%s error=\"%s\""
 		    " action=reset-client", s->server, strerror(errno));
@@ -2126,65 +2117,6 @@ session_new(struct listener *l, int cfd, const struct sockaddr_storage *peer,
 }
 
 /*
- * At max_sessions a new connection is reset (the client retries later);
- * with overload_policy bypass and the divert owned by sporkd, the client
- * is first exempted for overload_bypass_time, so that its retry goes to
- * the server directly, unscanned.
- */
-static void
-overload(const struct sockaddr_storage *peer)
-{
-	char		a[SOCK_ADDRSTR_MAX], host[SOCK_ADDRSTR_MAX], err[256];
-	int		bypass = relay_conf->overload_bypass &&
-			    nft_divert_fd() != -1;
-	uint32_t	held = rl_sessions(peer);
-
-	sock_format(peer, a, sizeof(a));
-	/* A client that holds sessions of its own is part of the load: it
-	 * is never sent around the scanner (it could fill the table on
-	 * purpose to get there). */
-	if (bypass && held > 0)
-		bypass = 0;
-	if (bypass) {
-		sock_format_host(peer, host, sizeof(host));
-		if (nft_divert_bypass(1, 1, host,
-		    relay_conf->overload_bypass_time / 1000, err,
-		    sizeof(err)) == -1) {
-			log_warn(NULL, "overload bypass %s: %s", host, err);
-			bypass = 0;
-		}
-	}
-	log_warn(NULL, "overload client=%s sessions=%zu client_sessions=%u "
-	    "action=%s", a, relay_nsessions, (unsigned)held,
-	    bypass ? "reset+bypass" : "reset");
-}
-
-static void
-listener_cb(struct ev_io *io, int events)
-{
-	struct listener		*l = io->arg;
-	struct sockaddr_storage	 peer, local;
-	int			 i, fd;
-
-	(void)events;
-	for (i = 0; i < RELAY_ACCEPT_BATCH; i++) {
-		fd = sock_accept(l->io.fd, &peer, &local);
-		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn(NULL, "accept: %s", strerror(errno));
-			return;
-		}
-		if (relay_nsessions >= relay_conf->max_sessions) {
-			overload(&peer);
-			sock_reset(fd);
-			continue;
-		}
-		session_new(l, fd, &peer, &local);
-	}
-}
-
-/*
  * The whole-session fuzzer's way in (tests/fuzz/fuzz_session.c): a session
  * over two descriptors that are already connected, cfd to the client and
  * sfd to the server, as an explicit-mode session whose upstream connect
@@ -2194,13 +2126,12 @@ listener_cb(struct ev_io *io, int events)
 int
 relay_session_attach(int cfd, int sfd)
 {
-	static struct listener		 attached;
 	struct sockaddr_storage		 none;
 	struct session			*s;
 
 	memset(&none, 0, sizeof(none));
 	none.ss_family = AF_UNSPEC;
-	if ((s = session_alloc(&attached, cfd, &none, &none)) == NULL)
+	if ((s = session_alloc(0, cfd, &none, &none)) == NULL)
 		return -1;
 	s->sfd = sfd;
 	s->sio.fd = sfd;
@@ -2229,58 +2160,6 @@ relay_init(struct ev_loop *loop, const struct conf *conf)
 	ev_timer_set(loop, &relay_sweep_timer, RELAY_SWEEP_MS);
 	ev_set_hook(loop, relay_reap, NULL);
 	return 0;
-}
-
-static int
-listener_open(const struct sockaddr_storage *a, int transparent)
-{
-	struct listener	*l;
-	char		 as[SOCK_ADDRSTR_MAX];
-	int		 fd;
-
-	sock_format(a, as, sizeof(as));
-	if ((fd = sock_listen(a, transparent, RELAY_BACKLOG)) == -1) {
-		log_err(NULL, "listen %s%s: %s", as,
-		    transparent ? " (transparent)" : "", strerror(errno));
-		return -1;
-	}
-	l = &relay_listeners[relay_nlisteners++];
-	l->transparent = transparent;
-	l->addr = *a;
-	ev_io_init(&l->io, fd, listener_cb, l);
-	if (ev_io_set(relay_loop, &l->io, EV_READ) == -1) {
-		log_err(NULL, "epoll: %s", strerror(errno));
-		return -1;
-	}
-	log_info(NULL, "listening on %s mode=%s", as,
-	    transparent ? "transparent" : "explicit");
-	return 0;
-}
-
-int
-relay_listen(void)
-{
-	int	i;
-
-	for (i = 0; i < relay_conf->transparent_listen.n; i++)
-		if (listener_open(&relay_conf->transparent_listen.a[i], 1) == -1)
-			return -1;
-	for (i = 0; i < relay_conf->explicit_listen.n; i++)
-		if (listener_open(&relay_conf->explicit_listen.a[i], 0) == -1)
-			return -1;
-	return 0;
-}
-
-void
-relay_stop_listening(void)
-{
-	int	i;
-
-	for (i = 0; i < relay_nlisteners; i++) {
-		ev_io_del(relay_loop, &relay_listeners[i].io);
-		close(relay_listeners[i].io.fd);
-	}
-	relay_nlisteners = 0;
 }
 
 size_t

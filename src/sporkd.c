@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "accept.h"
 #include "cba.h"
 #include "checks.h"
 #include "cidr.h"
@@ -351,7 +352,7 @@ signal_cb(struct ev_io *io, int events)
 			log_info(NULL, "shutdown signal=%u sessions=%zu",
 			    si.ssi_signo, relay_sessions());
 			stopping = 1;
-			relay_stop_listening();
+			accept_stop();
 			cba_stop();
 			ev_timer_set(loop, &grace_timer, SPORKD_GRACE_MS);
 			break;
@@ -510,12 +511,12 @@ main(int argc, char *argv[])
 		log_err(NULL, "tls: %s", err);
 		return 1;
 	}
-	if (relay_listen() == -1)
+	if (accept_listen(loop, &conf) == -1)
 		return 1;
 	/* The queue is bound before the rule that feeds it goes in (the
 	 * rule's bypass flag would cover the gap, unheld). */
 	if (conf.connect_before_accept) {
-		if (cba_init(loop, &conf, err, sizeof(err)) == -1) {
+		if (cba_init(loop, &conf, relay_sessions, err, sizeof(err)) == -1) {
 			log_err(NULL, "connect_before_accept: %s", err);
 			return 1;
 		}
