@@ -36,8 +36,8 @@ LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/q
 	  src/nft_divert.c src/synq.c src/cidr.c src/dns.c src/greylist.c \
 	  src/greylist_redis.c src/spf.c src/prequeue.c src/spam.c \
 	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c \
-	  src/tls_keys.c
-DAEMON_SRC = src/sporkd.c src/accept.c src/relay.c src/checks.c src/priv.c src/control.c \
+	  src/tls_keys.c src/milter_proto.c
+DAEMON_SRC = src/sporkd.c src/accept.c src/relay.c src/checks.c src/milter.c src/priv.c src/control.c \
 	     src/smtp_client.c src/notice.c src/cba.c \
 	     src/tls.c src/tls_dest.c
 HDRS	= $(wildcard src/*.h)

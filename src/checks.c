@@ -21,6 +21,7 @@
 #include "content.h"
 #include "dlp.h"
 #include "log.h"
+#include "milter.h"
 #include "notice.h"
 #include "policy.h"
 #include "quarantine.h"
@@ -43,6 +44,10 @@ struct check_run {
 	struct check_msg	 m;
 	struct scan_job		*job;
 	struct spam_job		*spamjob;
+	struct milter_conv	*mconv;
+	int			 mi;		/* the milter talking, or next */
+	int			 body_changed;	/* by a milter */
+	int			 rescan;	/* the scan after that */
 	struct check_notice	 notice;
 	struct check_result	 res;
 	check_done_cb		*done;
@@ -57,6 +62,7 @@ static struct scan_backend	*checks_scanner;
 static struct spam		*checks_spam;
 
 static void	stage_spam(struct check_run *);
+static void	stage_milters(struct check_run *);
 
 void
 checks_init(struct ev_loop *loop, const struct conf *conf,
@@ -311,6 +317,13 @@ scan_apply(struct check_run *r, const struct scan_result *sr)
 		run_reject(r, vs, "%s", d.reply);
 		return;
 	}
+	if (r->rescan) {
+		/* The milters' copy, let through: it goes as it is, under
+		 * the scan header of the first look. */
+		verdict_add(r, " rescan=%s", scan_verdict_name(sr->verdict));
+		run_deliver(r);
+		return;
+	}
 	verdict_add(r, "%s action=%s scan_ms=%u", vs, action_name(d.action),
 	    sr->ms);
 	if (prefix_add(r, d.header) == -1) {
@@ -347,8 +360,9 @@ stage_scan(struct check_run *r)
 		return;
 	}
 	r->job = checks_scanner->submit(checks_scanner, fd, r->m.spool->size,
-	    content_active() != NULL && content_outbound(content_active(),
-	    r->m.peer) ? SCAN_OUTBOUND : 0, scan_done, r);
+	    (r->rescan ? SCAN_VIRUS_ONLY : 0) | (content_active() != NULL &&
+	    content_outbound(content_active(), r->m.peer) ? SCAN_OUTBOUND : 0),
+	    scan_done, r);
 	if (r->job == NULL) {
 		memset(&sr, 0, sizeof(sr));
 		sr.verdict = SCAN_ERROR;
@@ -427,7 +441,7 @@ spam_apply(struct check_run *r, const struct spam_result *sr)
 		run_reject(r, vs, "451 4.3.0 Error: out of memory");
 		return;
 	}
-	run_deliver(r);
+	stage_milters(r);
 }
 
 static void
@@ -450,7 +464,7 @@ stage_spam(struct check_run *r)
 	int			 fd;
 
 	if (checks_spam == NULL) {
-		run_deliver(r);
+		stage_milters(r);
 		return;
 	}
 	if (size > checks_conf->spam_max_size) {
@@ -464,7 +478,7 @@ stage_spam(struct check_run *r)
 			    "out of memory");
 			return;
 		}
-		run_deliver(r);
+		stage_milters(r);
 		return;
 	}
 	if ((fd = spool_fd(r->m.spool)) == -1) {
@@ -492,6 +506,149 @@ stage_spam(struct check_run *r)
 		    strerror(errno));
 		spam_apply(r, &sr);
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. The milters                                                      */
+
+static const char *
+outcome_name(enum milter_outcome o)
+{
+	switch (o) {
+	case MO_CONTINUE:	return "continue";
+	case MO_ACCEPT:		return "accept";
+	case MO_REJECT:		return "reject";
+	case MO_TEMPFAIL:	return "tempfail";
+	case MO_DISCARD:	return "discard";
+	default:		return "failed";
+	}
+}
+
+/*
+ * One milter's result: 0 to go on to the next milter, -1 when the run has
+ * ended (refused, or failed as its default says).
+ */
+static int
+milter_result(struct check_run *r, const struct conf_milter *m,
+    struct milter_result *mr)
+{
+	char	vs[96], id[QUARANTINE_ID_MAX], err[256];
+	int	deliver;
+
+	log_info(r->m.id, "milter name=%s result=%s ms=%u edits=%zu%s%s%s%s",
+	    m->name, outcome_name(mr->outcome), mr->ms, mr->nedits,
+	    mr->body_replaced ? " body=replaced" : "",
+	    mr->quarantine ? " quarantine=yes" : "",
+	    mr->outcome == MO_FAILED ? " error=" : "",
+	    mr->outcome == MO_FAILED ? mr->error : "");
+	snprintf(vs, sizeof(vs), "verdict=milter milter=%s", m->name);
+	switch (mr->outcome) {
+	case MO_FAILED:
+		if (m->def == MILTER_DEF_ACCEPT) {
+			verdict_add(r, " milter_%s=unavailable", m->name);
+			return 0;
+		}
+		notice_offer(r, m->def == MILTER_DEF_REJECT ? "reject" :
+		    "tempfail", "milter", "error", m->name, mr->error, 0);
+		if (m->def == MILTER_DEF_REJECT)
+			run_reject(r, vs, "550 5.7.1 Message content rejected");
+		else
+			run_reject(r, vs, "451 4.7.1 Service unavailable - "
+			    "try again later");
+		return -1;
+	case MO_REJECT:
+	case MO_TEMPFAIL:
+		notice_offer(r, mr->outcome == MO_REJECT ? "reject" :
+		    "tempfail", "milter", "milter", m->name, mr->reply, 0);
+		run_reject(r, vs, "%s", mr->reply);
+		return -1;
+	case MO_DISCARD:
+		/* Dropped without a word is not ours to do: the client
+		 * never gets a 250 the server did not give. Kept in the
+		 * quarantine, refused. */
+		if (run_quarantine(r, "milter", m->name, vs, 0, id,
+		    sizeof(id)) == -1)
+			return -1;
+		notice_offer(r, "reject", "milter", "milter", m->name,
+		    "discard", 0);
+		run_reject(r, vs, "550 5.7.1 Message discarded by policy");
+		return -1;
+	default:
+		break;
+	}
+	if ((mr->nedits > 0 || mr->body_replaced) && milter_apply(r->m.spool,
+	    mr, checks_conf->max_header_size, err, sizeof(err)) == -1) {
+		log_err(r->m.id, "milter name=%s %s", m->name, err);
+		run_reject(r, vs, "451 4.3.0 Error: local spool failure, try "
+		    "again later");
+		return -1;
+	}
+	if (mr->body_replaced)
+		r->body_changed = 1;
+	verdict_add(r, " milter_%s=%s", m->name, outcome_name(mr->outcome));
+	if (mr->quarantine) {
+		deliver = checks_conf->quarantine_then_deliver;
+		if (run_quarantine(r, "milter", mr->reason[0] != '\0' ?
+		    mr->reason : m->name, vs, deliver, id, sizeof(id)) == -1)
+			return -1;
+		notice_offer(r, "quarantine", "milter", "milter", m->name,
+		    mr->reason, 0);
+		if (!deliver) {
+			run_reject(r, vs, "550 5.7.1 Message content rejected");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+milter_done(void *arg, struct milter_result *mr)
+{
+	struct check_run	*r = arg;
+
+	r->mconv = NULL;
+	if (milter_result(r, &checks_conf->milters.m[r->mi], mr) == -1)
+		return;
+	r->mi++;
+	stage_milters(r);
+}
+
+static void
+stage_milters(struct check_run *r)
+{
+	const struct conf_milter	*m;
+	struct milter_input		 in;
+	struct milter_result		 mr;
+
+	for (; r->mi < checks_conf->milters.n; r->mi++) {
+		m = &checks_conf->milters.m[r->mi];
+		if ((m->direction == DIR_INBOUND && r->m.inside) ||
+		    (m->direction == DIR_OUTBOUND && !r->m.inside))
+			continue;
+		memset(&in, 0, sizeof(in));
+		in.id = r->m.id;
+		in.helo = r->m.helo;
+		in.sender = r->m.sender;
+		in.rcpts = r->m.rcpts;
+		in.nrcpts = r->m.nrcpts;
+		in.peer = r->m.peer;
+		in.spool = r->m.spool;
+		in.max_header = checks_conf->max_header_size;
+		if ((r->mconv = milter_start(checks_loop, m, &in, milter_done,
+		    r)) != NULL)
+			return;
+		memset(&mr, 0, sizeof(mr));
+		mr.outcome = MO_FAILED;
+		snprintf(mr.error, sizeof(mr.error), "%s", strerror(errno));
+		if (milter_result(r, m, &mr) == -1)
+			return;
+	}
+	if (r->body_changed && checks_scanner != NULL) {
+		r->rescan = 1;
+		stage_scan(r);
+		return;
+	}
+	run_deliver(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -532,6 +689,7 @@ checks_cancel(struct check_run *r)
 		checks_scanner->cancel(checks_scanner, r->job);
 	if (r->spamjob != NULL)
 		spam_cancel(checks_spam, r->spamjob);
+	milter_cancel(r->mconv);
 	notice_flush(r);
 	free(r->res.prefix);
 	free(r);

@@ -19,6 +19,9 @@
  *   1. virus scan, and the content rules (in the same worker pass: the
  *      scan backend applies them to the copy that would be delivered);
  *   2. the spam engine;
+ *   3. the milters, in the order of `milters`, each seeing the message as
+ *      the ones before it left it; a body a milter replaced is scanned
+ *      for viruses again before it may go;
  *
  * each may deliver (adding headers), quarantine (then deliver or refuse)
  * or refuse; the first stage that refuses ends the run. The notice an
@@ -40,6 +43,7 @@ struct check_msg {
 	char				**rcpts;	/* accepted by the server */
 	size_t				 nrcpts;
 	const struct sockaddr_storage	*peer;
+	int				 inside;	/* in inside_networks */
 	int				 transparent;
 	struct spool			*spool;
 };

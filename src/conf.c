@@ -33,6 +33,7 @@ enum conf_type {
 	CT_TIME,	/* seconds, s/m/h suffix; stored in ms */
 	CT_BARE,
 	CT_PROBE,	/* relay, 252 or 502 */
+	CT_MILTERS,	/* NAME=SOCKET[,timeout=T][,default=A][,direction=D] */
 	CT_LOGLEVEL,
 	CT_ACTION,	/* reject, tempfail, tag, quarantine */
 	CT_VACTION,	/* CT_ACTION or clean (viruses only) */
@@ -90,6 +91,7 @@ static const struct conf_key conf_keys[] = {
 	K(min_data_rate_grace,	CT_TIME,	"30s"),
 	K(timeout_request,	CT_TIME,	"2m"),
 	K(bare_newline,		CT_BARE,	"reject"),
+	K(milters,		CT_MILTERS,	""),
 	K(vrfy_outside,		CT_PROBE,	"252"),
 	K(expn_outside,		CT_PROBE,	"502"),
 	K(scan_backend,		CT_STR,		"workers"),
@@ -209,6 +211,78 @@ parse_number(const char *v, const char *suffixes, const unsigned long long *mult
 	return 0;
 }
 
+/*
+ * One word of `milters`: NAME=SOCKET[,timeout=T][,default=A][,direction=D],
+ * SOCKET being unix:/path or inet:HOST:PORT.
+ */
+static int
+parse_milter(const char *w, struct conf_milter *m, char *err, size_t errlen)
+{
+	static const unsigned long long	 timem[] = { 1, 60, 3600 };
+	unsigned long long		 n;
+	const char			*eq, *o, *end;
+	char				 opt[64];
+	size_t				 l;
+
+	memset(m, 0, sizeof(*m));
+	m->timeout = 30000;
+	m->def = MILTER_DEF_TEMPFAIL;
+	m->direction = DIR_BOTH;
+	if ((eq = strchr(w, '=')) == NULL || eq == w ||
+	    (size_t)(eq - w) >= sizeof(m->name) ||
+	    strspn(w, "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
+	    (size_t)(eq - w)) {
+		snprintf(err, errlen, "milter '%.100s': want NAME=SOCKET "
+		    "(name of a-z 0-9 - _)", w);
+		return -1;
+	}
+	memcpy(m->name, w, (size_t)(eq - w));
+	o = eq + 1;
+	l = strcspn(o, ",");
+	if (l >= sizeof(m->socket) || (strncmp(o, "unix:/", 6) != 0 &&
+	    strncmp(o, "inet:", 5) != 0) || l <= 6) {
+		snprintf(err, errlen, "milter %s: want unix:/PATH or "
+		    "inet:HOST:PORT", m->name);
+		return -1;
+	}
+	memcpy(m->socket, o, l);
+	for (o += l; *o == ','; o = end) {
+		o++;
+		end = o + strcspn(o, ",");
+		if ((size_t)(end - o) >= sizeof(opt))
+			goto bad;
+		memcpy(opt, o, (size_t)(end - o));
+		opt[end - o] = '\0';
+		if (strncmp(opt, "timeout=", 8) == 0) {
+			if (parse_number(opt + 8, "smh", timem, &n) == -1 ||
+			    n == 0 || n > 3600)
+				goto bad;
+			m->timeout = (unsigned)n * 1000;
+		} else if (strcmp(opt, "default=accept") == 0)
+			m->def = MILTER_DEF_ACCEPT;
+		else if (strcmp(opt, "default=tempfail") == 0)
+			m->def = MILTER_DEF_TEMPFAIL;
+		else if (strcmp(opt, "default=reject") == 0)
+			m->def = MILTER_DEF_REJECT;
+		else if (strcmp(opt, "direction=both") == 0)
+			m->direction = DIR_BOTH;
+		else if (strcmp(opt, "direction=inbound") == 0)
+			m->direction = DIR_INBOUND;
+		else if (strcmp(opt, "direction=outbound") == 0)
+			m->direction = DIR_OUTBOUND;
+		else
+			goto bad;
+	}
+	if (*o != '\0')
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen, "milter %s: bad option (want timeout=1s..1h, "
+	    "default=accept|tempfail|reject, direction=both|inbound|"
+	    "outbound)", m->name);
+	return -1;
+}
+
 static int
 conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
     char *err, size_t errlen)
@@ -309,6 +383,35 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		*(unsigned *)p = (unsigned)n * 1000;
 		return 0;
+	case CT_MILTERS: {
+		struct conf_milters	*ms = (struct conf_milters *)p;
+		int			 i;
+
+		ms->n = 0;
+		for (s = v; *s; ) {
+			s += strspn(s, " \t");
+			if ((wl = strcspn(s, " \t")) == 0)
+				break;
+			if (wl >= sizeof(word) || ms->n == CONF_MILTERS_MAX) {
+				snprintf(err, errlen, "too many or too long "
+				    "milters (at most %d)", CONF_MILTERS_MAX);
+				return -1;
+			}
+			memcpy(word, s, wl);
+			word[wl] = '\0';
+			if (parse_milter(word, &ms->m[ms->n], err, errlen) == -1)
+				return -1;
+			for (i = 0; i < ms->n; i++)
+				if (strcmp(ms->m[i].name, ms->m[ms->n].name) == 0) {
+					snprintf(err, errlen, "milter %s named "
+					    "twice", ms->m[i].name);
+					return -1;
+				}
+			ms->n++;
+			s += wl;
+		}
+		return 0;
+	}
 	case CT_PROBE:
 		if (!strcmp(v, "relay"))
 			*(int *)p = PROBE_RELAY;

@@ -28,6 +28,30 @@ enum probe_policy {
 	PROBE_502,		/* 502: not implemented */
 };
 
+/* One milter of `milters`, in the order given. */
+#define CONF_MILTERS_MAX	8
+enum milter_default {
+	MILTER_DEF_ACCEPT,	/* deliver as if it were not there */
+	MILTER_DEF_TEMPFAIL,	/* 451 4.7.1 */
+	MILTER_DEF_REJECT,	/* 550 5.7.1 */
+};
+enum direction {
+	DIR_BOTH,
+	DIR_INBOUND,		/* clients outside inside_networks */
+	DIR_OUTBOUND,		/* clients inside */
+};
+struct conf_milter {
+	char			name[32];
+	char			socket[CONF_PATH_MAX];	/* unix:P, inet:H:P */
+	unsigned		timeout;		/* ms, per answer */
+	int			def;			/* milter_default */
+	int			direction;
+};
+struct conf_milters {
+	struct conf_milter	m[CONF_MILTERS_MAX];
+	int			n;
+};
+
 struct conf_addrs {
 	struct sockaddr_storage	a[CONF_ADDRS_MAX];
 	int			n;
@@ -89,6 +113,7 @@ struct conf {
 	unsigned		min_data_rate_grace;	/* ms */
 	unsigned		timeout_request;
 	int			bare_newline;
+	struct conf_milters	milters;
 	int			vrfy_outside;	/* enum probe_policy */
 	int			expn_outside;
 	unsigned		timeout_connect;	/* all timeouts in ms */

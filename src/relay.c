@@ -892,6 +892,7 @@ data_end(struct session *s)
 	m.rcpts = s->rcpt_acc;
 	m.nrcpts = s->rcpt_nacc;
 	m.peer = &s->peer;
+	m.inside = s->inside;
 	m.transparent = s->transparent;
 	m.spool = &s->spool;
 	session_set_state(s, RS_SCANNING);

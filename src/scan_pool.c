@@ -351,8 +351,8 @@ worker_main(int fd, const struct scan_engine *engine,
 		out = -1;
 		if (c->clean && rep.r.verdict == SCAN_VIRUS)
 			out = worker_clean(engine, mfd, (size_t)jm.size, &rep);
-		if (c->content != NULL && (rep.r.verdict == SCAN_CLEAN ||
-		    out != -1))
+		if (c->content != NULL && !(jm.flags & SCAN_VIRUS_ONLY) &&
+		    (rep.r.verdict == SCAN_CLEAN || out != -1))
 			worker_content(c->content, mfd, (size_t)jm.size,
 			    jm.flags, &rep, &out);
 		close(mfd);

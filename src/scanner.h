@@ -47,6 +47,8 @@ struct scan_result {
 
 /* submit flags */
 #define SCAN_OUTBOUND	0x1	/* the client is inside: content rules */
+#define SCAN_VIRUS_ONLY	0x2	/* a second look after a milter rewrote the
+				 * body: no content rules (applied once) */
 
 typedef void	scan_done_cb(void *arg, const struct scan_result *);
 

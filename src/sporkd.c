@@ -30,6 +30,7 @@
 #include "control.h"
 #include "ev.h"
 #include "log.h"
+#include "milter.h"
 #include "nft_divert.h"
 #include "policy.h"
 #include "prequeue.h"
@@ -89,6 +90,7 @@ after_batch(void *arg)
 	relay_reap(arg);
 	cba_reap();
 	scan_pool_reap();
+	milter_reap();
 	if (stopping && relay_sessions() == 0)
 		ev_stop(loop);
 }

@@ -33,7 +33,7 @@ FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
 FUZZ_LIBS	 = -ljansson -lm
 # The whole-session target links the relay and the event loop too, with
 # what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
-FUZZ_SESSION_SRC = src/relay.c src/checks.c src/ev.c src/spool.c src/quarantine.c \
+FUZZ_SESSION_SRC = src/relay.c src/checks.c src/milter.c src/milter_proto.c src/ev.c src/spool.c src/quarantine.c \
 		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
 		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
 		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
