@@ -47,7 +47,7 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_prequeue.c tests/unit/test_content.c \
 	     tests/unit/test_spam.c tests/unit/test_hostport.c tests/unit/test_tls.c \
 	     tests/unit/test_policy.c tests/unit/test_buf.c \
-	     tests/unit/test_ratelimit.c
+	     tests/unit/test_ratelimit.c tests/unit/test_milter.c
 
 all: build/sporkd build/sporkctl
 

@@ -19,7 +19,7 @@
 #include "buf.h"
 #include "milter_proto.h"
 
-#define MILTER_HEAD		(MILTER_LEN_BYTES + 1)	/* length + code */
+#define MILTER_HEAD	(MILTER_LEN_BYTES + 1)	/* length + code */
 
 /* A piece of a packet's data. */
 struct milter_part {
@@ -41,18 +41,23 @@ static int	milter_err(char *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static const char *milter_byte(char *, size_t, int);
 static int	milter_string(const char *, size_t, size_t *);
-static int	milter_fields(struct milter_reply *, const struct milter_packet *,
-		    size_t, int, int, const char **, size_t *);
-static int	milter_check_name(struct milter_reply *, const char *, size_t);
-static int	milter_check_value(struct milter_reply *, const char *, size_t);
+static int	milter_fields(struct milter_reply *,
+		    const struct milter_packet *, size_t, int, int,
+		    const char **, size_t *);
+static int	milter_check_name(struct milter_reply *, const char *,
+		    size_t);
+static int	milter_check_value(struct milter_reply *, const char *,
+		    size_t);
 static int	milter_check_text(struct milter_reply *, const char *,
 		    const char *, size_t, size_t);
 static int	milter_check_symlist(struct milter_reply *, int, const char *,
 		    size_t);
 static int	milter_enhanced(const char *, size_t, char);
 static int	milter_replycode(struct milter_reply *, const char *, size_t);
-static int	milter_optneg(struct milter_reply *, const struct milter_packet *);
-static int	milter_header(struct milter_reply *, const struct milter_packet *);
+static int	milter_optneg(struct milter_reply *,
+		    const struct milter_packet *);
+static int	milter_header(struct milter_reply *,
+		    const struct milter_packet *);
 static int	milter_envelope_edit(struct milter_reply *,
 		    const struct milter_packet *);
 static int	milter_edit(int, uint32_t *, const char **);
@@ -910,7 +915,8 @@ milter_optneg(struct milter_reply *r, const struct milter_packet *pkt)
 			    "list for unknown stage %u", stage);
 		if (r->symlists & (1U << stage))
 			return milter_err(r->error, sizeof(r->error), "two "
-			    "macro lists for %s", milter_stage_name((int)stage));
+			    "macro lists for %s",
+			    milter_stage_name((int)stage));
 		if (milter_string(pkt->data + off, pkt->len - off, &l) == -1)
 			return milter_err(r->error, sizeof(r->error), "macro "
 			    "list for %s not NUL-terminated",

@@ -23,9 +23,10 @@
  * command byte and the data, the command byte, then the data.
  */
 
-#define MILTER_VERSION		6	/* SMFI_PROT_VERSION: what we speak */
-#define MILTER_VERSION_MIN	2	/* the oldest answer we take (libmilter's
-					 * own floor, SMFI_PROT_VERSION_MIN) */
+/* What we speak (SMFI_PROT_VERSION), and the oldest answer we take:
+ * libmilter's own floor (SMFI_PROT_VERSION_MIN in engine.c). */
+#define MILTER_VERSION		6
+#define MILTER_VERSION_MIN	2
 #define MILTER_LEN_BYTES	4	/* the length field */
 #define MILTER_OPTLEN		12	/* version, actions, protocol */
 #define MILTER_CHUNK_SIZE	65535	/* body bytes per SMFIC_BODY */
@@ -57,22 +58,34 @@
  */
 #define MILTER_FEED_MAX		65536
 
-/* Limits on what a reply may carry; each says why it is what it is. */
-#define MILTER_REPLY_TEXT_MAX	4096	/* SMFIR_REPLYCODE text, all lines */
-#define MILTER_REPLY_LINE_MAX	510	/* one line without CRLF: RFC 5321
-					 * 4.5.3.1.5 allows 512 with it */
-#define MILTER_REPLY_LINES_MAX	32	/* smfi_setmlreply's own limit */
-#define MILTER_HDR_NAME_MAX	256	/* sendmail's MAXNAME; real names are
-					 * under 80 */
-#define MILTER_ADDR_MAX		256	/* RFC 5321 4.5.3.1.3: a path */
-#define MILTER_ARGS_MAX		1024	/* ESMTP parameters: a command line is
-					 * 512 plus what extensions add */
-#define MILTER_REASON_MAX	1024	/* quarantine reason, a log value */
-#define MILTER_SYMLIST_MAX	1024	/* one stage's macro name list */
-#define MILTER_SYMLISTS_MAX	2048	/* all stages' lists, kept per milter */
-#define MILTER_MACROS_MAX	50	/* names per stage: sendmail's
-					 * MAXFILTERMACROS */
-#define MILTER_ERROR_MAX	192	/* a reason, for a log line */
+/*
+ * Limits on what a reply may carry, and why:
+ *  REPLY_TEXT_MAX	SMFIR_REPLYCODE text, all lines; real ones are a
+ *			line or three
+ *  REPLY_LINE_MAX	one line without CRLF: RFC 5321 4.5.3.1.5 says 512
+ *			with it
+ *  REPLY_LINES_MAX	smfi_setmlreply's own limit
+ *  HDR_NAME_MAX	sendmail's MAXNAME; real names are under 80
+ *  ADDR_MAX		a path, RFC 5321 4.5.3.1.3
+ *  ARGS_MAX		ESMTP parameters: a command line is 512 plus what
+ *			extensions add
+ *  REASON_MAX		a quarantine reason, a log value
+ *  SYMLIST_MAX		one stage's macro name list
+ *  SYMLISTS_MAX	all stages' lists, kept per milter connection
+ *  MACROS_MAX		names per stage: sendmail's MAXFILTERMACROS
+ *  ERROR_MAX		a reason, for a log line
+ */
+#define MILTER_REPLY_TEXT_MAX	4096
+#define MILTER_REPLY_LINE_MAX	510
+#define MILTER_REPLY_LINES_MAX	32
+#define MILTER_HDR_NAME_MAX	256
+#define MILTER_ADDR_MAX		256
+#define MILTER_ARGS_MAX		1024
+#define MILTER_REASON_MAX	1024
+#define MILTER_SYMLIST_MAX	1024
+#define MILTER_SYMLISTS_MAX	2048
+#define MILTER_MACROS_MAX	50
+#define MILTER_ERROR_MAX	192
 
 /* Address families in SMFIC_CONNECT. */
 #define SMFIA_UNKNOWN		'U'
@@ -91,7 +104,7 @@
 #define SMFIC_HEADER		'L'
 #define SMFIC_MAIL		'M'
 #define SMFIC_EOH		'N'
-#define SMFIC_OPTNEG		'O'	/* also the code of the milter's answer */
+#define SMFIC_OPTNEG		'O'	/* also its answer's code */
 #define SMFIC_QUIT		'Q'
 #define SMFIC_RCPT		'R'
 #define SMFIC_DATA		'T'
@@ -110,7 +123,7 @@
 #define SMFIR_CONN_FAIL		'f'
 #define SMFIR_ADDHEADER		'h'
 #define SMFIR_INSHEADER		'i'
-#define SMFIR_SETSYMLIST	'l'	/* named only: the lists travel inside
+#define SMFIR_SETSYMLIST	'l'	/* named only: the lists come in
 					 * the SMFIC_OPTNEG answer */
 #define SMFIR_CHGHEADER		'm'
 #define SMFIR_PROGRESS		'p'
@@ -121,14 +134,14 @@
 #define SMFIR_REPLYCODE		'y'
 
 /* Actions the milter may ask for (SMFIF_*, mfapi.h). */
-#define SMFIF_ADDHDRS		0x00000001U	/* add and insert headers */
+#define SMFIF_ADDHDRS		0x00000001U	/* add, insert */
 #define SMFIF_CHGBODY		0x00000002U	/* replace the body */
 #define SMFIF_ADDRCPT		0x00000004U
 #define SMFIF_DELRCPT		0x00000008U
-#define SMFIF_CHGHDRS		0x00000010U	/* change and delete headers */
+#define SMFIF_CHGHDRS		0x00000010U	/* change, delete */
 #define SMFIF_QUARANTINE	0x00000020U
 #define SMFIF_CHGFROM		0x00000040U
-#define SMFIF_ADDRCPT_PAR	0x00000080U	/* add recipients with args */
+#define SMFIF_ADDRCPT_PAR	0x00000080U	/* ADDRCPT with args */
 #define SMFIF_SETSYMLIST	0x00000100U	/* choose macros per stage */
 #define SMFI_V2_ACTS		0x0000003FU
 #define SMFI_CURR_ACTS		0x000001FFU
@@ -148,8 +161,8 @@
 #define SMFIP_NR_HDR		0x00000080U
 #define SMFIP_NOUNKNOWN		0x00000100U
 #define SMFIP_NODATA		0x00000200U
-#define SMFIP_SKIP		0x00000400U	/* MTA understands SMFIR_SKIP */
-#define SMFIP_RCPT_REJ		0x00000800U	/* send rejected RCPTs too */
+#define SMFIP_SKIP		0x00000400U	/* MTA takes SMFIR_SKIP */
+#define SMFIP_RCPT_REJ		0x00000800U	/* refused RCPTs */
 #define SMFIP_NR_CONN		0x00001000U
 #define SMFIP_NR_HELO		0x00002000U
 #define SMFIP_NR_MAIL		0x00004000U
@@ -233,18 +246,19 @@ int	milter_put_unknown(struct buf *, const char *line);
 struct milter_packet {
 	int		 cmd;		/* the code byte, 0..255 */
 	const char	*data;
-	size_t		 len;		/* data bytes, without the code */
+	size_t		 len;		/* data, not the code */
 };
 
 /*
  * Bytes from the milter's socket, split anywhere, made into packets. The
- * caller may read the socket straight into `in' (buf_read_fd); the buffer
- * holds at most one largest packet, its length field and
+ * caller may read the socket straight into `in' (buf_read_fd), which like
+ * any call on the reader ends the life of the packet handed out last; the
+ * buffer holds at most one largest packet, its length field and
  * MILTER_FEED_MAX bytes more.
  */
 struct milter_reader {
 	struct buf	 in;
-	size_t		 taken;		/* the packet last returned */
+	size_t		 taken;		/* the packet handed out */
 	int		 failed;
 	char		 error[MILTER_ERROR_MAX];
 };
@@ -317,7 +331,8 @@ struct milter_reply {
 };
 
 /* 0, or -1 with the reason in r->error. */
-int	milter_reply_parse(const struct milter_packet *, struct milter_reply *);
+int	milter_reply_parse(const struct milter_packet *,
+	    struct milter_reply *);
 
 /* 1 when the reply ends the wait for an answer to a command; 0 for those
  * that come before the answer (edits, SMFIR_PROGRESS, SMFIR_QUARANTINE). */
@@ -365,8 +380,8 @@ int	milter_put_offer(struct buf *, const struct milter_offer *);
  * it asks for an action or a protocol flag we did not offer, or it sends
  * macro lists from a version before 6 (which has none).
  */
-int	milter_negotiate(const struct milter_offer *, const struct milter_reply *,
-	    struct milter_neg *);
+int	milter_negotiate(const struct milter_offer *,
+	    const struct milter_reply *, struct milter_neg *);
 
 /* 1 when command cmd is to be sent at all (the NO* flags). */
 int	milter_neg_sends(const struct milter_neg *, int cmd);
@@ -378,7 +393,8 @@ int	milter_neg_replies(const struct milter_neg *, int cmd);
  * 0 it chose a list without it, -1 it chose no list for that stage (send
  * ours). "x" and "{x}" are the same name.
  */
-int	milter_neg_wants(const struct milter_neg *, int stage, const char *name);
+int	milter_neg_wants(const struct milter_neg *, int stage,
+	    const char *name);
 /* The stage whose macros go before command cmd, or -1. */
 int	milter_stage_of(int cmd);
 
@@ -394,9 +410,10 @@ int	milter_reply_allowed(const struct milter_neg *, int cmd,
 
 /* ---- names, for log lines ---- */
 
-const char	*milter_cmd_name(int);		/* "SMFIC_CONNECT", "?" */
-const char	*milter_reply_name(int);	/* "SMFIR_ACCEPT", "?" */
-const char	*milter_stage_name(int);	/* "SMFIM_EOH", "?" */
+/* "SMFIC_CONNECT", "SMFIR_ACCEPT", "SMFIM_EOH"; "?" for no such code. */
+const char	*milter_cmd_name(int);
+const char	*milter_reply_name(int);
+const char	*milter_stage_name(int);
 /* "ADDHDRS,CHGFROM", "NOHELO,NR_HDR,0x40000000", "-" for none; dst. */
 char		*milter_actions_str(char *dst, size_t, uint32_t);
 char		*milter_protocol_str(char *dst, size_t, uint32_t);

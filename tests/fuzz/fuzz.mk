@@ -3,7 +3,7 @@
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
 #   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,content,
-#                       spam,session}, frame_driver
+#                       spam,session,milter}, frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -29,11 +29,11 @@ FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
 FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
 		   src/log.c src/sock.c src/policy.c src/cidr.c tests/fuzz/stub_scan.c \
-		   src/spam_proto.c
+		   src/spam_proto.c src/milter_proto.c
 FUZZ_LIBS	 = -ljansson -lm
 # The whole-session target links the relay and the event loop too, with
 # what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
-FUZZ_SESSION_SRC = src/relay.c src/checks.c src/milter.c src/milter_proto.c src/ev.c src/spool.c src/quarantine.c \
+FUZZ_SESSION_SRC = src/relay.c src/checks.c src/milter.c src/ev.c src/spool.c src/quarantine.c \
 		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
 		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
 		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
@@ -43,7 +43,7 @@ FUZZ_SESSION_SRC = src/relay.c src/checks.c src/milter.c src/milter_proto.c src/
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \
 		   -lspf2 $(FUZZ_LIBS)
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session fuzz_milter
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \

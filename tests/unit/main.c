@@ -33,6 +33,7 @@ static const struct {
 	{ "policy", test_verdict_policy },
 	{ "buf", test_buf },
 	{ "ratelimit", test_ratelimit },
+	{ "milter", test_milter },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

@@ -40,5 +40,6 @@ void	test_tls(void);
 void	test_verdict_policy(void);
 void	test_buf(void);
 void	test_ratelimit(void);
+void	test_milter(void);
 
 #endif
