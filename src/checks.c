@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "checks.h"
@@ -693,4 +694,203 @@ checks_cancel(struct check_run *r)
 	notice_flush(r);
 	free(r->res.prefix);
 	free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* RCPT time                                                           */
+
+enum rcpt_state { RS_IDLE, RS_ASKING, RS_ANSWERED };
+
+struct check_rcpt {
+	char				 id[16];
+	struct sockaddr_storage		 peer;
+	int				 inside;
+	void				(*wake)(void *);
+	void				*arg;
+	enum rcpt_state			 state;
+	char				 args[512];	/* the RCPT asked about */
+	char				 path[512];	/* its <path> */
+	char				*rcpts[1];
+	char				 helo[256];
+	char				 sender[512];
+	int				 mi;
+	struct milter_conv		*conv;
+	int				 refused;
+	int				 inside_ask;	/* in checks_rcpt() */
+	int				 passed;	/* args and sender passed */
+	char				 reply[1024];
+};
+
+static int
+milter_applies(const struct conf_milter *m, int inside)
+{
+	return !((m->direction == DIR_INBOUND && inside) ||
+	    (m->direction == DIR_OUTBOUND && !inside));
+}
+
+struct check_rcpt *
+checks_rcpt_new(const char *id, const struct sockaddr_storage *peer,
+    int inside, void (*wake)(void *), void *arg)
+{
+	struct check_rcpt	*cr;
+	int			 i;
+
+	for (i = 0; i < checks_conf->milters.n; i++)
+		if (milter_applies(&checks_conf->milters.m[i], inside))
+			break;
+	if (i == checks_conf->milters.n)
+		return NULL;		/* no milter for this client */
+	if ((cr = calloc(1, sizeof(*cr))) == NULL)
+		return NULL;
+	snprintf(cr->id, sizeof(cr->id), "%s", id);
+	cr->peer = *peer;
+	cr->inside = inside;
+	cr->wake = wake;
+	cr->arg = arg;
+	return cr;
+}
+
+void
+checks_rcpt_free(struct check_rcpt *cr)
+{
+	if (cr == NULL)
+		return;
+	milter_cancel(cr->conv);
+	free(cr);
+}
+
+static void	rcpt_next(struct check_rcpt *);
+
+static void
+rcpt_answered(struct check_rcpt *cr)
+{
+	cr->state = RS_ANSWERED;
+	if (!cr->inside_ask)
+		cr->wake(cr->arg);
+}
+
+static void
+rcpt_done(void *arg, struct milter_result *mr)
+{
+	struct check_rcpt		*cr = arg;
+	const struct conf_milter	*m = &checks_conf->milters.m[cr->mi];
+
+	cr->conv = NULL;
+	log_info(cr->id, "milter name=%s rcpt=%s result=%s ms=%u%s%s", m->name,
+	    cr->path, outcome_name(mr->outcome), mr->ms,
+	    mr->outcome == MO_FAILED ? " error=" : "",
+	    mr->outcome == MO_FAILED ? mr->error : "");
+	switch (mr->outcome) {
+	case MO_REJECT:
+	case MO_TEMPFAIL:
+		cr->refused = 1;
+		snprintf(cr->reply, sizeof(cr->reply), "%s", mr->reply);
+		rcpt_answered(cr);
+		return;
+	case MO_FAILED:
+		if (m->def == MILTER_DEF_ACCEPT)
+			break;
+		cr->refused = 1;
+		snprintf(cr->reply, sizeof(cr->reply), "%s",
+		    m->def == MILTER_DEF_REJECT ? "550 5.7.1 Command rejected" :
+		    "451 4.7.1 Service unavailable - try again later");
+		rcpt_answered(cr);
+		return;
+	default:
+		/* continue, accept; a discard is answered again, for the
+		 * whole message, at its end. */
+		break;
+	}
+	cr->mi++;
+	rcpt_next(cr);
+}
+
+static void
+rcpt_next(struct check_rcpt *cr)
+{
+	const struct conf_milter	*m;
+	struct milter_input		 in;
+	struct milter_result		 mr;
+
+	for (; cr->mi < checks_conf->milters.n; cr->mi++) {
+		m = &checks_conf->milters.m[cr->mi];
+		if (!milter_applies(m, cr->inside))
+			continue;
+		memset(&in, 0, sizeof(in));
+		in.id = cr->id;
+		in.helo = cr->helo;
+		in.sender = cr->sender;
+		cr->rcpts[0] = cr->path;
+		in.rcpts = cr->rcpts;
+		in.nrcpts = 1;
+		in.peer = &cr->peer;
+		in.probe = 1;
+		if ((cr->conv = milter_start(checks_loop, m, &in, rcpt_done,
+		    cr)) != NULL)
+			return;
+		memset(&mr, 0, sizeof(mr));
+		mr.outcome = MO_FAILED;
+		snprintf(mr.error, sizeof(mr.error), "%s", strerror(errno));
+		rcpt_done(cr, &mr);
+		return;
+	}
+	rcpt_answered(cr);
+}
+
+enum check_rcpt_answer
+checks_rcpt(struct check_rcpt *cr, const char *helo, const char *sender,
+    const char *args, size_t argslen, int can_reply, char *reply,
+    size_t replylen)
+{
+	size_t	off = 0, len;
+
+	if (cr == NULL)
+		return CHECK_RCPT_PASS;
+	if (cr->state != RS_IDLE) {
+		if (argslen != strlen(cr->args) ||
+		    memcmp(args, cr->args, argslen) != 0)
+			return CHECK_RCPT_WAIT;	/* another one's turn */
+		if (cr->state == RS_ASKING)
+			return CHECK_RCPT_WAIT;
+		if (cr->refused && !can_reply)
+			return CHECK_RCPT_WAIT;
+		cr->state = RS_IDLE;
+		if (!cr->refused) {
+			/* Asked again while other checks of the same
+			 * command wait: the same answer, no new asking. */
+			cr->passed = 1;
+			return CHECK_RCPT_PASS;
+		}
+		snprintf(reply, replylen, "%s", cr->reply);
+		return CHECK_RCPT_REPLY;
+	}
+	if (argslen >= sizeof(cr->args))
+		return CHECK_RCPT_PASS;	/* the line limits bound it first */
+	if (cr->passed && argslen == strlen(cr->args) &&
+	    memcmp(args, cr->args, argslen) == 0 &&
+	    strcmp(sender, cr->sender) == 0)
+		return CHECK_RCPT_PASS;
+	cr->passed = 0;
+	memcpy(cr->args, args, argslen);
+	cr->args[argslen] = '\0';
+	if (argslen >= 3 && strncasecmp(args, "TO:", 3) == 0)
+		off = 3;
+	while (off < argslen && args[off] == ' ')
+		off++;
+	for (len = 0; off + len < argslen && args[off + len] != ' '; len++)
+		;
+	snprintf(cr->path, sizeof(cr->path), "%.*s", (int)len, args + off);
+	snprintf(cr->helo, sizeof(cr->helo), "%s", helo);
+	snprintf(cr->sender, sizeof(cr->sender), "%s", sender);
+	cr->refused = 0;
+	cr->reply[0] = '\0';
+	cr->mi = 0;
+	cr->state = RS_ASKING;
+	cr->inside_ask = 1;
+	rcpt_next(cr);
+	cr->inside_ask = 0;
+	if (cr->state == RS_ANSWERED)	/* at once: every milter down */
+		return checks_rcpt(cr, helo, sender, args, argslen, can_reply,
+		    reply, replylen);
+	return CHECK_RCPT_WAIT;
 }

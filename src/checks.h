@@ -74,4 +74,26 @@ struct check_run *checks_start(const struct check_msg *m, check_done_cb *done,
  * is still sent). */
 void	checks_cancel(struct check_run *);
 
+/*
+ * RCPT time: each milter's answer for one recipient, before it goes to
+ * the server (a short conversation per milter: connect, HELO, MAIL, that
+ * RCPT). As prequeue_rcpt(): the first ask starts the conversations and
+ * says wait, wake(arg) is called when the answer is in, and asking again
+ * with the same recipient gives it (once can_reply, so that replies stay
+ * in order).
+ */
+enum check_rcpt_answer {
+	CHECK_RCPT_PASS,
+	CHECK_RCPT_WAIT,
+	CHECK_RCPT_REPLY,
+};
+struct check_rcpt;
+struct check_rcpt *checks_rcpt_new(const char *id,
+	    const struct sockaddr_storage *peer, int inside,
+	    void (*wake)(void *), void *arg);
+enum check_rcpt_answer checks_rcpt(struct check_rcpt *, const char *helo,
+	    const char *sender, const char *args, size_t argslen,
+	    int can_reply, char *reply, size_t replylen);
+void	checks_rcpt_free(struct check_rcpt *);
+
 #endif

@@ -432,6 +432,10 @@ step_next(struct milter_conv *c)
 	}
 	c->step++;
 	c->sub = 0;
+	if (c->in.probe && c->step > ST_RCPT) {
+		c->step = ST_DONE;
+		return;
+	}
 	if ((c->step == ST_RCPT && c->in.nrcpts == 0) ||
 	    (c->step == ST_HEADER && c->hb.n == 0) ||
 	    (c->step == ST_BODY && c->hb.body_off >= c->in.spool->size))
@@ -569,6 +573,10 @@ conv_reply(struct milter_conv *c, const struct milter_reply *r)
 	}
 	switch (r->code) {
 	case SMFIR_CONTINUE:
+		if (c->in.probe && c->waiting == SMFIC_RCPT) {
+			conv_finish(c, MO_CONTINUE);
+			return;
+		}
 		c->waiting = 0;
 		if (at_eob) {
 			conv_finish(c, MO_CONTINUE);
@@ -772,8 +780,8 @@ milter_start(struct ev_loop *loop, const struct conf_milter *m,
 	buf_init(&c->out, MILTER_OUT_MAX);
 	milter_reader_init(&c->rd);
 	ev_timer_init(&c->timer, conv_timer, c);
-	if (hblock_read(in->spool, in->max_header, &c->hb) == -1 ||
-	    (c->fd = conv_connect(m->socket)) == -1) {
+	if ((!in->probe && hblock_read(in->spool, in->max_header,
+	    &c->hb) == -1) || (c->fd = conv_connect(m->socket)) == -1) {
 		err = errno;
 		c->fd = -1;
 		conv_close(c);

@@ -27,8 +27,11 @@ struct milter_input {
 	char				**rcpts;	/* accepted, with <> */
 	size_t				 nrcpts;
 	const struct sockaddr_storage	*peer;		/* the client */
-	const struct spool		*spool;
+	const struct spool		*spool;		/* NULL with probe */
 	size_t				 max_header;	/* header block bound */
+	/* RCPT time: the conversation ends with the answer to the one
+	 * recipient in rcpts (no message yet). */
+	int				 probe;
 };
 
 enum milter_outcome {

@@ -151,7 +151,8 @@ struct session {
 	char			**rcpt_acc;	/* accepted by the server */
 	size_t			 rcpt_nacc;
 	size_t			 rcpt_mem;	/* charged to the memory budget */
-	struct check_run	*checks;	/* the message's, while they run */
+	struct check_run	*checks;
+	struct check_rcpt	*crcpt;		/* milters at RCPT time */	/* the message's, while they run */
 	char			*prefix;	/* headers added on delivery */
 	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
@@ -285,6 +286,17 @@ mail_answered(struct session *s, int ok)
 	if (!ok)
 		prequeue_mail_restore(s->pq, s->in_tx ? s->sender : NULL,
 		    s->helo);
+}
+
+/* The sender a RCPT goes with: the accepted one, or the MAIL pipelined
+ * just before it. */
+static const char *
+rcpt_sender(const struct session *s)
+{
+	if (s->mail_wn != s->mail_whead &&
+	    s->mail_wait[(s->mail_wn - 1) % RELAY_MAIL_WAIT] != NULL)
+		return s->mail_wait[(s->mail_wn - 1) % RELAY_MAIL_WAIT];
+	return s->in_tx ? s->sender : "<>";
 }
 
 /* Remember a forwarded RCPT's path until the server answers it. */
@@ -613,6 +625,16 @@ client_command(struct session *s, const char *line, size_t len)
 			reply(s, "%s", pqreply);
 			return 0;
 		case PREQUEUE_PASS:
+			break;
+		}
+		switch (checks_rcpt(s->crcpt, s->helo, rcpt_sender(s), c.args,
+		    c.argslen, s->pcount == 0, pqreply, sizeof(pqreply))) {
+		case CHECK_RCPT_WAIT:
+			return 1;
+		case CHECK_RCPT_REPLY:
+			reply(s, "%s", pqreply);
+			return 0;
+		case CHECK_RCPT_PASS:
 			break;
 		}
 		/* The recipient lists are held against spool_memory_budget
@@ -1931,6 +1953,8 @@ session_close(struct session *s, const char *why)
 	s->pq = NULL;
 	checks_cancel(s->checks);
 	s->checks = NULL;
+	checks_rcpt_free(s->crcpt);
+	s->crcpt = NULL;
 	ev_timer_del(relay_loop, &s->timer);
 	if (s->cssl != NULL) {
 		tls_free(s->cssl);
@@ -2104,6 +2128,7 @@ relay_session_new(int transparent, int listen_port, int cfd,
 		return;
 	}
 	s->pq = prequeue_new(s->id, peer, prequeue_woke, s);
+	s->crcpt = checks_rcpt_new(s->id, peer, s->inside, prequeue_woke, s);
 	s->sfd = sock_connect(dst, transparent ? peer : NULL, transparent);
 	if (s->sfd == -1) {
 		log_info(s->id, "upstream connect failed server=%s error=\"%s\""
