@@ -578,7 +578,7 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		break;
 	}
 	if ((mr->nedits > 0 || mr->body_replaced) && milter_apply(r->m.spool,
-	    mr, checks_conf->max_header_size, err, sizeof(err)) == -1) {
+	    mr, checks_conf->max_header_size * 2, err, sizeof(err)) == -1) {
 		log_err(r->m.id, "milter name=%s %s", m->name, err);
 		run_reject(r, vs, "451 4.3.0 Error: local spool failure, try "
 		    "again later");
@@ -634,7 +634,9 @@ stage_milters(struct check_run *r)
 		in.nrcpts = r->m.nrcpts;
 		in.peer = r->m.peer;
 		in.spool = r->m.spool;
-		in.max_header = checks_conf->max_header_size;
+		/* Room for what the milters before it added. */
+		in.max_header = checks_conf->max_header_size * 2;
+		in.max_message = checks_conf->message_size_limit;
 		if ((r->mconv = milter_start(checks_loop, m, &in, milter_done,
 		    r)) != NULL)
 			return;

@@ -12,7 +12,8 @@
  * (a reply it may not send at that step, a malformed packet) ends with
  * MO_FAILED and the caller applies its default action. Nothing a milter
  * sends is trusted beyond milter_proto.c's checks: every edit is held in
- * memory bounded by the message's own limits and applied by
+ * memory bounded by the message's own limits (header edits by the
+ * header block's, a new body by message_size_limit) and applied by
  * milter_apply() to a new copy of the message.
  */
 #include <errno.h>
@@ -37,6 +38,12 @@
 #define MILTER_OUT_MAX		(256 * 1024)
 #define MILTER_EDITS_MAX	1000	/* header edits per message */
 #define MILTER_HEADER_FLOOR	(64 * 1024)
+/* The whole conversation, however often the milter says it is busy
+ * (SMFIR_PROGRESS): sendmail's end-of-message timeout. */
+#define MILTER_CONV_MAX_MS	(5 * 60 * 1000)
+/* What the client can be sent of a milter's reply (relay.c's reply()
+ * line). */
+#define MILTER_CLIENT_REPLY_MAX	1000
 
 /* The steps, in the order the protocol has them. */
 enum step {
@@ -89,12 +96,28 @@ struct milter_conv {
 	struct milter_result		 res;
 	uint64_t			 t0;
 	int				 finished;
+	size_t				 editbytes;
 	struct milter_conv		*next;		/* dead list */
 };
 
 static struct milter_conv	*milter_dead;	/* freed after the batch */
 
 static void	conv_advance(struct milter_conv *);
+
+/* Wait for the next answer: the milter's timeout, within the whole
+ * conversation's. */
+static void
+conv_arm(struct milter_conv *c)
+{
+	uint64_t	spent = ev_now() - c->t0;
+	unsigned	ms = c->m->timeout;
+
+	if (spent >= MILTER_CONV_MAX_MS)
+		ms = 1;
+	else if (MILTER_CONV_MAX_MS - spent < ms)
+		ms = (unsigned)(MILTER_CONV_MAX_MS - spent);
+	ev_timer_set(c->loop, &c->timer, ms);
+}
 
 /* ------------------------------------------------------------------ */
 /* The header block                                                    */
@@ -200,12 +223,15 @@ conv_finish(struct milter_conv *c, enum milter_outcome o)
 	c->res.outcome = o;
 	c->res.ms = (unsigned)(ev_now() - c->t0);
 	c->finished = 1;
-	if (c->fd != -1 && o != MO_FAILED) {
-		/* A polite goodbye, if the socket takes it now. */
-		buf_clear(&c->out);
-		if (milter_put_quit(&c->out) == 0)
-			(void)!write(c->fd, buf_head(&c->out),
-			    buf_used(&c->out));
+	if (c->fd != -1 && o != MO_FAILED && buf_used(&c->out) == 0) {
+		/* A polite goodbye, if the socket takes it now: an abort
+		 * first when the message was under way (as sendmail). */
+		if ((c->step < ST_EOB && c->step > ST_HELO &&
+		    milter_put_abort(&c->out) == -1) ||
+		    milter_put_quit(&c->out) == -1)
+			buf_clear(&c->out);
+		(void)!send(c->fd, buf_head(&c->out), buf_used(&c->out),
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	conv_close(c);
 	c->done(c->arg, &c->res);
@@ -280,9 +306,19 @@ put_macros(struct milter_conv *c, int cmd, const struct milter_macro *all,
 static char *
 header_value(const struct milter_conv *c, const struct hfield *f)
 {
-	const char	*v = c->hb.buf + f->off + f->namelen + 1;
-	size_t		 vl = f->len - f->namelen - 1 - 2, i, k = 0;
+	const char	*p = c->hb.buf + f->off;
+	const char	*v = p + f->namelen + 1;
+	size_t		 end = f->len, vl, i, k = 0;
 	char		*out;
+
+	/* A last field may lack its CRLF (a message of headers only). */
+	if (end >= 2 && p[end - 2] == '\r' && p[end - 1] == '\n')
+		end -= 2;
+	vl = end > f->namelen + 1 ? end - f->namelen - 1 : 0;
+	/* What cannot go in one packet is cut (logged by the caller's
+	 * caller as a short header): never a reason to fail the milter. */
+	if (vl > MILTER_SEND_MAX - f->namelen - 2)
+		vl = MILTER_SEND_MAX - f->namelen - 2;
 
 	if (!(c->neg.protocol & SMFIP_HDR_LEADSPC) && vl > 0 && *v == ' ') {
 		v++;
@@ -316,20 +352,31 @@ step_cmd(const struct milter_conv *c)
 	return cmds[c->step];
 }
 
-/* The packets of the current step into c->out; the command sent. */
-static int
-put_step(struct milter_conv *c, int *cmd)
+static void
+bare_addr(char *dst, size_t len, const char *path)
 {
-	char			 host[64], port[8], name[256];
-	struct milter_macro	 mm[6];
-	const struct hfield	*f;
-	size_t			 len;
-	char			*v;
-	int			 family, rc;
+	size_t	l = strlen(path);
 
-	switch (c->step) {
-	case ST_CONNECT:
-		*cmd = SMFIC_CONNECT;
+	if (l >= 2 && path[0] == '<' && path[l - 1] == '>')
+		snprintf(dst, len, "%.*s", (int)(l - 2), path + 1);
+	else
+		snprintf(dst, len, "%s", path);
+}
+
+/*
+ * The macros that go with the current step, sent even when the milter
+ * declined the step itself (sendmail and Postfix do: a milter without a
+ * connect callback still reads {client_addr} later).
+ */
+static int
+put_step_macros(struct milter_conv *c, int cmd)
+{
+	char			 host[64], port[8], name[256], addr[512];
+	struct milter_macro	 mm[6];
+	int			 family;
+
+	switch (cmd) {
+	case SMFIC_CONNECT:
 		addr_strings(c->in.peer, host, sizeof(host), port,
 		    sizeof(port), &family);
 		if (gethostname(name, sizeof(name)) == -1)
@@ -341,7 +388,42 @@ put_step(struct milter_conv *c, int *cmd)
 		mm[3] = (struct milter_macro){ "{client_port}", port };
 		mm[4] = (struct milter_macro){ "{client_name}", "unknown" };
 		mm[5] = (struct milter_macro){ "_", host };
-		if (put_macros(c, *cmd, mm, 6) == -1)
+		return put_macros(c, cmd, mm, 6);
+	case SMFIC_MAIL:
+		bare_addr(addr, sizeof(addr), c->in.sender);
+		mm[0] = (struct milter_macro){ "i", c->in.id };
+		mm[1] = (struct milter_macro){ "{mail_addr}", addr };
+		return put_macros(c, cmd, mm, 2);
+	case SMFIC_RCPT:
+		bare_addr(addr, sizeof(addr), c->in.rcpts[c->sub]);
+		mm[0] = (struct milter_macro){ "{rcpt_addr}", addr };
+		mm[1] = (struct milter_macro){ "{rcpt_mailer}", "smtp" };
+		return put_macros(c, cmd, mm, 2);
+	case SMFIC_DATA:
+	case SMFIC_BODYEOB:
+		mm[0] = (struct milter_macro){ "i", c->in.id };
+		return put_macros(c, cmd, mm, 1);
+	default:
+		return 0;
+	}
+}
+
+/* The packets of the current step into c->out; the command sent. */
+static int
+put_step(struct milter_conv *c, int *cmd)
+{
+	char			 host[64], port[8], name[256];
+	const struct hfield	*f;
+	size_t			 len;
+	char			*v;
+	int			 family, rc;
+
+	switch (c->step) {
+	case ST_CONNECT:
+		*cmd = SMFIC_CONNECT;
+		addr_strings(c->in.peer, host, sizeof(host), port,
+		    sizeof(port), &family);
+		if (put_step_macros(c, *cmd) == -1)
 			return -1;
 		return milter_put_connect(&c->out, "unknown", family,
 		    (uint16_t)atoi(port), host);
@@ -351,23 +433,17 @@ put_step(struct milter_conv *c, int *cmd)
 		    c->in.helo : "unknown");
 	case ST_MAIL:
 		*cmd = SMFIC_MAIL;
-		mm[0] = (struct milter_macro){ "i", c->in.id };
-		mm[1] = (struct milter_macro){ "{mail_addr}", c->in.sender };
-		if (put_macros(c, *cmd, mm, 2) == -1)
+		if (put_step_macros(c, *cmd) == -1)
 			return -1;
 		return milter_put_mail(&c->out, c->in.sender, NULL, 0);
 	case ST_RCPT:
 		*cmd = SMFIC_RCPT;
-		mm[0] = (struct milter_macro){ "{rcpt_addr}",
-		    c->in.rcpts[c->sub] };
-		mm[1] = (struct milter_macro){ "{rcpt_mailer}", "smtp" };
-		if (put_macros(c, *cmd, mm, 2) == -1)
+		if (put_step_macros(c, *cmd) == -1)
 			return -1;
 		return milter_put_rcpt(&c->out, c->in.rcpts[c->sub], NULL, 0);
 	case ST_DATA:
 		*cmd = SMFIC_DATA;
-		mm[0] = (struct milter_macro){ "i", c->in.id };
-		if (put_macros(c, *cmd, mm, 1) == -1)
+		if (put_step_macros(c, *cmd) == -1)
 			return -1;
 		return milter_put_data(&c->out);
 	case ST_HEADER:
@@ -400,8 +476,7 @@ put_step(struct milter_conv *c, int *cmd)
 		return rc;
 	case ST_EOB:
 		*cmd = SMFIC_BODYEOB;
-		mm[0] = (struct milter_macro){ "i", c->in.id };
-		if (put_macros(c, *cmd, mm, 1) == -1)
+		if (put_step_macros(c, *cmd) == -1)
 			return -1;
 		return milter_put_eob(&c->out);
 	default:
@@ -471,14 +546,21 @@ conv_advance(struct milter_conv *c)
 		}
 		cmd = step_cmd(c);
 		if (cmd == 0 || !milter_neg_sends(&c->neg, cmd)) {
-			/* Left out (a whole body at once). */
+			/* Left out (a whole body at once); its macros go
+			 * all the same. */
+			if (cmd != 0 && put_step_macros(c, cmd) == -1) {
+				conv_fail(c, "cannot encode macros: %s",
+				    strerror(errno));
+				return;
+			}
 			if (c->step == ST_BODY)
 				c->sub = c->in.spool->size - c->hb.body_off;
 			step_next(c);
 			continue;
 		}
 		if (put_step(c, &cmd) == -1) {
-			conv_fail(c, "cannot encode %s", milter_cmd_name(cmd));
+			conv_fail(c, "cannot encode %s: %s", milter_cmd_name(cmd),
+			    strerror(errno));
 			return;
 		}
 		if (milter_neg_replies(&c->neg, cmd)) {
@@ -493,7 +575,7 @@ conv_advance(struct milter_conv *c)
 		conv_finish(c, MO_CONTINUE);
 		return;
 	}
-	ev_timer_set(c->loop, &c->timer, c->m->timeout);
+	conv_arm(c);
 	if (conv_flush(c) == -1)
 		conv_fail(c, "write: %s", strerror(errno));
 	else if (!c->waiting && buf_used(&c->out) == 0)
@@ -509,8 +591,11 @@ edit_add(struct milter_conv *c, const struct milter_reply *r)
 	struct milter_edit	*ne;
 	struct buf		 v;
 
-	if (c->res.nedits >= MILTER_EDITS_MAX)
+	/* Edits, all told, no larger than a header block may be. */
+	if (c->res.nedits >= MILTER_EDITS_MAX || c->editbytes + r->namelen +
+	    r->valuelen > c->in.max_header + MILTER_HEADER_FLOOR)
 		return -1;
+	c->editbytes += r->namelen + r->valuelen;
 	if ((ne = reallocarray(c->res.edits, c->res.nedits + 1,
 	    sizeof(*ne))) == NULL)
 		return -1;
@@ -539,7 +624,10 @@ static void
 reply_copy(char *dst, size_t dl, const char *text, size_t tl)
 {
 	const char	*e;
+	char		*last;
 
+	if (dl > MILTER_CLIENT_REPLY_MAX)
+		dl = MILTER_CLIENT_REPLY_MAX;
 	if (tl >= dl) {
 		for (e = text + dl - 1; e > text && !(e[0] == '\r' &&
 		    e[1] == '\n'); e--)
@@ -548,6 +636,12 @@ reply_copy(char *dst, size_t dl, const char *text, size_t tl)
 	}
 	memcpy(dst, text, tl);
 	dst[tl] = '\0';
+	/* The line kept last is the reply's last: "550 ", not "550-". */
+	last = dst;
+	for (e = dst; (e = strstr(e, "\r\n")) != NULL; e += 2)
+		last = (char *)e + 2;
+	if (strlen(last) > 3 && last[3] == '-')
+		last[3] = ' ';
 }
 
 static void
@@ -615,7 +709,7 @@ conv_reply(struct milter_conv *c, const struct milter_reply *r)
 		conv_advance(c);
 		return;
 	case SMFIR_PROGRESS:
-		ev_timer_set(c->loop, &c->timer, c->m->timeout);
+		conv_arm(c);
 		return;
 	case SMFIR_QUARANTINE:
 		c->res.quarantine = 1;
@@ -629,8 +723,8 @@ conv_reply(struct milter_conv *c, const struct milter_reply *r)
 			conv_fail(c, "%s", "too many header edits");
 		return;
 	case SMFIR_REPLBODY:
-		if (c->res.bodylen + r->bodylen > c->in.spool->size +
-		    MILTER_PACKET_MAX * 16ULL ||
+		/* A new body no larger than a message may be. */
+		if (c->res.bodylen + r->bodylen > c->in.max_message ||
 		    (nb = realloc(c->res.body, c->res.bodylen + r->bodylen +
 		    1)) == NULL) {
 			conv_fail(c, "%s", "replacement body too large");
@@ -641,10 +735,25 @@ conv_reply(struct milter_conv *c, const struct milter_reply *r)
 		c->res.bodylen += r->bodylen;
 		c->res.body_replaced = 1;
 		return;
+	case SMFIR_SHUTDOWN:
+	case SMFIR_CONN_FAIL:
+		/* It wants no more of this connection: not a "yes". */
+		snprintf(c->res.reply, sizeof(c->res.reply), "451 4.7.1 "
+		    "Service unavailable - try again later");
+		conv_finish(c, MO_TEMPFAIL);
+		return;
 	default:
-		/* The envelope edits: the server already holds the envelope
-		 * when the milters run. */
-		conv_fail(c, "%s is not supported", milter_reply_name(r->code));
+		/* The envelope edits (offered: libmilter refuses a milter
+		 * whose flags ask for more than the MTA offers, and rspamd
+		 * always asks for them). The server already holds the
+		 * envelope; delivering without the change the milter asked
+		 * for would not be what it decided: later, not wrong. */
+		log_warn(c->in.id, "milter %s asked for %s, which is not "
+		    "applied: message tempfailed", c->m->name,
+		    milter_reply_name(r->code));
+		snprintf(c->res.reply, sizeof(c->res.reply), "451 4.7.1 "
+		    "Service unavailable - try again later");
+		conv_finish(c, MO_TEMPFAIL);
 		return;
 	}
 }
@@ -748,8 +857,9 @@ conv_connect(const char *spec)
 		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0)) == -1)
 			return -1;
+		/* EAGAIN: the milter's listen queue is full, a refusal. */
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 &&
-		    errno != EINPROGRESS && errno != EAGAIN) {
+		    errno != EINPROGRESS) {
 			close(fd);
 			return -1;
 		}
@@ -792,6 +902,9 @@ milter_start(struct ev_loop *loop, const struct conf_milter *m,
 	c->connecting = 1;
 	ev_io_init(&c->io, c->fd, conv_io, c);
 	milter_offer_default(&c->offer);
+	/* Refused recipients are never shown (the server refused them,
+	 * or the milter itself at RCPT time). */
+	c->offer.protocol &= ~SMFIP_RCPT_REJ;
 	c->step = ST_OPTNEG;
 	c->waiting = SMFIC_OPTNEG;
 	if (milter_put_offer(&c->out, &c->offer) == -1 ||
@@ -885,6 +998,7 @@ milter_apply(struct spool *sp, const struct milter_result *r,
 	if (hblock_read(sp, max_header, &hb) == -1) {
 		snprintf(err, errlen, "reading the header: %s",
 		    strerror(errno));
+		hblock_free(&hb);
 		return -1;
 	}
 	if ((f = calloc(hb.n + r->nedits + 1, sizeof(*f))) == NULL)

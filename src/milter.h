@@ -29,6 +29,7 @@ struct milter_input {
 	const struct sockaddr_storage	*peer;		/* the client */
 	const struct spool		*spool;		/* NULL with probe */
 	size_t				 max_header;	/* header block bound */
+	size_t				 max_message;	/* a new body's bound */
 	/* RCPT time: the conversation ends with the answer to the one
 	 * recipient in rcpts (no message yet). */
 	int				 probe;

@@ -807,16 +807,20 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 static void
 data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 {
-	char	line[1024];
+	char	line[1024], logged[1024], *p;
 	va_list	ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	reply(s, "%s", line);
+	/* A multi-line reply (a milter's) stays one log line. */
+	snprintf(logged, sizeof(logged), "%s", line);
+	for (p = logged; (p = strpbrk(p, "\r\n")) != NULL; )
+		*p = ' ';
 	log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 	    "reply=\"%s\"", s->sender, s->rcpt_ok, s->spool.size, verdict,
-	    line);
+	    logged);
 	s->nrejects++;
 	tx_reset(s);
 	session_set_state(s, RS_COMMAND);
