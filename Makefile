@@ -18,8 +18,14 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
 	   gmime-3.0 libcares hiredis libmagic libarchive libpcre2-8 jansson
+# src/ by layer: base (event loop, buffers, sockets, config, spool,
+# sandbox), smtp (the session: syntax, relay, TLS), checks (what a
+# message goes through: scan, content, spam, milters, pre-queue), kernel
+# (divert, SYN queue), control, and one folder per program.
+SRCDIRS	 = base smtp checks kernel control
+INCS	 = $(addprefix -Isrc/,$(SRCDIRS))
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+CFLAGS	+= $(INCS) -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -fstack-protector-strong \
 	   -D_FORTIFY_SOURCE=2 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -29,18 +35,18 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 
 # Code that knows nothing about a daemon: shared by sporkd and the tests.
-LIB_SRC	= src/buf.c src/clamd.c src/conf.c src/ev.c src/log.c src/policy.c src/quarantine.c \
-	  src/mime_clean.c src/sandbox.c src/scan_engine.c src/scan_pool.c \
-	  src/content_rules.c src/content_scan.c src/dlp.c \
-	  src/smtp_data.c src/smtp_proto.c src/sock.c src/spool.c src/ratelimit.c \
-	  src/nft_divert.c src/synq.c src/cidr.c src/dns.c src/greylist.c \
-	  src/greylist_redis.c src/spf.c src/prequeue.c src/spam.c \
-	  src/spam_policy.c src/spam_proto.c src/hostport.c src/failover.c \
-	  src/tls_keys.c src/milter_proto.c
-DAEMON_SRC = src/sporkd.c src/accept.c src/relay.c src/checks.c src/milter.c src/priv.c src/control.c \
-	     src/smtp_client.c src/notice.c src/cba.c \
-	     src/tls.c src/tls_dest.c
-HDRS	= $(wildcard src/*.h)
+LIB_SRC	= src/base/buf.c src/checks/clamd.c src/base/conf.c src/base/ev.c src/base/log.c src/checks/policy.c src/checks/quarantine.c \
+	  src/checks/mime_clean.c src/base/sandbox.c src/checks/scan_engine.c src/checks/scan_pool.c \
+	  src/checks/content_rules.c src/checks/content_scan.c src/checks/dlp.c \
+	  src/smtp/smtp_data.c src/smtp/smtp_proto.c src/base/sock.c src/base/spool.c src/base/ratelimit.c \
+	  src/kernel/nft_divert.c src/kernel/synq.c src/base/cidr.c src/base/dns.c src/checks/greylist.c \
+	  src/checks/greylist_redis.c src/checks/spf.c src/checks/prequeue.c src/checks/spam.c \
+	  src/checks/spam_policy.c src/checks/spam_proto.c src/base/hostport.c src/base/failover.c \
+	  src/smtp/tls_keys.c src/checks/milter_proto.c
+DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/base/priv.c src/control/control.c \
+	     src/smtp/smtp_client.c src/checks/notice.c src/kernel/cba.c \
+	     src/smtp/tls.c src/smtp/tls_dest.c
+HDRS	= $(wildcard src/*/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \
 	     tests/unit/test_sandbox.c tests/unit/test_mime.c tests/unit/test_synq.c \
@@ -51,9 +57,9 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 
 all: build/sporkd build/sporkctl
 
-build/sporkctl: src/sporkctl.c
+build/sporkctl: src/sporkctl/sporkctl.c
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ src/sporkctl.c
+	$(CC) $(CFLAGS) -o $@ src/sporkctl/sporkctl.c
 
 build/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 	@mkdir -p build
@@ -64,7 +70,7 @@ build/asan/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(LIB_SRC) $(DAEMON_SRC) $(LDFLAGS) $(LDLIBS)
 
 # For valgrind: no sanitizers, and no seccomp filters (valgrind cannot run
-# them; see src/sandbox.c). Used only by `make valgrind`.
+# them; see src/base/sandbox.c). Used only by `make valgrind`.
 VGFLAGS	 = -O1 -g -fno-omit-frame-pointer -DSPORK_VALGRIND
 
 build/valgrind/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
@@ -73,15 +79,15 @@ build/valgrind/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 
 build/valgrind/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
 	@mkdir -p build/valgrind
-	$(CC) $(CFLAGS) $(VGFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(VGFLAGS) -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
 
 build/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
 	@mkdir -p build
-	$(CC) $(CFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
 
 build/asan/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(HDRS)
 	@mkdir -p build/asan
-	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ tests/unit/main.c $(UNIT_TESTS) $(LIB_SRC) $(LDFLAGS) $(LDLIBS)
 
 deps:
 	scripts/install-deps

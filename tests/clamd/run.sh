@@ -134,18 +134,18 @@ drive() {
 
 command -v "$CLAMD" >/dev/null || die "no clamd (apt-get install clamav-daemon)"
 cd "$REPO" || die "no repo"
-SRC="tests/clamd/clamd_test.c src/clamd.c src/hostport.c src/failover.c \
-    src/ev.c src/buf.c src/log.c src/sock.c"
+SRC="tests/clamd/clamd_test.c src/checks/clamd.c src/base/hostport.c src/base/failover.c \
+    src/base/ev.c src/base/buf.c src/base/log.c src/base/sock.c"
 WARN="-std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -Werror"
 # shellcheck disable=SC2086
-if $CC $WARN -O2 -g -Isrc -o "$T/clamd_test" $SRC 2>"$T/build.err"; then
+if $CC $WARN -O2 -g -Isrc/base -Isrc/kernel -Isrc/checks -Isrc/smtp -o "$T/clamd_test" $SRC 2>"$T/build.err"; then
 	pass "build: -Wall -Wextra -Werror, -O2"
 else
 	fail "build: -O2"; cat "$T/build.err"; exit 1
 fi
 # shellcheck disable=SC2086
 if $CC $WARN -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-    -fno-sanitize-recover=undefined -Isrc -o "$T/clamd_test_san" $SRC \
+    -fno-sanitize-recover=undefined -Isrc/base -Isrc/kernel -Isrc/checks -Isrc/smtp -o "$T/clamd_test_san" $SRC \
     2>"$T/build-san.err"; then
 	pass "build: ASan+UBSan"
 else

@@ -24,21 +24,22 @@ FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_CFLAGS	 = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra \
 		   -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-		   -D_GNU_SOURCE -Isrc -Itests/fuzz
+		   -D_GNU_SOURCE $(addprefix -Isrc/,base smtp checks kernel control) \
+		   -Itests/fuzz
 FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
-FUZZ_LIB	 = src/smtp_proto.c src/smtp_data.c src/buf.c src/conf.c \
-		   src/log.c src/sock.c src/policy.c src/cidr.c tests/fuzz/stub_scan.c \
-		   src/spam_proto.c src/milter_proto.c
+FUZZ_LIB	 = src/smtp/smtp_proto.c src/smtp/smtp_data.c src/base/buf.c src/base/conf.c \
+		   src/base/log.c src/base/sock.c src/checks/policy.c src/base/cidr.c tests/fuzz/stub_scan.c \
+		   src/checks/spam_proto.c src/checks/milter_proto.c
 FUZZ_LIBS	 = -ljansson -lm
 # The whole-session target links the relay and the event loop too, with
 # what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
-FUZZ_SESSION_SRC = src/relay.c src/checks.c src/milter.c src/ev.c src/spool.c src/quarantine.c \
-		   src/ratelimit.c src/nft_divert.c src/tls.c src/notice.c \
-		   src/smtp_client.c src/cba.c src/synq.c src/prequeue.c \
-		   src/dns.c src/greylist.c src/greylist_redis.c src/spf.c \
-		   src/sandbox.c src/spam.c src/spam_policy.c src/hostport.c \
-		   src/failover.c src/tls_keys.c src/tls_dest.c \
+FUZZ_SESSION_SRC = src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/base/ev.c src/base/spool.c src/checks/quarantine.c \
+		   src/base/ratelimit.c src/kernel/nft_divert.c src/smtp/tls.c src/checks/notice.c \
+		   src/smtp/smtp_client.c src/kernel/cba.c src/kernel/synq.c src/checks/prequeue.c \
+		   src/base/dns.c src/checks/greylist.c src/checks/greylist_redis.c src/checks/spf.c \
+		   src/base/sandbox.c src/checks/spam.c src/checks/spam_policy.c src/base/hostport.c \
+		   src/base/failover.c src/smtp/tls_keys.c src/smtp/tls_dest.c \
 		   tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \
@@ -47,21 +48,21 @@ FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content f
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
-    $(wildcard src/*.h)
+    $(wildcard src/*/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
 
 # The clean policy's MIME rewriting links GMime, nothing else.
 build/fuzz/fuzz_mime: tests/fuzz/fuzz_mime.c tests/fuzz/fuzz.h \
-    src/mime_clean.c src/mime_clean.h
+    src/checks/mime_clean.c src/checks/mime_clean.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) \
 	    $(shell pkg-config --cflags gmime-3.0) -o $@ \
-	    tests/fuzz/fuzz_mime.c src/mime_clean.c \
+	    tests/fuzz/fuzz_mime.c src/checks/mime_clean.c \
 	    $(shell pkg-config --libs gmime-3.0)
 
 build/fuzz/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz.h \
-    $(FUZZ_LIB) $(FUZZ_SESSION_SRC) $(wildcard src/*.h)
+    $(FUZZ_LIB) $(FUZZ_SESSION_SRC) $(wildcard src/*/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) \
 	    $(FUZZ_SESSION_SRC) $(FUZZ_SESSION_LIBS)
@@ -69,20 +70,20 @@ build/fuzz/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz.h \
 # The content policy's rewriter links what the scan worker links for it.
 CONTENT_PKGS	 = gmime-3.0 libmagic libarchive libpcre2-8
 build/fuzz/fuzz_content: tests/fuzz/fuzz_content.c tests/fuzz/fuzz.h \
-    src/content_scan.c src/content_rules.c src/dlp.c src/mime_clean.c \
-    src/log.c src/buf.c $(wildcard src/*.h)
+    src/checks/content_scan.c src/checks/content_rules.c src/checks/dlp.c src/checks/mime_clean.c \
+    src/base/log.c src/base/buf.c $(wildcard src/*/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(CONTENT_PKGS)) \
-	    $(FUZZ_SAN) -o $@ $< src/content_scan.c src/content_rules.c \
-	    src/dlp.c src/mime_clean.c src/log.c src/buf.c \
+	    $(FUZZ_SAN) -o $@ $< src/checks/content_scan.c src/checks/content_rules.c \
+	    src/checks/dlp.c src/checks/mime_clean.c src/base/log.c src/base/buf.c \
 	    $(shell pkg-config --libs $(CONTENT_PKGS))
 
-build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp_data.c \
-    src/smtp_data.h
+build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp/smtp_data.c \
+    src/smtp/smtp_data.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined \
 	    -fno-sanitize-recover=undefined -o $@ tests/fuzz/frame_driver.c \
-	    src/smtp_data.c
+	    src/smtp/smtp_data.c
 
 fuzz-build: $(FUZZ_BINS) build/fuzz/frame_driver
 

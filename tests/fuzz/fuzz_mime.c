@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The "clean" policy's MIME rewriting (src/mime_clean.c, GMime underneath)
+ * The "clean" policy's MIME rewriting (src/checks/mime_clean.c, GMime underneath)
  * against arbitrary messages. A part counts as infected when its decoded
  * content holds the marker "VIR<DEL>US" (libclamav is not linked: the target is
  * the rewriting, not the engine). The input is first made what the relay

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The whole-session fuzzer: one input drives both halves of a real relay
- * session (src/relay.c on src/ev.c), in the pattern of Dovecot's
+ * session (src/smtp/relay.c on src/base/ev.c), in the pattern of Dovecot's
  * fuzz-smtp-server. The session is made over two socketpairs with
  * relay_session_attach(); the harness holds the far ends and plays the
  * client and the server, each writing the chunks the input gives it, and

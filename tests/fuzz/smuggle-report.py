@@ -5,7 +5,7 @@
 Each vector of smuggling-vectors.tsv is a file in corpus/fuzz_data/
 (smuggle-NAME: a message, the fake end, a smuggled transaction, the real
 CRLF.CRLF; ctl-NAME: a control input as written). Each goes through
-build/fuzz/frame_driver (src/smtp_data.c, fed as the relay feeds it) with
+build/fuzz/frame_driver (src/smtp/smtp_data.c, fed as the relay feeds it) with
 bare_newline reject and normalize, and the table shows where the message
 ended, whether the relay refuses it, and what would go upstream around the
 fake end.

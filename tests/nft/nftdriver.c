@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Drives src/nft_divert.c against the running kernel for tests/nft/run.sh.
+ * Drives src/kernel/nft_divert.c against the running kernel for tests/nft/run.sh.
  *
  *	nftdriver probe
  *	nftdriver print   [CONF]

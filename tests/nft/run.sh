@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# src/nft_divert.c against the running kernel, in throwaway network
+# src/kernel/nft_divert.c against the running kernel, in throwaway network
 # namespaces laid out like the lab: cli -- br (br0, two veth ports) -- srv,
 # plus ref, a second bridge to load reference rulesets into. A driver
 # (tests/nft/nftdriver.c) installs the owned divert in br and holds it;
@@ -206,7 +206,7 @@ trap 'exit 1' INT TERM HUP
 T=$(mktemp -d /tmp/spork-nft.XXXXXX) || exit 1
 
 # shellcheck disable=SC2046  # pkg-config's words are separate flags
-if ! (cd "$REPO" && "$CC" -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -O2 -g -Isrc -o "$T/nftdriver" tests/nft/nftdriver.c src/nft_divert.c src/log.c $(pkg-config --cflags --libs libmnl libnftnl)); then
+if ! (cd "$REPO" && "$CC" -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -O2 -g -Isrc/base -Isrc/kernel -Isrc/checks -Isrc/smtp -o "$T/nftdriver" tests/nft/nftdriver.c src/kernel/nft_divert.c src/base/log.c $(pkg-config --cflags --libs libmnl libnftnl)); then
 	echo "FAIL build nftdriver"
 	exit 1
 fi

@@ -44,6 +44,10 @@ struct check_msg {
 	size_t				 nrcpts;
 	const struct sockaddr_storage	*peer;
 	int				 inside;	/* in inside_networks */
+	/* Milters (bit i: the i-th of `milters`) that failed earlier in
+	 * this session: not asked again, their default applies at once,
+	 * as Postfix does. */
+	unsigned			 milters_failed;
 	int				 transparent;
 	struct spool			*spool;
 };
@@ -57,6 +61,7 @@ struct check_result {
 	/* !deliver: the whole reply to the client, and the verdict for the
 	 * log line ("verdict=virus" and the like). */
 	char	 reply[1024];
+	unsigned milters_failed;	/* those that failed in this run */
 };
 
 struct check_run;
@@ -95,5 +100,8 @@ enum check_rcpt_answer checks_rcpt(struct check_rcpt *, const char *helo,
 	    const char *sender, const char *args, size_t argslen,
 	    int can_reply, char *reply, size_t replylen);
 void	checks_rcpt_free(struct check_rcpt *);
+/* The milters that failed in this session (see check_msg), and more. */
+unsigned checks_rcpt_failed(const struct check_rcpt *);
+void	checks_rcpt_add_failed(struct check_rcpt *, unsigned);
 
 #endif

@@ -608,6 +608,8 @@ milter_done(void *arg, struct milter_result *mr)
 	struct check_run	*r = arg;
 
 	r->mconv = NULL;
+	if (mr->outcome == MO_FAILED)
+		r->res.milters_failed |= 1U << r->mi;
 	if (milter_result(r, &checks_conf->milters.m[r->mi], mr) == -1)
 		return;
 	r->mi++;
@@ -626,6 +628,16 @@ stage_milters(struct check_run *r)
 		if ((m->direction == DIR_INBOUND && r->m.inside) ||
 		    (m->direction == DIR_OUTBOUND && !r->m.inside))
 			continue;
+		if ((r->m.milters_failed | r->res.milters_failed) &
+		    (1U << r->mi)) {
+			memset(&mr, 0, sizeof(mr));
+			mr.outcome = MO_FAILED;
+			snprintf(mr.error, sizeof(mr.error), "failed earlier "
+			    "in this session");
+			if (milter_result(r, m, &mr) == -1)
+				return;
+			continue;
+		}
 		memset(&in, 0, sizeof(in));
 		in.id = r->m.id;
 		in.helo = r->m.helo;
@@ -643,6 +655,7 @@ stage_milters(struct check_run *r)
 		memset(&mr, 0, sizeof(mr));
 		mr.outcome = MO_FAILED;
 		snprintf(mr.error, sizeof(mr.error), "%s", strerror(errno));
+		r->res.milters_failed |= 1U << r->mi;
 		if (milter_result(r, m, &mr) == -1)
 			return;
 	}
@@ -720,6 +733,7 @@ struct check_rcpt {
 	int				 refused;
 	int				 inside_ask;	/* in checks_rcpt() */
 	int				 passed;	/* args and sender passed */
+	unsigned			 failed;	/* milters, this session */
 	char				 reply[1024];
 };
 
@@ -752,6 +766,19 @@ checks_rcpt_new(const char *id, const struct sockaddr_storage *peer,
 	return cr;
 }
 
+unsigned
+checks_rcpt_failed(const struct check_rcpt *cr)
+{
+	return cr != NULL ? cr->failed : 0;
+}
+
+void
+checks_rcpt_add_failed(struct check_rcpt *cr, unsigned failed)
+{
+	if (cr != NULL)
+		cr->failed |= failed;
+}
+
 void
 checks_rcpt_free(struct check_rcpt *cr)
 {
@@ -778,6 +805,8 @@ rcpt_done(void *arg, struct milter_result *mr)
 	const struct conf_milter	*m = &checks_conf->milters.m[cr->mi];
 
 	cr->conv = NULL;
+	if (mr->outcome == MO_FAILED)
+		cr->failed |= 1U << cr->mi;
 	log_info(cr->id, "milter name=%s rcpt=%s result=%s ms=%u%s%s", m->name,
 	    cr->path, outcome_name(mr->outcome), mr->ms,
 	    mr->outcome == MO_FAILED ? " error=" : "",
@@ -818,6 +847,14 @@ rcpt_next(struct check_rcpt *cr)
 		m = &checks_conf->milters.m[cr->mi];
 		if (!milter_applies(m, cr->inside))
 			continue;
+		if (cr->failed & (1U << cr->mi)) {
+			memset(&mr, 0, sizeof(mr));
+			mr.outcome = MO_FAILED;
+			snprintf(mr.error, sizeof(mr.error), "failed earlier "
+			    "in this session");
+			rcpt_done(cr, &mr);
+			return;
+		}
 		memset(&in, 0, sizeof(in));
 		in.id = cr->id;
 		in.helo = cr->helo;

@@ -856,6 +856,7 @@ checks_done(void *arg, struct check_result *res, int sync)
 	struct session	*s = arg;
 
 	s->checks = NULL;
+	checks_rcpt_add_failed(s->crcpt, res->milters_failed);
 	if (!res->deliver)
 		data_reject(s, res->verdict, "%s", res->reply);
 	else {
@@ -919,6 +920,7 @@ data_end(struct session *s)
 	m.nrcpts = s->rcpt_nacc;
 	m.peer = &s->peer;
 	m.inside = s->inside;
+	m.milters_failed = checks_rcpt_failed(s->crcpt);
 	m.transparent = s->transparent;
 	m.spool = &s->spool;
 	session_set_state(s, RS_SCANNING);
