@@ -264,11 +264,16 @@ spool_fd(struct spool *sp)
 int
 spool_readonly(int fd)
 {
-	char	path[32];
+	char	path[32], link[16];
+	ssize_t	n;
 
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
-	    F_SEAL_WRITE) == -1 && errno != EINVAL)
-		return -1;		/* EINVAL: not a memfd */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	/* Only a memfd is sealed (a file on tmpfs refuses seals with
+	 * EPERM, as does a memfd made without MFD_ALLOW_SEALING: that one
+	 * is refused here rather than handed over writable). */
+	if ((n = readlink(path, link, sizeof(link))) >= 7 &&
+	    memcmp(link, "/memfd:", 7) == 0 && fcntl(fd, F_ADD_SEALS,
+	    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == -1)
+		return -1;
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
