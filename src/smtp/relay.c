@@ -130,6 +130,7 @@ struct session {
 	uint64_t		 data_t0;	/* DATA body started */
 	struct sockaddr_storage	 peer;
 	int			 inside;	/* peer in inside_networks */
+	int			 spool_err;	/* errno of a failed spool write */
 	int			 skip_line;	/* discarding an overlong line */
 	int			 ceof;		/* client sent FIN */
 	int			 cclosed;	/* client connection broken */
@@ -879,6 +880,17 @@ data_end(struct session *s)
 
 	s->nmsgs++;
 	s->njunk = 0;
+	if (s->spool_err != 0) {
+		e = s->spool_err;
+		s->spool_err = 0;
+		if (e == ENOSPC)
+			data_reject(s, "verdict=spool-full", "452 4.3.1 Error: "
+			    "insufficient system storage, try again later");
+		else
+			data_reject(s, "verdict=spool-error", "451 4.3.0 Error: "
+			    "local spool failure, try again later");
+		return;
+	}
 	if (e & DATA_ERR_TOO_BIG) {
 		data_reject(s, "verdict=too-big", "552 5.3.4 Error: message "
 		    "file too big (limit %zu bytes)",
@@ -941,22 +953,21 @@ data_receive(struct session *s)
 		    buf_used(&s->cin) < RELAY_CHUNK ? buf_used(&s->cin) :
 		    RELAY_CHUNK, out, sizeof(out), &olen, &end);
 		buf_consume(&s->cin, used);
+		/* A spool that cannot take more: the rest of the message is
+		 * read and dropped, and the answer comes after its end, when
+		 * the client listens (closing now would reset a client still
+		 * sending, which would never see why). */
 		if (olen > 0 && !(s->df.errors & DATA_ERR_TOO_BIG) &&
+		    s->spool_err == 0 &&
 		    spool_append(&s->spool, out, olen) == -1) {
-			if (errno == ENOSPC) {
+			s->spool_err = errno;
+			if (errno == ENOSPC)
 				log_warn(s->id, "spool full limit="
 				    "spool_disk_budget size=%zu",
 				    s->spool.size);
-				reply_close(s, "spool-budget", "452 4.3.1 Error: "
-				    "insufficient system storage, try again "
-				    "later");
-				return;
-			}
-			log_err(s->id, "spool write failed: %s",
-			    strerror(errno));
-			reply_close(s, "spool-failure", "451 4.3.0 Error: "
-			    "local spool failure, try again later");
-			return;
+			else
+				log_err(s->id, "spool write failed: %s",
+				    strerror(errno));
 		}
 	}
 	if (end) {
