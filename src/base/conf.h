@@ -203,6 +203,19 @@ struct conf {
 	double			spam_quarantine_score;
 	double			spam_reject_score;
 	int			spam_unavailable_tempfail;
+	/* message tracking */
+	char			track_db[CONF_PATH_MAX];	/* "": off */
+	unsigned		track_retention;	/* seconds */
+	size_t			track_max_size;
+	int			track_json;
+	/* the web console (spork-console, its own process) */
+	struct conf_addrs	console_listen;
+	char			console_user[64];
+	char			console_users_file[CONF_PATH_MAX];
+	char			console_cert_file[CONF_PATH_MAX];
+	char			console_key_file[CONF_PATH_MAX];
+	unsigned		console_session_timeout;	/* ms */
+	struct conf_nets	console_metrics_networks;
 	int			log_level;
 	int			log_syslog;
 	int			log_stderr;
