@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPORK_TRACK_H
+#define SPORK_TRACK_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "conf.h"
+
+/*
+ * Message tracking: one record per message that reached the end of DATA
+ * (or was refused at DATA), kept in an SQLite database (WAL) for
+ * `sporkctl track` and the web console, and optionally emitted as one
+ * JSON line to syslog. The event loop only copies the record into a
+ * bounded queue; a thread of its own writes it.
+ *
+ * The database (read by sporkctl and spork-console, never written by
+ * them):
+ *
+ *   messages(id INTEGER PRIMARY KEY, t REAL unix time, session TEXT,
+ *            client TEXT "addr:port", client_addr TEXT "addr",
+ *            server TEXT, direction TEXT inbound|outbound, helo TEXT,
+ *            sender TEXT, size INTEGER, message_id TEXT, subject TEXT,
+ *            verdict TEXT, action TEXT, score REAL NULL, tls TEXT,
+ *            quarantine TEXT NULL, reply TEXT)
+ *   recipients(message INTEGER -> messages.id, rcpt TEXT, code INTEGER,
+ *            reply TEXT)
+ *
+
+ * The JSON line (track_json) is written by track_message() itself through
+ * log.c, so the event loop pays one snprintf for it.
+ *
+ * `verdict` is the verdict word of the log line (clean, virus, spam,
+ * content, milter, encrypted, limits, scan-error, refused-by-server...),
+ * `action` what was done: deliver, tag, clean, quarantine, reject,
+ * tempfail; `reply` the reply the client got to its end of data. Each
+ * recipient has the server's answer (its final answer for those it
+ * accepted at RCPT, its RCPT answer for those it refused) or, when sporkd
+ * answered for it, sporkd's.
+ */
+
+#define TRACK_RCPTS_MAX		1000	/* recorded per message; more are counted */
+#define TRACK_QUEUE_MAX		4096	/* records waiting for the writer */
+#define TRACK_FIELD_MAX		998	/* longest text field kept */
+
+struct track_rcpt {
+	const char	*addr;
+	int		 code;		/* 3-digit reply code */
+	const char	*reply;		/* the whole first reply line */
+};
+
+/* Strings are the caller's: track_message() copies what it keeps. NULL
+ * or "" for a field not known. */
+struct track_rec {
+	double			 t;		/* end of DATA, unix time */
+	const char		*session;
+	const char		*client;	/* addr:port */
+	const char		*client_addr;
+	const char		*server;
+	const char		*direction;	/* inbound, outbound */
+	const char		*helo;
+	const char		*sender;
+	const struct track_rcpt	*rcpts;
+	size_t			 nrcpts;
+	size_t			 size;
+	const char		*message_id;
+	const char		*subject;
+	const char		*verdict;
+	const char		*action;
+	double			 score;		/* NAN: no spam score */
+	const char		*tls;		/* none, intercept, passthrough... */
+	const char		*quarantine;	/* quarantine id */
+	const char		*reply;
+};
+
+/* Opens (creating) conf->track_db and starts the writer; with an empty
+ * track_db only the JSON lines (if track_json) are kept. -1 and err on
+ * failure. */
+int	track_init(const struct conf *, char *err, size_t errlen);
+/* Queues one record; never blocks. Past TRACK_QUEUE_MAX waiting records
+ * the record is dropped and counted (track.dropped). */
+void	track_message(const struct track_rec *);
+/* Counters for `sporkctl status` and the metrics: "track.written=N ..." */
+void	track_status(struct buf *);
+/* Flushes the queue and stops the writer (at exit). */
+void	track_shutdown(void);
+
+#endif
