@@ -35,7 +35,7 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 
 # Code that knows nothing about a daemon: shared by sporkd and the tests.
-LIB_SRC	= src/base/buf.c src/checks/clamd.c src/base/conf.c src/base/ev.c src/base/log.c src/checks/policy.c src/checks/quarantine.c \
+LIB_SRC	= src/base/action.c src/base/buf.c src/checks/clamd.c src/base/conf.c src/base/ev.c src/base/log.c src/checks/policy.c src/checks/quarantine.c \
 	  src/checks/mime_clean.c src/base/sandbox.c src/checks/scan_engine.c src/checks/scan_pool.c \
 	  src/checks/content_rules.c src/checks/content_scan.c src/checks/dlp.c \
 	  src/smtp/smtp_data.c src/smtp/smtp_proto.c src/base/sock.c src/base/spool.c src/base/ratelimit.c \

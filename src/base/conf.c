@@ -15,11 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "action.h"
 #include "conf.h"
 #include "log.h"
-#include "policy.h"
 #include "sock.h"
-#include "spam.h"
 
 #define CONF_LINE_MAX	4096
 
@@ -31,22 +30,20 @@ enum conf_type {
 	CT_SIZE,	/* bytes, k/m/g suffix */
 	CT_COUNT,
 	CT_TIME,	/* seconds, s/m/h suffix; stored in ms */
-	CT_BARE,
-	CT_PROBE,	/* relay, 252 or 502 */
 	CT_MILTERS,	/* NAME=SOCKET[,timeout=T][,default=A][,direction=D] */
-	CT_LOGLEVEL,
-	CT_ACTION,	/* reject, tempfail, tag, quarantine */
-	CT_VACTION,	/* CT_ACTION or clean (viruses only) */
-	CT_THEN,	/* reject or deliver, stored as "deliver" */
-	CT_OVERLOAD,	/* refuse or bypass, stored as "bypass" */
+	CT_ENUM,	/* one word of the key's table, stored as its value */
 	CT_NETS,	/* list of ADDR[/PREFIX] */
 	CT_ZONES,	/* list of ZONE[:connect|rcpt|tag] */
 	CT_WLZONES,	/* list of ZONE (DNS whitelists) */
-	CT_PQACTION,	/* reject, tempfail, tag or none */
 	CT_MSEC,	/* like CT_TIME, 0 allowed */
 	CT_LTIME,	/* seconds, s/m/h/d suffix, up to 1000d; in seconds */
 	CT_SCORE,	/* a decimal spam score, or off (stored as INFINITY) */
-	CT_UNAVAILABLE,	/* accept or tempfail, stored as "tempfail" */
+};
+
+/* A word of an enumerated key and the value it stands for. */
+struct conf_word {
+	const char	*w;
+	int		 v;
 };
 
 struct conf_key {
@@ -55,11 +52,24 @@ struct conf_key {
 	size_t		 off;
 	size_t		 len;		/* CT_STR: capacity */
 	const char	*def;
+	const struct conf_word *words;	/* CT_ENUM */
 };
 
 #define K(n, t, d)	KN(#n, n, t, d)
 #define KN(name, n, t, d) { name, t, offsetof(struct conf, n), \
-			  sizeof(((struct conf *)0)->n), d }
+			  sizeof(((struct conf *)0)->n), d, NULL }
+/* An enumerated key: its words, then its default word. */
+#define KE(name, n, w, d) { name, CT_ENUM, offsetof(struct conf, n), \
+			  sizeof(((struct conf *)0)->n), d, w }
+#define W(...)		((const struct conf_word[]){ __VA_ARGS__, { NULL, 0 } })
+
+/* The actions a scan verdict may be given (virus_action adds clean). */
+#define W_ACTIONS	{ "reject", ACT_REJECT }, { "tempfail", ACT_TEMPFAIL }, \
+			{ "tag", ACT_TAG }, { "quarantine", ACT_QUARANTINE }
+#define W_PROBE		W({ "relay", PROBE_RELAY }, { "252", PROBE_252 }, \
+			{ "502", PROBE_502 })
+#define W_PQACTION	W({ "reject", ACT_REJECT }, { "tempfail", ACT_TEMPFAIL }, \
+			{ "tag", ACT_TAG }, { "none", ACT_NONE })
 
 static const struct conf_key conf_keys[] = {
 	K(transparent_listen,	CT_ADDRS,	"0.0.0.0:10025 [::]:10025"),
@@ -80,7 +90,8 @@ static const struct conf_key conf_keys[] = {
 	K(max_reply_line,	CT_SIZE,	"2048"),
 	K(max_reply_lines,	CT_COUNT,	"100"),
 	K(max_sessions,		CT_COUNT,	"10000"),
-	KN("overload_policy", overload_bypass, CT_OVERLOAD, "refuse"),
+	KE("overload_policy", overload_bypass,
+	    W({ "refuse", 0 }, { "bypass", 1 }), "refuse"),
 	K(overload_bypass_time,	CT_TIME,	"1m"),
 	K(max_sessions_per_client, CT_COUNT,	"100"),
 	K(max_connections_per_minute, CT_COUNT,	"1200"),
@@ -90,11 +101,13 @@ static const struct conf_key conf_keys[] = {
 	K(min_data_rate,	CT_SIZE,	"256"),
 	K(min_data_rate_grace,	CT_TIME,	"30s"),
 	K(timeout_request,	CT_TIME,	"2m"),
-	K(bare_newline,		CT_BARE,	"reject"),
+	KE("bare_newline", bare_newline, W({ "reject", BARE_REJECT },
+	    { "normalize", BARE_NORMALIZE }), "reject"),
 	K(milters,		CT_MILTERS,	""),
-	K(vrfy_outside,		CT_PROBE,	"252"),
-	K(expn_outside,		CT_PROBE,	"502"),
-	K(scan_backend,		CT_STR,		"workers"),
+	KE("vrfy_outside", vrfy_outside, W_PROBE, "252"),
+	KE("expn_outside", expn_outside, W_PROBE, "502"),
+	KE("scan_backend", scan_backend, W({ "workers", SCAN_BACKEND_WORKERS },
+	    { "clamd", SCAN_BACKEND_CLAMD }), "workers"),
 	K(scan_workers,		CT_COUNT,	"2"),
 	K(scan_user,		CT_STR,		"nobody"),
 	K(scan_timeout,		CT_TIME,	"150s"),
@@ -104,13 +117,16 @@ static const struct conf_key conf_keys[] = {
 	K(scan_max_files,	CT_COUNT,	"10000"),
 	K(scan_max_time,	CT_TIME,	"120s"),
 	K(scan_worker_memory,	CT_SIZE,	"4g"),
-	K(virus_action,		CT_VACTION,	"reject"),
-	K(encrypted_action,	CT_ACTION,	"tempfail"),
-	K(limits_action,	CT_ACTION,	"tempfail"),
-	K(scan_error_action,	CT_ACTION,	"tempfail"),
+	KE("virus_action", virus_action, W(W_ACTIONS, { "clean", ACT_CLEAN }),
+	    "reject"),
+	KE("encrypted_action", encrypted_action, W(W_ACTIONS), "tempfail"),
+	KE("limits_action", limits_action, W(W_ACTIONS), "tempfail"),
+	KE("scan_error_action", scan_error_action, W(W_ACTIONS),
+	    "tempfail"),
 	K(scan_header,		CT_BOOL,	"yes"),
 	K(quarantine_dir,	CT_STR,		"/var/spool/spork/quarantine"),
-	KN("quarantine_then", quarantine_then_deliver, CT_THEN, "reject"),
+	KE("quarantine_then", quarantine_then_deliver,
+	    W({ "reject", 0 }, { "deliver", 1 }), "reject"),
 	K(notice_to,		CT_STR,		""),
 	K(notice_from,		CT_STR,		""),
 	K(notice_actions,	CT_WORDS,	"reject quarantine clean"),
@@ -123,7 +139,8 @@ static const struct conf_key conf_keys[] = {
 	K(connect_before_accept, CT_BOOL,	"no"),
 	K(connect_before_accept_queue, CT_COUNT, "25"),
 	K(connect_before_accept_per_source, CT_COUNT, "8"),
-	K(tls_policy,		CT_STR,		"intercept"),
+	KE("tls_policy", tls_policy, W({ "passthrough", TLS_PASSTHROUGH },
+	    { "intercept", TLS_INTERCEPT }, { "strip", TLS_STRIP }), "intercept"),
 	K(tls_intercept_servers, CT_WORDS,	""),
 	K(tls_passthrough_servers, CT_WORDS,	""),
 	K(tls_strip_servers,	CT_WORDS,	""),
@@ -143,15 +160,17 @@ static const struct conf_key conf_keys[] = {
 	K(clamd_connect_timeout, CT_TIME,	"5s"),
 	K(clamd_health_interval, CT_TIME,	"10s"),
 	K(clamd_max_stream,	CT_SIZE,	"25m"),
-	K(spam_engine,		CT_STR,		"none"),
+	KE("spam_engine", spam_engine, W({ "none", SPAM_ENGINE_NONE },
+	    { "rspamd", SPAM_ENGINE_RSPAMD }, { "spamd", SPAM_ENGINE_SPAMD }),
+	    "none"),
 	K(spam_servers,		CT_WORDS,	""),
 	K(spam_timeout,		CT_TIME,	"15s"),
 	K(spam_max_size,	CT_SIZE,	"2m"),
 	K(spam_tag_score,	CT_SCORE,	"5"),
 	K(spam_quarantine_score, CT_SCORE,	"off"),
 	K(spam_reject_score,	CT_SCORE,	"15"),
-	KN("spam_unavailable_action", spam_unavailable_tempfail, CT_UNAVAILABLE,
-	    "accept"),
+	KE("spam_unavailable_action", spam_unavailable_tempfail,
+	    W({ "accept", 0 }, { "tempfail", 1 }), "accept"),
 	K(timeout_connect,	CT_TIME,	"30s"),
 	K(timeout_greeting,	CT_TIME,	"5m"),
 	K(timeout_command,	CT_TIME,	"5m"),
@@ -161,7 +180,8 @@ static const struct conf_key conf_keys[] = {
 	K(timeout_data_final,	CT_TIME,	"10m"),
 	K(timeout_passthrough,	CT_TIME,	"10m"),
 	K(inside_networks,	CT_NETS,	""),
-	K(prequeue_apply,	CT_STR,		"inbound"),
+	KE("prequeue_apply", prequeue_apply, W({ "inbound", DIR_INBOUND },
+	    { "outbound", DIR_OUTBOUND }, { "both", DIR_BOTH }), "inbound"),
 	K(early_talker,		CT_BOOL,	"no"),
 	K(greet_pause,		CT_MSEC,	"0"),
 	K(dns_servers,		CT_WORDS,	""),
@@ -169,8 +189,8 @@ static const struct conf_key conf_keys[] = {
 	K(dnsbl_zones,		CT_ZONES,	""),
 	K(dnswl_zones,		CT_WLZONES,	""),
 	K(spf_enable,		CT_BOOL,	"no"),
-	K(spf_fail_action,	CT_PQACTION,	"tag"),
-	K(spf_softfail_action,	CT_PQACTION,	"tag"),
+	KE("spf_fail_action", spf_fail_action, W_PQACTION, "tag"),
+	KE("spf_softfail_action", spf_softfail_action, W_PQACTION, "tag"),
 	K(spf_timeout,		CT_TIME,	"20s"),
 	K(spf_helpers,		CT_COUNT,	"2"),
 	K(greylist_enable,	CT_BOOL,	"no"),
@@ -192,7 +212,9 @@ static const struct conf_key conf_keys[] = {
 	K(console_key_file,	CT_STR,		""),
 	K(console_session_timeout, CT_TIME,	"30m"),
 	K(console_metrics_networks, CT_NETS,	"127.0.0.0/8 ::1"),
-	K(log_level,		CT_LOGLEVEL,	"info"),
+	KE("log_level", log_level, W({ "error", LOG_LVL_ERR },
+	    { "warning", LOG_LVL_WARN }, { "info", LOG_LVL_INFO },
+	    { "debug", LOG_LVL_DEBUG }), "info"),
 	K(log_syslog,		CT_BOOL,	"yes"),
 	K(log_stderr,		CT_BOOL,	"yes"),
 };
@@ -237,7 +259,7 @@ parse_milter(const char *w, struct conf_milter *m, char *err, size_t errlen)
 
 	memset(m, 0, sizeof(*m));
 	m->timeout = 30000;
-	m->def = MILTER_DEF_TEMPFAIL;
+	m->def = ACT_TEMPFAIL;
 	m->direction = DIR_BOTH;
 	if ((eq = strchr(w, '=')) == NULL || eq == w ||
 	    (size_t)(eq - w) >= sizeof(m->name) ||
@@ -270,11 +292,11 @@ parse_milter(const char *w, struct conf_milter *m, char *err, size_t errlen)
 				goto bad;
 			m->timeout = (unsigned)n * 1000;
 		} else if (strcmp(opt, "default=accept") == 0)
-			m->def = MILTER_DEF_ACCEPT;
+			m->def = ACT_DELIVER;
 		else if (strcmp(opt, "default=tempfail") == 0)
-			m->def = MILTER_DEF_TEMPFAIL;
+			m->def = ACT_TEMPFAIL;
 		else if (strcmp(opt, "default=reject") == 0)
-			m->def = MILTER_DEF_REJECT;
+			m->def = ACT_REJECT;
 		else if (strcmp(opt, "direction=both") == 0)
 			m->direction = DIR_BOTH;
 		else if (strcmp(opt, "direction=inbound") == 0)
@@ -311,7 +333,7 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 	struct conf_nets		*ns;
 	struct conf_zones		*zs;
 	const char			*colon;
-	enum log_level			 lvl;
+	size_t				 i, l;
 
 	switch (k->type) {
 	case CT_ADDRS:
@@ -396,7 +418,7 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 		return 0;
 	case CT_MILTERS: {
 		struct conf_milters	*ms = (struct conf_milters *)p;
-		int			 i;
+		int			 j;
 
 		ms->n = 0;
 		for (s = v; *s; ) {
@@ -412,10 +434,10 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			word[wl] = '\0';
 			if (parse_milter(word, &ms->m[ms->n], err, errlen) == -1)
 				return -1;
-			for (i = 0; i < ms->n; i++)
-				if (strcmp(ms->m[i].name, ms->m[ms->n].name) == 0) {
+			for (j = 0; j < ms->n; j++)
+				if (strcmp(ms->m[j].name, ms->m[ms->n].name) == 0) {
 					snprintf(err, errlen, "milter %s named "
-					    "twice", ms->m[i].name);
+					    "twice", ms->m[j].name);
 					return -1;
 				}
 			ms->n++;
@@ -423,60 +445,6 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		return 0;
 	}
-	case CT_PROBE:
-		if (!strcmp(v, "relay"))
-			*(int *)p = PROBE_RELAY;
-		else if (!strcmp(v, "252"))
-			*(int *)p = PROBE_252;
-		else if (!strcmp(v, "502"))
-			*(int *)p = PROBE_502;
-		else {
-			snprintf(err, errlen, "want relay, 252 or 502, not "
-			    "'%s'", v);
-			return -1;
-		}
-		return 0;
-	case CT_BARE:
-		if (!strcmp(v, "reject"))
-			*(int *)p = BARE_REJECT;
-		else if (!strcmp(v, "normalize"))
-			*(int *)p = BARE_NORMALIZE;
-		else {
-			snprintf(err, errlen, "want reject or normalize, "
-			    "not '%s'", v);
-			return -1;
-		}
-		return 0;
-	case CT_VACTION:
-		if (strcmp(v, "clean") == 0) {
-			*(int *)p = ACT_CLEAN;
-			return 0;
-		}
-		/* FALLTHROUGH */
-	case CT_ACTION:
-		if (action_parse(v, (int *)p) == -1 ||
-		    *(int *)p == ACT_CLEAN) {
-			snprintf(err, errlen, "want reject, tempfail, tag or "
-			    "quarantine, not '%s'", v);
-			return -1;
-		}
-		return 0;
-	case CT_THEN:
-		if (strcmp(v, "reject") != 0 && strcmp(v, "deliver") != 0) {
-			snprintf(err, errlen, "want reject or deliver, not "
-			    "'%s'", v);
-			return -1;
-		}
-		*(int *)p = strcmp(v, "deliver") == 0;
-		return 0;
-	case CT_OVERLOAD:
-		if (strcmp(v, "refuse") != 0 && strcmp(v, "bypass") != 0) {
-			snprintf(err, errlen, "want refuse or bypass, not '%s'",
-			    v);
-			return -1;
-		}
-		*(int *)p = strcmp(v, "bypass") == 0;
-		return 0;
 	case CT_NETS:
 		ns = (struct conf_nets *)p;
 		ns->n = 0;
@@ -514,15 +482,15 @@ conf_set_one(struct conf *c, const struct conf_key *k, const char *v,
 			}
 			memcpy(word, s, wl);
 			word[wl] = '\0';
-			zs->action[zs->n] = k->type == CT_WLZONES ? PQA_NONE :
-			    PQA_REJECT;
+			zs->action[zs->n] = k->type == CT_WLZONES ? ACT_NONE :
+			    ACT_REJECT;
 			if ((colon = strchr(word, ':')) != NULL) {
 				if (k->type == CT_WLZONES)
 					goto badzone;
 				if (strcmp(colon + 1, "connect") == 0)
-					zs->action[zs->n] = PQA_CONNECT;
+					zs->action[zs->n] = ACT_CONNECT;
 				else if (strcmp(colon + 1, "tag") == 0)
-					zs->action[zs->n] = PQA_TAG;
+					zs->action[zs->n] = ACT_TAG;
 				else if (strcmp(colon + 1, "rcpt") != 0)
 					goto badzone;
 				word[colon - word] = '\0';
@@ -541,21 +509,6 @@ badzone:
 		    k->type == CT_WLZONES ? "a DNS name" :
 		    "NAME or NAME:connect, NAME:rcpt, NAME:tag");
 		return -1;
-	case CT_PQACTION:
-		if (strcmp(v, "reject") == 0)
-			*(int *)p = PQA_REJECT;
-		else if (strcmp(v, "tempfail") == 0)
-			*(int *)p = PQA_TEMPFAIL;
-		else if (strcmp(v, "tag") == 0)
-			*(int *)p = PQA_TAG;
-		else if (strcmp(v, "none") == 0)
-			*(int *)p = PQA_NONE;
-		else {
-			snprintf(err, errlen, "want reject, tempfail, tag or "
-			    "none, not '%s'", v);
-			return -1;
-		}
-		return 0;
 	case CT_MSEC:
 		if (strcmp(v, "0") == 0) {
 			*(unsigned *)p = 0;
@@ -596,22 +549,20 @@ badzone:
 		}
 		*(double *)p = strtod(v, NULL);
 		return 0;
-	case CT_UNAVAILABLE:
-		if (strcmp(v, "accept") != 0 && strcmp(v, "tempfail") != 0) {
-			snprintf(err, errlen, "want accept or tempfail, not "
-			    "'%s'", v);
-			return -1;
-		}
-		*(int *)p = strcmp(v, "tempfail") == 0;
-		return 0;
-	case CT_LOGLEVEL:
-		if (log_level_parse(v, &lvl) == -1) {
-			snprintf(err, errlen, "want error, warning, info or "
-			    "debug, not '%s'", v);
-			return -1;
-		}
-		*(int *)p = (int)lvl;
-		return 0;
+	case CT_ENUM:
+		for (i = 0; k->words[i].w != NULL; i++)
+			if (strcmp(v, k->words[i].w) == 0) {
+				*(int *)p = k->words[i].v;
+				return 0;
+			}
+		l = (size_t)snprintf(err, errlen, "want ");
+		for (i = 0; k->words[i].w != NULL && l < errlen; i++)
+			l += (size_t)snprintf(err + l, errlen - l, "%s%s",
+			    k->words[i].w, k->words[i + 1].w == NULL ? "" :
+			    k->words[i + 2].w == NULL ? " or " : ", ");
+		if (l < errlen)
+			snprintf(err + l, errlen - l, ", not '%s'", v);
+		return -1;
 	}
 	fatal("conf_set_one: bad type %d", k->type);
 }
@@ -635,6 +586,23 @@ conf_set(struct conf *c, const char *key, const char *value, char *err,
 	}
 	snprintf(err, errlen, "unknown key '%s'", key);
 	return -1;
+}
+
+/* The word an enumerated key's value v is written as, for logs. */
+const char *
+conf_word(const char *key, int v)
+{
+	size_t	i, j;
+
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		if (conf_keys[i].type != CT_ENUM ||
+		    strcmp(conf_keys[i].name, key) != 0)
+			continue;
+		for (j = 0; conf_keys[i].words[j].w != NULL; j++)
+			if (conf_keys[i].words[j].v == v)
+				return conf_keys[i].words[j].w;
+	}
+	return "unknown";
 }
 
 /* The i-th key's name, NULL past the last: for documentation checks. */
@@ -663,6 +631,7 @@ static int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
 	struct sockaddr_storage	ss;
+	enum action		na;
 	int			i;
 
 	if (c->explicit_listen.n > 0 && c->explicit_upstream.n != 1) {
@@ -692,45 +661,26 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "max_recipients below RFC 5321's 100");
 		return -1;
 	}
-	if (strcmp(c->scan_backend, "workers") != 0 &&
-	    strcmp(c->scan_backend, "clamd") != 0) {
-		snprintf(err, errlen, "scan_backend must be workers or clamd");
-		return -1;
-	}
-	if (strcmp(c->scan_backend, "clamd") == 0 && c->clamd_servers.n == 0) {
+	if (c->scan_backend == SCAN_BACKEND_CLAMD && c->clamd_servers.n == 0) {
 		snprintf(err, errlen, "scan_backend clamd needs clamd_servers");
 		return -1;
 	}
-	if (strcmp(c->spam_engine, "none") != 0 &&
-	    strcmp(c->spam_engine, "rspamd") != 0 &&
-	    strcmp(c->spam_engine, "spamd") != 0) {
-		snprintf(err, errlen, "spam_engine must be none, rspamd or "
-		    "spamd");
-		return -1;
-	}
-	if (strcmp(c->spam_engine, "none") != 0 && c->spam_servers.n == 0) {
+	if (c->spam_engine != SPAM_ENGINE_NONE && c->spam_servers.n == 0) {
 		snprintf(err, errlen, "spam_engine %s needs spam_servers",
-		    c->spam_engine);
+		    c->spam_engine == SPAM_ENGINE_RSPAMD ? "rspamd" : "spamd");
 		return -1;
 	}
-	if (c->spam_servers.n > SPAM_SERVERS_MAX) {
+	if (c->spam_servers.n > CONF_SPAM_SERVERS_MAX) {
 		snprintf(err, errlen, "spam_servers: at most %d",
-		    SPAM_SERVERS_MAX);
+		    CONF_SPAM_SERVERS_MAX);
 		return -1;
 	}
 	/* The message waits in the scanning state, whose own timer is
 	 * scan_timeout (plus a margin): the spam deadline must come first. */
-	if (strcmp(c->spam_engine, "none") != 0 &&
+	if (c->spam_engine != SPAM_ENGINE_NONE &&
 	    c->spam_timeout > c->scan_timeout) {
 		snprintf(err, errlen, "spam_timeout must not exceed "
 		    "scan_timeout");
-		return -1;
-	}
-	if (strcmp(c->tls_policy, "passthrough") != 0 &&
-	    strcmp(c->tls_policy, "intercept") != 0 &&
-	    strcmp(c->tls_policy, "strip") != 0) {
-		snprintf(err, errlen, "tls_policy must be passthrough, "
-		    "intercept or strip");
 		return -1;
 	}
 	if (c->client_v6_prefix < 48 || c->client_v6_prefix > 128) {
@@ -746,20 +696,21 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->virus_action == ACT_CLEAN &&
-	    strcmp(c->scan_backend, "workers") != 0) {
+	    c->scan_backend != SCAN_BACKEND_WORKERS) {
 		snprintf(err, errlen, "virus_action clean needs scan_backend "
 		    "workers (it scans each MIME part on its own)");
 		return -1;
 	}
 	if (c->content_rules[0] != '\0' && (!c->scan_enable ||
-	    strcmp(c->scan_backend, "workers") != 0)) {
+	    c->scan_backend != SCAN_BACKEND_WORKERS)) {
 		snprintf(err, errlen, "content_rules needs scan_enable yes and "
 		    "scan_backend workers (the rules run in the local scan "
 		    "workers)");
 		return -1;
 	}
 	for (i = 0; i < c->notice_actions.n; i++)
-		if (!policy_notice_word(c->notice_actions.w[i])) {
+		if (action_parse(c->notice_actions.w[i], NOTICE_ACTIONS,
+		    &na) == -1) {
 			snprintf(err, errlen, "notice_actions: '%s' is not one "
 			    "of reject tempfail quarantine clean strip redact "
 			    "tag", c->notice_actions.w[i]);
@@ -791,13 +742,6 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	if (c->connect_before_accept_queue > 65535) {
 		snprintf(err, errlen, "connect_before_accept_queue must be "
 		    "0 to 65535");
-		return -1;
-	}
-	if (strcmp(c->prequeue_apply, "inbound") != 0 &&
-	    strcmp(c->prequeue_apply, "outbound") != 0 &&
-	    strcmp(c->prequeue_apply, "both") != 0) {
-		snprintf(err, errlen, "prequeue_apply must be inbound, "
-		    "outbound or both");
 		return -1;
 	}
 	if (c->greylist_enable && c->greylist_min >= c->greylist_max) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "action.h"
 #include "cidr.h"
 
 #define CONF_ADDRS_MAX	8
@@ -15,6 +16,12 @@
 #define CONF_ZONES_MAX	8
 #define CONF_ZONE_MAX	200
 #define CONF_SPF_HELPERS_MAX	16
+#define CONF_SPAM_SERVERS_MAX	8
+
+/* The actions notice_actions may name. */
+#define NOTICE_ACTIONS	(ACT_BIT(ACT_REJECT) | ACT_BIT(ACT_TEMPFAIL) | \
+			ACT_BIT(ACT_QUARANTINE) | ACT_BIT(ACT_CLEAN) | \
+			ACT_BIT(ACT_STRIP) | ACT_BIT(ACT_REDACT) | ACT_BIT(ACT_TAG))
 
 enum bare_newline {
 	BARE_REJECT,
@@ -28,13 +35,27 @@ enum probe_policy {
 	PROBE_502,		/* 502: not implemented */
 };
 
+enum scan_backend_kind {
+	SCAN_BACKEND_WORKERS,	/* libclamav in sandboxed local workers */
+	SCAN_BACKEND_CLAMD,	/* a clamd farm */
+};
+
+enum spam_engine_kind {
+	SPAM_ENGINE_NONE,
+	SPAM_ENGINE_RSPAMD,
+	SPAM_ENGINE_SPAMD,
+};
+
+/* What STARTTLS gets: tls_policy and the per-server lists. */
+enum tls_policy {
+	TLS_PASSTHROUGH,	/* splice after the server's 220, unscanned */
+	TLS_INTERCEPT,		/* both halves, when the server's key is held */
+	TLS_STRIP,		/* STARTTLS hidden from the client */
+	TLS_OUTBOUND,		/* both halves, a leaf minted by the local CA */
+};
+
 /* One milter of `milters`, in the order given. */
 #define CONF_MILTERS_MAX	8
-enum milter_default {
-	MILTER_DEF_ACCEPT,	/* deliver as if it were not there */
-	MILTER_DEF_TEMPFAIL,	/* 451 4.7.1 */
-	MILTER_DEF_REJECT,	/* 550 5.7.1 */
-};
 enum direction {
 	DIR_BOTH,
 	DIR_INBOUND,		/* clients outside inside_networks */
@@ -44,8 +65,8 @@ struct conf_milter {
 	char			name[32];
 	char			socket[CONF_PATH_MAX];	/* unix:P, inet:H:P */
 	unsigned		timeout;		/* ms, per answer */
-	int			def;			/* milter_default */
-	int			direction;
+	enum action		def;	/* down: deliver, tempfail or reject */
+	enum direction		direction;
 };
 struct conf_milters {
 	struct conf_milter	m[CONF_MILTERS_MAX];
@@ -57,15 +78,6 @@ struct conf_addrs {
 	int			n;
 };
 
-/* What a pre-queue check does to a client or a message. */
-enum pq_action {
-	PQA_NONE,		/* count and log only */
-	PQA_TAG,		/* deliver with a header */
-	PQA_REJECT,		/* 5xx at RCPT */
-	PQA_TEMPFAIL,		/* 4xx at RCPT */
-	PQA_CONNECT,		/* 554 instead of the banner */
-};
-
 struct conf_nets {
 	struct cidr		net[CONF_NETS_MAX];
 	int			n;
@@ -74,7 +86,7 @@ struct conf_nets {
 /* DNS list zones, each with its action: "zone:connect|rcpt|tag". */
 struct conf_zones {
 	char			zone[CONF_ZONES_MAX][CONF_ZONE_MAX];
-	int			action[CONF_ZONES_MAX];
+	enum action		action[CONF_ZONES_MAX];	/* reject, connect, tag */
 	int			n;
 };
 
@@ -112,10 +124,10 @@ struct conf {
 	size_t			min_data_rate;
 	unsigned		min_data_rate_grace;	/* ms */
 	unsigned		timeout_request;
-	int			bare_newline;
+	enum bare_newline	bare_newline;
 	struct conf_milters	milters;
-	int			vrfy_outside;	/* enum probe_policy */
-	int			expn_outside;
+	enum probe_policy	vrfy_outside;
+	enum probe_policy	expn_outside;
 	unsigned		timeout_connect;	/* all timeouts in ms */
 	unsigned		timeout_greeting;
 	unsigned		timeout_command;
@@ -124,7 +136,7 @@ struct conf {
 	unsigned		timeout_data_block;
 	unsigned		timeout_data_final;
 	unsigned		timeout_passthrough;
-	char			scan_backend[16];
+	enum scan_backend_kind	scan_backend;
 	size_t			scan_workers;
 	char			scan_user[64];
 	unsigned		scan_timeout;
@@ -134,10 +146,10 @@ struct conf {
 	size_t			scan_max_files;
 	unsigned		scan_max_time;
 	size_t			scan_worker_memory;
-	int			virus_action;
-	int			encrypted_action;
-	int			limits_action;
-	int			scan_error_action;
+	enum action		virus_action;
+	enum action		encrypted_action;
+	enum action		limits_action;
+	enum action		scan_error_action;
 	int			scan_header;
 	char			quarantine_dir[CONF_PATH_MAX];
 	int			quarantine_then_deliver;
@@ -153,7 +165,7 @@ struct conf {
 	int			connect_before_accept;
 	size_t			connect_before_accept_queue;
 	size_t			connect_before_accept_per_source;
-	char			tls_policy[16];
+	enum tls_policy		tls_policy;
 	struct conf_words	tls_intercept_servers;
 	struct conf_words	tls_passthrough_servers;
 	struct conf_words	tls_strip_servers;
@@ -175,7 +187,7 @@ struct conf {
 	size_t			clamd_max_stream;
 	/* pre-queue checks */
 	struct conf_nets	inside_networks;
-	char			prequeue_apply[16];
+	enum direction		prequeue_apply;
 	int			early_talker;
 	unsigned		greet_pause;		/* ms, 0 = none */
 	struct conf_words	dns_servers;
@@ -183,8 +195,8 @@ struct conf {
 	struct conf_zones	dnsbl_zones;
 	struct conf_zones	dnswl_zones;
 	int			spf_enable;
-	int			spf_fail_action;
-	int			spf_softfail_action;
+	enum action		spf_fail_action;
+	enum action		spf_softfail_action;
 	unsigned		spf_timeout;
 	size_t			spf_helpers;
 	int			greylist_enable;
@@ -195,7 +207,7 @@ struct conf {
 	char			greylist_redis[256];
 	struct conf_nets	greylist_whitelist;
 	char			content_rules[CONF_PATH_MAX];
-	char			spam_engine[16];	/* none, rspamd, spamd */
+	enum spam_engine_kind	spam_engine;
 	struct conf_words	spam_servers;
 	unsigned		spam_timeout;
 	size_t			spam_max_size;
@@ -216,13 +228,14 @@ struct conf {
 	char			console_key_file[CONF_PATH_MAX];
 	unsigned		console_session_timeout;	/* ms */
 	struct conf_nets	console_metrics_networks;
-	int			log_level;
+	int			log_level;	/* enum log_level */
 	int			log_syslog;
 	int			log_stderr;
 };
 
 void	conf_defaults(struct conf *);
 const char *conf_key_name(size_t);
+const char *conf_word(const char *key, int value);
 int	conf_load(struct conf *, const char *path, char *err, size_t errlen);
 int	conf_set(struct conf *, const char *key, const char *value,
 	    char *err, size_t errlen);

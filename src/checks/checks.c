@@ -32,7 +32,7 @@
 /* A decision the notice may be about; the strongest wanted one wins. */
 struct check_notice {
 	int			 rank;		/* 0: none due */
-	const char		*action;	/* a static word */
+	enum action		 action;
 	const char		*policy;
 	const char		*verdict;
 	char			 name[SCAN_NAME_MAX];
@@ -84,7 +84,7 @@ checks_set_spam(struct spam *spam)
 /* Notices                                                             */
 
 static void
-notice_offer(struct check_run *r, const char *action, const char *policy,
+notice_offer(struct check_run *r, enum action action, const char *policy,
     const char *verdict, const char *name, const char *detail,
     unsigned removed)
 {
@@ -123,7 +123,7 @@ notice_flush(struct check_run *r)
 	ni.rcpts = r->m.rcpts;
 	ni.nrcpts = r->m.nrcpts;
 	ni.policy = n->policy;
-	ni.action = n->action;
+	ni.action = action_name(n->action);
 	ni.verdict = n->verdict;
 	ni.name = n->name;
 	ni.detail = n->detail;
@@ -256,8 +256,8 @@ content_notice(struct check_run *r, const struct scan_result *sr,
 	const struct content_rule	*rule;
 	char				 detail[320];
 
-	if (cr->action == CA_ERROR) {
-		notice_offer(r, action_name(d->action), "content", "error",
+	if (cr->action == ACT_ERROR) {
+		notice_offer(r, d->action, "content", "error",
 		    "content check failed", cr->error, 0);
 		return;
 	}
@@ -268,7 +268,7 @@ content_notice(struct check_run *r, const struct scan_result *sr,
 	    content_match_name(rule->match), rule->match == CM_DLP ? ":" : "",
 	    rule->match == CM_DLP ? dlp_kind_name(rule->dlp) : "",
 	    cr->where[0] != '\0' ? " in " : "", cr->where);
-	notice_offer(r, content_action_name(cr->action), "content", "content",
+	notice_offer(r, cr->action, "content", "content",
 	    rule->name, detail, 0);
 }
 
@@ -308,7 +308,7 @@ scan_apply(struct check_run *r, const struct scan_result *sr)
 	    sizeof(id)) == -1)
 		return;
 	if (sr->verdict != SCAN_CLEAN)
-		notice_offer(r, action_name(d.scan_action),
+		notice_offer(r, d.scan_action,
 		    scan_verdict_name(sr->verdict),
 		    scan_verdict_name(sr->verdict), sr->name, "",
 		    d.scan_action == ACT_CLEAN ? sr->removed : 0);
@@ -392,7 +392,7 @@ spam_notice(struct check_run *r, const struct spam_result *sr,
 		snprintf(detail, sizeof(detail), "engine %s: %.200s",
 		    sr->engine, sr->error);
 	}
-	notice_offer(r, spam_action_name(d->action), "spam", "spam", name,
+	notice_offer(r, d->action, "spam", "spam", name,
 	    detail, 0);
 }
 
@@ -411,23 +411,23 @@ spam_apply(struct check_run *r, const struct spam_result *sr)
 	if (sr->ok) {
 		log_info(r->m.id, "spam score=%.2f engine=\"%s\" action=%s "
 		    "ms=%u required=%.2f engine_action=\"%s\" symbols=\"%s\"",
-		    sr->score, sr->engine, spam_action_name(d.action), sr->ms,
+		    sr->score, sr->engine, action_name(d.action), sr->ms,
 		    sr->required, sr->action, sr->symbols);
 		snprintf(vs, sizeof(vs), "verdict=spam score=%.2f", sr->score);
 	} else {
 		log_info(r->m.id, "spam score=none engine=\"%s\" action=%s "
 		    "ms=%u error=\"%s\"", sr->engine,
-		    spam_action_name(d.action), sr->ms, sr->error);
+		    action_name(d.action), sr->ms, sr->error);
 		snprintf(vs, sizeof(vs), "verdict=spam-unavailable");
 	}
 	id[0] = '\0';
 	/* The quarantine record names the score ("score=N"), or why there
 	 * is none. */
-	if (d.action == SPAM_ACT_QUARANTINE && run_quarantine(r, "spam",
+	if (d.action == ACT_QUARANTINE && run_quarantine(r, "spam",
 	    sr->ok ? vs + strlen("verdict=spam ") : "unavailable", vs,
 	    d.deliver, id, sizeof(id)) == -1)
 		return;
-	if (d.action != SPAM_ACT_DELIVER)
+	if (d.action != ACT_DELIVER)
 		spam_notice(r, sr, &d);
 	if (!d.deliver) {
 		run_reject(r, vs, "%s", d.reply);
@@ -435,9 +435,9 @@ spam_apply(struct check_run *r, const struct spam_result *sr)
 	}
 	if (sr->ok)
 		verdict_add(r, " spam=%s spam_score=%.2f",
-		    spam_action_name(d.action), sr->score);
+		    action_name(d.action), sr->score);
 	else
-		verdict_add(r, " spam=%s", spam_action_name(d.action));
+		verdict_add(r, " spam=%s", action_name(d.action));
 	if (prefix_add(r, d.header) == -1) {
 		run_reject(r, vs, "451 4.3.0 Error: out of memory");
 		return;
@@ -502,7 +502,7 @@ stage_spam(struct check_run *r)
 	if (r->spamjob == NULL) {
 		memset(&sr, 0, sizeof(sr));
 		snprintf(sr.engine, sizeof(sr.engine), "%s",
-		    checks_conf->spam_engine);
+		    conf_word("spam_engine", checks_conf->spam_engine));
 		snprintf(sr.error, sizeof(sr.error), "submit: %s",
 		    strerror(errno));
 		spam_apply(r, &sr);
@@ -545,13 +545,12 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 	snprintf(vs, sizeof(vs), "verdict=milter milter=%s", m->name);
 	switch (mr->outcome) {
 	case MO_FAILED:
-		if (m->def == MILTER_DEF_ACCEPT) {
+		if (m->def == ACT_DELIVER) {
 			verdict_add(r, " milter_%s=unavailable", m->name);
 			return 0;
 		}
-		notice_offer(r, m->def == MILTER_DEF_REJECT ? "reject" :
-		    "tempfail", "milter", "error", m->name, mr->error, 0);
-		if (m->def == MILTER_DEF_REJECT)
+		notice_offer(r, m->def, "milter", "error", m->name, mr->error, 0);
+		if (m->def == ACT_REJECT)
 			run_reject(r, vs, "550 5.7.1 Message content rejected");
 		else
 			run_reject(r, vs, "451 4.7.1 Service unavailable - "
@@ -559,8 +558,8 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		return -1;
 	case MO_REJECT:
 	case MO_TEMPFAIL:
-		notice_offer(r, mr->outcome == MO_REJECT ? "reject" :
-		    "tempfail", "milter", "milter", m->name, mr->reply, 0);
+		notice_offer(r, mr->outcome == MO_REJECT ? ACT_REJECT :
+		    ACT_TEMPFAIL, "milter", "milter", m->name, mr->reply, 0);
 		run_reject(r, vs, "%s", mr->reply);
 		return -1;
 	case MO_DISCARD:
@@ -570,7 +569,7 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		if (run_quarantine(r, "milter", m->name, vs, 0, id,
 		    sizeof(id)) == -1)
 			return -1;
-		notice_offer(r, "reject", "milter", "milter", m->name,
+		notice_offer(r, ACT_REJECT, "milter", "milter", m->name,
 		    "discard", 0);
 		run_reject(r, vs, "550 5.7.1 Message discarded by policy");
 		return -1;
@@ -592,7 +591,7 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		if (run_quarantine(r, "milter", mr->reason[0] != '\0' ?
 		    mr->reason : m->name, vs, deliver, id, sizeof(id)) == -1)
 			return -1;
-		notice_offer(r, "quarantine", "milter", "milter", m->name,
+		notice_offer(r, ACT_QUARANTINE, "milter", "milter", m->name,
 		    mr->reason, 0);
 		if (!deliver) {
 			run_reject(r, vs, "550 5.7.1 Message content rejected");
@@ -819,11 +818,11 @@ rcpt_done(void *arg, struct milter_result *mr)
 		rcpt_answered(cr);
 		return;
 	case MO_FAILED:
-		if (m->def == MILTER_DEF_ACCEPT)
+		if (m->def == ACT_DELIVER)
 			break;
 		cr->refused = 1;
 		snprintf(cr->reply, sizeof(cr->reply), "%s",
-		    m->def == MILTER_DEF_REJECT ? "550 5.7.1 Command rejected" :
+		    m->def == ACT_REJECT ? "550 5.7.1 Command rejected" :
 		    "451 4.7.1 Service unavailable - try again later");
 		rcpt_answered(cr);
 		return;

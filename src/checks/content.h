@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "action.h"
 #include "buf.h"
 #include "dlp.h"
 
@@ -32,17 +33,10 @@ enum content_match {
 	CM_REGEX,		/* a regular expression in a text part */
 };
 
-/* In increasing precedence: the strongest action of all hits wins. */
-enum content_action {
-	CA_NONE,
-	CA_TAG,			/* headers, subject tag */
-	CA_FOOTER,		/* a footer in the body text parts */
-	CA_REDACT,		/* matches overwritten with X */
-	CA_STRIP,		/* the part replaced by a notice */
-	CA_QUARANTINE,
-	CA_REJECT,
-	CA_ERROR,		/* the check itself failed */
-};
+/* The actions a rule may take; the strongest of all hits wins. */
+#define CONTENT_ACTIONS	(ACT_BIT(ACT_TAG) | ACT_BIT(ACT_FOOTER) | \
+			ACT_BIT(ACT_REDACT) | ACT_BIT(ACT_STRIP) | \
+			ACT_BIT(ACT_QUARANTINE) | ACT_BIT(ACT_REJECT))
 
 enum content_dkim {
 	CDKIM_NONE,		/* no DKIM-Signature */
@@ -54,7 +48,7 @@ struct content_rule {
 	char			 name[CONTENT_NAME_MAX];
 	enum content_dir	 dir;
 	enum content_match	 match;
-	enum content_action	 action;
+	enum action	 action;
 	char			 pattern[CONTENT_PATTERN_MAX];	/* a,b,c */
 	size_t			 size;
 	enum dlp_kind		 dlp;
@@ -89,7 +83,7 @@ struct content_rules {
 struct content_result {
 	int			 checked;
 	int			 outbound;
-	enum content_action	 action;
+	enum action	 action;
 	int			 rule;		/* the deciding rule */
 	uint64_t		 hits;		/* bit i: rule i matched */
 	uint32_t		 count[CONTENT_RULES_MAX];
@@ -118,7 +112,6 @@ int		 content_rules_find(const struct content_rules *,
 		    const char *name);
 int		 content_outbound(const struct content_rules *,
 		    const struct sockaddr_storage *client);
-const char	*content_action_name(enum content_action);
 const char	*content_match_name(enum content_match);
 /* The active rules, for the relay's accounting and sporkctl status.
  * Setting takes a reference and carries the counters over by rule name. */

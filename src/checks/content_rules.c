@@ -36,25 +36,11 @@
 
 static struct content_rules	*content_rules_active;
 
-static const char *const action_names[] = {
-	[CA_NONE] = "none", [CA_TAG] = "tag", [CA_FOOTER] = "footer",
-	[CA_REDACT] = "redact", [CA_STRIP] = "strip",
-	[CA_QUARANTINE] = "quarantine", [CA_REJECT] = "reject",
-	[CA_ERROR] = "error",
-};
-
 static const char *const match_names[] = {
 	[CM_ALL] = "all", [CM_TYPE] = "type", [CM_MAGIC] = "magic",
 	[CM_EXT] = "ext", [CM_SIZE] = "size", [CM_DLP] = "dlp",
 	[CM_REGEX] = "regex",
 };
-
-const char *
-content_action_name(enum content_action a)
-{
-	return (unsigned)a < sizeof(action_names) / sizeof(action_names[0]) ?
-	    action_names[a] : "unknown";
-}
 
 const char *
 content_match_name(enum content_match m)
@@ -229,17 +215,17 @@ rule_check(const struct content_rule *r, char *err, size_t errlen)
 	int	ok;
 
 	switch (r->action) {
-	case CA_STRIP:
+	case ACT_STRIP:
 		ok = r->match != CM_ALL && r->match != CM_DLP &&
 		    r->match != CM_REGEX;
 		break;
-	case CA_REDACT:
+	case ACT_REDACT:
 		ok = r->match == CM_DLP || r->match == CM_REGEX;
 		break;
-	case CA_FOOTER:
+	case ACT_FOOTER:
 		ok = r->match == CM_ALL && r->footer[0] != '\0';
 		break;
-	case CA_NONE:
+	case ACT_NONE:
 		snprintf(err, errlen, "no action= (reject, quarantine, strip, "
 		    "redact, tag or footer)");
 		return -1;
@@ -248,8 +234,8 @@ rule_check(const struct content_rule *r, char *err, size_t errlen)
 	}
 	if (!ok) {
 		snprintf(err, errlen, "action %s does not go with %s%s",
-		    content_action_name(r->action), content_match_name(r->match),
-		    r->action == CA_FOOTER ? " (footer needs all and footer=)" :
+		    action_name(r->action), content_match_name(r->match),
+		    r->action == ACT_FOOTER ? " (footer needs all and footer=)" :
 		    "");
 		return -1;
 	}
@@ -335,15 +321,12 @@ content_rules_parse_line(struct content_rules *rs, char *line, char *err,
 				goto fail;
 			}
 		} else if (strcmp(tok, "action") == 0) {
-			for (j = CA_TAG; j < CA_ERROR; j++)
-				if (strcmp(v, action_names[j]) == 0)
-					break;
-			if (j == CA_ERROR) {
+			if (action_parse(v, CONTENT_ACTIONS,
+			    &r->action) == -1) {
 				snprintf(err, errlen, "action: want reject, "
 				    "quarantine, strip, redact, tag or footer");
 				goto fail;
 			}
-			r->action = (enum content_action)j;
 		} else if (strcmp(tok, "reply") == 0) {
 			if (set_str(r->reply, sizeof(r->reply), v, tok, err,
 			    errlen) == -1)
@@ -601,7 +584,7 @@ content_account(const char *sid, const struct content_result *res,
 	if (rs == NULL || !res->checked)
 		return;
 	rs->checked++;
-	if (res->action == CA_ERROR) {
+	if (res->action == ACT_ERROR) {
 		rs->errors++;
 		log_warn(sid, "content error direction=%s: %s", dir,
 		    res->error);
@@ -620,7 +603,7 @@ content_account(const char *sid, const struct content_result *res,
 		    "direction=%s count=%u", r->name,
 		    content_match_name(r->match), r->match == CM_DLP ? ":" : "",
 		    r->match == CM_DLP ? dlp_kind_name(r->dlp) : "",
-		    content_action_name(r->action), dir, res->count[i]);
+		    action_name(r->action), dir, res->count[i]);
 	}
 	if (res->hits == 0)
 		return;
@@ -628,7 +611,7 @@ content_account(const char *sid, const struct content_result *res,
 		rs->rewritten++;
 	log_info(sid, "content decision action=%s rule=%s direction=%s "
 	    "where=\"%s\" rewritten=%s size=%llu new_size=%llu dkim=%s",
-	    content_action_name(res->action),
+	    action_name(res->action),
 	    res->rule >= 0 && res->rule < by->n ? by->r[res->rule].name : "-",
 	    dir, res->where, res->rewritten ? (res->body_changed ? "body" :
 	    "headers") : "no", (unsigned long long)size,
@@ -655,7 +638,7 @@ content_status(struct buf *out)
 		buf_printf(out, "content.rule name=%s match=%s action=%s "
 		    "hits=%llu matches=%llu\n", rs->r[i].name,
 		    content_match_name(rs->r[i].match),
-		    content_action_name(rs->r[i].action),
+		    action_name(rs->r[i].action),
 		    (unsigned long long)rs->r[i].hits,
 		    (unsigned long long)rs->r[i].matches);
 }

@@ -214,7 +214,7 @@ static void
 part_hit(struct cs *cs, struct cs_part *p, int i, const char *where)
 {
 	hit(cs, i, 1, where);
-	if (cs->rs->r[i].action == CA_STRIP && p->strip == -1)
+	if (cs->rs->r[i].action == ACT_STRIP && p->strip == -1)
 		p->strip = i;
 }
 
@@ -416,7 +416,7 @@ check_text(struct cs *cs, struct cs_part *p, char *text, size_t len)
 		memset(&rc, 0, sizeof(rc));
 		rc.text = text;
 		rc.r = r;
-		rc.redact = r->action == CA_REDACT;
+		rc.redact = r->action == ACT_REDACT;
 		n = r->match == CM_DLP ? dlp_find(r->dlp, text, len, redact_cb,
 		    &rc) : regex_find(r, text, len, rc.redact);
 		if (n == 0)
@@ -584,7 +584,7 @@ add_footer(struct cs *cs, struct cs_part *p, GByteArray **data)
 		return 0;
 	for (i = 0; i < cs->rs->n; i++) {
 		r = &cs->rs->r[i];
-		if (r->action != CA_FOOTER || !rule_applies(cs, r))
+		if (r->action != ACT_FOOTER || !rule_applies(cs, r))
 			continue;
 		if ((f = footer_text(r->footer, html, charset)) == NULL)
 			continue;
@@ -959,7 +959,7 @@ collect_headers(struct cs *cs, struct hedit *he)
 		l = strlen(res->headers);
 		snprintf(res->headers + l, sizeof(res->headers) - l, "%s%s=%s",
 		    first ? "X-Spork-Content: " : "; ", r->name,
-		    content_action_name(r->action));
+		    action_name(r->action));
 		first = 0;
 	}
 	if (!first) {
@@ -1063,11 +1063,11 @@ content_scan(const struct content_rules *rs, int fd, size_t size,
 	}
 	/* `all` matches every message (a footer only where it went in). */
 	for (i = 0; i < rs->n; i++)
-		if (rs->r[i].match == CM_ALL && rs->r[i].action != CA_FOOTER &&
+		if (rs->r[i].match == CM_ALL && rs->r[i].action != ACT_FOOTER &&
 		    rule_applies(&cs, &rs->r[i]))
 			hit(&cs, i, 1, "message");
 	collect_headers(&cs, &he);
-	if (res->hits == 0 || res->action >= CA_QUARANTINE) {
+	if (res->hits == 0 || res->action >= ACT_QUARANTINE) {
 		rc = 0;
 		goto done;
 	}

@@ -11,35 +11,6 @@
 #include "conf.h"
 #include "policy.h"
 
-static const char *const action_names[] = {
-	[ACT_DELIVER] = "deliver",
-	[ACT_REJECT] = "reject",
-	[ACT_TEMPFAIL] = "tempfail",
-	[ACT_TAG] = "tag",
-	[ACT_QUARANTINE] = "quarantine",
-	[ACT_CLEAN] = "clean",
-};
-
-int
-action_parse(const char *s, int *a)
-{
-	size_t	i;
-
-	for (i = ACT_REJECT; i < sizeof(action_names) / sizeof(action_names[0]);
-	    i++)
-		if (strcmp(s, action_names[i]) == 0) {
-			*a = (int)i;
-			return 0;
-		}
-	return -1;
-}
-
-const char *
-action_name(enum action a)
-{
-	return action_names[a];
-}
-
 /*
  * Headers from a worker are prepended as they are: only whole CRLF lines
  * of printable text, the first not a continuation, no blank line.
@@ -83,7 +54,7 @@ policy_content(const struct conf *c, const struct scan_result *r,
 	if (!cr->checked || !d->deliver)
 		return;
 	switch (cr->action) {
-	case CA_ERROR:
+	case ACT_ERROR:
 		d->content = 1;
 		d->action = (enum action)c->scan_error_action;
 		d->deliver = d->action == ACT_TAG;
@@ -94,14 +65,14 @@ policy_content(const struct conf *c, const struct scan_result *r,
 		if (d->action == ACT_QUARANTINE)
 			d->deliver = c->quarantine_then_deliver;
 		return;
-	case CA_REJECT:
-	case CA_QUARANTINE:
+	case ACT_REJECT:
+	case ACT_QUARANTINE:
 		d->content = 1;
-		d->action = cr->action == CA_REJECT ? ACT_REJECT :
+		d->action = cr->action == ACT_REJECT ? ACT_REJECT :
 		    ACT_QUARANTINE;
 		/* A virus already removed stays removed: what may be
 		 * delivered after the quarantine is the cleaned copy. */
-		d->deliver = cr->action == CA_QUARANTINE &&
+		d->deliver = cr->action == ACT_QUARANTINE &&
 		    c->quarantine_then_deliver;
 		if (rs != NULL && cr->rule >= 0 && cr->rule < rs->n &&
 		    rs->r[cr->rule].reply[0] != '\0')
@@ -113,7 +84,7 @@ policy_content(const struct conf *c, const struct scan_result *r,
 			    cr->rule >= 0 && cr->rule < rs->n ?
 			    rs->r[cr->rule].name : "rule");
 		break;
-	case CA_NONE:
+	case ACT_NONE:
 		return;
 	default:
 		d->content = 1;
@@ -232,51 +203,30 @@ policy_decide(const struct conf *c, const struct scan_result *r, int scanned,
 }
 
 /*
- * Notices name decisions by their action words, whichever policy took
- * them: the virus policy's, the content policy's (strip and redact are
- * its own) and the spam engine's. One notice per message, about the
- * strongest decision; refusing beats keeping a copy, which beats
- * changing the message, which beats marking it.
+ * Notices name decisions by their actions, whichever policy took them:
+ * the virus policy's, the content policy's (strip and redact are its
+ * own), the spam engine's and the milters'. One notice per message,
+ * about the strongest decision; refusing beats keeping a copy, which
+ * beats changing the message, which beats marking it.
  */
-static const struct {
-	const char	*word;
-	int		 rank;
-} notice_ranks[] = {
-	{ "reject", 7 }, { "tempfail", 6 }, { "quarantine", 5 },
-	{ "clean", 4 }, { "strip", 4 }, { "redact", 3 }, { "tag", 2 },
+static const int notice_ranks[ACT_COUNT] = {
+	[ACT_REJECT] = 7, [ACT_TEMPFAIL] = 6, [ACT_QUARANTINE] = 5,
+	[ACT_CLEAN] = 4, [ACT_STRIP] = 4, [ACT_REDACT] = 3, [ACT_TAG] = 2,
 };
 
-/* Whether a word may appear in notice_actions. */
-int
-policy_notice_word(const char *w)
-{
-	size_t	i;
-
-	for (i = 0; i < sizeof(notice_ranks) / sizeof(notice_ranks[0]); i++)
-		if (strcmp(w, notice_ranks[i].word) == 0)
-			return 1;
-	return 0;
-}
-
 /*
- * Whether a notice mail goes out for a decision with this action word:
- * 0 if not, else its strength (higher is stronger).
+ * Whether a notice mail goes out for a decision with this action: 0 if
+ * not, else its strength (higher is stronger).
  */
 int
-policy_notice_wanted(const struct conf *c, const char *action)
+policy_notice_wanted(const struct conf *c, enum action a)
 {
-	size_t	i;
 	int	j;
 
-	if (c->notice_to[0] == '\0')
+	if (c->notice_to[0] == '\0' || (unsigned)a >= ACT_COUNT)
 		return 0;
-	for (i = 0; i < sizeof(notice_ranks) / sizeof(notice_ranks[0]); i++) {
-		if (strcmp(action, notice_ranks[i].word) != 0)
-			continue;
-		for (j = 0; j < c->notice_actions.n; j++)
-			if (strcmp(c->notice_actions.w[j], action) == 0)
-				return notice_ranks[i].rank;
-		return 0;
-	}
+	for (j = 0; j < c->notice_actions.n; j++)
+		if (strcmp(c->notice_actions.w[j], action_name(a)) == 0)
+			return notice_ranks[a];
 	return 0;
 }

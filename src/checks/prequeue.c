@@ -148,8 +148,8 @@ static const char *
 zone_action_name(int a)
 {
 	switch (a) {
-	case PQA_CONNECT:	return "reject-connect";
-	case PQA_TAG:		return "tag";
+	case ACT_CONNECT:	return "reject-connect";
+	case ACT_TAG:		return "tag";
 	default:		return "reject-rcpt";
 	}
 }
@@ -182,12 +182,12 @@ pq_lists_settle(struct prequeue *pq)
 		    zone_action_name(bl->action[l->zone]));
 		if (pq->whitelisted)
 			continue;
-		if (bl->action[l->zone] == PQA_CONNECT && pq->connect_zone < 0)
+		if (bl->action[l->zone] == ACT_CONNECT && pq->connect_zone < 0)
 			pq->connect_zone = l->zone;
-		else if (bl->action[l->zone] == PQA_REJECT &&
+		else if (bl->action[l->zone] == ACT_REJECT &&
 		    pq->rcpt_zone < 0)
 			pq->rcpt_zone = l->zone;
-		else if (bl->action[l->zone] == PQA_TAG)
+		else if (bl->action[l->zone] == ACT_TAG)
 			pq_stats.bl_tagged[l->zone]++;
 	}
 }
@@ -288,8 +288,8 @@ prequeue_new(const char *sid, const struct sockaddr_storage *peer,
 		pq_stats.outbound++;
 	else
 		pq_stats.inbound++;
-	if (strcmp(c->prequeue_apply, "both") != 0 &&
-	    strcmp(c->prequeue_apply, inside ? "outbound" : "inbound") != 0) {
+	if (c->prequeue_apply != DIR_BOTH &&
+	    c->prequeue_apply != (inside ? DIR_OUTBOUND : DIR_INBOUND)) {
 		pq->exempt = 1;
 		pq_stats.exempt++;
 		log_debug(pq->id, "prequeue client=%s direction=%s checks=none",
@@ -386,24 +386,24 @@ prequeue_greeting(struct prequeue *pq, int cfd, size_t buffered,
 /* ------------------------------------------------------------------ */
 /* MAIL                                                                */
 
-static enum pq_action
+static enum action
 spf_action(enum spf_res r)
 {
 	if (r == SPFR_FAIL)
-		return (enum pq_action)pq_conf->spf_fail_action;
+		return (enum action)pq_conf->spf_fail_action;
 	if (r == SPFR_SOFTFAIL)
-		return (enum pq_action)pq_conf->spf_softfail_action;
-	return PQA_NONE;
+		return (enum action)pq_conf->spf_softfail_action;
+	return ACT_NONE;
 }
 
 static const char *
-pq_action_name(enum pq_action a)
+pq_action_name(enum action a)
 {
 	switch (a) {
-	case PQA_REJECT:	return "reject";
-	case PQA_TEMPFAIL:	return "tempfail";
-	case PQA_TAG:		return "tag";
-	case PQA_CONNECT:	return "reject-connect";
+	case ACT_REJECT:	return "reject";
+	case ACT_TEMPFAIL:	return "tempfail";
+	case ACT_TAG:		return "tag";
+	case ACT_CONNECT:	return "reject-connect";
 	default:		return "none";
 	}
 }
@@ -411,13 +411,13 @@ pq_action_name(enum pq_action a)
 static void
 pq_spf_done(struct prequeue *pq, const struct spf_result *r)
 {
-	enum pq_action	a = spf_action(r->result);
+	enum action	a = spf_action(r->result);
 
 	pq->spfq = NULL;
 	pq->spf = *r;
 	pq->spf_step = STEP_DONE;
 	pq_stats.spf[r->result]++;
-	if (a == PQA_TAG)
+	if (a == ACT_TAG)
 		pq_stats.spf_tagged++;
 	log_info(pq->id, "prequeue check=spf client=%s sender=\"%s\" "
 	    "result=%s action=%s%s%s%s", pq->ip, pq->sender,
@@ -569,7 +569,7 @@ static enum prequeue_answer
 pq_rcpt(struct prequeue *pq, const char *rcpt, char *reply, size_t len)
 {
 	const struct conf	*c = pq_conf;
-	enum pq_action		 a;
+	enum action		 a;
 
 	if (pq->rcpt_zone >= 0) {
 		pq_stats.bl_rejected[pq->rcpt_zone]++;
@@ -585,8 +585,8 @@ pq_rcpt(struct prequeue *pq, const char *rcpt, char *reply, size_t len)
 		return PREQUEUE_WAIT;
 	if (pq->spf_step == STEP_DONE) {
 		a = spf_action(pq->spf.result);
-		if (a == PQA_REJECT || a == PQA_TEMPFAIL) {
-			if (a == PQA_REJECT)
+		if (a == ACT_REJECT || a == ACT_TEMPFAIL) {
+			if (a == ACT_REJECT)
 				pq_stats.spf_rejected++;
 			else
 				pq_stats.spf_tempfailed++;
@@ -595,7 +595,7 @@ pq_rcpt(struct prequeue *pq, const char *rcpt, char *reply, size_t len)
 			    pq->ip, pq->sender, rcpt,
 			    spf_res_name(pq->spf.result), pq_action_name(a));
 			snprintf(reply, len, "%s <%s>: Recipient address "
-			    "rejected: SPF %s: %s", a == PQA_REJECT ?
+			    "rejected: SPF %s: %s", a == ACT_REJECT ?
 			    "550 5.7.23" : "451 4.7.24", rcpt,
 			    spf_res_name(pq->spf.result), pq->spf.comment[0] ?
 			    pq->spf.comment : "sender not permitted");
@@ -663,7 +663,7 @@ prequeue_headers(struct prequeue *pq)
 		    sizeof(pq->headers) - off, "%s\r\n", pq->spf.header);
 	for (i = 0; i < pq->nlook && !pq->whitelisted; i++) {
 		if (pq->look[i].wl || !pq->look[i].listed ||
-		    bl->action[pq->look[i].zone] != PQA_TAG ||
+		    bl->action[pq->look[i].zone] != ACT_TAG ||
 		    off >= sizeof(pq->headers))
 			continue;
 		off += (size_t)snprintf(pq->headers + off,

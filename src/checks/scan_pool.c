@@ -275,7 +275,7 @@ worker_content(const struct content_rules *rules, int mfd, size_t size,
 		size = (size_t)rep->r.cleaned_size;
 	if ((nfd = memfd_create("spork-content", MFD_CLOEXEC)) == -1) {
 		res->checked = 1;
-		res->action = CA_ERROR;
+		res->action = ACT_ERROR;
 		snprintf(res->error, sizeof(res->error), "memfd: %s",
 		    strerror(errno));
 		return;
@@ -284,7 +284,7 @@ worker_content(const struct content_rules *rules, int mfd, size_t size,
 	if (content_scan(rules, infd, size, (flags & SCAN_OUTBOUND) != 0, nfd,
 	    res, &nsize, err, sizeof(err)) == -1) {
 		res->checked = 1;
-		res->action = CA_ERROR;
+		res->action = ACT_ERROR;
 		res->rewritten = 0;
 		snprintf(res->error, sizeof(res->error), "%s", err);
 	}
@@ -621,12 +621,12 @@ worker_cb(struct ev_io *io, int events)
 		memset(&rep.r.content, 0, sizeof(rep.r.content));
 	else if (rep.r.content.rule >= rules->n || (rules->n < 64 &&
 	    (rep.r.content.hits >> rules->n) != 0) ||
-	    rep.r.content.action > CA_ERROR) {
+	    rep.r.content.action > ACT_ERROR) {
 		log_warn(NULL, "scan worker pid=%d: bad content result",
 		    (int)w->pid);
 		memset(&rep.r.content, 0, sizeof(rep.r.content));
 		rep.r.content.checked = 1;
-		rep.r.content.action = CA_ERROR;
+		rep.r.content.action = ACT_ERROR;
 		snprintf(rep.r.content.error, sizeof(rep.r.content.error),
 		    "bad result from the worker");
 	}

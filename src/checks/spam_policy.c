@@ -15,14 +15,6 @@
 #include "spam.h"
 #include "spam_policy.h"
 
-static const char *const spam_action_names[] = {
-	[SPAM_ACT_DELIVER] = "deliver",
-	[SPAM_ACT_TAG] = "tag",
-	[SPAM_ACT_QUARANTINE] = "quarantine",
-	[SPAM_ACT_REJECT] = "reject",
-	[SPAM_ACT_TEMPFAIL] = "tempfail",
-};
-
 static const char *const spam_rule_names[] = {
 	[SPAM_RULE_HAM] = "ham",
 	[SPAM_RULE_TAG] = "tag",
@@ -32,12 +24,6 @@ static const char *const spam_rule_names[] = {
 	[SPAM_RULE_UNAVAILABLE_TEMPFAIL] = "unavailable_tempfail",
 	[SPAM_RULE_SKIPPED] = "skipped",
 };
-
-const char *
-spam_action_name(enum spam_action a)
-{
-	return spam_action_names[a];
-}
 
 const char *
 spam_rule_name(enum spam_rule r)
@@ -66,14 +52,14 @@ spam_policy_decide(const struct conf *c, const struct spam_result *r,
 	memset(d, 0, sizeof(*d));
 	if (!r->ok) {
 		if (c->spam_unavailable_tempfail) {
-			d->action = SPAM_ACT_TEMPFAIL;
+			d->action = ACT_TEMPFAIL;
 			d->rule = SPAM_RULE_UNAVAILABLE_TEMPFAIL;
 			snprintf(d->reply, sizeof(d->reply), "451 4.7.1 Message "
 			    "deferred: spam check unavailable, try again "
 			    "later");
 			return;
 		}
-		d->action = SPAM_ACT_DELIVER;
+		d->action = ACT_DELIVER;
 		d->rule = SPAM_RULE_UNAVAILABLE_ACCEPT;
 		d->deliver = 1;
 		snprintf(d->header, sizeof(d->header), "X-Spam-Status: Unknown, "
@@ -82,29 +68,29 @@ spam_policy_decide(const struct conf *c, const struct spam_result *r,
 		return;
 	}
 	if (r->score >= c->spam_reject_score) {
-		d->action = SPAM_ACT_REJECT;
+		d->action = ACT_REJECT;
 		d->rule = SPAM_RULE_REJECT;
 		spam_reply(d, r, "550 5.7.1");
 		return;
 	}
 	if (r->score >= c->spam_quarantine_score) {
-		d->action = SPAM_ACT_QUARANTINE;
+		d->action = ACT_QUARANTINE;
 		d->rule = SPAM_RULE_QUARANTINE;
 		d->deliver = c->quarantine_then_deliver;
 		spam_reply(d, r, "550 5.7.1");
 	} else if (r->score >= c->spam_tag_score) {
-		d->action = SPAM_ACT_TAG;
+		d->action = ACT_TAG;
 		d->rule = SPAM_RULE_TAG;
 		d->deliver = 1;
 	} else {
-		d->action = SPAM_ACT_DELIVER;
+		d->action = ACT_DELIVER;
 		d->rule = SPAM_RULE_HAM;
 		d->deliver = 1;
 	}
 	if (!d->deliver)
 		return;
 	/* SpamAssassin's header style, which filters already know. */
-	if (d->action != SPAM_ACT_DELIVER)
+	if (d->action != ACT_DELIVER)
 		snprintf(d->header, sizeof(d->header), "X-Spam-Flag: YES\r\n");
 	/* "required": the first threshold that does anything. */
 	required = c->spam_tag_score;
@@ -117,7 +103,7 @@ spam_policy_decide(const struct conf *c, const struct spam_result *r,
 	l = strlen(d->header);
 	snprintf(d->header + l, sizeof(d->header) - l, "X-Spam-Score: %.2f\r\n"
 	    "X-Spam-Status: %s, score=%.2f required=%.2f engine=%.*s "
-	    "tests=%s\r\n", r->score, d->action != SPAM_ACT_DELIVER ? "Yes" :
+	    "tests=%s\r\n", r->score, d->action != ACT_DELIVER ? "Yes" :
 	    "No", r->score, required, (int)strcspn(engine, " "),
 	    engine, r->symbols[0] != '\0' ? r->symbols : "none");
 }
@@ -126,7 +112,7 @@ void
 spam_policy_skipped(size_t size, size_t max, struct spam_decision *d)
 {
 	memset(d, 0, sizeof(*d));
-	d->action = SPAM_ACT_DELIVER;
+	d->action = ACT_DELIVER;
 	d->rule = SPAM_RULE_SKIPPED;
 	d->deliver = 1;
 	snprintf(d->header, sizeof(d->header), "X-Spam-Status: Unknown, not "

@@ -2,6 +2,7 @@
 #ifndef SPORK_SPAM_POLICY_H
 #define SPORK_SPAM_POLICY_H
 
+#include "action.h"
 #include "spam.h"
 
 struct conf;
@@ -18,16 +19,8 @@ enum spam_rule {
 	SPAM_RULES,
 };
 
-enum spam_action {
-	SPAM_ACT_DELIVER,
-	SPAM_ACT_TAG,
-	SPAM_ACT_QUARANTINE,	/* keep a copy, then reject or deliver */
-	SPAM_ACT_REJECT,
-	SPAM_ACT_TEMPFAIL,
-};
-
 struct spam_decision {
-	enum spam_action action;
+	enum action action;
 	enum spam_rule	 rule;
 	int		 deliver;
 	char		 reply[256];	/* when not delivered */
@@ -39,7 +32,6 @@ void		 spam_policy_decide(const struct conf *,
 		    const struct spam_result *, struct spam_decision *);
 void		 spam_policy_skipped(size_t size, size_t max,
 		    struct spam_decision *);
-const char	*spam_action_name(enum spam_action);
 const char	*spam_rule_name(enum spam_rule);
 
 #endif

@@ -203,7 +203,7 @@ tls_init(const struct conf *c, char *err, size_t errlen)
 	if ((tls_active = tls_keys_load(err, errlen)) == NULL)
 		return -1;
 	log_info(NULL, "tls ready policy=%s keys=%zu keys_dir=%s verify=%s "
-	    "min=%s outbound=%s", c->tls_policy, tls_keys_count(tls_active),
+	    "min=%s outbound=%s", conf_word("tls_policy", c->tls_policy), tls_keys_count(tls_active),
 	    c->tls_keys_dir[0] ? c->tls_keys_dir : "none",
 	    c->tls_verify ? "verify" : "none", c->tls_min_protocol,
 	    tls_outbound_ctx ? "intercept" : "off");
@@ -295,11 +295,7 @@ tls_policy_for(const struct sockaddr_storage *server,
 	for (i = 0; i < tls_conf->tls_passthrough_servers.n; i++)
 		if (net_match(server, tls_conf->tls_passthrough_servers.w[i]))
 			return TLS_PASSTHROUGH;
-	if (strcmp(tls_conf->tls_policy, "intercept") == 0)
-		return TLS_INTERCEPT;
-	if (strcmp(tls_conf->tls_policy, "strip") == 0)
-		return TLS_STRIP;
-	return TLS_PASSTHROUGH;
+	return tls_conf->tls_policy;
 }
 
 /* TLS with the server: the session to resume, if one is fresh. */

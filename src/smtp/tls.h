@@ -13,13 +13,6 @@
 struct conf;
 struct tls_dest;
 
-enum tls_policy {
-	TLS_PASSTHROUGH,	/* splice after the server's 220, unscanned */
-	TLS_INTERCEPT,		/* both halves, when the server's key is held */
-	TLS_STRIP,		/* STARTTLS hidden from the client */
-	TLS_OUTBOUND,		/* both halves, a leaf minted by the local CA */
-};
-
 int		 tls_init(const struct conf *, char *err, size_t errlen);
 int		 tls_reload_keys(void);
 size_t		 tls_keys_held(void);

@@ -51,6 +51,9 @@ static struct ev_io	 sig_io;
 static struct ev_timer	 grace_timer;
 static int		 stopping;
 static const struct conf *sporkd_conf;	/* main()'s, for reloads */
+/* conf.c bounds spam_servers without knowing the spam client. */
+_Static_assert(CONF_SPAM_SERVERS_MAX == SPAM_SERVERS_MAX, "spam_servers bound");
+
 static struct scan_backend *scanner;
 /* scan_user's identity: the scan loaders take it; nothing else may. */
 static struct sandbox_ids scan_ids;
@@ -263,7 +266,7 @@ scanner_new(const struct conf *c, char *err, size_t errlen)
 	memset(&pc, 0, sizeof(pc));
 	snprintf(pc.engine.dbdir, sizeof(pc.engine.dbdir), "%s",
 	    c->clamav_database_dir);
-	if (strcmp(c->scan_backend, "clamd") == 0) {
+	if (c->scan_backend == SCAN_BACKEND_CLAMD) {
 		memset(&cc, 0, sizeof(cc));
 		for (i = 0; i < c->clamd_servers.n && i < CLAMD_SERVERS_MAX;
 		    i++)
@@ -309,10 +312,8 @@ spam_engine_new(const struct conf *c, char *err, size_t errlen)
 	int			i;
 
 	memset(&sc, 0, sizeof(sc));
-	if (spam_kind_parse(c->spam_engine, &sc.kind) == -1) {
-		snprintf(err, errlen, "spam_engine %s unknown", c->spam_engine);
-		return NULL;
-	}
+	sc.kind = c->spam_engine == SPAM_ENGINE_RSPAMD ? SPAM_RSPAMD :
+	    SPAM_SPAMD;
 	for (i = 0; i < c->spam_servers.n && i < SPAM_SERVERS_MAX; i++)
 		snprintf(sc.servers[i], sizeof(sc.servers[i]), "%s",
 		    c->spam_servers.w[i]);
@@ -466,7 +467,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	ev_timer_init(&grace_timer, grace_cb, NULL);
-	if (conf.scan_enable && strcmp(conf.scan_backend, "workers") == 0) {
+	if (conf.scan_enable && conf.scan_backend == SCAN_BACKEND_WORKERS) {
 		if (sandbox_ids_resolve(&scan_ids, conf.scan_user, conf.user,
 		    err, sizeof(err)) == -1) {
 			log_err(NULL, "%s", err);
@@ -488,7 +489,7 @@ main(int argc, char *argv[])
 			log_err(NULL, "scanner: %s", err);
 			return 1;
 		}
-		if (strcmp(conf.scan_backend, "workers") == 0 &&
+		if (conf.scan_backend == SCAN_BACKEND_WORKERS &&
 		    conf.clamav_database_dir[0] != '\0')
 			dbwatch_init(conf.clamav_database_dir);
 	}
@@ -500,7 +501,7 @@ main(int argc, char *argv[])
 	}
 	relay_init(loop, &conf);
 	checks_init(loop, &conf, scanner);
-	if (strcmp(conf.spam_engine, "none") != 0) {
+	if (conf.spam_engine != SPAM_ENGINE_NONE) {
 		if ((spam = spam_engine_new(&conf, err, sizeof(err))) == NULL) {
 			log_err(NULL, "%s", err);
 			return 1;

@@ -28,7 +28,7 @@ FUZZ_CFLAGS	 = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra \
 		   -Itests/fuzz
 FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
-FUZZ_LIB	 = src/smtp/smtp_proto.c src/smtp/smtp_data.c src/base/buf.c src/base/conf.c \
+FUZZ_LIB	 = src/smtp/smtp_proto.c src/smtp/smtp_data.c src/base/action.c src/base/buf.c src/base/conf.c \
 		   src/base/log.c src/base/sock.c src/checks/policy.c src/base/cidr.c tests/fuzz/stub_scan.c \
 		   src/checks/spam_proto.c src/checks/milter_proto.c
 FUZZ_LIBS	 = -ljansson -lm
@@ -71,11 +71,12 @@ build/fuzz/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz.h \
 CONTENT_PKGS	 = gmime-3.0 libmagic libarchive libpcre2-8
 build/fuzz/fuzz_content: tests/fuzz/fuzz_content.c tests/fuzz/fuzz.h \
     src/checks/content_scan.c src/checks/content_rules.c src/checks/dlp.c src/checks/mime_clean.c \
-    src/base/log.c src/base/buf.c $(wildcard src/*/*.h)
+    src/base/log.c src/base/buf.c src/base/action.c $(wildcard src/*/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(CONTENT_PKGS)) \
 	    $(FUZZ_SAN) -o $@ $< src/checks/content_scan.c src/checks/content_rules.c \
 	    src/checks/dlp.c src/checks/mime_clean.c src/base/log.c src/base/buf.c \
+	    src/base/action.c \
 	    $(shell pkg-config --libs $(CONTENT_PKGS))
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp/smtp_data.c \

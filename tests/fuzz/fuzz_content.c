@@ -126,8 +126,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = content_scan(rules, in, size, size % 2, out, &res, &outsize, err,
 	    sizeof(err));
 	if (rc == 0) {
-		if (res.action > CA_ERROR || (res.rewritten &&
-		    res.action >= CA_QUARANTINE) || (res.hits >>
+		if (res.action > ACT_ERROR || (res.rewritten &&
+		    res.action >= ACT_QUARANTINE) || (res.hits >>
 		    rules->n) != 0 || (res.rule >= rules->n)) {
 			fprintf(stderr, "bad result action=%d rewritten=%d\n",
 			    res.action, res.rewritten);

@@ -571,8 +571,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(fz_conf.spool_dir, sizeof(fz_conf.spool_dir), "/tmp");
 	fz_conf.bare_newline = flags & F_NORMALIZE ? BARE_NORMALIZE :
 	    BARE_REJECT;
-	snprintf(fz_conf.tls_policy, sizeof(fz_conf.tls_policy), "%s",
-	    flags & F_STRIP ? "strip" : "passthrough");
+	fz_conf.tls_policy = flags & F_STRIP ? TLS_STRIP : TLS_PASSTHROUGH;
 	if (flags & F_TIGHT) {
 		fz_conf.max_recipients = 2;
 		fz_conf.message_size_limit = 300;

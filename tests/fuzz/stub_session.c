@@ -31,13 +31,6 @@ content_account(const char *sid, const struct content_result *res,
 }
 
 const char *
-content_action_name(enum content_action a)
-{
-	(void)a;
-	return "fuzz-stub";
-}
-
-const char *
 content_match_name(enum content_match m)
 {
 	(void)m;

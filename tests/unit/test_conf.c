@@ -69,7 +69,8 @@ test_conf(void)
 		{ "spam_engine rspamd\n",
 		    "F: spam_engine rspamd needs spam_servers" },
 		{ "spam_engine spamassassin\nspam_servers [::1]:783\n",
-		    "F: spam_engine must be none, rspamd or spamd" },
+		    "F:1: key 'spam_engine': want none, rspamd or spamd, not "
+		    "'spamassassin'" },
 		{ "spam_engine spamd\nspam_servers [::1]:783\n", NULL },
 		{ "spam_servers a:1 b:1 c:1 d:1 e:1 f:1 g:1 h:1 i:1\n",
 		    "F: spam_servers: at most 8" },

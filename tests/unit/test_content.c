@@ -100,7 +100,7 @@ static const struct {
 	const char		*in;	/* IN.in */
 	const char		*rules;
 	int			 outbound;
-	enum content_action	 action;
+	enum action	 action;
 	int			 rewritten;
 	int			 body;
 	enum content_dkim	 dkim;
@@ -109,19 +109,19 @@ static const struct {
 	const char		*gone[2];
 } cases[] = {
 	{ "card-redact", "card",
-	    "rule card dir=outbound dlp=card action=redact\n", 1, CA_REDACT,
+	    "rule card dir=outbound dlp=card action=redact\n", 1, ACT_REDACT,
 	    1, 1, CDKIM_NONE, 2,
 	    { "\r\n\r\nq,revenue\r\n1,100\r\n2,120\r\n--b1--\r\n",
 	      "Not a card: 4111 1111 1111 1112, nor order 1234567890123.",
 	      "X-Spork-Content: card=redact\r\n" },
 	    { "4111 1111 1111 1111", NULL } },
 	{ "card-inbound", "card",
-	    "rule card dir=outbound dlp=card action=redact\n", 0, CA_NONE,
+	    "rule card dir=outbound dlp=card action=redact\n", 0, ACT_NONE,
 	    0, 0, CDKIM_NONE, 0, { NULL }, { NULL } },
 	{ "exe-strip", "exe-renamed",
 	    "rule ext ext=exe action=reject\n"
 	    "rule exe magic=application/x-dosexec action=strip\n", 1,
-	    CA_STRIP, 1, 1, CDKIM_NONE, 0,
+	    ACT_STRIP, 1, 1, CDKIM_NONE, 0,
 	    { "JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8",
 	      "The report is attached.\r\n", "X-Spork-Removed: exe\r\n" },
 	    { "TVqQAAMAAAAEAAAA", NULL } },
@@ -129,25 +129,25 @@ static const struct {
 	    "rule ext ext=exe action=reject\n"
 	    "rule magic magic=application/x-dosexec,application/x-msdownload "
 	    "action=reject reply=\"550 5.7.1 No executables\"\n", 1,
-	    CA_REJECT, 0, 0, CDKIM_NONE, 0, { NULL }, { NULL } },
+	    ACT_REJECT, 0, 0, CDKIM_NONE, 0, { NULL }, { NULL } },
 	{ "zip-reject", "zip-exe", "rule exe ext=exe,scr action=reject\n", 0,
-	    CA_REJECT, 0, 0, CDKIM_NONE, 2, { NULL }, { NULL } },
+	    ACT_REJECT, 0, 0, CDKIM_NONE, 2, { NULL }, { NULL } },
 	{ "zip-strip", "zip-exe", "rule scr ext=scr action=strip\n", 0,
-	    CA_STRIP, 1, 1, CDKIM_NONE, 1, { "Unpack and run.\r\n",
+	    ACT_STRIP, 1, 1, CDKIM_NONE, 1, { "Unpack and run.\r\n",
 	    "\"setup.zip\" (application/zip) was removed" }, { "UEsDB",
 	    NULL } },
 	{ "footer", "footer",
 	    "rule foot dir=outbound all action=footer "
-	    "footer=\"Caf\xc3\xa9 Corp\\nConfidential\"\n", 1, CA_FOOTER, 1, 1,
+	    "footer=\"Caf\xc3\xa9 Corp\\nConfidential\"\n", 1, ACT_FOOTER, 1, 1,
 	    CDKIM_NONE, 2, { "Caf=E9 at noon?\r\n\r\nCaf=E9 Corp\r\n"
 	    "Confidential\r\n", "Subject: lunch\r\n" }, { NULL } },
 	{ "tag-header", "dkim-subject",
 	    "rule t all action=tag header=\"X-Policy: checked\"\n", 1,
-	    CA_TAG, 0, 0, CDKIM_KEPT, 1, { "X-Policy: checked\r\n" },
+	    ACT_TAG, 0, 0, CDKIM_KEPT, 1, { "X-Policy: checked\r\n" },
 	    { NULL } },
 	{ "tag-subject", "dkim-subject",
 	    "rule spam regex=\"(?i)cheap watches\" action=tag "
-	    "subject_tag=[SPAM] set_header=\"X-Old: replaced\"\n", 0, CA_TAG,
+	    "subject_tag=[SPAM] set_header=\"X-Old: replaced\"\n", 0, ACT_TAG,
 	    1, 0, CDKIM_BROKEN, 1,
 	    { "Subject: [SPAM] =?utf-8?q?caf=C3=A9?= offer\r\n",
 	      "\r\n\r\nCheap watches.\r\n", "X-Old: replaced\r\n" },
@@ -156,7 +156,7 @@ static const struct {
 	    "rule iban dlp=iban action=redact\n"
 	    "rule ssn dlp=ssn action=redact\n"
 	    "rule bird regex=\"(?i)project\\s+bluebird\" action=tag\n", 1,
-	    CA_REDACT, 1, 1, CDKIM_NONE, 2,
+	    ACT_REDACT, 1, 1, CDKIM_NONE, 2,
 	    { "DE88 3704 0044 0532 0130 00",
 	      "666-12-3456, 078-05-1120, 123-45-67890",
 	      "X-Spork-Content: iban=redact; ssn=redact; bird=tag\r\n" },
@@ -164,9 +164,9 @@ static const struct {
 	{ "dlp-quarantine", "dlp-mix",
 	    "rule iban dlp=iban action=redact\n"
 	    "rule bird regex=(?i)bluebird action=quarantine\n", 1,
-	    CA_QUARANTINE, 0, 0, CDKIM_NONE, 2, { NULL }, { NULL } },
+	    ACT_QUARANTINE, 0, 0, CDKIM_NONE, 2, { NULL }, { NULL } },
 	{ "utf16", "utf16", "rule card dlp=card action=redact\n", 0,
-	    CA_REDACT, 1, 1, CDKIM_NONE, 1, { "charset=utf-8" },
+	    ACT_REDACT, 1, 1, CDKIM_NONE, 1, { "charset=utf-8" },
 	    { NULL } },
 };
 
@@ -275,7 +275,7 @@ content_reload(void)
 
 	memset(&res, 0, sizeof(res));
 	res.checked = 1;
-	res.action = CA_REJECT;
+	res.action = ACT_REJECT;
 	res.rule = 0;
 	res.hits = 3;
 	res.count[0] = res.count[1] = 1;
@@ -342,7 +342,7 @@ content_case(size_t k)
 	    &outsize, err, sizeof(err));
 	CHECK(rc == 0, "%s: %s", cases[k].name, err);
 	CHECK(res.action == cases[k].action, "%s: action %s", cases[k].name,
-	    content_action_name(res.action));
+	    action_name(res.action));
 	CHECK(res.rewritten == cases[k].rewritten, "%s: rewritten %d",
 	    cases[k].name, res.rewritten);
 	CHECK(res.body_changed == cases[k].body, "%s: body %d",
@@ -351,7 +351,7 @@ content_case(size_t k)
 	    res.dkim);
 	CHECK(res.count[0] == cases[k].count0, "%s: count %u", cases[k].name,
 	    res.count[0]);
-	if (res.action == CA_NONE || res.action >= CA_QUARANTINE) {
+	if (res.action == ACT_NONE || res.action >= ACT_QUARANTINE) {
 		CHECK(outsize == 0 && lseek(ofd, 0, SEEK_END) == 0,
 		    "%s: output written", cases[k].name);
 		goto done;

@@ -20,20 +20,20 @@ test_verdict_policy(void)
 		int			 then_deliver;	/* quarantine_then */
 		enum scan_verdict	 verdict;
 		int			 cleaned;	/* the worker cleaned it */
-		enum content_action	 ca;
+		enum action	 ca;
 		int			 deliver, want_cleaned;
 	} t[] = {
 		/* Found by audit: clean + content quarantine then deliver
 		 * delivered the original, virus and all. */
-		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, CA_QUARANTINE, 1, 1 },
-		{ ACT_CLEAN, 0, SCAN_VIRUS, 1, CA_QUARANTINE, 0, 1 },
-		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, CA_REJECT, 0, 1 },
-		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, CA_NONE, 1, 1 },
-		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, CA_TAG, 1, 1 },
+		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, ACT_QUARANTINE, 1, 1 },
+		{ ACT_CLEAN, 0, SCAN_VIRUS, 1, ACT_QUARANTINE, 0, 1 },
+		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, ACT_REJECT, 0, 1 },
+		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, ACT_NONE, 1, 1 },
+		{ ACT_CLEAN, 1, SCAN_VIRUS, 1, ACT_TAG, 1, 1 },
 		/* Not cleaned (nothing found to remove): rejected. */
-		{ ACT_CLEAN, 1, SCAN_VIRUS, 0, CA_QUARANTINE, 0, 0 },
-		{ ACT_REJECT, 1, SCAN_CLEAN, 0, CA_QUARANTINE, 1, 0 },
-		{ ACT_REJECT, 1, SCAN_VIRUS, 0, CA_NONE, 0, 0 },
+		{ ACT_CLEAN, 1, SCAN_VIRUS, 0, ACT_QUARANTINE, 0, 0 },
+		{ ACT_REJECT, 1, SCAN_CLEAN, 0, ACT_QUARANTINE, 1, 0 },
+		{ ACT_REJECT, 1, SCAN_VIRUS, 0, ACT_NONE, 0, 0 },
 	};
 	struct conf		 c;
 	struct scan_result	 r;

@@ -311,8 +311,8 @@ test_pq_conf(void)
 		{ "inside_networks 10.0.0.0/8 fd00::/8 192.0.2.1\n", NULL },
 		{ "inside_networks 10.0.0.0/40\n", "F:1: key 'inside_networks'"
 		    ": bad network '10.0.0.0/40' (want ADDR or ADDR/PREFIX)" },
-		{ "prequeue_apply sideways\n", "F: prequeue_apply must be "
-		    "inbound, outbound or both" },
+		{ "prequeue_apply sideways\n", "F:1: key 'prequeue_apply': "
+		    "want inbound, outbound or both, not 'sideways'" },
 		{ "spf_fail_action bounce\n", "F:1: key 'spf_fail_action': "
 		    "want reject, tempfail, tag or none, not 'bounce'" },
 		{ "spf_helpers 4\n", NULL },
@@ -352,9 +352,9 @@ test_pq_conf(void)
 	    sizeof(err));
 	CHECK(rc == 0, "pq conf: %s", err);
 	CHECK(c.dnsbl_zones.n == 3 && strcmp(c.dnsbl_zones.zone[1], "a.test")
-	    == 0 && c.dnsbl_zones.action[0] == PQA_REJECT &&
-	    c.dnsbl_zones.action[1] == PQA_CONNECT &&
-	    c.dnsbl_zones.action[2] == PQA_TAG, "zones and actions");
+	    == 0 && c.dnsbl_zones.action[0] == ACT_REJECT &&
+	    c.dnsbl_zones.action[1] == ACT_CONNECT &&
+	    c.dnsbl_zones.action[2] == ACT_TAG, "zones and actions");
 	CHECK(c.dnswl_zones.n == 1, "allow list");
 	CHECK(c.greylist_min == 30 && c.greylist_max == 2 * 86400,
 	    "greylist times in seconds");
@@ -363,7 +363,7 @@ test_pq_conf(void)
 	conf_defaults(&c);
 	CHECK(c.early_talker == 0 && c.spf_enable == 0 &&
 	    c.greylist_enable == 0 && c.greylist_expiry == 36 * 86400 &&
-	    strcmp(c.prequeue_apply, "inbound") == 0, "pre-queue defaults");
+	    c.prequeue_apply == DIR_INBOUND, "pre-queue defaults");
 }
 
 void

@@ -348,39 +348,39 @@ test_policy(void)
 		int			 ok;
 		double			 score;
 		const char		*message;
-		enum spam_action	 action;
+		enum action	 action;
 		enum spam_rule		 rule;
 		int			 deliver;
 		const char		*reply;		/* prefix */
 		const char		*header;	/* substring */
 	} t[] = {
-		{ "", 1, 0.5, "", SPAM_ACT_DELIVER, SPAM_RULE_HAM, 1, "",
+		{ "", 1, 0.5, "", ACT_DELIVER, SPAM_RULE_HAM, 1, "",
 		    "X-Spam-Score: 0.50\r\nX-Spam-Status: No, score=0.50 "
 		    "required=5.00 engine=rspamd tests=A,B\r\n" },
-		{ "", 1, 5, "", SPAM_ACT_TAG, SPAM_RULE_TAG, 1, "",
+		{ "", 1, 5, "", ACT_TAG, SPAM_RULE_TAG, 1, "",
 		    "X-Spam-Flag: YES\r\nX-Spam-Score: 5.00\r\n"
 		    "X-Spam-Status: Yes, score=5.00" },
-		{ "", 1, 14.99, "", SPAM_ACT_TAG, SPAM_RULE_TAG, 1, "", "Yes" },
-		{ "", 1, 15, "Gtube pattern", SPAM_ACT_REJECT, SPAM_RULE_REJECT,
+		{ "", 1, 14.99, "", ACT_TAG, SPAM_RULE_TAG, 1, "", "Yes" },
+		{ "", 1, 15, "Gtube pattern", ACT_REJECT, SPAM_RULE_REJECT,
 		    0, "550 5.7.1 Message rejected as spam (Gtube pattern)",
 		    "" },
-		{ "", 1, 1000, "", SPAM_ACT_REJECT, SPAM_RULE_REJECT, 0,
+		{ "", 1, 1000, "", ACT_REJECT, SPAM_RULE_REJECT, 0,
 		    "550 5.7.1 Message rejected as spam", "" },
-		{ "spam_quarantine_score 10\n", 1, 12, "", SPAM_ACT_QUARANTINE,
+		{ "spam_quarantine_score 10\n", 1, 12, "", ACT_QUARANTINE,
 		    SPAM_RULE_QUARANTINE, 0, "550 5.7.1", "" },
 		{ "spam_quarantine_score 10\nquarantine_then deliver\n", 1, 12,
-		    "", SPAM_ACT_QUARANTINE, SPAM_RULE_QUARANTINE, 1, "",
+		    "", ACT_QUARANTINE, SPAM_RULE_QUARANTINE, 1, "",
 		    "X-Spam-Flag: YES" },
 		{ "spam_tag_score off\nspam_reject_score off\n", 1, 500, "",
-		    SPAM_ACT_DELIVER, SPAM_RULE_HAM, 1, "", "required=15.00" },
-		{ "spam_tag_score off\n", 1, 14, "", SPAM_ACT_DELIVER,
+		    ACT_DELIVER, SPAM_RULE_HAM, 1, "", "required=15.00" },
+		{ "spam_tag_score off\n", 1, 14, "", ACT_DELIVER,
 		    SPAM_RULE_HAM, 1, "", "required=15.00" },
-		{ "spam_tag_score -1.5\n", 1, -1, "", SPAM_ACT_TAG,
+		{ "spam_tag_score -1.5\n", 1, -1, "", ACT_TAG,
 		    SPAM_RULE_TAG, 1, "", "score=-1.00 required=-1.50" },
-		{ "", 0, 0, "", SPAM_ACT_DELIVER, SPAM_RULE_UNAVAILABLE_ACCEPT,
+		{ "", 0, 0, "", ACT_DELIVER, SPAM_RULE_UNAVAILABLE_ACCEPT,
 		    1, "", "X-Spam-Status: Unknown, engine=rspamd unavailable" },
 		{ "spam_unavailable_action tempfail\n", 0, 0, "",
-		    SPAM_ACT_TEMPFAIL, SPAM_RULE_UNAVAILABLE_TEMPFAIL, 0,
+		    ACT_TEMPFAIL, SPAM_RULE_UNAVAILABLE_TEMPFAIL, 0,
 		    "451 4.7.1 Message deferred: spam check unavailable", "" },
 	};
 	struct spam_decision	d;
@@ -413,7 +413,7 @@ test_policy(void)
 		spam_policy_decide(&c, &r, &d);
 		CHECK(d.action == t[i].action && d.rule == t[i].rule &&
 		    d.deliver == t[i].deliver, "policy %zu: action %s rule %s "
-		    "deliver %d", i, spam_action_name(d.action),
+		    "deliver %d", i, action_name(d.action),
 		    spam_rule_name(d.rule), d.deliver);
 		CHECK(strncmp(d.reply, t[i].reply, strlen(t[i].reply)) == 0,
 		    "policy %zu: reply [%s]", i, d.reply);
@@ -448,7 +448,7 @@ test_score_conf(void)
 	int		rc;
 
 	conf_defaults(&c);
-	CHECK(strcmp(c.spam_engine, "none") == 0 && c.spam_tag_score == 5 &&
+	CHECK(c.spam_engine == SPAM_ENGINE_NONE && c.spam_tag_score == 5 &&
 	    c.spam_reject_score == 15 && isinf(c.spam_quarantine_score) &&
 	    c.spam_unavailable_tempfail == 0 && c.spam_timeout == 15000,
 	    "spam defaults");
