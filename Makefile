@@ -14,6 +14,10 @@ SHAREDIR ?= $(PREFIX)/share/spork
 SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
+MANDIR	?= $(PREFIX)/share/man
+MAN5	 = src/man/spork.conf.5
+MAN8	 = src/man/sporkd.8 src/man/sporkctl.8 src/man/spork-setup.8 \
+	   src/man/spork-console.8
 
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
@@ -106,6 +110,7 @@ valgrind: build/valgrind/unit build/valgrind/sporkd build/sporkctl
 
 test: deps
 	$(MAKE) unit
+	$(MAKE) man-check
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
@@ -130,6 +135,9 @@ install: build/sporkd build/sporkctl
 	install -m 0644 etc/content.rules $(DESTDIR)$(SHAREDIR)/content.rules.example
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/sporkd.service > $(DESTDIR)$(UNITDIR)/sporkd.service
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/spork-setup.service > $(DESTDIR)$(UNITDIR)/spork-setup.service
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
 	install -d $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0644 etc/spork.sysusers $(DESTDIR)$(SYSUSERSDIR)/spork.conf
 	@# On this machine (no DESTDIR): the users spork.conf names, now.
@@ -142,10 +150,16 @@ install: build/sporkd build/sporkctl
 		fi; \
 	fi
 
+# The man pages: mandoc -T lint clean, and every key of src/base/conf.c
+# in spork.conf(5) and etc/spork.conf with the same default.
+man-check:
+	tests/man/run
+
 clean:
 	rm -rf build
 
-.PHONY: all deps unit integration valgrind test test-fresh demo install clean
+.PHONY: all deps unit integration valgrind test test-fresh demo install \
+	man-check clean
 
 include tests/fuzz/fuzz.mk
 -include tests/bench/bench.mk
