@@ -21,7 +21,8 @@ MAN8	 = src/man/sporkd.8 src/man/sporkctl.8 src/man/spork-setup.8 \
 
 CC	?= cc
 PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
-	   gmime-3.0 libcares hiredis libmagic libarchive libpcre2-8 jansson
+	   gmime-3.0 libcares hiredis libmagic libarchive libpcre2-8 jansson \
+	   sqlite3
 # src/ by layer: base (event loop, buffers, sockets, config, spool,
 # sandbox), smtp (the session: syntax, relay, TLS), checks (what a
 # message goes through: scan, content, spam, milters, pre-queue), kernel
@@ -46,7 +47,7 @@ LIB_SRC	= src/base/action.c src/base/buf.c src/checks/clamd.c src/base/conf.c sr
 	  src/kernel/nft_divert.c src/kernel/synq.c src/base/cidr.c src/base/dns.c src/checks/greylist.c \
 	  src/checks/greylist_redis.c src/checks/spf.c src/checks/prequeue.c src/checks/spam.c \
 	  src/checks/spam_policy.c src/checks/spam_proto.c src/base/hostport.c src/base/failover.c \
-	  src/smtp/tls_keys.c src/checks/milter_proto.c
+	  src/smtp/tls_keys.c src/checks/milter_proto.c src/control/track.c
 DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/base/priv.c src/control/control.c \
 	     src/smtp/smtp_client.c src/checks/notice.c src/kernel/cba.c \
 	     src/smtp/tls.c src/smtp/tls_dest.c
@@ -57,13 +58,15 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_prequeue.c tests/unit/test_content.c \
 	     tests/unit/test_spam.c tests/unit/test_hostport.c tests/unit/test_tls.c \
 	     tests/unit/test_policy.c tests/unit/test_buf.c \
-	     tests/unit/test_ratelimit.c tests/unit/test_milter.c
+	     tests/unit/test_ratelimit.c tests/unit/test_milter.c \
+	     tests/unit/test_track.c
 
 all: build/sporkd build/sporkctl
 
 build/sporkctl: src/sporkctl/sporkctl.c
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ src/sporkctl/sporkctl.c
+	$(CC) $(CFLAGS) -o $@ src/sporkctl/sporkctl.c $(LDFLAGS) \
+	    $(shell pkg-config --libs sqlite3 2>/dev/null)
 
 build/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 	@mkdir -p build
@@ -96,7 +99,8 @@ build/asan/unit: $(LIB_SRC) $(UNIT_TESTS) tests/unit/unit.h tests/unit/main.c $(
 deps:
 	scripts/install-deps
 
-unit: build/unit build/asan/unit
+# build/sporkctl: test_track runs `sporkctl track` on the database it made.
+unit: build/unit build/asan/unit build/sporkctl
 	build/unit tests/unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit tests/unit
 

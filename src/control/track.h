@@ -86,4 +86,16 @@ void	track_status(struct buf *);
 /* Flushes the queue and stops the writer (at exit). */
 void	track_shutdown(void);
 
+/* The record as the JSON object of the log line, whole (fields cut at
+ * TRACK_FIELD_MAX only): strings escaped (control bytes as \u00XX,
+ * bytes that are not UTF-8 as \ufffd), score and quarantine null when
+ * not known. -1 (ENOBUFS) when b is full. */
+int	track_json(const struct track_rec *, struct buf *b);
+
+/* For the tests: while held, the writer takes nothing from the queue. */
+void	track_hold(int);
+/* For the tests: waits until the writer has written what is queued and
+ * has run a retention and size pass. */
+void	track_prune_now(void);
+
 #endif

@@ -2,21 +2,37 @@
 /*
  * sporkctl: sends one command to sporkd's control socket and prints the
  * answer. Exit status 0 when the answer starts with "ok".
+ *
+ * `sporkctl track` is the exception: it reads the tracking database
+ * (track_db, see src/control/track.h) itself, read-only, without sporkd.
+ * What it prints of a record is the sender's words: escaped, so that they
+ * cannot drive the terminal.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #define SPORKCTL_DEFAULT_SOCKET	"/run/spork/sporkd.sock"
+#define SPORKCTL_DEFAULT_CONF	"/etc/spork/spork.conf"
+#define TRACK_DEFAULT_LIMIT	50
+#define TRACK_PATH_MAX		4096
+#define TRACK_ARGS_MAX		16	/* bound values of one query */
+#define TRACK_BUSY_MS		2000
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sporkctl [-s socket] command [args]\n"
+	fprintf(stderr, "usage: sporkctl [-s socket] [-c spork.conf] command "
+	    "[args]\n"
 	    "  status                      sessions, scanner, engine, workers,\n"
 	    "                              TLS coverage\n"
 	    "  tls                         servers seen with STARTTLS: subject,\n"
@@ -28,8 +44,522 @@ usage(void)
 	    "  quarantine delete ID\n"
 	    "  bypass add ADDR [server] [timeout 1h]   not intercepted\n"
 	    "  bypass del ADDR [server]\n"
-	    "  bypass list\n");
+	    "  bypass list\n"
+	    "  track [-D db] [-f sender] [-r rcpt] [-m message-id]\n"
+	    "        [-a client-addr] [-s since] [-u until] [-n limit] [ID]\n"
+	    "                              tracked messages, newest first\n"
+	    "                              (track_db of spork.conf, or -D);\n"
+	    "                              -n: 50 by default, 0: all; -f, -r:\n"
+	    "                              any case, * a wildcard; -s, -u:\n"
+	    "                              unix time, YYYY-MM-DD[ HH:MM[:SS]]\n"
+	    "                              (local), or 2h, 3d ago; ID: a\n"
+	    "                              number or a session, every field\n");
 	exit(2);
+}
+
+/* ------------------------------------------------------------ track */
+
+/* A value printed as it was, except that control bytes, DEL, backslash
+ * and bytes above 0x7e are written \xHH (a backslash \\): what the
+ * terminal shows is what was there (quarantine show does the same). */
+static void
+put_escaped(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)(s ? s : "");
+
+	for (; *p != '\0'; p++) {
+		if (*p == '\\')
+			fputs("\\\\", stdout);
+		else if (*p >= 0x20 && *p < 0x7f)
+			putchar(*p);
+		else
+			printf("\\x%02x", *p);
+	}
+}
+
+/* track_db as spork.conf sets it (the last line naming it), read the way
+ * sporkd reads it: '#' starts a comment, blanks around the value go. */
+static int
+conf_track_db(const char *path, char *out, size_t outlen)
+{
+	FILE	*fp;
+	char	 line[8192], *k, *v, *e;
+	int	 found = 0;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "sporkctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if ((e = strchr(line, '#')) != NULL)
+			*e = '\0';
+		k = line + strspn(line, " \t\r\n");
+		v = k + strcspn(k, " \t\r\n");
+		if (*v != '\0')
+			*v++ = '\0';
+		if (strcmp(k, "track_db") != 0)
+			continue;
+		v += strspn(v, " \t");
+		e = v + strlen(v);
+		while (e > v && strchr(" \t\r\n", e[-1]) != NULL)
+			*--e = '\0';
+		if (strlen(v) >= outlen) {
+			fprintf(stderr, "sporkctl: %s: track_db too long\n",
+			    path);
+			fclose(fp);
+			return -1;
+		}
+		strcpy(out, v);
+		found = 1;
+	}
+	fclose(fp);
+	if (!found || out[0] == '\0') {
+		fprintf(stderr, "sporkctl: %s: no track_db (tracking is off)\n",
+		    path);
+		return -1;
+	}
+	return 0;
+}
+
+/* since/until: unix time; YYYY-MM-DD[( |T)HH:MM[:SS]] in local time; or N
+ * followed by s, m, h, d or w, that long ago. */
+static int
+parse_when(const char *s, double *out)
+{
+	static const char	 units[] = "smhdw";
+	static const long	 secs[] = { 1, 60, 3600, 86400, 604800 };
+	struct tm		 tm;
+	const char		*u;
+	char			*ep;
+	unsigned long long	 n;
+	int			 len = 0, k;
+
+	if (isdigit((unsigned char)s[0]) && strchr(s, '-') == NULL) {
+		errno = 0;
+		n = strtoull(s, &ep, 10);
+		if (errno != 0 || n > (unsigned long long)LONG_MAX / 604800)
+			return -1;
+		if (*ep == '\0') {
+			*out = (double)n;
+			return 0;
+		}
+		if (ep[1] != '\0' || (u = strchr(units, ep[0])) == NULL)
+			return -1;
+		*out = (double)time(NULL) - (double)n * secs[u - units];
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	k = sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	    &len);
+	if (k != 3)
+		return -1;
+	s += len;
+	if (*s == ' ' || *s == 'T') {
+		len = 0;
+		if (sscanf(s + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min,
+		    &len) != 2 || len != 5)
+			return -1;
+		s += 1 + len;
+		if (*s == ':') {
+			len = 0;
+			if (sscanf(s + 1, "%2d%n", &tm.tm_sec, &len) != 1 ||
+			    len != 2)
+				return -1;
+			s += 1 + len;
+		}
+	}
+	if (*s != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+	    tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+	    tm.tm_sec > 60)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon--;
+	tm.tm_isdst = -1;
+	*out = (double)mktime(&tm);
+	return 0;
+}
+
+/* A -f/-r pattern as LIKE's: '*' any run, '%', '_' and '\\' literal. */
+static char *
+like_pattern(const char *s)
+{
+	char	*p, *q;
+
+	if ((p = q = malloc(2 * strlen(s) + 1)) == NULL)
+		return NULL;
+	for (; *s != '\0'; s++) {
+		if (*s == '*') {
+			*q++ = '%';
+			continue;
+		}
+		if (*s == '%' || *s == '_' || *s == '\\')
+			*q++ = '\\';
+		*q++ = *s;
+	}
+	*q = '\0';
+	return p;
+}
+
+/* The filters: " AND ..." conditions and the values they bind. */
+struct track_query {
+	char		 sql[2048];
+	size_t		 len;
+	int		 nargs;
+	int		 isnum[TRACK_ARGS_MAX];
+	double		 num[TRACK_ARGS_MAX];
+	char		*text[TRACK_ARGS_MAX];	/* owned */
+};
+
+/* One more "AND ..." with its values (at most two, text unless isnum). */
+static int
+q_add(struct track_query *q, const char *cond, char *t1, char *t2,
+    const double *num)
+{
+	int	n;
+
+	n = snprintf(q->sql + q->len, sizeof(q->sql) - q->len, " AND %s",
+	    cond);
+	if (n < 0 || (size_t)n >= sizeof(q->sql) - q->len ||
+	    q->nargs + 2 > TRACK_ARGS_MAX) {
+		free(t1);
+		free(t2);
+		return -1;
+	}
+	q->len += (size_t)n;
+	if (num != NULL) {
+		q->isnum[q->nargs] = 1;
+		q->num[q->nargs++] = *num;
+		return 0;
+	}
+	if (t1 == NULL)
+		return -1;
+	q->isnum[q->nargs] = 0;
+	q->text[q->nargs++] = t1;
+	if (t2 != NULL) {
+		q->isnum[q->nargs] = 0;
+		q->text[q->nargs++] = t2;
+	}
+	return 0;
+}
+
+/* -f and -r: exact without a '*' (the NOCASE index), LIKE with one. */
+static int
+q_add_addr(struct track_query *q, const char *col_eq, const char *col_like,
+    const char *v)
+{
+	if (strchr(v, '*') != NULL)
+		return q_add(q, col_like, like_pattern(v), NULL, NULL);
+	return q_add(q, col_eq, strdup(v), NULL, NULL);
+}
+
+static int
+q_add_time(struct track_query *q, const char *cond, const char *v)
+{
+	double	t;
+
+	if (parse_when(v, &t) == -1) {
+		fprintf(stderr, "sporkctl: bad time %s (unix time, "
+		    "YYYY-MM-DD[ HH:MM[:SS]], or like 2h, 3d)\n", v);
+		return -1;
+	}
+	return q_add(q, cond, NULL, NULL, &t);
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char	*v = sqlite3_column_text(st, i);
+
+	return v != NULL ? (const char *)v : "";
+}
+
+static void
+put_time(double t)
+{
+	char		stamp[64];
+	struct tm	tm;
+	time_t		s = (time_t)t;
+
+	if (localtime_r(&s, &tm) == NULL ||
+	    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		printf("%.3f", t);
+	else
+		fputs(stamp, stdout);
+}
+
+/* The reply code of a reply line, "-" when it has none. */
+static void
+put_code(const char *reply)
+{
+	if (isdigit((unsigned char)reply[0]) &&
+	    isdigit((unsigned char)reply[1]) &&
+	    isdigit((unsigned char)reply[2]))
+		printf("%.3s", reply);
+	else
+		fputs("-", stdout);
+}
+
+#define TRACK_LIST_COLS "m.id, m.t, m.session, m.client, m.sender, " \
+	"(SELECT count(*) FROM recipients r WHERE r.message = m.id), " \
+	"(SELECT rcpt FROM recipients r WHERE r.message = m.id " \
+	"ORDER BY r.rowid LIMIT 1), m.size, m.verdict, m.action, m.reply"
+#define TRACK_SHOW_COLS "m.id, m.t, m.session, m.client, m.client_addr, " \
+	"m.server, m.direction, m.helo, m.sender, m.size, m.message_id, " \
+	"m.subject, m.verdict, m.action, m.score, m.tls, m.quarantine, m.reply"
+
+static void
+track_list_row(sqlite3_stmt *st)
+{
+	printf("%lld ", (long long)sqlite3_column_int64(st, 0));
+	put_time(sqlite3_column_double(st, 1));
+	putchar(' ');
+	put_escaped(sqlite3_column_text(st, 2) ? col_text(st, 2) : "-");
+	fputs(" client=", stdout);
+	put_escaped(col_text(st, 3));
+	fputs(" from=<", stdout);
+	put_escaped(col_text(st, 4));
+	printf("> rcpts=%lld", (long long)sqlite3_column_int64(st, 5));
+	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+		fputs(" to=<", stdout);
+		put_escaped(col_text(st, 6));
+		putchar('>');
+	}
+	printf(" size=%lld verdict=", (long long)sqlite3_column_int64(st, 7));
+	put_escaped(col_text(st, 8));
+	fputs(" action=", stdout);
+	put_escaped(col_text(st, 9));
+	fputs(" reply=", stdout);
+	put_code(col_text(st, 10));
+	putchar('\n');
+}
+
+/* The whole record: every field, each recipient with its answer. */
+static int
+track_show_row(sqlite3 *db, sqlite3_stmt *st)
+{
+	static const char *const names[] = { "id", "time", "session",
+	    "client", "client_addr", "server", "direction", "helo", "sender",
+	    "size", "message_id", "subject", "verdict", "action", "score",
+	    "tls", "quarantine", "reply" };
+	sqlite3_stmt	*r;
+	long long	 id = sqlite3_column_int64(st, 0);
+	int		 i, n = 0, rc;
+
+	for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+		printf("%-12s ", names[i]);
+		if (i == 1) {
+			put_time(sqlite3_column_double(st, i));
+			printf(" (%.3f)", sqlite3_column_double(st, i));
+		} else if (sqlite3_column_type(st, i) == SQLITE_NULL)
+			fputs("-", stdout);
+		else
+			put_escaped(col_text(st, i));
+		putchar('\n');
+	}
+	if (sqlite3_prepare_v2(db, "SELECT rcpt, code, reply FROM recipients "
+	    "WHERE message = ? ORDER BY rowid", -1, &r, NULL) != SQLITE_OK) {
+		fprintf(stderr, "sporkctl: %s\n", sqlite3_errmsg(db));
+		return -1;
+	}
+	sqlite3_bind_int64(r, 1, id);
+	while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
+		fputs("rcpt         <", stdout);
+		put_escaped(col_text(r, 0));
+		printf("> code=%d reply=", sqlite3_column_int(r, 1));
+		put_escaped(col_text(r, 2));
+		putchar('\n');
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		fprintf(stderr, "sporkctl: %s\n", sqlite3_errmsg(db));
+	sqlite3_finalize(r);
+	printf("recipients   %d\n", n);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Read-only. A reader that may not write the -shm file (a group member)
+ * still reads a live database; when sporkd is stopped and the -wal file
+ * is gone, only an immutable open works (sporkd checkpointed everything
+ * at its exit, so nothing is missed).
+ */
+static sqlite3 *
+track_open(const char *path, const char *sql, sqlite3_stmt **st)
+{
+	sqlite3		*db = NULL;
+	char		 uri[3 * TRACK_PATH_MAX + 32], *u;
+	const char	*p;
+	int		 attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (attempt == 0) {
+			sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+		} else {
+			u = uri + sprintf(uri, "file:");
+			for (p = path; *p != '\0'; p++)
+				u += isalnum((unsigned char)*p) ||
+				    strchr("/._-", *p) != NULL ?
+				    sprintf(u, "%c", *p) :
+				    sprintf(u, "%%%02X", (unsigned char)*p);
+			strcpy(u, "?immutable=1");
+			sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY |
+			    SQLITE_OPEN_URI, NULL);
+		}
+		if (db == NULL) {
+			fprintf(stderr, "sporkctl: out of memory\n");
+			return NULL;
+		}
+		sqlite3_busy_timeout(db, TRACK_BUSY_MS);
+		if (sqlite3_errcode(db) == SQLITE_OK &&
+		    sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
+			return db;
+		if (attempt == 1 || access(path, R_OK) == -1 ||
+		    (sqlite3_errcode(db) & 0xff) == SQLITE_ERROR) {
+			fprintf(stderr, "sporkctl: %s: %s\n", path,
+			    sqlite3_errmsg(db));
+			sqlite3_close(db);
+			return NULL;
+		}
+		sqlite3_close(db);
+		db = NULL;
+	}
+	return NULL;
+}
+
+/* A -m value, with and without its angle brackets. */
+static int
+q_add_msgid(struct track_query *q, const char *v)
+{
+	char	*b;
+
+	if ((b = malloc(strlen(v) + 3)) != NULL)
+		sprintf(b, "<%s>", v);
+	return q_add(q, "(m.message_id = ? OR m.message_id = ?)", strdup(v),
+	    b, NULL);
+}
+
+/* ID: a number is the record's, anything else its session's. */
+static int
+q_add_id(struct track_query *q, const char *id)
+{
+	double	n;
+
+	if (id[0] != '\0' && strspn(id, "0123456789") == strlen(id)) {
+		n = strtod(id, NULL);
+		return q_add(q, "m.id = ?", NULL, NULL, &n);
+	}
+	return q_add(q, "m.session = ?", strdup(id), NULL, NULL);
+}
+
+static int
+cmd_track(int argc, char *argv[], const char *confpath)
+{
+	struct track_query	 q;
+	sqlite3			*db = NULL;
+	sqlite3_stmt		*st = NULL;
+	char			 dbpath[TRACK_PATH_MAX] = "", *ep;
+	char			 sql[sizeof(q.sql) + 512];
+	const char		*id = NULL;
+	long			 limit = TRACK_DEFAULT_LIMIT;
+	int			 ch, i, n, rc = 1, rows = 0, bad = 0;
+
+	memset(&q, 0, sizeof(q));
+	optind = 0;	/* glibc: a new scan, with a new optstring */
+	while (!bad && (ch = getopt(argc, argv, "+D:f:r:m:a:s:u:n:")) != -1) {
+		switch (ch) {
+		case 'D':
+			if (strlen(optarg) >= sizeof(dbpath))
+				bad = 1;
+			else
+				strcpy(dbpath, optarg);
+			break;
+		case 'f':
+			bad = q_add_addr(&q, "m.sender = ? COLLATE NOCASE",
+			    "m.sender LIKE ? ESCAPE '\\'", optarg);
+			break;
+		case 'r':
+			bad = q_add_addr(&q, "m.id IN (SELECT message FROM "
+			    "recipients WHERE rcpt = ? COLLATE NOCASE)",
+			    "m.id IN (SELECT message FROM recipients WHERE "
+			    "rcpt LIKE ? ESCAPE '\\')", optarg);
+			break;
+		case 'm':
+			bad = q_add_msgid(&q, optarg);
+			break;
+		case 'a':
+			bad = q_add(&q, "m.client_addr = ?", strdup(optarg),
+			    NULL, NULL);
+			break;
+		case 's':
+			bad = q_add_time(&q, "m.t >= ?", optarg);
+			break;
+		case 'u':
+			bad = q_add_time(&q, "m.t <= ?", optarg);
+			break;
+		case 'n':
+			errno = 0;
+			limit = strtol(optarg, &ep, 10);
+			bad = errno != 0 || *ep != '\0' || ep == optarg ||
+			    limit < 0;
+			break;
+		default:
+			bad = 1;
+			break;
+		}
+	}
+	if (!bad && argc - optind == 1)
+		bad = q_add_id(&q, id = argv[optind]);
+	if (bad || argc - optind > 1) {
+		for (i = 0; i < q.nargs; i++)
+			free(q.text[i]);
+		usage();
+	}
+	n = snprintf(sql, sizeof(sql), "SELECT %s FROM messages m WHERE 1%s "
+	    "ORDER BY m.t DESC, m.id DESC LIMIT %ld",
+	    id != NULL ? TRACK_SHOW_COLS : TRACK_LIST_COLS, q.sql,
+	    limit > 0 ? limit : -1L);
+	if (n < 0 || (size_t)n >= sizeof(sql)) {
+		fprintf(stderr, "sporkctl: query too long\n");
+		goto done;
+	}
+	if (dbpath[0] == '\0' && conf_track_db(confpath, dbpath,
+	    sizeof(dbpath)) == -1)
+		goto done;
+	if ((db = track_open(dbpath, sql, &st)) == NULL)
+		goto done;
+	for (i = 0; i < q.nargs; i++) {
+		if (q.isnum[i])
+			sqlite3_bind_double(st, i + 1, q.num[i]);
+		else
+			sqlite3_bind_text(st, i + 1, q.text[i], -1,
+			    SQLITE_STATIC);
+	}
+	while ((ch = sqlite3_step(st)) == SQLITE_ROW) {
+		if (id != NULL) {
+			if (rows > 0)
+				putchar('\n');
+			if (track_show_row(db, st) == -1)
+				goto done;
+		} else
+			track_list_row(st);
+		rows++;
+	}
+	if (ch != SQLITE_DONE) {
+		fprintf(stderr, "sporkctl: %s: %s\n", dbpath,
+		    sqlite3_errmsg(db));
+		goto done;
+	}
+	if (id != NULL && rows == 0) {
+		fprintf(stderr, "sporkctl: no message %s\n", id);
+		goto done;
+	}
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	for (i = 0; i < q.nargs; i++)
+		free(q.text[i]);
+	return rc;
 }
 
 int
@@ -37,18 +567,25 @@ main(int argc, char *argv[])
 {
 	struct sockaddr_un	 sun;
 	const char		*path = SPORKCTL_DEFAULT_SOCKET;
+	const char		*confpath = SPORKCTL_DEFAULT_CONF;
 	char			 line[1024], buf[4096];
 	size_t			 l = 0;
 	ssize_t			 n;
 	int			 ch, fd, i, first = 1, ok = 0;
 
-	while ((ch = getopt(argc, argv, "s:")) != -1) {
-		if (ch != 's')
+	/* '+': the command's own options are the command's. */
+	while ((ch = getopt(argc, argv, "+s:c:")) != -1) {
+		if (ch == 's')
+			path = optarg;
+		else if (ch == 'c')
+			confpath = optarg;
+		else
 			usage();
-		path = optarg;
 	}
 	if (optind == argc)
 		usage();
+	if (strcmp(argv[optind], "track") == 0)
+		return cmd_track(argc - optind, argv + optind, confpath);
 	for (i = optind; i < argc; i++) {
 		n = snprintf(line + l, sizeof(line) - l, "%s%s",
 		    i > optind ? " " : "", argv[i]);

@@ -34,6 +34,7 @@ static const struct {
 	{ "buf", test_buf },
 	{ "ratelimit", test_ratelimit },
 	{ "milter", test_milter },
+	{ "track", test_track },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it

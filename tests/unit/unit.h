@@ -41,5 +41,6 @@ void	test_verdict_policy(void);
 void	test_buf(void);
 void	test_ratelimit(void);
 void	test_milter(void);
+void	test_track(void);
 
 #endif

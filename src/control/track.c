@@ -1,0 +1,958 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Message tracking: the record of each message, in an SQLite database and
+ * as one JSON log line. The event loop's side (track_message) copies the
+ * record into one allocation and queues it under a mutex; it never runs
+ * SQL and never waits for the writer. The writer, a thread of its own and
+ * the only user of the database connection, inserts what is queued in one
+ * transaction per batch and keeps the database within track_retention and
+ * track_max_size. Strings are the sender's words: stored as they came (cut
+ * at TRACK_FIELD_MAX), escaped in the JSON line; readers escape what they
+ * print. A full queue or a failing disk costs records, counted, never the
+ * session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "log.h"
+#include "track.h"
+
+#define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
+#define TRACK_DELETE_CHUNK	1000	/* messages deleted per transaction */
+#define TRACK_TARGET_PCT	90	/* a size pass stops under this % */
+#define TRACK_ERRLOG_EVERY	60	/* seconds between error log lines */
+#define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
+#define TRACK_WAL_LIMIT		4194304	/* WAL bytes kept after a checkpoint */
+#define TRACK_LOG_LINE		2040	/* what log.c's line holds */
+#define TRACK_SCHEMA_VERSION	1
+#define TRACK_XSTR(x)		#x
+#define TRACK_STR(x)		TRACK_XSTR(x)
+
+/* The text fields, in the order of the columns and of the JSON object. */
+enum track_field {
+	TF_SESSION, TF_CLIENT, TF_CLIENT_ADDR, TF_SERVER, TF_DIRECTION,
+	TF_HELO, TF_SENDER, TF_MESSAGE_ID, TF_SUBJECT, TF_VERDICT, TF_ACTION,
+	TF_TLS, TF_QUARANTINE, TF_REPLY, TF_N
+};
+
+struct track_item_rcpt {
+	const char	*addr;
+	size_t		 alen;
+	int		 code;
+	const char	*reply;
+	size_t		 rlen;
+};
+
+/* One queued record: the struct, its recipients, then its strings, in
+ * one allocation. */
+struct track_item {
+	struct track_item	*next;
+	double			 t;
+	double			 score;
+	size_t			 size;
+	const char		*f[TF_N];
+	size_t			 flen[TF_N];
+	size_t			 nrcpts;
+	struct track_item_rcpt	 rcpts[];
+};
+
+/* Budgets that make the JSON line fit log.c's line: the whole record
+ * first, then shorter strings and fewer recipients. */
+struct track_fit {
+	size_t	str_max;	/* output bytes per string, 0: no limit */
+	size_t	rcpts_max;
+};
+
+static void	*track_writer(void *);
+static size_t	 track_cut(const char *, size_t);
+static int	 track_json_fit(const struct track_rec *, struct buf *,
+		    const struct track_fit *);
+
+static const struct {
+	const char	*name;
+	size_t		 off;
+} track_fields[TF_N] = {
+#define F(i, n)	[i] = { #n, offsetof(struct track_rec, n) }
+	F(TF_SESSION, session), F(TF_CLIENT, client),
+	F(TF_CLIENT_ADDR, client_addr), F(TF_SERVER, server),
+	F(TF_DIRECTION, direction), F(TF_HELO, helo), F(TF_SENDER, sender),
+	F(TF_MESSAGE_ID, message_id), F(TF_SUBJECT, subject),
+	F(TF_VERDICT, verdict), F(TF_ACTION, action), F(TF_TLS, tls),
+	F(TF_QUARANTINE, quarantine), F(TF_REPLY, reply),
+#undef F
+};
+
+static const struct track_fit track_fits[] = {
+	{ 0, TRACK_RCPTS_MAX }, { 200, 8 }, { 64, 2 }, { 24, 0 },
+};
+
+static const char track_schema[] =
+	"CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, "
+	"t REAL NOT NULL, session TEXT, client TEXT, client_addr TEXT, "
+	"server TEXT, direction TEXT, helo TEXT, sender TEXT, size INTEGER, "
+	"message_id TEXT, subject TEXT, verdict TEXT, action TEXT, "
+	"score REAL, tls TEXT, quarantine TEXT, reply TEXT);"
+	"CREATE TABLE IF NOT EXISTS recipients (message INTEGER NOT NULL "
+	"REFERENCES messages(id), rcpt TEXT, code INTEGER, reply TEXT);"
+	"CREATE INDEX IF NOT EXISTS messages_t ON messages(t);"
+	"CREATE INDEX IF NOT EXISTS messages_sender ON "
+	"messages(sender COLLATE NOCASE);"
+	"CREATE INDEX IF NOT EXISTS messages_message_id ON "
+	"messages(message_id);"
+	"CREATE INDEX IF NOT EXISTS messages_client_addr ON "
+	"messages(client_addr);"
+	"CREATE INDEX IF NOT EXISTS recipients_rcpt ON "
+	"recipients(rcpt COLLATE NOCASE);"
+	"CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message);";
+
+static const char track_insert_msg[] =
+	"INSERT INTO messages (t, session, client, client_addr, server, "
+	"direction, helo, sender, message_id, subject, verdict, action, tls, "
+	"quarantine, reply, size, score) VALUES "
+	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char track_insert_rcpt[] =
+	"INSERT INTO recipients (message, rcpt, code, reply) "
+	"VALUES (?, ?, ?, ?)";
+/* Oldest first; the same ORDER BY in both keeps the two sets equal. */
+static const char track_delete_rcpts[] =
+	"DELETE FROM recipients WHERE message IN (SELECT id FROM messages "
+	"WHERE t < ?1 ORDER BY t, id LIMIT ?2)";
+static const char track_delete_msgs[] =
+	"DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+	"WHERE t < ?1 ORDER BY t, id LIMIT ?2)";
+
+/* Everything the two threads share is under mu; the connection and the
+ * statements are the writer's alone once it runs. */
+static struct {
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 wake;		/* to the writer */
+	pthread_cond_t		 done;		/* from the writer */
+	pthread_t		 thread;
+	int			 running;
+	int			 json;
+	int			 stopping;
+	int			 held;
+	unsigned long long	 prune_asked;	/* passes asked for */
+	unsigned long long	 prune_done;	/* the last asked one run */
+	struct track_item	*head, *tail;
+	size_t			 queued;
+	unsigned long long	 written, dropped, errors, rcpts_cut;
+	unsigned long long	 db_bytes;
+	/* the writer's */
+	sqlite3			*db;
+	sqlite3_stmt		*ins_msg, *ins_rcpt, *del_rcpts, *del_msgs;
+	double			 retention;
+	unsigned long long	 max_size;
+	long long		 page_size;
+	time_t			 last_errlog;
+	unsigned long long	 unlogged;
+} T = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* -------------------------------------------------------------- JSON */
+
+static int
+cont(unsigned char c)
+{
+	return (c & 0xc0) == 0x80;
+}
+
+/* Bytes of the valid UTF-8 sequence at p (n bytes there), 0 if none:
+ * no overlong forms, no surrogates, nothing past U+10FFFF. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char	c = p[0];
+
+	if (c >= 0xc2 && c <= 0xdf)
+		return n >= 2 && cont(p[1]) ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if (n < 3 || !cont(p[1]) || !cont(p[2]))
+			return 0;
+		if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if (n < 4 || !cont(p[1]) || !cont(p[2]) || !cont(p[3]))
+			return 0;
+		if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* The length kept of a field: at most TRACK_FIELD_MAX bytes, not ending
+ * inside a UTF-8 sequence. */
+static size_t
+track_cut(const char *s, size_t len)
+{
+	size_t	n, k;
+
+	if (len <= TRACK_FIELD_MAX)
+		return len;
+	n = TRACK_FIELD_MAX;
+	for (k = 0; k < 3 && n > 0 && cont((unsigned char)s[n]); k++)
+		n--;
+	if (cont((unsigned char)s[n]))
+		n = TRACK_FIELD_MAX;	/* not UTF-8 anyway */
+	return n;
+}
+
+/* A JSON string of s, at most outmax bytes between the quotes (0: no
+ * limit), never cutting an escape or a character; *cut set if cut. */
+static int
+json_str(struct buf *b, const char *str, size_t outmax, int *cut)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*s = (const unsigned char *)(str ? str : "");
+	char			 tmp[256], u[8];
+	size_t			 len, i = 0, t = 0, out = 0, n, ul;
+
+	len = track_cut((const char *)s, strlen((const char *)s));
+	if (buf_append(b, "\"", 1) == -1)
+		return -1;
+	while (i < len) {
+		if (s[i] < 0x20 || s[i] == 0x7f) {
+			memcpy(u, "\\u00", 4);
+			u[4] = hex[s[i] >> 4];
+			u[5] = hex[s[i] & 15];
+			ul = 6;
+			n = 1;
+		} else if (s[i] == '"' || s[i] == '\\') {
+			u[0] = '\\';
+			u[1] = (char)s[i];
+			ul = 2;
+			n = 1;
+		} else if (s[i] < 0x80) {
+			u[0] = (char)s[i];
+			ul = n = 1;
+		} else if ((n = utf8_seq(s + i, len - i)) > 0) {
+			memcpy(u, s + i, n);
+			ul = n;
+		} else {
+			memcpy(u, "\\ufffd", 6);
+			ul = 6;
+			n = 1;
+		}
+		if (outmax > 0 && out + ul > outmax) {
+			*cut = 1;
+			break;
+		}
+		if (t + ul > sizeof(tmp)) {
+			if (buf_append(b, tmp, t) == -1)
+				return -1;
+			t = 0;
+		}
+		memcpy(tmp + t, u, ul);
+		t += ul;
+		out += ul;
+		i += n;
+	}
+	if (buf_append(b, tmp, t) == -1)
+		return -1;
+	return buf_append(b, "\"", 1);
+}
+
+static int
+track_json_fit(const struct track_rec *r, struct buf *b,
+    const struct track_fit *fit)
+{
+	const char	*v;
+	size_t		 i, n;
+	int		 cut = 0;
+
+	if (buf_printf(b, "{\"t\":%.3f", isfinite(r->t) ? r->t : 0.0) == -1)
+		return -1;
+	for (i = 0; i < TF_N; i++) {
+		v = *(const char *const *)(const void *)
+		    ((const char *)r + track_fields[i].off);
+		if (buf_printf(b, ",\"%s\":", track_fields[i].name) == -1)
+			return -1;
+		if (i == TF_QUARANTINE && (v == NULL || v[0] == '\0')) {
+			if (buf_append(b, "null", 4) == -1)
+				return -1;
+		} else if (json_str(b, v, fit->str_max, &cut) == -1)
+			return -1;
+	}
+	if (buf_printf(b, ",\"size\":%zu", r->size) == -1)
+		return -1;
+	if (isfinite(r->score)) {
+		if (buf_printf(b, ",\"score\":%.3f", r->score) == -1)
+			return -1;
+	} else if (buf_append(b, ",\"score\":null", 13) == -1)
+		return -1;
+	if (buf_append(b, ",\"recipients\":[", 15) == -1)
+		return -1;
+	n = r->rcpts != NULL ? r->nrcpts : 0;
+	for (i = 0; i < n && i < fit->rcpts_max; i++) {
+		if (buf_append(b, i ? ",{\"rcpt\":" : "{\"rcpt\":", i ? 9 : 8)
+		    == -1 || json_str(b, r->rcpts[i].addr, fit->str_max,
+		    &cut) == -1 || buf_printf(b, ",\"code\":%d,\"reply\":",
+		    r->rcpts[i].code) == -1 || json_str(b, r->rcpts[i].reply,
+		    fit->str_max, &cut) == -1 || buf_append(b, "}", 1) == -1)
+			return -1;
+	}
+	if (buf_append(b, "]", 1) == -1)
+		return -1;
+	if (i < n && buf_printf(b, ",\"rcpts_omitted\":%zu", n - i) == -1)
+		return -1;
+	if (cut && buf_append(b, ",\"truncated\":true", 17) == -1)
+		return -1;
+	return buf_append(b, "}", 1);
+}
+
+int
+track_json(const struct track_rec *r, struct buf *b)
+{
+	return track_json_fit(r, b, &track_fits[0]);
+}
+
+/* The log line: the whole record when it fits log.c's line, else the
+ * first shorter form that does. */
+static void
+track_log(const struct track_rec *r)
+{
+	const char	*sid = r->session != NULL && r->session[0] != '\0' ?
+			    r->session : NULL;
+	size_t		 room, i;
+	struct buf	 b;
+
+	if (sid != NULL && strlen(sid) > 64)
+		sid = NULL;	/* not one of ours; it is in the JSON */
+	room = TRACK_LOG_LINE - sizeof("track ") - (sid ? strlen(sid) + 1 : 0);
+	for (i = 0; i < sizeof(track_fits) / sizeof(track_fits[0]); i++) {
+		buf_init(&b, room);
+		if (track_json_fit(r, &b, &track_fits[i]) == 0 &&
+		    buf_append(&b, "", 1) == 0) {
+			log_info(sid, "track %s", buf_head(&b));
+			buf_free(&b);
+			return;
+		}
+		buf_free(&b);
+	}
+}
+
+/* ------------------------------------------------------------- queue */
+
+static struct track_item *
+track_copy(const struct track_rec *r)
+{
+	struct track_item	*it;
+	const char		*v;
+	size_t			 len[TF_N], alen, rlen, total, n, i;
+	char			*p;
+
+	n = r->rcpts != NULL ? r->nrcpts : 0;
+	if (n > TRACK_RCPTS_MAX)
+		n = TRACK_RCPTS_MAX;
+	total = sizeof(*it) + n * sizeof(it->rcpts[0]);
+	for (i = 0; i < TF_N; i++) {
+		v = *(const char *const *)(const void *)
+		    ((const char *)r + track_fields[i].off);
+		len[i] = v != NULL ? track_cut(v, strlen(v)) : 0;
+		total += len[i] + 1;
+	}
+	for (i = 0; i < n; i++) {
+		v = r->rcpts[i].addr;
+		total += (v != NULL ? track_cut(v, strlen(v)) : 0) + 1;
+		v = r->rcpts[i].reply;
+		total += (v != NULL ? track_cut(v, strlen(v)) : 0) + 1;
+	}
+	if ((it = malloc(total)) == NULL)
+		return NULL;
+	it->next = NULL;
+	it->t = r->t;
+	it->score = r->score;
+	it->size = r->size;
+	it->nrcpts = n;
+	p = (char *)&it->rcpts[n];
+	for (i = 0; i < TF_N; i++) {
+		v = *(const char *const *)(const void *)
+		    ((const char *)r + track_fields[i].off);
+		memcpy(p, v != NULL ? v : "", len[i]);
+		p[len[i]] = '\0';
+		it->f[i] = p;
+		it->flen[i] = len[i];
+		p += len[i] + 1;
+	}
+	for (i = 0; i < n; i++) {
+		v = r->rcpts[i].addr;
+		alen = v != NULL ? track_cut(v, strlen(v)) : 0;
+		memcpy(p, v != NULL ? v : "", alen);
+		p[alen] = '\0';
+		it->rcpts[i].addr = p;
+		it->rcpts[i].alen = alen;
+		p += alen + 1;
+		v = r->rcpts[i].reply;
+		rlen = v != NULL ? track_cut(v, strlen(v)) : 0;
+		memcpy(p, v != NULL ? v : "", rlen);
+		p[rlen] = '\0';
+		it->rcpts[i].reply = p;
+		it->rcpts[i].rlen = rlen;
+		it->rcpts[i].code = r->rcpts[i].code;
+		p += rlen + 1;
+	}
+	return it;
+}
+
+void
+track_message(const struct track_rec *r)
+{
+	struct track_item	*it = NULL;
+	int			 cut;
+
+	if (T.json)
+		track_log(r);
+	if (!T.running)
+		return;
+	cut = r->rcpts != NULL && r->nrcpts > TRACK_RCPTS_MAX;
+	/* Copied before the lock: the writer never waits on malloc. */
+	pthread_mutex_lock(&T.mu);
+	if (T.queued >= TRACK_QUEUE_MAX) {
+		T.dropped++;
+		pthread_mutex_unlock(&T.mu);
+		return;
+	}
+	pthread_mutex_unlock(&T.mu);
+	if ((it = track_copy(r)) == NULL) {
+		pthread_mutex_lock(&T.mu);
+		T.dropped++;
+		pthread_mutex_unlock(&T.mu);
+		return;
+	}
+	pthread_mutex_lock(&T.mu);
+	if (T.queued >= TRACK_QUEUE_MAX) {
+		T.dropped++;
+		pthread_mutex_unlock(&T.mu);
+		free(it);
+		return;
+	}
+	if (T.tail != NULL)
+		T.tail->next = it;
+	else
+		T.head = it;
+	T.tail = it;
+	T.queued++;
+	if (cut)
+		T.rcpts_cut++;
+	pthread_cond_signal(&T.wake);
+	pthread_mutex_unlock(&T.mu);
+}
+
+void
+track_status(struct buf *b)
+{
+	unsigned long long	w, d, e, q, s, c;
+
+	pthread_mutex_lock(&T.mu);
+	w = T.written;
+	d = T.dropped;
+	e = T.errors;
+	q = T.queued;
+	s = T.db_bytes;
+	c = T.rcpts_cut;
+	pthread_mutex_unlock(&T.mu);
+	buf_printf(b, "track.written=%llu\ntrack.dropped=%llu\n"
+	    "track.errors=%llu\ntrack.queue=%llu\ntrack.db_bytes=%llu\n"
+	    "track.rcpts_truncated=%llu\n", w, d, e, q, s, c);
+}
+
+/* ------------------------------------------------------------ writer */
+
+/* One SQLite failure: counted always, logged at most once a minute with
+ * the number of those not logged. The writer's thread only. */
+static void
+track_fail(const char *what)
+{
+	time_t	now = time(NULL);
+
+	pthread_mutex_lock(&T.mu);
+	T.errors++;
+	pthread_mutex_unlock(&T.mu);
+	if (now - T.last_errlog < TRACK_ERRLOG_EVERY) {
+		T.unlogged++;
+		return;
+	}
+	log_warn(NULL, "track error=\"%s: %s\" db=%s unlogged_errors=%llu",
+	    what, T.db != NULL ? sqlite3_errmsg(T.db) : "no database",
+	    T.db != NULL ? sqlite3_db_filename(T.db, "main") : "",
+	    T.unlogged);
+	T.last_errlog = now;
+	T.unlogged = 0;
+}
+
+static int
+track_exec(const char *sql)
+{
+	if (sqlite3_exec(T.db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		track_fail(sql);
+		return -1;
+	}
+	return 0;
+}
+
+/* The one integer a query (a pragma) answers; -1 on failure. */
+static long long
+track_int(const char *sql)
+{
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_prepare_v2(T.db, sql, -1, &st, NULL) != SQLITE_OK) {
+		track_fail(sql);
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		track_fail(sql);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Bytes the pages in use take (free pages excluded), or the file's pages
+ * with all != 0. */
+static long long
+track_bytes(int all)
+{
+	long long	pages, free_pages = 0;
+
+	if ((pages = track_int("PRAGMA page_count")) < 0 ||
+	    (!all && (free_pages = track_int("PRAGMA freelist_count")) < 0))
+		return -1;
+	return (pages - free_pages) * T.page_size;
+}
+
+static int
+track_insert(const struct track_item *it)
+{
+	sqlite3_stmt	*m = T.ins_msg, *r = T.ins_rcpt;
+	sqlite3_int64	 id;
+	size_t		 i;
+	int		 col = 1;
+
+	sqlite3_reset(m);
+	sqlite3_bind_double(m, col++, it->t);
+	for (i = 0; i < TF_N; i++) {
+		if (i == TF_QUARANTINE && it->flen[i] == 0)
+			sqlite3_bind_null(m, col++);
+		else
+			sqlite3_bind_text(m, col++, it->f[i], (int)it->flen[i],
+			    SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(m, col++, (sqlite3_int64)it->size);
+	if (isfinite(it->score))
+		sqlite3_bind_double(m, col++, it->score);
+	else
+		sqlite3_bind_null(m, col++);
+	if (sqlite3_step(m) != SQLITE_DONE)
+		return -1;
+	id = sqlite3_last_insert_rowid(T.db);
+	for (i = 0; i < it->nrcpts; i++) {
+		sqlite3_reset(r);
+		sqlite3_bind_int64(r, 1, id);
+		sqlite3_bind_text(r, 2, it->rcpts[i].addr,
+		    (int)it->rcpts[i].alen, SQLITE_STATIC);
+		sqlite3_bind_int(r, 3, it->rcpts[i].code);
+		sqlite3_bind_text(r, 4, it->rcpts[i].reply,
+		    (int)it->rcpts[i].rlen, SQLITE_STATIC);
+		if (sqlite3_step(r) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+/* One transaction for the batch; on failure none of it is kept. */
+static void
+track_write(struct track_item *batch)
+{
+	struct track_item	*it, *next;
+	unsigned long long	 n = 0;
+	int			 ok = track_exec("BEGIN") == 0;
+
+	for (it = batch; ok && it != NULL; it = it->next, n++)
+		if (track_insert(it) == -1) {
+			track_fail("insert");
+			ok = 0;
+		}
+	/* The bindings point into the batch, freed below. */
+	sqlite3_reset(T.ins_msg);
+	sqlite3_clear_bindings(T.ins_msg);
+	sqlite3_reset(T.ins_rcpt);
+	sqlite3_clear_bindings(T.ins_rcpt);
+	if (ok && track_exec("COMMIT") == -1)
+		ok = 0;
+	if (!ok && !sqlite3_get_autocommit(T.db))
+		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
+	for (it = batch; it != NULL; it = next) {
+		next = it->next;
+		free(it);
+	}
+	if (ok) {
+		pthread_mutex_lock(&T.mu);
+		T.written += n;
+		pthread_mutex_unlock(&T.mu);
+	}
+}
+
+/* Deletes up to max of the oldest messages older than before, with
+ * their recipients, in one transaction: how many, or -1. */
+static long long
+track_delete(double before, long long max)
+{
+	sqlite3_stmt	*st[2] = { T.del_rcpts, T.del_msgs };
+	long long	 n = 0;
+	size_t		 i;
+
+	if (track_exec("BEGIN") == -1)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		sqlite3_reset(st[i]);
+		sqlite3_bind_double(st[i], 1, before);
+		sqlite3_bind_int64(st[i], 2, max);
+		if (sqlite3_step(st[i]) != SQLITE_DONE) {
+			track_fail("delete");
+			sqlite3_reset(st[i]);
+			(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		n = sqlite3_changes(T.db);
+		sqlite3_reset(st[i]);
+	}
+	if (track_exec("COMMIT") == -1) {
+		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return n;
+}
+
+/* Retention, then size: records past track_retention go, then the oldest
+ * until the pages in use are under TRACK_TARGET_PCT of track_max_size;
+ * freed pages are given back to the file system (incremental vacuum, WAL
+ * truncated). */
+static void
+track_prune(void)
+{
+	long long	n, used, target, count, chunk, deleted = 0;
+	int		log_pages;
+
+	if (T.retention > 0) {
+		while ((n = track_delete((double)time(NULL) - T.retention,
+		    TRACK_DELETE_CHUNK)) > 0)
+			deleted += n;
+	}
+	if (T.max_size > 0 && track_bytes(0) > (long long)T.max_size) {
+		target = (long long)(T.max_size / 100 * TRACK_TARGET_PCT);
+		/* In proportion to the excess, so that a small bound does
+		 * not lose everything in one chunk. */
+		while ((used = track_bytes(0)) > target &&
+		    (count = track_int("SELECT count(*) FROM messages")) > 0) {
+			chunk = count * (used - target) / used + 1;
+			if (chunk > TRACK_DELETE_CHUNK)
+				chunk = TRACK_DELETE_CHUNK;
+			if ((n = track_delete(INFINITY, chunk)) <= 0)
+				break;
+			deleted += n;
+		}
+	}
+	if (track_int("PRAGMA freelist_count") > 0) {
+		sqlite3_stmt	*st;
+
+		if (sqlite3_prepare_v2(T.db, "PRAGMA incremental_vacuum", -1,
+		    &st, NULL) != SQLITE_OK)
+			track_fail("incremental_vacuum");
+		else {
+			while (sqlite3_step(st) == SQLITE_ROW)
+				;
+			if (sqlite3_finalize(st) != SQLITE_OK)
+				track_fail("incremental_vacuum");
+		}
+	}
+	/* A reader holding a snapshot makes this busy: next time, then. */
+	n = sqlite3_wal_checkpoint_v2(T.db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    &log_pages, NULL);
+	if (n != SQLITE_OK && n != SQLITE_BUSY && n != SQLITE_LOCKED)
+		track_fail("wal_checkpoint");
+	if (deleted > 0)
+		log_info(NULL, "track pruned=%lld db_bytes=%lld", deleted,
+		    track_bytes(1));
+}
+
+static void
+track_update_bytes(void)
+{
+	long long	b = track_bytes(1);
+
+	if (b < 0)
+		return;
+	pthread_mutex_lock(&T.mu);
+	T.db_bytes = (unsigned long long)b;
+	pthread_mutex_unlock(&T.mu);
+}
+
+static void *
+track_writer(void *arg)
+{
+	struct track_item	*batch;
+	struct timespec		 now, next;
+	unsigned long long	 asked;
+	int			 prune;
+
+	(void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &next);	/* a pass at start */
+	pthread_mutex_lock(&T.mu);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		prune = now.tv_sec >= next.tv_sec ||
+		    T.prune_asked > T.prune_done;
+		if ((T.head == NULL || T.held) && !prune) {
+			if (T.stopping && T.head == NULL)
+				break;
+			if (T.stopping)		/* held: a test's bug */
+				T.held = 0;
+			else
+				pthread_cond_timedwait(&T.wake, &T.mu, &next);
+			continue;
+		}
+		batch = T.held ? NULL : T.head;
+		if (batch != NULL) {
+			T.head = T.tail = NULL;
+			T.queued = 0;
+		}
+		asked = T.prune_asked;
+		pthread_mutex_unlock(&T.mu);
+
+		if (batch != NULL)
+			track_write(batch);
+		/* Past the bound, at once: a minute of mail may be big. */
+		if (prune || (T.max_size > 0 &&
+		    track_bytes(0) > (long long)T.max_size)) {
+			track_prune();
+			if (prune) {
+				clock_gettime(CLOCK_MONOTONIC, &next);
+				next.tv_sec += TRACK_PRUNE_EVERY;
+			}
+		}
+		track_update_bytes();
+
+		pthread_mutex_lock(&T.mu);
+		if (prune)
+			T.prune_done = asked;
+		pthread_cond_broadcast(&T.done);
+	}
+	pthread_mutex_unlock(&T.mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static void
+track_close(void)
+{
+	sqlite3_finalize(T.ins_msg);
+	sqlite3_finalize(T.ins_rcpt);
+	sqlite3_finalize(T.del_rcpts);
+	sqlite3_finalize(T.del_msgs);
+	T.ins_msg = T.ins_rcpt = T.del_rcpts = T.del_msgs = NULL;
+	sqlite3_close(T.db);
+	T.db = NULL;
+}
+
+/* A pragma that sets something: a failure is an error of init. */
+static int
+track_setup_exec(const char *sql, char *err, size_t errlen)
+{
+	if (sqlite3_exec(T.db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "track_db %s: %s: %s",
+		    sqlite3_db_filename(T.db, "main"), sql,
+		    sqlite3_errmsg(T.db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+track_open(const char *path, char *err, size_t errlen)
+{
+	static const char *const setup[] = {
+		/* Only takes effect before the first table. */
+		"PRAGMA auto_vacuum=INCREMENTAL",
+		"PRAGMA synchronous=NORMAL",
+		"PRAGMA journal_size_limit=" TRACK_STR(TRACK_WAL_LIMIT),
+	};
+	sqlite3_stmt	*st = NULL;
+	const char	*mode = NULL;
+	size_t		 i;
+	int		 fd, persist = 1;
+
+	/* Created here so that its mode is ours: SQLite gives the -wal and
+	 * -shm files the database's mode, and readers are a group. */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0640)) != -1) {
+		if (fchmod(fd, 0640) == -1) {
+			snprintf(err, errlen, "track_db %s: %s", path,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	} else if (errno != EEXIST) {
+		snprintf(err, errlen, "track_db %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &T.db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "track_db %s: %s", path,
+		    T.db != NULL ? sqlite3_errmsg(T.db) : "out of memory");
+		return -1;
+	}
+	sqlite3_extended_result_codes(T.db, 1);
+	sqlite3_busy_timeout(T.db, TRACK_BUSY_MS);
+	for (i = 0; i < sizeof(setup) / sizeof(setup[0]); i++)
+		if (track_setup_exec(setup[i], err, errlen) == -1)
+			return -1;
+	if (sqlite3_prepare_v2(T.db, "PRAGMA journal_mode=WAL", -1, &st,
+	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "track_db %s: journal_mode=WAL: %s",
+		    path, mode != NULL ? mode : sqlite3_errmsg(T.db));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	/* The -wal and -shm stay when sporkd stops: a reader that may not
+	 * create files in the directory can still open the database. */
+	sqlite3_file_control(T.db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	if (track_setup_exec("BEGIN", err, errlen) == -1 ||
+	    track_setup_exec(track_schema, err, errlen) == -1 ||
+	    track_setup_exec("PRAGMA user_version=" TRACK_STR(
+	    TRACK_SCHEMA_VERSION), err, errlen) == -1 ||
+	    track_setup_exec("COMMIT", err, errlen) == -1)
+		return -1;
+	if (track_int("PRAGMA auto_vacuum") != 2)
+		log_warn(NULL, "track_db %s: auto_vacuum is not incremental "
+		    "(made by another program?): deleted records do not "
+		    "shrink the file until a VACUUM", path);
+	if ((T.page_size = track_int("PRAGMA page_size")) <= 0) {
+		snprintf(err, errlen, "track_db %s: page_size: %s", path,
+		    sqlite3_errmsg(T.db));
+		return -1;
+	}
+	if (sqlite3_prepare_v2(T.db, track_insert_msg, -1, &T.ins_msg,
+	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_insert_rcpt,
+	    -1, &T.ins_rcpt, NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db,
+	    track_delete_rcpts, -1, &T.del_rcpts, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(T.db, track_delete_msgs, -1, &T.del_msgs,
+	    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "track_db %s: %s", path,
+		    sqlite3_errmsg(T.db));
+		return -1;
+	}
+	return 0;
+}
+
+int
+track_init(const struct conf *c, char *err, size_t errlen)
+{
+	pthread_condattr_t	ca;
+	int			rc;
+
+	if (T.running) {
+		snprintf(err, errlen, "track: already started");
+		return -1;
+	}
+	T.json = c->track_json;
+	T.written = T.dropped = T.errors = T.rcpts_cut = T.db_bytes = 0;
+	T.stopping = T.held = 0;
+	T.prune_asked = T.prune_done = 0;
+	T.last_errlog = 0;
+	T.unlogged = 0;
+	if (c->track_db[0] == '\0')
+		return 0;
+	T.retention = (double)c->track_retention;
+	T.max_size = c->track_max_size;
+	if (track_open(c->track_db, err, errlen) == -1) {
+		track_close();
+		return -1;
+	}
+	track_update_bytes();
+	/* The writer's minute is on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&T.wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&T.done, NULL);
+	if ((rc = pthread_create(&T.thread, NULL, track_writer, NULL)) != 0) {
+		snprintf(err, errlen, "track: writer thread: %s", strerror(rc));
+		pthread_cond_destroy(&T.wake);
+		pthread_cond_destroy(&T.done);
+		track_close();
+		return -1;
+	}
+	T.running = 1;
+	return 0;
+}
+
+void
+track_hold(int on)
+{
+	if (!T.running)
+		return;
+	pthread_mutex_lock(&T.mu);
+	T.held = on;
+	pthread_cond_signal(&T.wake);
+	pthread_mutex_unlock(&T.mu);
+}
+
+/* The writer answers a request in the pass that takes the queue as it
+ * was when it saw the request: everything queued before is written. */
+void
+track_prune_now(void)
+{
+	unsigned long long	mine;
+
+	if (!T.running)
+		return;
+	pthread_mutex_lock(&T.mu);
+	T.held = 0;
+	mine = ++T.prune_asked;
+	pthread_cond_signal(&T.wake);
+	while (T.prune_done < mine)
+		pthread_cond_wait(&T.done, &T.mu);
+	pthread_mutex_unlock(&T.mu);
+}
+
+void
+track_shutdown(void)
+{
+	if (!T.running)
+		return;
+	pthread_mutex_lock(&T.mu);
+	T.stopping = 1;
+	pthread_cond_signal(&T.wake);
+	pthread_mutex_unlock(&T.mu);
+	pthread_join(T.thread, NULL);
+	T.running = 0;
+	track_update_bytes();
+	track_close();
+	pthread_cond_destroy(&T.wake);
+	pthread_cond_destroy(&T.done);
+}

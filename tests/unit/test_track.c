@@ -1,0 +1,655 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Message tracking: the JSON of a record (escaping, truncation, the log
+ * line that must fit log.c's), the database the writer fills (fields byte
+ * for byte, recipients, retention, the size bound, a full queue), and
+ * `sporkctl track` on that database.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "log.h"
+#include "track.h"
+#include "unit.h"
+
+/* Sender's words a tracker must survive: quotes, CR LF, control bytes,
+ * backslashes, bytes that are not UTF-8. */
+#define HOSTILE_SENDER	"Eve\"\r\n\x01\x1b[31m\\@evil.example"
+#define HOSTILE_SUBJECT	"caf\xc3\xa9 \xff\xfe \xc0\xaf \xed\xa0\x80 \x7f end"
+
+static const struct track_rcpt hostile_rcpts[] = {
+	{ "bob@example.org", 250, "250 2.0.0 Ok: queued as 4F2" },
+	{ "Mallory\r\n@example.org", 550, "550 5.1.1 <x\"y>\x02 unknown" },
+};
+
+static struct track_rec
+rec_hostile(double t)
+{
+	struct track_rec	r;
+
+	memset(&r, 0, sizeof(r));
+	r.t = t;
+	r.session = "a1b2c3d4";
+	r.client = "192.0.2.7:40000";
+	r.client_addr = "192.0.2.7";
+	r.server = "198.51.100.25:25";
+	r.direction = "inbound";
+	r.helo = "helo\tthere";
+	r.sender = HOSTILE_SENDER;
+	r.rcpts = hostile_rcpts;
+	r.nrcpts = 2;
+	r.size = 12345;
+	r.message_id = "<id1@evil.example>";
+	r.subject = HOSTILE_SUBJECT;
+	r.verdict = "clean";
+	r.action = "deliver";
+	r.score = NAN;
+	r.tls = "intercept";
+	r.quarantine = NULL;
+	r.reply = "250 2.0.0 Ok: queued";
+	return r;
+}
+
+/* The JSON as text, NUL-terminated, in memory the caller frees. */
+static char *
+json_of(const struct track_rec *r)
+{
+	struct buf	b;
+	char		*s;
+
+	buf_init(&b, 1 << 24);
+	if (track_json(r, &b) == -1 || buf_append(&b, "", 1) == -1) {
+		buf_free(&b);
+		return NULL;
+	}
+	s = strdup(buf_head(&b));
+	buf_free(&b);
+	return s;
+}
+
+static void
+test_json(void)
+{
+	static const struct {
+		const char	*in;
+		const char	*want;	/* the JSON string, quotes included */
+	} t[] = {
+		{ "plain", "\"plain\"" },
+		{ "a\"b\\c", "\"a\\\"b\\\\c\"" },
+		{ "cr\r\nlf", "\"cr\\u000d\\u000alf\"" },
+		{ "\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\"" },
+		{ "caf\xc3\xa9", "\"caf\xc3\xa9\"" },
+		{ "\xe2\x82\xac\xf0\x9f\x98\x80",
+		    "\"\xe2\x82\xac\xf0\x9f\x98\x80\"" },
+		{ "x\xffy", "\"x\\ufffdy\"" },
+		{ "\xc0\xaf", "\"\\ufffd\\ufffd\"" },		/* overlong */
+		/* a surrogate */
+		{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },
+		{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" },
+		{ "\xe2\x82", "\"\\ufffd\\ufffd\"" },		/* cut short */
+		{ "", "\"\"" },
+	};
+	struct track_rec	 r;
+	struct track_rcpt	 many[3];
+	char			*j, want[256], big[3000];
+	json_t			*o;
+	json_error_t		 je;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		r.score = NAN;
+		r.subject = t[i].in;
+		j = json_of(&r);
+		snprintf(want, sizeof(want), "\"subject\":%s,", t[i].want);
+		CHECK(j != NULL && strstr(j, want) != NULL, "case %zu: %s "
+		    "not in %s", i, want, j ? j : "(null)");
+		o = j ? json_loads(j, 0, &je) : NULL;
+		CHECK(o != NULL, "case %zu: not JSON: %s: %s", i, je.text, j);
+		json_decref(o);
+		free(j);
+	}
+
+	/* The whole object, every field in its place. */
+	memset(&r, 0, sizeof(r));
+	memset(many, 0, sizeof(many));
+	r.t = 1700000000.25;
+	r.session = "s1";
+	r.sender = "a@b";
+	r.rcpts = many;
+	r.nrcpts = 1;
+	many[0].addr = "c@d";
+	many[0].code = 250;
+	many[0].reply = "250 ok";
+	r.size = 10;
+	r.score = 4.5;
+	r.quarantine = "q-1";
+	j = json_of(&r);
+	CHECK(j != NULL && strcmp(j, "{\"t\":1700000000.250,\"session\":\"s1\","
+	    "\"client\":\"\",\"client_addr\":\"\",\"server\":\"\","
+	    "\"direction\":\"\",\"helo\":\"\",\"sender\":\"a@b\","
+	    "\"message_id\":\"\",\"subject\":\"\",\"verdict\":\"\","
+	    "\"action\":\"\",\"tls\":\"\",\"quarantine\":\"q-1\","
+	    "\"reply\":\"\",\"size\":10,\"score\":4.500,\"recipients\":"
+	    "[{\"rcpt\":\"c@d\",\"code\":250,\"reply\":\"250 ok\"}]}") == 0,
+	    "object: %s", j ? j : "(null)");
+	free(j);
+
+	/* Unknown: score and quarantine null; the hostile record parses
+	 * back to what went in where that was UTF-8. */
+	r = rec_hostile(1700000000);
+	j = json_of(&r);
+	o = j ? json_loads(j, 0, &je) : NULL;
+	CHECK(o != NULL, "hostile: not JSON: %s: %s", je.text, j);
+	CHECK(o && json_is_null(json_object_get(o, "score")), "score null");
+	CHECK(o && json_is_null(json_object_get(o, "quarantine")),
+	    "quarantine null");
+	CHECK(o && strcmp(json_string_value(json_object_get(o, "sender")),
+	    HOSTILE_SENDER) == 0, "sender round trip");
+	CHECK(o && json_array_size(json_object_get(o, "recipients")) == 2 &&
+	    json_integer_value(json_object_get(json_array_get(json_object_get(
+	    o, "recipients"), 1), "code")) == 550, "recipients");
+	CHECK(j && strstr(j, "\"subject\":\"caf\xc3\xa9 \\ufffd\\ufffd "
+	    "\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \\u007f end\"") != NULL,
+	    "subject: %s", j);
+	json_decref(o);
+	free(j);
+
+	/* A field is cut at TRACK_FIELD_MAX, never inside a character. */
+	memset(big, 'a', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	big[TRACK_FIELD_MAX - 1] = '\xc3';
+	big[TRACK_FIELD_MAX] = '\xa9';
+	memset(&r, 0, sizeof(r));
+	r.score = NAN;
+	r.subject = big;
+	j = json_of(&r);
+	o = j ? json_loads(j, 0, &je) : NULL;
+	CHECK(o && strlen(json_string_value(json_object_get(o, "subject"))) ==
+	    TRACK_FIELD_MAX - 1, "cut: %zu", o ? strlen(json_string_value(
+	    json_object_get(o, "subject"))) : 0);
+	CHECK(j && strstr(j, "ufffd") == NULL, "cut mid-character");
+	json_decref(o);
+	free(j);
+}
+
+/* The log line: a record too big for log.c's line comes out shorter,
+ * still one whole JSON object. */
+static void
+test_json_log(void)
+{
+	static struct track_rcpt	 rc[60];
+	char				 path[] =
+					    "/tmp/spork-unit-tracklog.XXXXXX";
+	char				 big[1200], line[4096], *p;
+	struct conf			 c;
+	struct track_rec		 r;
+	json_t				*o;
+	json_error_t			 je;
+	FILE				*fp;
+	size_t				 i;
+	int				 fd, saved, n = 0, fitted = 0, err;
+	char				 errbuf[256];
+
+	if ((fd = mkstemp(path)) == -1) {
+		CHECK(0, "mkstemp: %s", strerror(errno));
+		return;
+	}
+	memset(big, '"', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	for (i = 0; i < 60; i++) {
+		rc[i].addr = "someone.with.a.long.name@example.org";
+		rc[i].code = 250;
+		rc[i].reply = "250 2.1.5 Ok";
+	}
+	conf_defaults(&c);
+	c.track_db[0] = '\0';
+	c.track_json = 1;
+	err = track_init(&c, errbuf, sizeof(errbuf));
+	CHECK(err == 0, "init without a database: %s", errbuf);
+
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	log_init("unit", 0, 1);
+	r = rec_hostile(1700000000);
+	track_message(&r);		/* fits as it is */
+	r.subject = big;		/* 6 bytes a quote: too big */
+	r.rcpts = rc;
+	r.nrcpts = 60;
+	track_message(&r);
+	fflush(stderr);
+	log_init("unit", 0, 0);
+	dup2(saved, 2);
+	close(saved);
+
+	{
+		struct buf	b;
+
+		buf_init(&b, 4096);
+		track_status(&b);
+		buf_append(&b, "", 1);
+		CHECK(strstr(buf_head(&b), "track.written=0\n") != NULL &&
+		    strstr(buf_head(&b), "track.queue=0\n") != NULL,
+		    "no database, nothing queued: %s", buf_head(&b));
+		buf_free(&b);
+	}
+	track_shutdown();
+
+	fp = fdopen(fd, "r");
+	rewind(fp);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		p = strstr(line, " a1b2c3d4 track {");
+		CHECK(p != NULL, "line %d: %s", n, line);
+		if (p == NULL)
+			continue;
+		/* What log.c's line holds: the sid, a space, the rest. */
+		CHECK(strlen(p + 1) <= 2047 && strcmp(p + strlen(p) - 2,
+		    "}\n") == 0, "line %d cut: %zu", n, strlen(p));
+		p += strlen(" a1b2c3d4 track ");
+		o = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+		CHECK(o != NULL, "line %d: not JSON: %s: %s", n, je.text, p);
+		if (o != NULL && json_object_get(o, "truncated") != NULL) {
+			fitted++;
+			CHECK(json_integer_value(json_object_get(o,
+			    "rcpts_omitted")) > 0, "omitted counted");
+		}
+		json_decref(o);
+		n++;
+	}
+	CHECK(n == 2 && fitted == 1, "lines %d, fitted %d", n, fitted);
+	fclose(fp);
+	unlink(path);
+}
+
+/* track.NAME's value in a status text. */
+static long long
+stat_of(const char *name)
+{
+	struct buf	 b;
+	char		 key[64];
+	const char	*p;
+	long long	 v = -1;
+
+	buf_init(&b, 4096);
+	track_status(&b);
+	buf_append(&b, "", 1);
+	snprintf(key, sizeof(key), "track.%s=", name);
+	if ((p = strstr(buf_head(&b), key)) != NULL)
+		v = strtoll(p + strlen(key), NULL, 10);
+	buf_free(&b);
+	return v;
+}
+
+static long long
+db_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -2;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+track_conf(struct conf *c, const char *dir, unsigned retention,
+    size_t max_size)
+{
+	char	err[256];
+
+	conf_defaults(c);
+	snprintf(c->track_db, sizeof(c->track_db), "%s/track.db", dir);
+	c->track_retention = retention;
+	c->track_max_size = max_size;
+	c->track_json = 0;
+	if (track_init(c, err, sizeof(err)) == -1) {
+		CHECK(0, "track_init: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rm_db(const char *dir)
+{
+	char	path[256];
+
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/track.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/track.db-shm", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* `sporkctl track ARGS` on the test's database: its exit status, its
+ * output in out. */
+static int
+sporkctl(const char *db, const char *args, char *out, size_t outlen)
+{
+	char	cmd[1024];
+	FILE	*fp;
+	size_t	n;
+	int	st;
+
+	snprintf(cmd, sizeof(cmd), "%s/../../build/sporkctl -c /nonexistent "
+	    "track -D %s %s 2>&1", unit_datadir, db, args);
+	if ((fp = popen(cmd, "r")) == NULL)
+		return -1;
+	n = fread(out, 1, outlen - 1, fp);
+	out[n] = '\0';
+	st = pclose(fp);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int
+lines(const char *s)
+{
+	int	n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Only printable ASCII and newlines: nothing that drives a terminal. */
+static int
+printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((*s < 0x20 && *s != '\n') || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+test_sporkctl(const char *dbpath)
+{
+	char	ctl[512], out[65536];
+	int	rc;
+
+	snprintf(ctl, sizeof(ctl), "%s/../../build/sporkctl", unit_datadir);
+	if (access(ctl, X_OK) == -1) {
+		CHECK(0, "%s: %s (make build/sporkctl)", ctl, strerror(errno));
+		return;
+	}
+	rc = sporkctl(dbpath, "", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 2, "list: rc %d: %s", rc, out);
+	CHECK(printable(out), "list not escaped: %s", out);
+	CHECK(strstr(out, " client=192.0.2.7:40000 from=<Eve\"\\x0d\\x0a"
+	    "\\x01\\x1b[31m\\\\@evil.example> rcpts=2 to=<bob@example.org> "
+	    "size=12345 verdict=clean action=deliver reply=250") != NULL,
+	    "list line: %s", out);
+
+	rc = sporkctl(dbpath, "-f 'eve*EVIL.example'", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-f wildcard: %s", out);
+	rc = sporkctl(dbpath, "-f EVE", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 0, "-f exact, no match: %s", out);
+	rc = sporkctl(dbpath, "-f USER@example.NET", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-f exact, no case: %s", out);
+	rc = sporkctl(dbpath, "-r BOB@example.org", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-r: %s", out);
+	rc = sporkctl(dbpath, "-r 'r999@*'", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-r wildcard: %s", out);
+	rc = sporkctl(dbpath, "-m id1@evil.example", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-m without brackets: %s", out);
+	rc = sporkctl(dbpath, "-a 192.0.2.7 -s 1h", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-a -s: %s", out);
+	rc = sporkctl(dbpath, "-u '2001-01-01 00:00'", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 0, "-u: %s", out);
+	rc = sporkctl(dbpath, "-n 1", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "s-newest") != NULL,
+	    "-n 1, newest first: %s", out);
+	rc = sporkctl(dbpath, "-s yesterday", out, sizeof(out));
+	CHECK(rc == 2, "bad time: rc %d", rc);
+
+	rc = sporkctl(dbpath, "a1b2c3d4", out, sizeof(out));
+	CHECK(rc == 0 && printable(out), "show: rc %d: %s", rc, out);
+	CHECK(strstr(out, "rcpt         <Mallory\\x0d\\x0a@example.org> "
+	    "code=550 reply=550 5.1.1 <x\"y>\\x02 unknown\n") != NULL &&
+	    strstr(out, "subject      caf\\xc3\\xa9 \\xff\\xfe") != NULL &&
+	    strstr(out, "quarantine   -\n") != NULL &&
+	    strstr(out, "recipients   2\n") != NULL, "show: %s", out);
+	rc = sporkctl(dbpath, "999999", out, sizeof(out));
+	CHECK(rc == 1, "no such message: rc %d", rc);
+}
+
+static void
+test_db(void)
+{
+	static struct track_rcpt many[TRACK_RCPTS_MAX + 5];
+	char			 dir[] = "/tmp/spork-unit-track.XXXXXX";
+	char			 path[256], names[TRACK_RCPTS_MAX + 5][32];
+	struct conf		 c;
+	struct track_rec	 r;
+	struct stat		 sb;
+	sqlite3			*db;
+	sqlite3_stmt		*st;
+	double			 now = (double)time(NULL);
+	size_t			 i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	if (track_conf(&c, dir, 30 * 86400, 1 << 30) == -1)
+		return;
+	r = rec_hostile(now - 10);
+	track_message(&r);
+	r.session = "s-old";
+	r.t = now - 40 * 86400;		/* past retention */
+	track_message(&r);
+	for (i = 0; i < TRACK_RCPTS_MAX + 5; i++) {
+		snprintf(names[i], sizeof(names[i]), "r%zu@example.com", i);
+		many[i].addr = names[i];
+		many[i].code = 250;
+		many[i].reply = "250 ok";
+	}
+	memset(&r, 0, sizeof(r));
+	r.t = now;
+	r.session = "s-newest";
+	r.sender = "user@example.net";
+	r.rcpts = many;
+	r.nrcpts = TRACK_RCPTS_MAX + 5;
+	r.score = 7.25;
+	r.quarantine = "q123";
+	track_message(&r);
+	track_prune_now();
+	CHECK(stat_of("written") == 3 && stat_of("errors") == 0 &&
+	    stat_of("dropped") == 0 && stat_of("queue") == 0 &&
+	    stat_of("rcpts_truncated") == 1 && stat_of("db_bytes") > 0,
+	    "status: written %lld errors %lld", stat_of("written"),
+	    stat_of("errors"));
+	track_shutdown();
+
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640,
+	    "mode %o", (unsigned)sb.st_mode & 0777);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		CHECK(0, "open %s: %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	CHECK(db_int(db, "PRAGMA auto_vacuum") == 2, "auto_vacuum");
+	CHECK(db_int(db, "SELECT count(*) FROM messages") == 2,
+	    "messages: %lld", db_int(db, "SELECT count(*) FROM messages"));
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE session = "
+	    "'s-old'") == 0, "retention");
+	CHECK(db_int(db, "SELECT count(*) FROM recipients r JOIN messages m "
+	    "ON r.message = m.id WHERE m.session = 's-newest'") ==
+	    TRACK_RCPTS_MAX, "recipients kept");
+	CHECK(db_int(db, "SELECT count(*) FROM recipients WHERE message NOT "
+	    "IN (SELECT id FROM messages)") == 0, "no orphans");
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE score IS NULL "
+	    "AND quarantine IS NULL AND session = 'a1b2c3d4'") == 1,
+	    "NULLs");
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE score = 7.25 "
+	    "AND quarantine = 'q123'") == 1, "score, quarantine");
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE sender = "
+	    "'EVE\"' || char(13, 10, 1, 27) || '[31m\\@EVIL.example' "
+	    "COLLATE NOCASE") == 1, "sender, no case");
+	if (sqlite3_prepare_v2(db, "SELECT sender, subject, helo, size, t, "
+	    "reply FROM messages WHERE session = 'a1b2c3d4'", -1, &st,
+	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		CHECK(strcmp((const char *)sqlite3_column_text(st, 0),
+		    HOSTILE_SENDER) == 0, "sender bytes");
+		CHECK(strcmp((const char *)sqlite3_column_text(st, 1),
+		    HOSTILE_SUBJECT) == 0, "subject bytes");
+		CHECK(strcmp((const char *)sqlite3_column_text(st, 2),
+		    "helo\tthere") == 0, "helo");
+		CHECK(sqlite3_column_int64(st, 3) == 12345, "size");
+		CHECK(fabs(sqlite3_column_double(st, 4) - (now - 10)) < 0.001,
+		    "t");
+		CHECK(strcmp((const char *)sqlite3_column_text(st, 5),
+		    "250 2.0.0 Ok: queued") == 0, "reply");
+	} else
+		CHECK(0, "select: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT rcpt, code, reply FROM recipients "
+	    "r JOIN messages m ON r.message = m.id WHERE m.session = "
+	    "'a1b2c3d4' ORDER BY r.rowid", -1, &st, NULL) == SQLITE_OK) {
+		for (i = 0; i < 2 && sqlite3_step(st) == SQLITE_ROW; i++)
+			CHECK(strcmp((const char *)sqlite3_column_text(st, 0),
+			    hostile_rcpts[i].addr) == 0 &&
+			    sqlite3_column_int(st, 1) ==
+			    hostile_rcpts[i].code &&
+			    strcmp((const char *)sqlite3_column_text(st, 2),
+			    hostile_rcpts[i].reply) == 0, "rcpt %zu", i);
+		CHECK(i == 2, "two recipients");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	test_sporkctl(path);
+	rm_db(dir);
+}
+
+/* Many records under a small bound: the oldest go, and the files really
+ * shrink. */
+static void
+test_size(void)
+{
+	const size_t	 max = 256 * 1024;
+	char		 dir[] = "/tmp/spork-unit-tracksz.XXXXXX";
+	char		 path[256], wal[256], subject[901], sid[32];
+	struct conf	 c;
+	struct track_rec r;
+	struct stat	 sb, sw;
+	sqlite3		*db;
+	double		 now = (double)time(NULL);
+	long long	 n;
+	int		 i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	if (track_conf(&c, dir, 0, max) == -1)
+		return;
+	memset(subject, 's', sizeof(subject) - 1);
+	subject[sizeof(subject) - 1] = '\0';
+	for (i = 0; i < 3000; i++) {
+		r = rec_hostile(now - 3000 + i);
+		snprintf(sid, sizeof(sid), "s%d", i);
+		r.session = sid;
+		r.subject = subject;
+		track_message(&r);
+	}
+	track_prune_now();
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	snprintf(wal, sizeof(wal), "%s/track.db-wal", dir);
+	CHECK(stat(path, &sb) == 0 && (size_t)sb.st_size <= max,
+	    "db %lld bytes, bound %zu", (long long)sb.st_size, max);
+	if (stat(wal, &sw) == -1)
+		sw.st_size = 0;
+	CHECK((size_t)(sb.st_size + sw.st_size) <= max,
+	    "db and wal %lld bytes", (long long)(sb.st_size + sw.st_size));
+	CHECK(stat_of("written") == 3000 && stat_of("dropped") == 0 &&
+	    stat_of("errors") == 0 && stat_of("db_bytes") <= (long long)max,
+	    "written %lld dropped %lld db_bytes %lld", stat_of("written"),
+	    stat_of("dropped"), stat_of("db_bytes"));
+	track_shutdown();
+	CHECK(stat(path, &sb) == 0 && (size_t)sb.st_size <= max,
+	    "after shutdown: db %lld bytes", (long long)sb.st_size);
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		n = db_int(db, "SELECT count(*) FROM messages");
+		CHECK(n > 20 && n < 3000, "kept %lld", n);
+		CHECK(db_int(db, "SELECT count(*) FROM messages WHERE "
+		    "session = 's2999'") == 1, "the newest kept");
+		CHECK(db_int(db, "SELECT count(*) FROM messages WHERE "
+		    "session = 's0'") == 0, "the oldest gone");
+		CHECK(db_int(db, "SELECT count(*) FROM recipients WHERE "
+		    "message NOT IN (SELECT id FROM messages)") == 0,
+		    "no orphans");
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rm_db(dir);
+}
+
+/* A writer that does not keep up: past TRACK_QUEUE_MAX, counted drops,
+ * the event loop never waits. */
+static void
+test_overflow(void)
+{
+	char			dir[] = "/tmp/spork-unit-trackq.XXXXXX";
+	struct conf		c;
+	struct track_rec	r;
+	int			i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	if (track_conf(&c, dir, 0, 0) == -1)
+		return;
+	track_hold(1);
+	r = rec_hostile((double)time(NULL));
+	for (i = 0; i < TRACK_QUEUE_MAX + 10; i++)
+		track_message(&r);
+	CHECK(stat_of("queue") == TRACK_QUEUE_MAX && stat_of("dropped") == 10,
+	    "queue %lld dropped %lld", stat_of("queue"), stat_of("dropped"));
+	track_hold(0);
+	track_prune_now();
+	CHECK(stat_of("written") == TRACK_QUEUE_MAX && stat_of("queue") == 0,
+	    "written %lld", stat_of("written"));
+	/* Queued at exit: written, not lost. */
+	track_hold(1);
+	track_message(&r);
+	track_shutdown();
+	CHECK(stat_of("written") == TRACK_QUEUE_MAX + 1, "flushed at exit: "
+	    "%lld", stat_of("written"));
+	rm_db(dir);
+}
+
+void
+test_track(void)
+{
+	test_json();
+	test_json_log();
+	test_db();
+	test_size();
+	test_overflow();
+}
