@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "farm.h"
 #include "log.h"
 #include "milter.h"
 #include "milter_proto.h"
@@ -839,37 +840,26 @@ conv_timer(struct ev_timer *t)
 
 /* ------------------------------------------------------------------ */
 
+/* "unix:/PATH" or "inet:ADDR:PORT" (conf.c checked the form). */
 static int
 conv_connect(const char *spec)
 {
 	struct sockaddr_storage	 ss;
-	struct sockaddr_un	 sun;
-	int			 fd;
+	struct sockaddr_un	*sun = (struct sockaddr_un *)&ss;
 
+	memset(&ss, 0, sizeof(ss));
 	if (strncmp(spec, "unix:", 5) == 0) {
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		if (strlen(spec + 5) >= sizeof(sun.sun_path)) {
+		sun->sun_family = AF_UNIX;
+		if (strlen(spec + 5) >= sizeof(sun->sun_path)) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
-		strcpy(sun.sun_path, spec + 5);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0)) == -1)
-			return -1;
-		/* EAGAIN: the milter's listen queue is full, a refusal. */
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 &&
-		    errno != EINPROGRESS) {
-			close(fd);
-			return -1;
-		}
-		return fd;
-	}
-	if (sock_parse_addr(spec + 5, &ss) == -1) {
+		strcpy(sun->sun_path, spec + 5);
+	} else if (sock_parse_addr(spec + 5, &ss) == -1) {
 		errno = EINVAL;
 		return -1;
 	}
-	return sock_connect(&ss, NULL, 0);
+	return farm_connect(&ss);
 }
 
 struct milter_conv *

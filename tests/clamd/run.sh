@@ -134,7 +134,7 @@ drive() {
 
 command -v "$CLAMD" >/dev/null || die "no clamd (apt-get install clamav-daemon)"
 cd "$REPO" || die "no repo"
-SRC="tests/clamd/clamd_test.c src/checks/clamd.c src/base/hostport.c src/base/failover.c \
+SRC="tests/clamd/clamd_test.c src/checks/clamd.c src/checks/farm.c src/base/hostport.c src/base/failover.c \
     src/base/ev.c src/base/buf.c src/base/log.c src/base/sock.c"
 WARN="-std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -Werror"
 # shellcheck disable=SC2086

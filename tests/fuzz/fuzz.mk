@@ -39,7 +39,7 @@ FUZZ_SESSION_SRC = src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/
 		   src/smtp/smtp_client.c src/kernel/cba.c src/kernel/synq.c src/checks/prequeue.c \
 		   src/base/dns.c src/checks/greylist.c src/checks/greylist_redis.c src/checks/spf.c \
 		   src/base/sandbox.c src/checks/spam.c src/checks/spam_policy.c src/base/hostport.c \
-		   src/base/failover.c src/smtp/tls_keys.c src/smtp/tls_dest.c \
+		   src/base/failover.c src/checks/farm.c src/smtp/tls_keys.c src/smtp/tls_dest.c \
 		   tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \
