@@ -40,7 +40,7 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 
 # Code that knows nothing about a daemon: shared by sporkd and the tests.
-LIB_SRC	= src/base/action.c src/base/buf.c src/checks/clamd.c src/base/conf.c src/base/ev.c src/base/log.c src/checks/policy.c src/checks/quarantine.c \
+LIB_SRC	= src/base/action.c src/base/metrics.c src/base/buf.c src/checks/clamd.c src/base/conf.c src/base/ev.c src/base/log.c src/checks/policy.c src/checks/quarantine.c \
 	  src/checks/mime_clean.c src/base/sandbox.c src/checks/scan_engine.c src/checks/scan_pool.c \
 	  src/checks/content_rules.c src/checks/content_scan.c src/checks/dlp.c \
 	  src/smtp/smtp_data.c src/smtp/smtp_proto.c src/base/sock.c src/base/spool.c src/base/ratelimit.c \
@@ -49,7 +49,7 @@ LIB_SRC	= src/base/action.c src/base/buf.c src/checks/clamd.c src/base/conf.c sr
 	  src/checks/spam_policy.c src/checks/spam_proto.c src/base/hostport.c src/base/failover.c \
 	  src/checks/farm.c \
 	  src/smtp/tls_keys.c src/checks/milter_proto.c src/control/track.c
-DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/base/priv.c src/control/control.c \
+DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/smtp/message_end.c src/checks/checks.c src/checks/milter.c src/base/priv.c src/control/control.c \
 	     src/smtp/smtp_client.c src/checks/notice.c src/kernel/cba.c \
 	     src/smtp/tls.c src/smtp/tls_dest.c
 HDRS	= $(wildcard src/*/*.h)

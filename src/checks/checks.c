@@ -11,6 +11,7 @@
  * outstanding at a time, and the run owns it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "content.h"
 #include "dlp.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter.h"
 #include "notice.h"
 #include "policy.h"
@@ -60,6 +62,8 @@ struct check_run {
 static struct ev_loop		*checks_loop;
 static const struct conf	*checks_conf;
 static struct scan_backend	*checks_scanner;
+static struct metric_family	*checks_scan_seconds;
+static struct metric_family	*checks_spam_score;
 static struct spam		*checks_spam;
 
 static void	stage_spam(struct check_run *);
@@ -69,9 +73,20 @@ void
 checks_init(struct ev_loop *loop, const struct conf *conf,
     struct scan_backend *scanner)
 {
+	static const double	scan_b[] = { .005, .01, .025, .05, .1, .25, .5,
+				    1, 2.5, 5, 10, 30 };
+	static const double	score_b[] = { -5, 0, 2, 4, 6, 8, 10, 15, 20,
+				    30 };
+
 	checks_loop = loop;
 	checks_conf = conf;
 	checks_scanner = scanner;
+	checks_scan_seconds = metrics_family("spork_scan_seconds",
+	    METRIC_HISTOGRAM, "Time a message's scan took (scan_ms).",
+	    scan_b, sizeof(scan_b) / sizeof(scan_b[0]));
+	checks_spam_score = metrics_family("spork_spam_score",
+	    METRIC_HISTOGRAM, "Spam scores of the messages the engine scored.",
+	    score_b, sizeof(score_b) / sizeof(score_b[0]));
 }
 
 void
@@ -149,6 +164,16 @@ run_end(struct check_run *r)
 		free(r);
 }
 
+/* The run's decision for tracking and metrics: the strongest wins. */
+static void
+decide(struct check_run *r, const char *kind, enum action a)
+{
+	if (a < r->res.action)
+		return;
+	snprintf(r->res.kind, sizeof(r->res.kind), "%s", kind);
+	r->res.action = a;
+}
+
 static void
 run_reject(struct check_run *r, const char *verdict, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -163,6 +188,12 @@ run_reject(struct check_run *r, const char *verdict, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->res.reply, sizeof(r->res.reply), fmt, ap);
 	va_end(ap);
+	/* Refused with nothing decided to refuse it: a local failure. */
+	if (r->res.action <= ACT_CLEAN) {
+		snprintf(r->res.kind, sizeof(r->res.kind), "error");
+		r->res.action = r->res.reply[0] == '5' ? ACT_REJECT :
+		    ACT_TEMPFAIL;
+	}
 	run_end(r);
 }
 
@@ -239,6 +270,8 @@ run_quarantine(struct check_run *r, const char *verdict, const char *name,
 	    deliver ? "deliver" : "reject");
 	if (r->notice.qid[0] == '\0')
 		snprintf(r->notice.qid, sizeof(r->notice.qid), "%s", id);
+	if (r->res.qid[0] == '\0')
+		snprintf(r->res.qid, sizeof(r->res.qid), "%s", id);
 	return 0;
 }
 
@@ -280,6 +313,9 @@ scan_apply(struct check_run *r, const struct scan_result *sr)
 	char			 id[QUARANTINE_ID_MAX], vs[64];
 
 	policy_decide(checks_conf, sr, 1, &d);
+	metrics_observe(checks_scan_seconds, "", sr->ms / 1000.0);
+	decide(r, d.content ? "content" : scan_verdict_name(sr->verdict),
+	    d.action);
 	if (sr->verdict != SCAN_CLEAN)
 		log_info(r->m.id, "scan verdict=%s name=\"%s\" action=%s "
 		    "scan_ms=%u", scan_verdict_name(sr->verdict), sr->name,
@@ -351,6 +387,7 @@ stage_scan(struct check_run *r)
 
 	if (checks_scanner == NULL) {
 		verdict_add(r, "verdict=unscanned");
+		decide(r, "unscanned", ACT_DELIVER);
 		stage_spam(r);
 		return;
 	}
@@ -408,6 +445,12 @@ spam_apply(struct check_run *r, const struct spam_result *sr)
 
 	spam_policy_decide(checks_conf, sr, &d);
 	spam_count(checks_spam, (int)d.rule);
+	if (sr->ok) {
+		r->res.score = sr->score;
+		metrics_observe(checks_spam_score, "", sr->score);
+	}
+	if (d.action != ACT_DELIVER)
+		decide(r, "spam", d.action);
 	if (sr->ok) {
 		log_info(r->m.id, "spam score=%.2f engine=\"%s\" action=%s "
 		    "ms=%u required=%.2f engine_action=\"%s\" symbols=\"%s\"",
@@ -550,6 +593,7 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 			return 0;
 		}
 		notice_offer(r, m->def, "milter", "error", m->name, mr->error, 0);
+		decide(r, "milter", m->def);
 		if (m->def == ACT_REJECT)
 			run_reject(r, vs, "550 5.7.1 Message content rejected");
 		else
@@ -558,6 +602,8 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		return -1;
 	case MO_REJECT:
 	case MO_TEMPFAIL:
+		decide(r, "milter", mr->outcome == MO_REJECT ? ACT_REJECT :
+		    ACT_TEMPFAIL);
 		notice_offer(r, mr->outcome == MO_REJECT ? ACT_REJECT :
 		    ACT_TEMPFAIL, "milter", "milter", m->name, mr->reply, 0);
 		run_reject(r, vs, "%s", mr->reply);
@@ -569,6 +615,7 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		if (run_quarantine(r, "milter", m->name, vs, 0, id,
 		    sizeof(id)) == -1)
 			return -1;
+		decide(r, "milter", ACT_QUARANTINE);
 		notice_offer(r, ACT_REJECT, "milter", "milter", m->name,
 		    "discard", 0);
 		run_reject(r, vs, "550 5.7.1 Message discarded by policy");
@@ -591,6 +638,7 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 		if (run_quarantine(r, "milter", mr->reason[0] != '\0' ?
 		    mr->reason : m->name, vs, deliver, id, sizeof(id)) == -1)
 			return -1;
+		decide(r, "milter", ACT_QUARANTINE);
 		notice_offer(r, ACT_QUARANTINE, "milter", "milter", m->name,
 		    mr->reason, 0);
 		if (!deliver) {
@@ -677,12 +725,16 @@ checks_start(const struct check_msg *m, check_done_cb *done, void *arg)
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		memset(&res, 0, sizeof(res));
 		snprintf(res.verdict, sizeof(res.verdict), "verdict=error");
+		snprintf(res.kind, sizeof(res.kind), "error");
+		res.action = ACT_TEMPFAIL;
+		res.score = NAN;
 		snprintf(res.reply, sizeof(res.reply), "451 4.3.0 Error: out "
 		    "of memory");
 		done(arg, &res, 1);
 		return NULL;
 	}
 	r->m = *m;
+	r->res.score = NAN;
 	r->done = done;
 	r->arg = arg;
 	r->starting = 1;

@@ -7,6 +7,7 @@
 
 #include "conf.h"
 #include "ev.h"
+#include "quarantine.h"
 #include "scanner.h"
 #include "spam.h"
 #include "spool.h"
@@ -62,6 +63,14 @@ struct check_result {
 	 * log line ("verdict=virus" and the like). */
 	char	 reply[1024];
 	unsigned milters_failed;	/* those that failed in this run */
+	/* The same, as fields for tracking and metrics: the strongest
+	 * decision of the run (kind: clean, virus, encrypted, limits,
+	 * scan-error, content, spam, milter, error, unscanned), its
+	 * action, the spam score (NAN: none) and any quarantine id. */
+	char		 kind[24];
+	enum action	 action;
+	double		 score;
+	char		 qid[QUARANTINE_ID_MAX];
 };
 
 struct check_run;

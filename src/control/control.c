@@ -3,7 +3,7 @@
  * The control socket: a local stream socket (mode 0660) that takes one
  * command line per connection and answers with lines, the first being
  * "ok ..." or "error: ...", then closes. sporkctl is its client. Commands:
- * status, tls, reload, quarantine list|show ID|release ID|delete ID,
+ * status, metrics, tls, reload, quarantine list|show ID|release ID|delete ID,
  * bypass. Who is asking is read from the socket (SO_PEERCRED): root and
  * members of control_admin_group may change things (reload, release,
  * delete, bypass); anyone else who can open the socket may only look.
@@ -29,6 +29,7 @@
 #include "control.h"
 #include "ev.h"
 #include "log.h"
+#include "metrics.h"
 #include "nft_divert.h"
 #include "prequeue.h"
 #include "quarantine.h"
@@ -39,6 +40,7 @@
 #include "sock.h"
 #include "spool.h"
 #include "tls_dest.h"
+#include "track.h"
 
 #define CTL_LINE_MAX		1024
 #define CTL_OUT_MAX		(1024 * 1024)
@@ -68,6 +70,8 @@ struct ctl_conn {
 static struct ev_loop		*ctl_loop;
 static const struct conf	*ctl_conf;
 static struct scan_backend	*ctl_scanner;
+static struct metric_family	*ctl_m_sessions, *ctl_m_spool, *ctl_m_uptime;
+static struct metric_family	*ctl_m_status;
 static struct spam		*ctl_spam;
 static int			(*ctl_reload)(void);
 static struct ev_io		 ctl_listen_io;
@@ -169,26 +173,91 @@ q_meta_get(FILE *fp, const char *key, char *val, size_t len)
 	return -1;
 }
 
+/* Every module's counters, one key=value a field. */
 static void
-cmd_status(struct ctl_conn *c)
+status_write(struct buf *out)
 {
 	size_t	smem, sdisk;
 
 	spool_usage(&smem, &sdisk);
-	buf_printf(&c->out, "ok\nuptime_s=%llu\nsessions=%zu\n"
+	buf_printf(out, "uptime_s=%llu\nsessions=%zu\n"
 	    "spool.memory_bytes=%zu\nspool.disk_bytes=%zu\n",
 	    (unsigned long long)(ev_now() - ctl_started) / 1000,
 	    relay_sessions(), smem, sdisk);
 	if (ctl_scanner != NULL)
-		ctl_scanner->status(ctl_scanner, &c->out);
+		ctl_scanner->status(ctl_scanner, out);
 	else
-		buf_printf(&c->out, "scan.backend=none\n");
-	tls_cov_status(&c->out);
-	cba_status(&c->out);
-	prequeue_status(&c->out);
-	content_status(&c->out);
+		buf_printf(out, "scan.backend=none\n");
+	tls_cov_status(out);
+	cba_status(out);
+	prequeue_status(out);
+	content_status(out);
 	if (ctl_spam != NULL)
-		spam_status(ctl_spam, &c->out);
+		spam_status(ctl_spam, out);
+	track_status(out);
+}
+
+static void
+cmd_status(struct ctl_conn *c)
+{
+	buf_printf(&c->out, "ok\n");
+	status_write(&c->out);
+}
+
+/*
+ * Before each exposition: the gauges read rather than counted, and every
+ * numeric dotted field of status as spork_status{field="..."}, so that
+ * no counter sporkd keeps is missing from the metrics.
+ */
+static void
+ctl_collect(void *arg)
+{
+	struct buf	 b;
+	char		*p, *end, *tok, *eq, *ep, label[METRICS_LABELS_MAX];
+	char		 esc[METRICS_LABELS_MAX - 16];
+	size_t		 smem, sdisk;
+	double		 v;
+
+	(void)arg;
+	spool_usage(&smem, &sdisk);
+	metrics_set(ctl_m_sessions, "", (double)relay_sessions());
+	metrics_set(ctl_m_spool, "where=\"memory\"", (double)smem);
+	metrics_set(ctl_m_spool, "where=\"disk\"", (double)sdisk);
+	metrics_set(ctl_m_uptime, "", (double)(ev_now() - ctl_started) / 1000);
+	buf_init(&b, CTL_OUT_MAX);
+	status_write(&b);
+	if (buf_append(&b, "", 1) == -1) {
+		buf_free(&b);
+		return;
+	}
+	for (p = buf_head(&b); *p != '\0'; p = end) {
+		end = p + strcspn(p, "\n");
+		if (*end == '\n')
+			*end++ = '\0';
+		for (tok = strtok(p, " "); tok != NULL; tok = strtok(NULL, " ")) {
+			if ((eq = strchr(tok, '=')) == NULL ||
+			    memchr(tok, '.', (size_t)(eq - tok)) == NULL)
+				continue;
+			*eq = '\0';
+			v = strtod(eq + 1, &ep);
+			if (ep == eq + 1 || *ep != '\0')
+				continue;
+			metrics_label_value(tok, esc, sizeof(esc));
+			snprintf(label, sizeof(label), "field=\"%s\"", esc);
+			metrics_set(ctl_m_status, label, v);
+		}
+	}
+	buf_free(&b);
+}
+
+static void
+cmd_metrics(struct ctl_conn *c)
+{
+	buf_printf(&c->out, "ok\n");
+	if (metrics_write(&c->out) == -1) {
+		buf_clear(&c->out);
+		buf_printf(&c->out, "error: metrics do not fit\n");
+	}
 }
 
 static void
@@ -458,6 +527,8 @@ ctl_command(struct ctl_conn *c, char *line)
 	}
 	if (argc == 1 && strcmp(argv[0], "status") == 0)
 		cmd_status(c);
+	else if (argc == 1 && strcmp(argv[0], "metrics") == 0)
+		cmd_metrics(c);
 	else if (argc == 1 && strcmp(argv[0], "tls") == 0) {
 		buf_printf(&c->out, "ok\n");
 		tls_dest_list(&c->out);
@@ -484,7 +555,8 @@ ctl_command(struct ctl_conn *c, char *line)
 		else
 			buf_printf(&c->out, "error: unknown command\n");
 	} else
-		buf_printf(&c->out, "error: unknown command (status, tls, reload, "
+		buf_printf(&c->out, "error: unknown command (status, metrics, "
+		    "tls, reload, "
 		    "quarantine list|show ID|release ID|delete ID, "
 		    "bypass add|del ADDR [server] [timeout SECONDS], "
 		    "bypass list)\n");
@@ -591,6 +663,18 @@ control_init(struct ev_loop *loop, const struct conf *conf,
 	ctl_conf = conf;
 	ctl_scanner = scanner;
 	ctl_started = ev_now();
+	ctl_m_sessions = metrics_family("spork_sessions", METRIC_GAUGE,
+	    "SMTP sessions open.", NULL, 0);
+	ctl_m_spool = metrics_family("spork_spool_bytes", METRIC_GAUGE,
+	    "Messages being received, in memory and on disk.", NULL, 0);
+	ctl_m_uptime = metrics_family("spork_uptime_seconds", METRIC_GAUGE,
+	    "Since sporkd started.", NULL, 0);
+	ctl_m_status = metrics_family("spork_status", METRIC_GAUGE,
+	    "Every numeric field of sporkctl status (counters and gauges of "
+	    "the scanner, worker pool, TLS coverage, pre-queue checks, "
+	    "content rules, spam engine, connect-before-accept, tracking), "
+	    "by its dotted name.", NULL, 0);
+	metrics_collector(ctl_collect, NULL);
 	if (conf->control_socket[0] == '\0')
 		return 0;
 	if (conf->control_admin_group[0] != '\0') {
@@ -619,7 +703,9 @@ control_init(struct ev_loop *loop, const struct conf *conf,
 	(void)unlink(sun.sun_path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(sun.sun_path, 0660) == -1 || listen(fd, 16) == -1) {
+	    chmod(sun.sun_path, 0660) == -1 || (ctl_admin_group &&
+	    chown(sun.sun_path, (uid_t)-1, ctl_admin_gid) == -1) ||
+	    listen(fd, 16) == -1) {
 		snprintf(err, errlen, "control socket %s: %s",
 		    conf->control_socket, strerror(errno));
 		if (fd != -1)

@@ -795,7 +795,7 @@ track_open(const char *path, char *err, size_t errlen)
 		/* Only takes effect before the first table. */
 		"PRAGMA auto_vacuum=INCREMENTAL",
 		"PRAGMA synchronous=NORMAL",
-		"PRAGMA journal_size_limit=" TRACK_STR(TRACK_WAL_LIMIT),
+		("PRAGMA journal_size_limit=" TRACK_STR(TRACK_WAL_LIMIT)),
 	};
 	sqlite3_stmt	*st = NULL;
 	const char	*mode = NULL;

@@ -12,6 +12,7 @@
  * This module trusts the config and the scanner; it trusts neither peer.
  */
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 #include "conf.h"
 #include "ev.h"
 #include "log.h"
+#include "message_end.h"
 #include "relay.h"
 #include "prequeue.h"
 #include "ratelimit.h"
@@ -44,6 +46,7 @@
 #define RELAY_CHUNK		8192
 #define RELAY_SENDER_MAX	256
 #define RELAY_MAIL_WAIT		8	/* MAIL commands awaiting a reply */
+#define RELAY_REFUSED_KEPT	100	/* refused recipients tracked */
 #define RELAY_SWEEP_MS		60000
 #define RELAY_INJECT_DRAIN_MAX	(1024 * 1024)	/* plaintext read and
 						 * dropped at STARTTLS */
@@ -151,6 +154,9 @@ struct session {
 	size_t			 rcpt_whead, rcpt_wn;
 	char			**rcpt_acc;	/* accepted by the server */
 	size_t			 rcpt_nacc;
+	char			**rcpt_ref;	/* refused by it, for tracking */
+	char			**rcpt_ref_reply;
+	size_t			 rcpt_nref;
 	size_t			 rcpt_mem;	/* charged to the memory budget */
 	struct check_run	*checks;
 	struct check_rcpt	*crcpt;		/* milters at RCPT time */	/* the message's, while they run */
@@ -173,6 +179,12 @@ struct session {
 	struct data_stuffer	 ds;
 	size_t			 sendoff;
 	char			 verdict[SCAN_NAME_MAX + 64];
+	/* the checks' decision and the final dot, for message_end() */
+	char			 kind[24];
+	enum action		 action;
+	double			 score;
+	char			 qid[QUARANTINE_ID_MAX];
+	uint64_t		 dot_t;
 	/* counters for the disconnect line */
 	unsigned		 ncmds;
 	unsigned		 njunk;		/* since the last message */
@@ -238,9 +250,15 @@ rcpts_free(struct session *s)
 		free(s->rcpt_wait[i]);
 	for (i = 0; i < s->rcpt_nacc; i++)
 		free(s->rcpt_acc[i]);
+	for (i = 0; i < s->rcpt_nref; i++) {
+		free(s->rcpt_ref[i]);
+		free(s->rcpt_ref_reply[i]);
+	}
 	free(s->rcpt_wait); s->rcpt_wait = NULL;
 	free(s->rcpt_acc); s->rcpt_acc = NULL;
-	s->rcpt_whead = s->rcpt_wn = s->rcpt_nacc = 0;
+	free(s->rcpt_ref); s->rcpt_ref = NULL;
+	free(s->rcpt_ref_reply); s->rcpt_ref_reply = NULL;
+	s->rcpt_whead = s->rcpt_wn = s->rcpt_nacc = s->rcpt_nref = 0;
 	spool_mem_release(s->rcpt_mem);
 	s->rcpt_mem = 0;
 }
@@ -324,15 +342,33 @@ rcpt_forwarded(struct session *s, const struct smtp_cmd *c)
 }
 
 static void
-rcpt_answered(struct session *s, int ok)
+rcpt_answered(struct session *s, int ok, const char *r, size_t len)
 {
-	char	**na, *path;
+	char	**na, **nr, *path;
 
 	if (s->rcpt_whead >= s->rcpt_wn)
 		return;
 	path = s->rcpt_wait[s->rcpt_whead++];
 	if (s->rcpt_whead == s->rcpt_wn)
 		s->rcpt_whead = s->rcpt_wn = 0;
+	/* A refused recipient is kept, with the first line of its reply,
+	 * for the message's tracking record (RELAY_REFUSED_KEPT of them). */
+	if (!ok && path != NULL && s->rcpt_nref < RELAY_REFUSED_KEPT &&
+	    (na = realloc(s->rcpt_ref, (s->rcpt_nref + 1) * sizeof(*na))) !=
+	    NULL) {
+		s->rcpt_ref = na;
+		if ((nr = realloc(s->rcpt_ref_reply, (s->rcpt_nref + 1) *
+		    sizeof(*nr))) != NULL) {
+			s->rcpt_ref_reply = nr;
+			len = memchr(r, '\r', len) != NULL ?
+			    (size_t)((const char *)memchr(r, '\r', len) - r) :
+			    len;
+			if ((nr[s->rcpt_nref] = strndup(r, len)) != NULL) {
+				na[s->rcpt_nref++] = path;
+				return;
+			}
+		}
+	}
 	if (!ok || path == NULL ||
 	    (na = realloc(s->rcpt_acc, (s->rcpt_nacc + 1) * sizeof(*na)))
 	    == NULL) {
@@ -800,6 +836,46 @@ client_commands(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The message                                                         */
 
+/* The message has its answer: its tracking record and metrics. */
+static void
+session_message_end(struct session *s, const char *r, size_t len,
+    int by_server)
+{
+	struct message_end	me;
+
+	memset(&me, 0, sizeof(me));
+	me.id = s->id;
+	me.client = s->client;
+	me.peer = &s->peer;
+	me.server = s->server;
+	me.inside = s->inside;
+	me.helo = s->helo;
+	me.sender = s->sender;
+	me.rcpts = s->rcpt_acc;
+	me.nrcpts = s->rcpt_nacc;
+	me.refused = s->rcpt_ref;
+	me.refused_reply = s->rcpt_ref_reply;
+	me.nrefused = s->rcpt_nref;
+	me.spool = &s->spool;
+	me.kind = s->kind;
+	me.action = s->action;
+	me.score = s->score;
+	me.qid = s->qid;
+	me.tls = s->cssl == NULL ? "none" : s->tlspol == TLS_OUTBOUND ?
+	    "outbound" : "intercept";
+	me.reply = r;
+	me.replylen = len;
+	me.by_server = by_server;
+	me.at_dot = s->dot_t != 0;
+	me.dot_ms = s->dot_t != 0 ? ev_now() - s->dot_t : 0;
+	message_end(&me);
+	s->kind[0] = '\0';
+	s->action = ACT_NONE;
+	s->score = NAN;
+	s->qid[0] = '\0';
+	s->dot_t = 0;
+}
+
 /* After a local rejection the server still holds MAIL/RCPT: reset it. */
 static void
 data_reject(struct session *s, const char *verdict, const char *fmt, ...)
@@ -822,6 +898,16 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 	log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 	    "reply=\"%s\"", s->sender, s->rcpt_ok, s->spool.size, verdict,
 	    logged);
+	if (s->kind[0] == '\0') {
+		/* Refused before any check ran (framing, size, spool):
+		 * "verdict=too-big" is the kind. */
+		if (strncmp(verdict, "verdict=", 8) == 0)
+			verdict += 8;
+		snprintf(s->kind, sizeof(s->kind), "%.*s",
+		    (int)strcspn(verdict, " "), verdict);
+		s->action = line[0] == '4' ? ACT_TEMPFAIL : ACT_REJECT;
+	}
+	session_message_end(s, line, strlen(line), 0);
 	s->nrejects++;
 	tx_reset(s);
 	session_set_state(s, RS_COMMAND);
@@ -858,6 +944,10 @@ checks_done(void *arg, struct check_result *res, int sync)
 
 	s->checks = NULL;
 	checks_rcpt_add_failed(s->crcpt, res->milters_failed);
+	snprintf(s->kind, sizeof(s->kind), "%s", res->kind);
+	s->action = res->action;
+	s->score = res->score;
+	snprintf(s->qid, sizeof(s->qid), "%s", res->qid);
 	if (!res->deliver)
 		data_reject(s, res->verdict, "%s", res->reply);
 	else {
@@ -880,6 +970,7 @@ data_end(struct session *s)
 
 	s->nmsgs++;
 	s->njunk = 0;
+	s->dot_t = ev_now();
 	if (s->spool_err != 0) {
 		e = s->spool_err;
 		s->spool_err = 0;
@@ -1181,7 +1272,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 	case VERB_RCPT:
 		if (code / 100 == 2)
 			s->rcpt_ok++;
-		rcpt_answered(s, code / 100 == 2);
+		rcpt_answered(s, code / 100 == 2, r, len);
 		break;
 	case VERB_AUTH:
 		s->auth_wait = 0;
@@ -1242,6 +1333,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 		    "upstream_data=%d", s->sender, s->rcpt_ok, s->spool.size,
 		    s->verdict, code);
+		session_message_end(s, r, len, 1);
 		tx_reset(s);
 		session_set_state(s, RS_COMMAND);
 		break;
@@ -1250,6 +1342,7 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		    "reply=\"%.*s\"", s->sender, s->rcpt_ok, s->spool.size,
 		    s->verdict, (int)(memchr(r, '\r', len) ?
 		    (const char *)memchr(r, '\r', len) - r : 3), r);
+		session_message_end(s, r, len, 1);
 		tx_reset(s);
 		session_set_state(s, RS_COMMAND);
 		break;
@@ -2051,6 +2144,7 @@ session_alloc(int transparent, int cfd, const struct sockaddr_storage *peer,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
+	s->score = NAN;
 	relay_idseq++;
 	snprintf(s->id, sizeof(s->id), "%08x",
 	    (unsigned)(relay_idseq * 2654435761u) ^ (unsigned)getpid());
@@ -2197,6 +2291,7 @@ relay_init(struct ev_loop *loop, const struct conf *conf)
 {
 	relay_loop = loop;
 	relay_conf = conf;
+	message_end_init();
 	rl_set_v6_prefix((unsigned)conf->client_v6_prefix);
 	spool_budgets(conf->spool_memory_budget, conf->spool_disk_budget);
 	ev_timer_init(&relay_sweep_timer, relay_sweep, NULL);

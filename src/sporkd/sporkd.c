@@ -40,6 +40,7 @@
 #include "scan_pool.h"
 #include "scanner.h"
 #include "spam.h"
+#include "track.h"
 #include "tls.h"
 
 #define SPORKD_VERSION		"0.1.0"
@@ -394,7 +395,7 @@ main(int argc, char *argv[])
 {
 	struct conf	 conf;
 	const char	*path = SPORKD_DEFAULT_CONF;
-	char		 err[1024];
+	char		 err[1024], trackdir[CONF_PATH_MAX], *slash;
 	int		 ch, check = 0, debug = 0, print = 0;
 	struct nft_divert_conf dc;
 
@@ -546,9 +547,21 @@ main(int argc, char *argv[])
 	if (mkdir(conf.quarantine_dir, 0700) == -1 && errno != EEXIST)
 		log_warn(NULL, "quarantine_dir %s: %s", conf.quarantine_dir,
 		    strerror(errno));
+	/* The tracking database's directory is the relay user's, as the
+	 * spool is; the console's user reads it through the group. */
+	if (conf.track_db[0] != '\0') {
+		snprintf(trackdir, sizeof(trackdir), "%s", conf.track_db);
+		if ((slash = strrchr(trackdir, '/')) != NULL && slash != trackdir)
+			*slash = '\0';
+		else
+			snprintf(trackdir, sizeof(trackdir), ".");
+		if (mkdir(trackdir, 0750) == -1 && errno != EEXIST)
+			log_warn(NULL, "track_db directory %s: %s", trackdir,
+			    strerror(errno));
+	}
 	if (conf.user[0] != '\0') {
 		const char *dirs[] = { conf.spool_dir, conf.quarantine_dir,
-		    NULL };
+		    conf.track_db[0] != '\0' ? trackdir : NULL, NULL };
 
 		if (priv_drop(conf.user, dirs, conf.divert_bridge[0] != '\0',
 		    scan_ids.set, err, sizeof(err)) == -1) {
@@ -567,11 +580,19 @@ main(int argc, char *argv[])
 #ifdef SPORK_VALGRIND
 	log_warn(NULL, "built without seccomp filters (the valgrind build)");
 #endif
+	/* After the drop and the filter: the writer thread is the relay
+	 * user's and inherits the filter (no TSYNC). */
+	if (track_init(&conf, err, sizeof(err)) == -1) {
+		log_err(NULL, "track: %s", err);
+		return 1;
+	}
 	if (ev_run(loop) == -1) {
 		log_err(NULL, "event loop: %s", strerror(errno));
+		track_shutdown();
 		return 1;
 	}
 	control_close();
+	track_shutdown();
 	log_info(NULL, "stopped");
 	if (scanner != NULL)
 		scanner->free(scanner);

@@ -34,7 +34,7 @@ FUZZ_LIB	 = src/smtp/smtp_proto.c src/smtp/smtp_data.c src/base/action.c src/bas
 FUZZ_LIBS	 = -ljansson -lm
 # The whole-session target links the relay and the event loop too, with
 # what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
-FUZZ_SESSION_SRC = src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/base/ev.c src/base/spool.c src/checks/quarantine.c \
+FUZZ_SESSION_SRC = src/smtp/relay.c src/smtp/message_end.c src/base/metrics.c src/control/track.c src/checks/checks.c src/checks/milter.c src/base/ev.c src/base/spool.c src/checks/quarantine.c \
 		   src/base/ratelimit.c src/kernel/nft_divert.c src/smtp/tls.c src/checks/notice.c \
 		   src/smtp/smtp_client.c src/kernel/cba.c src/kernel/synq.c src/checks/prequeue.c \
 		   src/base/dns.c src/checks/greylist.c src/checks/greylist_redis.c src/checks/spf.c \
@@ -42,7 +42,7 @@ FUZZ_SESSION_SRC = src/smtp/relay.c src/checks/checks.c src/checks/milter.c src/
 		   src/base/failover.c src/checks/farm.c src/smtp/tls_keys.c src/smtp/tls_dest.c \
 		   tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
-		   libnetfilter_queue libcares hiredis libseccomp 2>/dev/null) \
+		   libnetfilter_queue libcares hiredis libseccomp sqlite3 2>/dev/null) \
 		   -lspf2 $(FUZZ_LIBS)
 FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session fuzz_milter
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
