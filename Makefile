@@ -62,12 +62,26 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_ratelimit.c tests/unit/test_milter.c \
 	     tests/unit/test_track.c
 
-all: build/sporkd build/sporkctl
+all: build/sporkd build/sporkctl build/spork-console
 
 build/sporkctl: src/sporkctl/sporkctl.c
 	@mkdir -p build
 	$(CC) $(CFLAGS) -o $@ src/sporkctl/sporkctl.c $(LDFLAGS) \
 	    $(shell pkg-config --libs sqlite3 2>/dev/null)
+
+# The web console: its own process, libmicrohttpd over TLS, reading the
+# tracking database and talking to sporkd over the control socket.
+CONSOLE_SRC = src/console/console.c src/console/console_http.c \
+	      src/console/console_pages.c src/console/console_data.c \
+	      src/base/action.c src/base/conf.c src/base/cidr.c src/base/log.c \
+	      src/base/buf.c src/base/sock.c
+CONSOLE_PKGS = libmicrohttpd sqlite3
+
+build/spork-console: $(CONSOLE_SRC) $(HDRS) $(wildcard src/console/*.h)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -Isrc/console $(shell pkg-config --cflags $(CONSOLE_PKGS)) \
+	    -o $@ $(CONSOLE_SRC) $(LDFLAGS) \
+	    $(shell pkg-config --libs $(CONSOLE_PKGS)) -lcrypt -lpthread -lm
 
 build/sporkd: $(LIB_SRC) $(DAEMON_SRC) $(HDRS)
 	@mkdir -p build
@@ -105,7 +119,7 @@ unit: build/unit build/asan/unit build/sporkctl
 	build/unit tests/unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit tests/unit
 
-integration: build/sporkd build/sporkctl build/asan/sporkd \
+integration: build/sporkd build/sporkctl build/spork-console build/asan/sporkd \
     build/valgrind/sporkd build/valgrind/unit
 	tests/integration/run
 
@@ -127,11 +141,12 @@ test-fresh:
 demo: deps build/sporkd
 	scripts/spork-lab demo
 
-install: build/sporkd build/sporkctl
+install: build/sporkd build/sporkctl build/spork-console
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SHAREDIR)/kmod-free \
 	    $(DESTDIR)$(SYSCONFDIR)/spork $(DESTDIR)$(UNITDIR)
 	install -m 0755 build/sporkd $(DESTDIR)$(SBINDIR)/sporkd
 	install -m 0755 build/sporkctl $(DESTDIR)$(SBINDIR)/sporkctl
+	install -m 0755 build/spork-console $(DESTDIR)$(SBINDIR)/spork-console
 	install -m 0755 scripts/spork-setup $(DESTDIR)$(SBINDIR)/spork-setup
 	install -m 0644 kmod-free/* $(DESTDIR)$(SHAREDIR)/kmod-free/
 	chmod 0755 $(DESTDIR)$(SHAREDIR)/kmod-free/probe

@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The web console in a real browser: Debian's headless chromium driven
+by Selenium (python3-selenium, chromium-driver). Called by t_console.sh
+inside the lab's bridge namespace, where spork-console listens.
+
+Prints one line per check, "ok   NAME" or "FAIL NAME: why", as lib.sh
+does, and exits 1 if any failed. Saves screenshots of the dashboard, the
+tracking center and the quarantine into --artifacts.
+"""
+import argparse
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+failed = 0
+
+
+def result(name, good, why=""):
+    global failed
+    if good:
+        print(f"ok   {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL {name}: {why}", flush=True)
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
+              "--disable-dev-shm-usage", "--ignore-certificate-errors",
+              "--window-size=1100,900", "--hide-scrollbars"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"),
+                            options=opts)
+
+
+def login(d, url, user, password):
+    d.get(url + "/login")
+    d.find_element(By.ID, "user").send_keys(user)
+    d.find_element(By.ID, "password").send_keys(password)
+    d.find_element(By.ID, "login").click()
+
+
+def shot(d, path):
+    # The whole page, as tall as it is (within reason), small PNG.
+    h = d.execute_script("return document.documentElement.scrollHeight")
+    d.set_window_size(1100, max(600, min(int(h) + 40, 1400)))
+    d.save_screenshot(path)
+    d.set_window_size(1100, 900)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--rcpt", required=True, help="a recipient to search for")
+    ap.add_argument("--release", required=True, help="quarantine id to release")
+    ap.add_argument("--artifacts", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.artifacts, exist_ok=True)
+    d = browser()
+    try:
+        # A wrong password: refused, the login form again.
+        login(d, a.url, a.user, a.password + "x")
+        err = d.find_elements(By.ID, "login-error")
+        result("browser: a wrong password is refused",
+               err and "Wrong" in err[0].text and "/login" in d.current_url,
+               d.current_url)
+
+        login(d, a.url, a.user, a.password)
+        result("browser: logged in, on the dashboard",
+               d.title.startswith("Dashboard"), d.title)
+        cookies = {c["name"]: c for c in d.get_cookies()}
+        c = cookies.get("spork_session", {})
+        result("browser: session cookie Secure, HttpOnly, SameSite=Strict",
+               c.get("secure") and c.get("httpOnly") and
+               c.get("sameSite") == "Strict", repr(c))
+
+        svg = d.find_elements(By.CSS_SELECTOR, "svg#flow")
+        pts = d.find_elements(By.CSS_SELECTOR, "svg#flow circle.pt")
+        series = [g.get_attribute("data-verdict") for g in
+                  d.find_elements(By.CSS_SELECTOR, "svg#flow g.series")]
+        total = int(svg[0].get_attribute("data-total")) if svg else 0
+        result("browser: the chart has data points after the lab's mail",
+               len(pts) >= 1 and total >= 1,
+               f"{len(pts)} points, total {total}")
+        result("browser: the chart has a clean and a virus series",
+               "clean" in series and "virus" in series, repr(series))
+        eng = d.find_element(By.ID, "scanner").text
+        result("browser: scanner card shows the engine", "ClamAV" in eng, eng)
+        wk = d.find_element(By.ID, "workers").text
+        result("browser: worker pool card lists workers",
+               "pid=" in wk and "state=" in wk, wk)
+        result("browser: TLS coverage card",
+               "coverage.scanned_pct" in d.find_element(By.ID, "tls").text)
+        shot(d, os.path.join(a.artifacts, "console-dashboard.png"))
+
+        # Tracking center: find a message by recipient, open its story.
+        d.get(a.url + "/track")
+        d.find_element(By.ID, "q-rcpt").send_keys(a.rcpt)
+        d.find_element(By.ID, "search").click()
+        rows = d.find_elements(By.CSS_SELECTOR, "table#results tr td a")
+        result("browser: tracking search by recipient finds messages",
+               len(rows) >= 1, d.find_element(By.TAG_NAME, "main").text[:300])
+        shot(d, os.path.join(a.artifacts, "console-tracking.png"))
+        if rows:
+            rows[0].click()
+            msg = d.find_element(By.ID, "message").text
+            rc = d.find_element(By.ID, "recipients").text
+            result("browser: the message's story shows every field",
+                   all(k in msg for k in ("sender", "verdict", "reply",
+                                           "message_id", "tls")), msg[:200])
+            result("browser: the story lists the recipient with its answer",
+                   a.rcpt in rc and "250" in rc, rc)
+
+        # Quarantine: list, view, release behind a confirmation page.
+        d.get(a.url + "/quarantine")
+        ids = [r.get_attribute("data-id") for r in
+               d.find_elements(By.CSS_SELECTOR, "tr.qmsg")]
+        result("browser: the quarantine lists the EICAR message",
+               a.release in ids, repr(ids))
+        shot(d, os.path.join(a.artifacts, "console-quarantine.png"))
+        d.get(a.url + "/quarantine/show?id=" + a.release)
+        hdr = d.find_element(By.ID, "headers").text
+        env = d.find_element(By.ID, "envelope").text
+        result("browser: the quarantined message's headers and envelope",
+               "Subject:" in hdr and "verdict: virus" in env, hdr[:200])
+        d.get(a.url + "/quarantine/release?id=" + a.release)
+        result("browser: release asks for confirmation first",
+               d.find_elements(By.ID, "confirm") != [], d.title)
+        d.find_element(By.ID, "confirm").click()
+        res = d.find_element(By.ID, "result").text
+        result("browser: release confirmed, sporkd released it",
+               res.startswith("ok released") and "250" in res, res)
+        d.get(a.url + "/quarantine")
+        ids = [r.get_attribute("data-id") for r in
+               d.find_elements(By.CSS_SELECTOR, "tr.qmsg")]
+        result("browser: the released message left the quarantine",
+               a.release not in ids, repr(ids))
+
+        # Logging out ends the session on the server.
+        d.find_element(By.CSS_SELECTOR, "header form button").click()
+        d.get(a.url + "/")
+        result("browser: after logout the dashboard wants a login",
+               "/login" in d.current_url, d.current_url)
+    except WebDriverException as e:
+        result("browser: no WebDriver error", False, str(e).splitlines()[0])
+    finally:
+        d.quit()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    rc = main()
+    print(f"browser test: {time.time() - t0:.1f} s", flush=True)
+    sys.exit(rc)
