@@ -155,6 +155,7 @@ install: build/sporkd build/sporkctl build/spork-console
 	install -m 0644 etc/content.rules $(DESTDIR)$(SHAREDIR)/content.rules.example
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/sporkd.service > $(DESTDIR)$(UNITDIR)/sporkd.service
 	sed 's,@SBINDIR@,$(SBINDIR),g' etc/spork-setup.service > $(DESTDIR)$(UNITDIR)/spork-setup.service
+	sed 's,@SBINDIR@,$(SBINDIR),g' etc/spork-console.service > $(DESTDIR)$(UNITDIR)/spork-console.service
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/

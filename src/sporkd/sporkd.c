@@ -555,7 +555,9 @@ main(int argc, char *argv[])
 			*slash = '\0';
 		else
 			snprintf(trackdir, sizeof(trackdir), ".");
-		if (mkdir(trackdir, 0750) == -1 && errno != EEXIST)
+		/* 0750 whatever the umask (the unit's is 0077). */
+		if ((mkdir(trackdir, 0750) == -1 && errno != EEXIST) ||
+		    chmod(trackdir, 0750) == -1)
 			log_warn(NULL, "track_db directory %s: %s", trackdir,
 			    strerror(errno));
 	}

@@ -35,6 +35,17 @@ systemd-sysusers --root="$root" >/dev/null 2>&1
 grep -q '^spork:' "$root/etc/passwd" && grep -q '^spork-scan:' "$root/etc/passwd" &&
 	pass "installed sysusers.d creates spork and spork-scan" ||
 	fail "installed sysusers.d creates the users" "$(cat "$root/etc/passwd")"
+grep -q '^spork-admin:.*spork-web' "$root/etc/group" && grep -q '^spork:.*spork-web' "$root/etc/group" &&
+	pass "installed sysusers.d: spork-web in spork (tracking) and spork-admin (control)" ||
+	fail "installed sysusers.d: spork-web's groups" "$(grep spork "$root/etc/group")"
+grep -qx 'control_admin_group spork-admin' "$conf" &&
+	pass "installed spork.conf: control_admin_group spork-admin" ||
+	fail "installed spork.conf: control_admin_group" "$(grep '^control_admin_group' "$conf")"
+[ -x "$root/usr/sbin/spork-console" ] && [ -f "$root/lib/systemd/system/spork-console.service" ] &&
+	pass "spork-console and its unit installed" ||
+	fail "spork-console installed" "$(ls "$root/usr/sbin" "$root/lib/systemd/system" 2>&1)"
+[ -f "$root/usr/share/man/man5/spork.conf.5" ] && [ -f "$root/usr/share/man/man8/sporkd.8" ] &&
+	pass "man pages installed" || fail "man pages installed" "$(ls -R "$root/usr/share/man" 2>&1 | head)"
 bset=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")
 [ -n "$bset" ] && pass "installed unit: CapabilityBoundingSet=$bset" ||
 	fail "installed unit: CapabilityBoundingSet" "none"
