@@ -917,9 +917,19 @@ page_q_show(struct console_page *p, const struct console_req *r)
 	html(p->fp, out + 3);
 	fputs("</pre><h2>Headers</h2><pre id=\"headers\">", p->fp);
 	html(p->fp, hdr != NULL ? hdr + 13 : "");
-	fputs("</pre><h2>Text</h2><p>sporkd's <code>quarantine show</code> "
-	    "gives the envelope and headers only; the message text stays in "
-	    "quarantine_dir, which only sporkd's user reads.</p>", p->fp);
+	fputs("</pre><h2>Text</h2>", p->fp);
+	free(out);
+	out = NULL;
+	/* The text after the header, as stored (MIME parts undecoded):
+	 * escaped by sporkd, then by html(); bounded by sporkd. */
+	snprintf(cmd, sizeof(cmd), "quarantine text %s", id);
+	if (ctl_ask(cmd, &out, &len) == -1 || strncmp(out, "ok\n", 3) != 0) {
+		fputs("<p class=\"err\">The text could not be read.</p>", p->fp);
+	} else {
+		fputs("<pre id=\"text\">", p->fp);
+		html(p->fp, out + 3);
+		fputs("</pre>", p->fp);
+	}
 	fprintf(p->fp, "<p><a href=\"/quarantine/release?id=%s\">Release"
 	    "</a> <a href=\"/quarantine/delete?id=%s\">Delete</a></p>", id, id);
 	free(out);

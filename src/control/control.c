@@ -3,7 +3,7 @@
  * The control socket: a local stream socket (mode 0660) that takes one
  * command line per connection and answers with lines, the first being
  * "ok ..." or "error: ...", then closes. sporkctl is its client. Commands:
- * status, metrics, tls, reload, quarantine list|show ID|release ID|delete ID,
+ * status, metrics, tls, reload, quarantine list|show ID|text ID|release ID|delete ID,
  * bypass. Who is asking is read from the socket (SO_PEERCRED): root and
  * members of control_admin_group may change things (reload, release,
  * delete, bypass); anyone else who can open the socket may only look.
@@ -44,6 +44,8 @@
 
 #define CTL_LINE_MAX		1024
 #define CTL_OUT_MAX		(1024 * 1024)
+#define CTL_TEXT_MAX		(64 * 1024)	/* quarantine text */
+#define CTL_TEXT_LINES		2000
 #define CTL_CONNS_MAX		16
 #define CTL_TIMEOUT_MS		10000
 #define CTL_RELEASE_TIMEOUT_MS	60000
@@ -334,6 +336,41 @@ cmd_q_show(struct ctl_conn *c, const char *id)
 	fclose(fp);
 }
 
+/* The message's text after its header: escaped like show, at most
+ * CTL_TEXT_MAX bytes and CTL_TEXT_LINES lines (then "--- truncated"). */
+static void
+cmd_q_text(struct ctl_conn *c, const char *id)
+{
+	char	 path[CONF_PATH_MAX + 64], line[1024];
+	FILE	*fp;
+	size_t	 bytes = 0, lines = 0, l;
+	int	 body = 0;
+
+	q_path(path, sizeof(path), id, "eml");
+	if ((fp = fopen(path, "r")) == NULL) {
+		buf_printf(&c->out, "error: no quarantined message %s\n", id);
+		return;
+	}
+	buf_printf(&c->out, "ok\n");
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		l = strcspn(line, "\r\n");
+		line[l] = '\0';
+		if (!body) {
+			body = l == 0;
+			continue;
+		}
+		if (bytes + l > CTL_TEXT_MAX || lines == CTL_TEXT_LINES) {
+			buf_printf(&c->out, "--- truncated\n");
+			break;
+		}
+		bytes += l;
+		lines++;
+		(void)buf_append_escaped(&c->out, line, l);
+		buf_printf(&c->out, "\n");
+	}
+	fclose(fp);
+}
+
 static void
 cmd_q_delete(struct ctl_conn *c, const char *id)
 {
@@ -548,6 +585,8 @@ ctl_command(struct ctl_conn *c, char *line)
 			buf_printf(&c->out, "error: bad id\n");
 		else if (strcmp(argv[1], "show") == 0)
 			cmd_q_show(c, argv[2]);
+		else if (strcmp(argv[1], "text") == 0)
+			cmd_q_text(c, argv[2]);
 		else if (strcmp(argv[1], "release") == 0)
 			cmd_q_release(c, argv[2]);
 		else if (strcmp(argv[1], "delete") == 0)
@@ -557,7 +596,7 @@ ctl_command(struct ctl_conn *c, char *line)
 	} else
 		buf_printf(&c->out, "error: unknown command (status, metrics, "
 		    "tls, reload, "
-		    "quarantine list|show ID|release ID|delete ID, "
+		    "quarantine list|show ID|text ID|release ID|delete ID, "
 		    "bypass add|del ADDR [server] [timeout SECONDS], "
 		    "bypass list)\n");
 	c->replying = 1;

@@ -40,6 +40,7 @@ usage(void)
 	    "  reload                      reload virus signatures\n"
 	    "  quarantine list\n"
 	    "  quarantine show ID\n"
+	    "  quarantine text ID          its text after the header\n"
 	    "  quarantine release ID       deliver to its original server\n"
 	    "  quarantine delete ID\n"
 	    "  bypass add ADDR [server] [timeout 1h]   not intercepted\n"

@@ -133,6 +133,12 @@ def main():
         env = d.find_element(By.ID, "envelope").text
         result("browser: the quarantined message's headers and envelope",
                "Subject:" in hdr and "verdict: virus" in env, hdr[:200])
+        txt = d.find_element(By.ID, "text").text
+        result("browser: the quarantined message's text, escaped (the "
+               "sender's <script> shown as text, not run)",
+               "Invoice <script>alert(1)</script> & more" in txt and
+               d.find_elements(By.CSS_SELECTOR, "#text script") == [],
+               txt[:200])
         d.get(a.url + "/quarantine/release?id=" + a.release)
         result("browser: release asks for confirmation first",
                d.find_elements(By.ID, "confirm") != [], d.title)

@@ -131,7 +131,9 @@ done
 check "clean mail delivered" wait_delivered alice 3 15
 printf '%s' "$EICAR" >"$tmp/eicar.com"
 send_mail "$tmp/t-eicar" bob@example.test virus@client.example.test "$SRV_V4" "" \
-	--attach "@$tmp/eicar.com" --header "Subject: console eicar"
+	--attach "@$tmp/eicar.com" --header "Subject: console eicar" \
+	--body 'Invoice <script>alert(1)</script> & more'
+
 assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-eicar" "EICAR refused (and quarantined)"
 qid=$(ctl quarantine list | sed -n 's/^\([0-9A-Za-z-]*\) .*sender=<virus@client.*/\1/p' | tail -n1)
 [ -n "$qid" ] && pass "EICAR in the quarantine ($qid)" || fail "EICAR in the quarantine" "$(ctl quarantine list)"
