@@ -175,6 +175,27 @@ q_meta_get(FILE *fp, const char *key, char *val, size_t len)
 	return -1;
 }
 
+/*
+ * The divert: whose it is and, for sporkd's own, what happens to SMTP
+ * on the bridge when sporkd dies (spork-setup --failure leaves a
+ * fail-closed table; without it the bridge passes it unscanned).
+ */
+static void
+divert_status(struct buf *out)
+{
+	int	fc;
+
+	if (ctl_conf->divert_bridge[0] == '\0') {
+		buf_printf(out, "divert.owner=spork-setup\n");
+		return;
+	}
+	fc = nft_divert_table_exists("spork_failclosed");
+	buf_printf(out, "divert.owner=sporkd\ndivert.bridge=%s\n"
+	    "divert.installed=%d\ndivert.failure=%s\n",
+	    ctl_conf->divert_bridge, nft_divert_fd() != -1, fc == 1 ?
+	    "fail-closed" : fc == 0 ? "fail-open" : "unknown");
+}
+
 /* Every module's counters, one key=value a field. */
 static void
 status_write(struct buf *out)
@@ -197,6 +218,7 @@ status_write(struct buf *out)
 	if (ctl_spam != NULL)
 		spam_status(ctl_spam, out);
 	track_status(out);
+	divert_status(out);
 }
 
 static void

@@ -1721,6 +1721,50 @@ nft_divert_bypass_list(FILE *out)
 	return l.count;
 }
 
+/*
+ * Whether bridge table `name` exists (spork-setup's fail-closed table):
+ * 1, 0, or -1 and errno when the divert is not sporkd's or the kernel
+ * does not answer.
+ */
+int
+nft_divert_table_exists(const char *name)
+{
+	union {
+		struct nlmsghdr	 nlh;
+		char		 b[ND_RECV_MAX];
+	}			 buf;
+	struct nlmsghdr		*nlh;
+	struct nftnl_table	*t;
+	uint32_t		 seq, portid;
+	ssize_t			 n;
+	int			 ret;
+
+	if (nd.nl == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	if ((t = nftnl_table_alloc()) == NULL)
+		return -1;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	seq = nd.seq++;
+	nlh = nftnl_nlmsg_build_hdr(buf.b, NFT_MSG_GETTABLE, NFPROTO_BRIDGE,
+	    NLM_F_ACK, seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	portid = mnl_socket_get_portid(nd.nl);
+	nd_drain(nd.nl);
+	if (mnl_socket_sendto(nd.nl, nlh, nlh->nlmsg_len) == -1)
+		return -1;
+	do {
+		if ((n = mnl_socket_recvfrom(nd.nl, buf.b, sizeof(buf.b))) == -1)
+			return -1;
+		ret = mnl_cb_run(buf.b, (size_t)n, seq, portid, NULL, NULL);
+	} while (ret > MNL_CB_STOP);
+	if (ret == MNL_CB_ERROR)
+		return errno == ENOENT ? 0 : -1;
+	return 1;
+}
+
 /* --- the probe -------------------------------------------------------- */
 
 /*

@@ -73,6 +73,8 @@ void	nft_divert_remove(void);
 /* The socket's descriptor, or -1: a child that must not keep the divert
  * alive after the daemon dies closes it (close_range() does too). */
 int	nft_divert_fd(void);
+/* Whether bridge table name exists (1, 0; -1: not known). */
+int	nft_divert_table_exists(const char *name);
 
 /* The same ruleset in nft syntax, as `nft list table` shows it; `nft -f`
  * takes it (without "flags owner", or nft's exit deletes the tables). */

@@ -83,6 +83,10 @@ in_cli ip addr del 10.25.0.11/24 dev cli0
 owned_conf
 
 # --- fail-open: SIGKILL removes the divert with the daemon
+ctl status | grep -qx 'divert.failure=fail-open' &&
+	ctl status | grep -qx 'divert.installed=1' &&
+	pass "status: divert.owner=sporkd, installed, fail-open" ||
+	fail "status: divert fail-open" "$(ctl status | grep '^divert')"
 kill -KILL "$(cat "$LAB_SPORKD_PID")"
 t0=$(date +%s%N)
 for _ in $(seq 100); do tables_gone && break; sleep 0.01; done
@@ -120,4 +124,7 @@ sleep 2
 [ "$(grep -l 'failclosed@client' "$LAB_MAIL"/bob/new/* | wc -l)" -eq 1 ] && pass "fail-closed: exactly once" ||
 	fail "fail-closed: exactly once" "$(grep -l 'failclosed@client' "$LAB_MAIL"/bob/new/* | wc -l)"
 check "fail-closed: and scanned" scanned bob
+ctl status | grep -qx 'divert.failure=fail-closed' &&
+	pass "status: divert.failure=fail-closed (spork-setup's table seen)" ||
+	fail "status: divert fail-closed" "$(ctl status | grep '^divert')"
 summary
