@@ -17,6 +17,7 @@
 
 static int		 log_syslog;
 static int		 log_stderr = 1;
+static char		 log_tag[32] = "sporkd";	/* on stderr lines */
 static enum log_level	 log_current = LOG_LVL_INFO;
 
 static const char *const log_names[] = {
@@ -38,6 +39,10 @@ log_init(const char *ident, int to_syslog, int to_stderr)
 {
 	log_syslog = to_syslog;
 	log_stderr = to_stderr;
+	/* sporkd's helpers write under sporkd's name; other programs
+	 * under their own. */
+	snprintf(log_tag, sizeof(log_tag), "%s",
+	    strncmp(ident, "sporkd", 6) == 0 ? "sporkd" : ident);
 	/* Again in a child: a fresh connection under the child's name. */
 	closelog();
 	if (log_syslog)
@@ -70,6 +75,7 @@ log_emit(enum log_level lvl, const char *sid, const char *fmt, va_list ap)
 	char		 stamp[32];
 	struct timespec	 ts;
 	struct tm	 tm;
+	char		*p;
 	int		 n = 0;
 
 	if (sid != NULL)
@@ -77,13 +83,19 @@ log_emit(enum log_level lvl, const char *sid, const char *fmt, va_list ap)
 	if (n < 0)
 		n = 0;
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	/* One event, one line: a control byte from anyone's input (a
+	 * request path, a reply) can neither start a forged line nor drive
+	 * a terminal. */
+	for (p = line; *p != '\0'; p++)
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+			*p = '?';
 
 	if (log_stderr) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ldZ sporkd[%s] %s\n", stamp,
-		    ts.tv_nsec / 1000000, log_names[lvl], line);
+		fprintf(stderr, "%s.%03ldZ %s[%s] %s\n", stamp,
+		    ts.tv_nsec / 1000000, log_tag, log_names[lvl], line);
 	}
 	if (log_syslog)
 		syslog(log_prio[lvl], "%s", line);

@@ -46,6 +46,7 @@
 #define CTL_OUT_MAX		(1024 * 1024)
 #define CTL_TEXT_MAX		(64 * 1024)	/* quarantine text */
 #define CTL_TEXT_LINES		2000
+#define CTL_LIST_MAX		2000	/* quarantine list entries */
 #define CTL_CONNS_MAX		16
 #define CTL_TIMEOUT_MS		10000
 #define CTL_RELEASE_TIMEOUT_MS	60000
@@ -258,6 +259,9 @@ ctl_collect(void *arg)
 		end = p + strcspn(p, "\n");
 		if (*end == '\n')
 			*end++ = '\0';
+		/* Quoted text (a server's error) is not ours to parse: a
+		 * word in it could pose as a field. */
+		p[strcspn(p, "\"")] = '\0';
 		for (tok = strtok(p, " "); tok != NULL; tok = strtok(NULL, " ")) {
 			if ((eq = strchr(tok, '=')) == NULL ||
 			    memchr(tok, '.', (size_t)(eq - tok)) == NULL)
@@ -302,6 +306,11 @@ cmd_q_list(struct ctl_conn *c)
 	}
 	buf_printf(&c->out, "ok\n");
 	while ((e = readdir(d)) != NULL) {
+		/* The event loop waits while this runs: a bounded list. */
+		if (n == CTL_LIST_MAX) {
+			buf_printf(&c->out, "truncated=1\n");
+			break;
+		}
 		l = strlen(e->d_name);
 		if (l < 6 || strcmp(e->d_name + l - 5, ".meta") != 0 ||
 		    e->d_name[0] == '.' || l - 5 >= sizeof(id))
@@ -315,8 +324,13 @@ cmd_q_list(struct ctl_conn *c)
 		q_meta_get(fp, "verdict", verdict, sizeof(verdict));
 		q_meta_get(fp, "name", name, sizeof(name));
 		fclose(fp);
-		buf_printf(&c->out, "%s client=%s sender=%s verdict=%s "
-		    "name=%s\n", id, client, sender, verdict, name);
+		/* The sender's and the name's bytes are escaped, as show
+		 * does: they cannot drive the admin's terminal. */
+		buf_printf(&c->out, "%s client=%s sender=", id, client);
+		(void)buf_append_escaped(&c->out, sender, strlen(sender));
+		buf_printf(&c->out, " verdict=%s name=", verdict);
+		(void)buf_append_escaped(&c->out, name, strlen(name));
+		buf_printf(&c->out, "\n");
 		n++;
 	}
 	closedir(d);

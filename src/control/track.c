@@ -64,6 +64,7 @@ struct track_item {
 	double			 t;
 	double			 score;
 	size_t			 size;
+	size_t			 bytes;		/* this allocation's */
 	const char		*f[TF_N];
 	size_t			 flen[TF_N];
 	size_t			 nrcpts;
@@ -150,6 +151,7 @@ static struct {
 	unsigned long long	 prune_done;	/* the last asked one run */
 	struct track_item	*head, *tail;
 	size_t			 queued;
+	size_t			 qbytes;	/* their allocations */
 	unsigned long long	 written, dropped, errors, rcpts_cut;
 	unsigned long long	 db_bytes;
 	/* the writer's */
@@ -378,6 +380,7 @@ track_copy(const struct track_rec *r)
 	if ((it = malloc(total)) == NULL)
 		return NULL;
 	it->next = NULL;
+	it->bytes = total;
 	it->t = r->t;
 	it->score = r->score;
 	it->size = r->size;
@@ -438,12 +441,14 @@ track_message(const struct track_rec *r)
 		return;
 	}
 	pthread_mutex_lock(&T.mu);
-	if (T.queued >= TRACK_QUEUE_MAX) {
+	if (T.queued >= TRACK_QUEUE_MAX ||
+	    T.qbytes + it->bytes > TRACK_QUEUE_BYTES) {
 		T.dropped++;
 		pthread_mutex_unlock(&T.mu);
 		free(it);
 		return;
 	}
+	T.qbytes += it->bytes;
 	if (T.tail != NULL)
 		T.tail->next = it;
 	else
@@ -664,7 +669,10 @@ track_prune(void)
 		 * not lose everything in one chunk. */
 		while ((used = track_bytes(0)) > target &&
 		    (count = track_int("SELECT count(*) FROM messages")) > 0) {
-			chunk = count * (used - target) / used + 1;
+			/* In double: count times a large excess could
+			 * overflow. */
+			chunk = (long long)((double)count *
+			    (double)(used - target) / (double)used) + 1;
 			if (chunk > TRACK_DELETE_CHUNK)
 				chunk = TRACK_DELETE_CHUNK;
 			if ((n = track_delete(INFINITY, chunk)) <= 0)
@@ -735,6 +743,7 @@ track_writer(void *arg)
 		if (batch != NULL) {
 			T.head = T.tail = NULL;
 			T.queued = 0;
+			T.qbytes = 0;
 		}
 		asked = T.prune_asked;
 		pthread_mutex_unlock(&T.mu);

@@ -42,6 +42,7 @@
 
 #define TRACK_RCPTS_MAX		1000	/* recorded per message; more are counted */
 #define TRACK_QUEUE_MAX		4096	/* records waiting for the writer */
+#define TRACK_QUEUE_BYTES	(64 * 1024 * 1024)	/* and their size */
 #define TRACK_FIELD_MAX		998	/* longest text field kept */
 
 struct track_rcpt {
@@ -79,6 +80,7 @@ struct track_rec {
  * failure. */
 int	track_init(const struct conf *, char *err, size_t errlen);
 /* Queues one record; never blocks. Past TRACK_QUEUE_MAX waiting records
+ * (or TRACK_QUEUE_BYTES of them)
  * the record is dropped and counted (track.dropped). */
 void	track_message(const struct track_rec *);
 /* Counters for `sporkctl status` and the metrics: "track.written=N ..." */

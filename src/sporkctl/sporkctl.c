@@ -388,7 +388,7 @@ static sqlite3 *
 track_open(const char *path, const char *sql, sqlite3_stmt **st)
 {
 	sqlite3		*db = NULL;
-	char		 uri[3 * TRACK_PATH_MAX + 32], *u;
+	char		 uri[3 * TRACK_PATH_MAX + 32], wal[TRACK_PATH_MAX + 8], *u;
 	const char	*p;
 	int		 attempt;
 
@@ -414,7 +414,12 @@ track_open(const char *path, const char *sql, sqlite3_stmt **st)
 		if (sqlite3_errcode(db) == SQLITE_OK &&
 		    sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
 			return db;
+		/* immutable=1 only for a database no writer has open
+		 * (no -wal beside it): on a live one it could read a
+		 * half-checkpointed file. */
+		snprintf(wal, sizeof(wal), "%s-wal", path);
 		if (attempt == 1 || access(path, R_OK) == -1 ||
+		    access(wal, F_OK) == 0 ||
 		    (sqlite3_errcode(db) & 0xff) == SQLITE_ERROR) {
 			fprintf(stderr, "sporkctl: %s: %s\n", path,
 			    sqlite3_errmsg(db));
