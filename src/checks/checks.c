@@ -51,6 +51,10 @@ struct check_run {
 	int			 mi;		/* the milter talking, or next */
 	int			 body_changed;	/* by a milter */
 	int			 rescan;	/* the scan after that */
+	/* The envelope as the milters left it, once one changed it: what
+	 * the milters after it are told, and the change the result says. */
+	struct milter_envelope	 env;
+	int			 env_edited;
 	struct check_notice	 notice;
 	struct check_result	 res;
 	check_done_cb		*done;
@@ -160,6 +164,9 @@ run_end(struct check_run *r)
 	r->done(r->arg, &r->res, r->starting);
 	free(r->res.prefix);
 	r->res.prefix = NULL;
+	check_envelope_free(r->res.env);
+	r->res.env = NULL;
+	milter_envelope_free(&r->env);
 	if (!r->starting)
 		free(r);
 }
@@ -197,9 +204,103 @@ run_reject(struct check_run *r, const char *verdict, const char *fmt, ...)
 	run_end(r);
 }
 
+void
+check_envelope_free(struct check_envelope *ce)
+{
+	size_t	i;
+
+	if (ce == NULL)
+		return;
+	for (i = 0; i < ce->nadd; i++) {
+		free(ce->add[i]);
+		free(ce->add_args[i]);
+	}
+	for (i = 0; i < ce->ndel; i++)
+		free(ce->del[i]);
+	free(ce->add);
+	free(ce->add_args);
+	free(ce->del);
+	free(ce->sender);
+	free(ce->sender_args);
+	free(ce);
+}
+
+int
+check_envelope_deletes(const struct check_envelope *ce, const char *path)
+{
+	size_t	i;
+
+	for (i = 0; ce != NULL && i < ce->ndel; i++)
+		if (milter_addr_eq(ce->del[i], path))
+			return 1;
+	return 0;
+}
+
+/* 1 when addr is among list's n paths (milter_addr_eq). */
+static int
+addr_among(const char *addr, char *const *list, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] != NULL && milter_addr_eq(addr, list[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The milters' envelope as a change to the client's, into the result
+ * (none when they changed nothing in the end: one added what another
+ * deleted). The run's envelope gives up what it hands over. 0 or -1.
+ */
+static int
+envelope_change(struct check_run *r)
+{
+	struct milter_envelope	*e = &r->env;
+	struct check_envelope	*ce;
+	size_t			 i;
+
+	if (!r->env_edited)
+		return 0;
+	if ((ce = calloc(1, sizeof(*ce))) == NULL ||
+	    (ce->del = calloc(r->m.nrcpts + 1, sizeof(char *))) == NULL ||
+	    (ce->add = calloc(e->nrcpt + 1, sizeof(char *))) == NULL ||
+	    (ce->add_args = calloc(e->nrcpt + 1, sizeof(char *))) == NULL)
+		goto fail;
+	if (e->sender_changed) {
+		ce->sender = e->sender;
+		ce->sender_args = e->sender_args;
+		e->sender = e->sender_args = NULL;
+	}
+	for (i = 0; i < r->m.nrcpts; i++)
+		if (!addr_among(r->m.rcpts[i], e->rcpt, e->nrcpt) &&
+		    (ce->del[ce->ndel++] = strdup(r->m.rcpts[i])) == NULL)
+			goto fail;
+	for (i = 0; i < e->nrcpt; i++)
+		if (!addr_among(e->rcpt[i], r->m.rcpts, r->m.nrcpts)) {
+			ce->add[ce->nadd] = e->rcpt[i];
+			ce->add_args[ce->nadd++] = e->rcpt_args[i];
+			e->rcpt[i] = e->rcpt_args[i] = NULL;
+		}
+	if (ce->sender == NULL && ce->nadd == 0 && ce->ndel == 0) {
+		check_envelope_free(ce);
+		return 0;
+	}
+	r->res.env = ce;
+	return 0;
+fail:
+	check_envelope_free(ce);
+	return -1;
+}
+
 static void
 run_deliver(struct check_run *r)
 {
+	if (envelope_change(r) == -1) {
+		run_reject(r, "verdict=milter", "451 4.3.0 Error: out of "
+		    "memory");
+		return;
+	}
 	r->res.deliver = 1;
 	run_end(r);
 }
@@ -576,13 +677,16 @@ static int
 milter_result(struct check_run *r, const struct conf_milter *m,
     struct milter_result *mr)
 {
-	char	vs[96], id[QUARANTINE_ID_MAX], err[256];
+	char	vs[96], id[QUARANTINE_ID_MAX], err[256], envs[40];
 	int	deliver;
 
-	log_info(r->m.id, "milter name=%s result=%s ms=%u edits=%zu%s%s%s%s",
+	envs[0] = '\0';
+	if (mr->nenv > 0)
+		snprintf(envs, sizeof(envs), " envelope_edits=%zu", mr->nenv);
+	log_info(r->m.id, "milter name=%s result=%s ms=%u edits=%zu%s%s%s%s%s",
 	    m->name, outcome_name(mr->outcome), mr->ms, mr->nedits,
 	    mr->body_replaced ? " body=replaced" : "",
-	    mr->quarantine ? " quarantine=yes" : "",
+	    mr->quarantine ? " quarantine=yes" : "", envs,
 	    mr->outcome == MO_FAILED ? " error=" : "",
 	    mr->outcome == MO_FAILED ? mr->error : "");
 	snprintf(vs, sizeof(vs), "verdict=milter milter=%s", m->name);
@@ -632,6 +736,23 @@ milter_result(struct check_run *r, const struct conf_milter *m,
 	}
 	if (mr->body_replaced)
 		r->body_changed = 1;
+	if (mr->nenv > 0) {
+		if ((!r->env_edited && milter_envelope_init(&r->env,
+		    r->m.sender, r->m.rcpts, r->m.nrcpts) == -1) ||
+		    milter_envelope_edit(&r->env, mr,
+		    checks_conf->max_recipients) == -1) {
+			if (errno == E2BIG) {
+				decide(r, "milter", ACT_TEMPFAIL);
+				run_reject(r, vs, "451 4.7.1 Error: recipient "
+				    "change refused: more than %zu recipients",
+				    checks_conf->max_recipients);
+			} else
+				run_reject(r, vs, "451 4.3.0 Error: out of "
+				    "memory");
+			return -1;
+		}
+		r->env_edited = 1;
+	}
 	verdict_add(r, " milter_%s=%s", m->name, outcome_name(mr->outcome));
 	if (mr->quarantine) {
 		deliver = checks_conf->quarantine_then_deliver;
@@ -688,9 +809,10 @@ stage_milters(struct check_run *r)
 		memset(&in, 0, sizeof(in));
 		in.id = r->m.id;
 		in.helo = r->m.helo;
-		in.sender = r->m.sender;
-		in.rcpts = r->m.rcpts;
-		in.nrcpts = r->m.nrcpts;
+		/* The envelope as the milters before it left it. */
+		in.sender = r->env_edited ? r->env.sender : r->m.sender;
+		in.rcpts = r->env_edited ? r->env.rcpt : r->m.rcpts;
+		in.nrcpts = r->env_edited ? r->env.nrcpt : r->m.nrcpts;
 		in.peer = r->m.peer;
 		in.spool = r->m.spool;
 		/* Room for what the milters before it added. */
@@ -759,6 +881,8 @@ checks_cancel(struct check_run *r)
 	milter_cancel(r->mconv);
 	notice_flush(r);
 	free(r->res.prefix);
+	check_envelope_free(r->res.env);
+	milter_envelope_free(&r->env);
 	free(r);
 }
 

@@ -30,7 +30,8 @@
  * the run, when the run ends.
  *
  * The SMTP session (relay.c) hands over the envelope and the spool and
- * gets back either "deliver, with these headers first" or "reply this".
+ * gets back either "deliver, with these headers first" (and, when the
+ * milters changed it, "to this envelope") or "reply this".
  */
 
 /* The message and its envelope; all owned by the caller, unchanged until
@@ -53,11 +54,34 @@ struct check_msg {
 	struct spool			*spool;
 };
 
+/*
+ * The envelope the milters decided, as a change to the one the session
+ * holds with the server: a new sender or none, recipients to add (not
+ * among the accepted ones), recipients to delete. The session re-makes
+ * the transaction with the server to match before the message may go.
+ */
+struct check_envelope {
+	char		*sender;	/* "<path>"; NULL: unchanged */
+	char		*sender_args;	/* with a new sender: its ESMTP
+					 * parameters, NULL: the client's */
+	char		**add;		/* "<path>" each, in order */
+	char		**add_args;	/* each one's ESMTP parameters,
+					 * NULL: none */
+	size_t		 nadd;
+	char		**del;		/* accepted ones, "<path>" each;
+					 * see check_envelope_deletes() */
+	size_t		 ndel;
+};
+
 struct check_result {
 	int	 deliver;
 	/* deliver: headers to add before the message's own (NULL: none),
 	 * the caller's to free; the verdict fields for the log line. */
 	char	*prefix;
+	/* deliver: the envelope the milters changed, NULL: as the client
+	 * gave it; the caller's to free (check_envelope_free()) once it
+	 * takes it (sets it NULL), as prefix. */
+	struct check_envelope *env;
 	char	 verdict[256];
 	/* !deliver: the whole reply to the client, and the verdict for the
 	 * log line ("verdict=virus" and the like). */
@@ -74,7 +98,8 @@ struct check_result {
 };
 
 struct check_run;
-/* Called once per run, with the result (the callee may take prefix).
+/* Called once per run, with the result (the callee may take prefix
+ * and env).
  * sync: called from inside checks_start(). */
 typedef void	check_done_cb(void *arg, struct check_result *, int sync);
 
@@ -87,6 +112,11 @@ struct check_run *checks_start(const struct check_msg *m, check_done_cb *done,
 /* The session is gone: stops the run without calling done (a notice due
  * is still sent). */
 void	checks_cancel(struct check_run *);
+/* 1 when the envelope change deletes this accepted recipient ("<path>"):
+ * the same address without <>, ignoring case. */
+int	check_envelope_deletes(const struct check_envelope *,
+	    const char *path);
+void	check_envelope_free(struct check_envelope *);
 
 /*
  * RCPT time: each milter's answer for one recipient, before it goes to

@@ -13,8 +13,11 @@
  * MO_FAILED and the caller applies its default action. Nothing a milter
  * sends is trusted beyond milter_proto.c's checks: every edit is held in
  * memory bounded by the message's own limits (header edits by the
- * header block's, a new body by message_size_limit) and applied by
- * milter_apply() to a new copy of the message.
+ * header block's, a new body by message_size_limit, envelope edits by
+ * their number) and applied by milter_apply() to a new copy of the
+ * message; envelope edits go back in the result, for the caller to make
+ * into an envelope (milter_envelope_edit()): the server holds the
+ * envelope, and only the SMTP session can change it there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +41,8 @@
 
 #define MILTER_OUT_MAX		(256 * 1024)
 #define MILTER_EDITS_MAX	1000	/* header edits per message */
+#define MILTER_ENV_EDITS_MAX	1000	/* envelope edits per message: a
+					 * recipient limit's worth */
 #define MILTER_HEADER_FLOOR	(64 * 1024)
 /* The whole conversation, however often the milter says it is busy
  * (SMFIR_PROGRESS): sendmail's end-of-message timeout. */
@@ -197,6 +202,13 @@ milter_result_free(struct milter_result *r)
 	}
 	free(r->edits);
 	free(r->body);
+	for (i = 0; i < r->nenv; i++) {
+		free(r->env[i].addr);
+		free(r->env[i].args);
+	}
+	free(r->env);
+	r->env = NULL;
+	r->nenv = 0;
 	r->edits = NULL;
 	r->nedits = 0;
 	r->body = NULL;
@@ -619,6 +631,31 @@ edit_add(struct milter_conv *c, const struct milter_reply *r)
 	return 0;
 }
 
+/* A change of sender or recipients, kept for the caller. */
+static int
+env_edit_add(struct milter_conv *c, const struct milter_reply *r)
+{
+	struct milter_env_edit	*ne;
+
+	if (c->res.nenv >= MILTER_ENV_EDITS_MAX)
+		return -1;
+	if ((ne = reallocarray(c->res.env, c->res.nenv + 1,
+	    sizeof(*ne))) == NULL)
+		return -1;
+	c->res.env = ne;
+	ne = &ne[c->res.nenv];
+	memset(ne, 0, sizeof(*ne));
+	if ((ne->addr = strndup(r->addr, r->addrlen)) == NULL ||
+	    (r->args != NULL && r->argslen > 0 &&
+	    (ne->args = strndup(r->args, r->argslen)) == NULL)) {
+		free(ne->addr);
+		return -1;
+	}
+	ne->code = r->code;
+	c->res.nenv++;
+	return 0;
+}
+
 /* A milter's reply text; a multi-line one too long for us is cut at a
  * line's end, never inside a line. */
 static void
@@ -743,18 +780,19 @@ conv_reply(struct milter_conv *c, const struct milter_reply *r)
 		    "Service unavailable - try again later");
 		conv_finish(c, MO_TEMPFAIL);
 		return;
+	case SMFIR_CHGFROM:
+	case SMFIR_ADDRCPT:
+	case SMFIR_ADDRCPT_PAR:
+	case SMFIR_DELRCPT:
+		/* Carried out by the session with the server, before DATA
+		 * (checks.h: the result's envelope). */
+		if (env_edit_add(c, r) == -1)
+			conv_fail(c, "%s", "too many envelope edits");
+		return;
 	default:
-		/* The envelope edits (offered: libmilter refuses a milter
-		 * whose flags ask for more than the MTA offers, and rspamd
-		 * always asks for them). The server already holds the
-		 * envelope; delivering without the change the milter asked
-		 * for would not be what it decided: later, not wrong. */
-		log_warn(c->in.id, "milter %s asked for %s, which is not "
-		    "applied: message tempfailed", c->m->name,
+		/* milter_reply_allowed() let through no other code. */
+		conv_fail(c, "protocol: unexpected %s",
 		    milter_reply_name(r->code));
-		snprintf(c->res.reply, sizeof(c->res.reply), "451 4.7.1 "
-		    "Service unavailable - try again later");
-		conv_finish(c, MO_TEMPFAIL);
 		return;
 	}
 }
@@ -1074,4 +1112,174 @@ syserr:
 	}
 	hblock_free(&hb);
 	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The envelope                                                        */
+
+/* An address without its <>, as a length into it. */
+static const char *
+addr_bare(const char *a, size_t *len)
+{
+	size_t	l = strlen(a);
+
+	if (l >= 2 && a[0] == '<' && a[l - 1] == '>') {
+		*len = l - 2;
+		return a + 1;
+	}
+	*len = l;
+	return a;
+}
+
+int
+milter_addr_eq(const char *a, const char *b)
+{
+	const char	*pa, *pb;
+	size_t		 la, lb;
+
+	pa = addr_bare(a, &la);
+	pb = addr_bare(b, &lb);
+	return la == lb && strncasecmp(pa, pb, la) == 0;
+}
+
+/* A path: the address in <>, added when the milter left them out. */
+static char *
+addr_path(const char *a)
+{
+	char	*p;
+	size_t	 l;
+
+	if (a[0] == '<')
+		return strdup(a);
+	l = strlen(a);
+	if ((p = malloc(l + 3)) == NULL)
+		return NULL;
+	p[0] = '<';
+	memcpy(p + 1, a, l);
+	p[l + 1] = '>';
+	p[l + 2] = '\0';
+	return p;
+}
+
+void
+milter_envelope_free(struct milter_envelope *e)
+{
+	size_t	i;
+
+	for (i = 0; i < e->nrcpt; i++) {
+		free(e->rcpt[i]);
+		free(e->rcpt_args[i]);
+	}
+	free(e->rcpt);
+	free(e->rcpt_args);
+	free(e->sender);
+	free(e->sender_args);
+	memset(e, 0, sizeof(*e));
+}
+
+/* One more recipient at the end; it takes path and args. */
+static int
+env_rcpt_push(struct milter_envelope *e, char *path, char *args)
+{
+	char	**nr, **na;
+
+	if ((nr = reallocarray(e->rcpt, e->nrcpt + 1, sizeof(*nr))) != NULL)
+		e->rcpt = nr;
+	if ((na = reallocarray(e->rcpt_args, e->nrcpt + 1,
+	    sizeof(*na))) != NULL)
+		e->rcpt_args = na;
+	if (nr == NULL || na == NULL) {
+		free(path);
+		free(args);
+		errno = ENOMEM;
+		return -1;
+	}
+	e->rcpt[e->nrcpt] = path;
+	e->rcpt_args[e->nrcpt] = args;
+	e->nrcpt++;
+	return 0;
+}
+
+int
+milter_envelope_init(struct milter_envelope *e, const char *sender,
+    char *const *rcpts, size_t nrcpts)
+{
+	size_t	i;
+	char	*p;
+
+	memset(e, 0, sizeof(*e));
+	if ((e->sender = strdup(sender)) == NULL)
+		return -1;
+	for (i = 0; i < nrcpts; i++)
+		if ((p = strdup(rcpts[i])) == NULL ||
+		    env_rcpt_push(e, p, NULL) == -1) {
+			milter_envelope_free(e);
+			errno = ENOMEM;
+			return -1;
+		}
+	return 0;
+}
+
+int
+milter_envelope_edit(struct milter_envelope *e, const struct milter_result *r,
+    size_t max)
+{
+	const struct milter_env_edit	*ed;
+	char				*path, *args;
+	size_t				 k, i, j;
+
+	for (k = 0; k < r->nenv; k++) {
+		ed = &r->env[k];
+		switch (ed->code) {
+		case SMFIR_CHGFROM:
+			path = addr_path(ed->addr);
+			args = NULL;
+			if (path == NULL || (ed->args != NULL &&
+			    (args = strdup(ed->args)) == NULL)) {
+				free(path);
+				errno = ENOMEM;
+				return -1;
+			}
+			free(e->sender);
+			free(e->sender_args);
+			e->sender = path;
+			e->sender_args = args;
+			e->sender_changed = 1;
+			break;
+		case SMFIR_DELRCPT:
+			for (i = 0, j = 0; i < e->nrcpt; i++) {
+				if (milter_addr_eq(e->rcpt[i], ed->addr)) {
+					free(e->rcpt[i]);
+					free(e->rcpt_args[i]);
+					continue;
+				}
+				e->rcpt[j] = e->rcpt[i];
+				e->rcpt_args[j++] = e->rcpt_args[i];
+			}
+			e->nrcpt = j;
+			break;
+		default:	/* SMFIR_ADDRCPT, SMFIR_ADDRCPT_PAR */
+			for (i = 0; i < e->nrcpt; i++)
+				if (milter_addr_eq(e->rcpt[i], ed->addr))
+					break;
+			if (i < e->nrcpt)
+				break;		/* there already */
+			if (e->nrcpt >= max) {
+				errno = E2BIG;
+				return -1;
+			}
+			path = addr_path(ed->addr);
+			args = NULL;
+			if (path == NULL || (ed->args != NULL &&
+			    (args = strdup(ed->args)) == NULL)) {
+				free(path);
+				errno = ENOMEM;
+				return -1;
+			}
+			if (env_rcpt_push(e, path, args) == -1)
+				return -1;
+			break;
+		}
+	}
+	return 0;
 }

@@ -52,6 +52,15 @@ struct milter_edit {
 	char			*value;		/* CRLF folds; "" deletes (CHG) */
 };
 
+/* An envelope edit, in the order the milter sent it. */
+struct milter_env_edit {
+	int			 code;		/* SMFIR_CHGFROM, ADDRCPT,
+						 * ADDRCPT_PAR, DELRCPT */
+	char			*addr;		/* as sent, <> or not */
+	char			*args;		/* ESMTP parameters (CHGFROM,
+						 * ADDRCPT_PAR); NULL: none */
+};
+
 struct milter_result {
 	enum milter_outcome	 outcome;
 	char			 reply[1024];	/* MO_REJECT, MO_TEMPFAIL */
@@ -64,6 +73,8 @@ struct milter_result {
 	int			 quarantine;
 	char			 reason[256];	/* its quarantine reason */
 	int			 leadspc;	/* values keep their own space */
+	struct milter_env_edit	*env;		/* sender, recipients */
+	size_t			 nenv;
 	unsigned		 ms;
 };
 
@@ -85,5 +96,35 @@ void	milter_result_free(struct milter_result *);
  */
 int	milter_apply(struct spool *, const struct milter_result *,
 	    size_t max_header, char *err, size_t errlen);
+
+/*
+ * An envelope as the milters leave it, built from the client's by each
+ * result's envelope edits in order: a change of sender replaces it (and
+ * its ESMTP parameters: NULL keeps the client's), a deleted recipient
+ * goes (every one with that address), an added one comes last unless it
+ * is there already. Addresses are kept as paths ("<a@b>"), the milter's
+ * own form wrapped in <> when it left them out, and compared without the
+ * <> and case-insensitively (milter_addr_eq).
+ */
+struct milter_envelope {
+	char			*sender;
+	char			*sender_args;
+	int			 sender_changed;
+	char			**rcpt;
+	char			**rcpt_args;	/* NULL each: none given */
+	size_t			 nrcpt;
+};
+
+/* 0, or -1 (ENOMEM). */
+int	milter_envelope_init(struct milter_envelope *, const char *sender,
+	    char *const *rcpts, size_t nrcpts);
+/* 0, or -1 with errno ENOMEM, or E2BIG past max recipients (the
+ * envelope is then as far as it got). */
+int	milter_envelope_edit(struct milter_envelope *,
+	    const struct milter_result *, size_t max);
+void	milter_envelope_free(struct milter_envelope *);
+/* Two addresses, paths or not, name the same mailbox: equal without
+ * their <> and ignoring case. */
+int	milter_addr_eq(const char *, const char *);
 
 #endif

@@ -9,6 +9,9 @@
  * and only a clean message is sent upstream; the client's answer to it is
  * always the server's. Anything the relay answers itself waits until every
  * earlier reply has been relayed, so replies never overtake each other.
+ * When the checks give the message a new envelope (the milters'), the
+ * relay re-makes the transaction with the server to match before DATA,
+ * answering the client nothing of it unless the server refuses.
  * This module trusts the config and the scanner; it trusts neither peer.
  */
 #include <errno.h>
@@ -59,6 +62,7 @@ enum rstate {
 	RS_STARTTLS,		/* STARTTLS forwarded, nothing else may pass */
 	RS_DATA_BODY,		/* receiving the message after our 354 */
 	RS_SCANNING,		/* the message is with the scanner */
+	RS_UP_ENVELOPE,		/* the checks' envelope replayed upstream */
 	RS_UP_DATA,		/* DATA sent upstream, waiting for 354 */
 	RS_UP_BODY,		/* streaming the message upstream */
 	RS_UP_DOT,		/* waiting for the server's final reply */
@@ -85,6 +89,7 @@ static const char *const rstate_names[] = {
 	[RS_STARTTLS] = "starttls",
 	[RS_DATA_BODY] = "data",
 	[RS_SCANNING] = "scanning",
+	[RS_UP_ENVELOPE] = "upstream-envelope",
 	[RS_UP_DATA] = "upstream-data",
 	[RS_UP_BODY] = "upstream-body",
 	[RS_UP_DOT] = "upstream-dot",
@@ -101,6 +106,9 @@ enum {
 	PEND_UP_DATA = 64,	/* our DATA after a clean scan */
 	PEND_UP_DOT,		/* our end of message */
 	PEND_SILENT_RSET,	/* our RSET after a local rejection */
+	PEND_ENV_RSET,		/* the envelope replay: RSET, */
+	PEND_ENV_MAIL,		/* MAIL, */
+	PEND_ENV_RCPT,		/* each RCPT; never relayed */
 };
 
 struct session {
@@ -146,10 +154,15 @@ struct session {
 	size_t			 rcpt_tried;
 	size_t			 rcpt_ok;
 	char			 sender[RELAY_SENDER_MAX];	/* accepted */
+	char			*mail_args;	/* its MAIL's, after "FROM:" */
+	/* MAILs forwarded, unanswered: each the sender for logs, a NUL,
+	 * then the command's arguments (pair_dup()). */
 	char			*mail_wait[RELAY_MAIL_WAIT];
-	unsigned		 mail_whead, mail_wn;	/* MAILs forwarded,
-							 * unanswered */
+	unsigned		 mail_whead, mail_wn;
 	char			 helo[RELAY_SENDER_MAX];
+	/* Recipients, each "<path>", a NUL, then the RCPT's ESMTP
+	 * parameters (pair_dup(); rcpt_params()): a plain path to all
+	 * but the envelope replay. */
 	char			**rcpt_wait;	/* forwarded, unanswered */
 	size_t			 rcpt_whead, rcpt_wn;
 	char			**rcpt_acc;	/* accepted by the server */
@@ -161,6 +174,16 @@ struct session {
 	struct check_run	*checks;
 	struct check_rcpt	*crcpt;		/* milters at RCPT time */	/* the message's, while they run */
 	char			*prefix;	/* headers added on delivery */
+	/* The checks' envelope, re-made with the server before DATA
+	 * (RS_UP_ENVELOPE): RSET, MAIL, then one RCPT for each of the
+	 * final list; the commands sent (0 is the RSET) and those
+	 * unanswered; the first refusal, as the client's reply. */
+	struct check_envelope	*env;
+	char			**env_rcpt;
+	size_t			 env_nrcpt;
+	size_t			 env_sent;
+	size_t			 env_wait;
+	char			 env_fail[768];
 	struct prequeue		*pq;		/* pre-queue checks */
 	/* TLS */
 	struct sockaddr_storage	 dst;		/* the server, as connected */
@@ -208,6 +231,7 @@ static void	session_server_input(struct session *);
 static void	tls_step(struct session *);
 static void	reconnect_begin(struct session *, const char *why);
 static void	reconnect_input(struct session *);
+static void	envelope_clear(struct session *);
 
 /* ------------------------------------------------------------------ */
 
@@ -263,6 +287,35 @@ rcpts_free(struct session *s)
 	s->rcpt_mem = 0;
 }
 
+/* "a", a NUL, then "b": a string that carries another behind it. */
+static char *
+pair_dup(const char *a, size_t al, const char *b, size_t bl)
+{
+	char	*p;
+
+	if ((p = malloc(al + bl + 2)) == NULL)
+		return NULL;
+	memcpy(p, a, al);
+	p[al] = '\0';
+	memcpy(p + al + 1, b, bl);
+	p[al + bl + 1] = '\0';
+	return p;
+}
+
+/* What a pair_dup() string carries behind its first. */
+static const char *
+pair_second(const char *p)
+{
+	return p + strlen(p) + 1;
+}
+
+/* A recipient's ESMTP parameters ("" for none). */
+static const char *
+rcpt_params(const char *entry)
+{
+	return pair_second(entry);
+}
+
 /* What remembering one more recipient costs (its path, in both lists). */
 static size_t
 rcpt_cost(const struct smtp_cmd *c)
@@ -276,7 +329,9 @@ tx_reset(struct session *s)
 	s->in_tx = 0;
 	s->rcpt_tried = s->rcpt_ok = 0;
 	s->sender[0] = '\0';
+	free(s->mail_args); s->mail_args = NULL;
 	rcpts_free(s);
+	envelope_clear(s);
 	free(s->prefix); s->prefix = NULL;
 	spool_reset(&s->spool);
 }
@@ -296,6 +351,8 @@ mail_answered(struct session *s, int ok)
 	sender = &s->mail_wait[s->mail_whead++ % RELAY_MAIL_WAIT];
 	if (ok) {
 		snprintf(s->sender, sizeof(s->sender), "%s", *sender);
+		free(s->mail_args);
+		s->mail_args = strdup(pair_second(*sender));
 		s->in_tx = 1;
 	}
 	free(*sender); *sender = NULL;
@@ -318,12 +375,13 @@ rcpt_sender(const struct session *s)
 	return s->in_tx ? s->sender : "<>";
 }
 
-/* Remember a forwarded RCPT's path until the server answers it. */
+/* Remember a forwarded RCPT's path, and its parameters for a replay,
+ * until the server answers it. */
 static void
 rcpt_forwarded(struct session *s, const struct smtp_cmd *c)
 {
 	char	**nw, *path;
-	size_t	  n = c->argslen, off = 0, len;
+	size_t	  n = c->argslen, off = 0, len, poff;
 
 	if (n >= 3 && strncasecmp(c->args, "TO:", 3) == 0)
 		off = 3;
@@ -331,7 +389,9 @@ rcpt_forwarded(struct session *s, const struct smtp_cmd *c)
 		off++;
 	for (len = 0; off + len < n && c->args[off + len] != ' '; len++)
 		;
-	path = strndup(c->args + off, len);
+	for (poff = off + len; poff < n && c->args[poff] == ' '; poff++)
+		;
+	path = pair_dup(c->args + off, len, c->args + poff, n - poff);
 	if ((nw = realloc(s->rcpt_wait, (s->rcpt_wn + 1) * sizeof(*nw)))
 	    == NULL) {
 		free(path);
@@ -638,8 +698,14 @@ client_command(struct session *s, const char *line, size_t len)
 		if (s->mail_wn - s->mail_whead == RELAY_MAIL_WAIT)
 			return 1;
 		copy_sender(sender, &c);
+		param = c.args;
+		if (c.argslen >= 5 && strncasecmp(param, "FROM:", 5) == 0)
+			param += 5;
+		while (param < c.args + c.argslen && *param == ' ')
+			param++;
 		if ((s->mail_wait[s->mail_wn % RELAY_MAIL_WAIT] =
-		    strdup(sender)) == NULL) {
+		    pair_dup(sender, strlen(sender), param,
+		    (size_t)(c.args + c.argslen - param))) == NULL) {
 			reply_close(s, "out-of-memory", "421 4.3.0 Error: "
 			    "out of memory, closing");
 			return -1;
@@ -923,6 +989,286 @@ data_deliver(struct session *s)
 	session_set_state(s, RS_UP_DATA);
 }
 
+/* ------------------------------------------------------------------ */
+/* The checks' envelope                                                */
+
+/*
+ * The milters changed the envelope the server holds (checks.h): the relay
+ * makes the transaction again, RSET, MAIL, a RCPT for each recipient of
+ * the final list, and sends DATA only when the server said 2xx to every
+ * one of them. Those replies answer nothing the client said and never
+ * reach it; a refusal ends the message with a 451 and the server gets
+ * RSET: the message goes to the recipients the milters decided, or to
+ * nobody. Pipelined when the server offers it, else one at a time; DATA
+ * is never in the group (a 354 after a refused RCPT could not be taken
+ * back).
+ */
+
+static void
+envelope_clear(struct session *s)
+{
+	size_t	i;
+
+	for (i = 0; i < s->env_nrcpt; i++)
+		free(s->env_rcpt[i]);
+	free(s->env_rcpt); s->env_rcpt = NULL;
+	s->env_nrcpt = s->env_sent = s->env_wait = 0;
+	s->env_fail[0] = '\0';
+	check_envelope_free(s->env);
+	s->env = NULL;
+}
+
+/* An address for a log value or s->sender: one word, no quotes. */
+static void
+safe_copy(char *dst, size_t len, const char *src)
+{
+	size_t	i;
+
+	snprintf(dst, len, "%s", src);
+	for (i = 0; dst[i] != '\0'; i++)
+		if ((unsigned char)dst[i] <= 0x20 || dst[i] == '"')
+			dst[i] = '?';
+}
+
+/* Where the reverse-path in "<path> PARAMS" ends: at its '>', never one
+ * inside a quoted local part. */
+static const char *
+path_end(const char *p)
+{
+	int	quoted = 0;
+
+	if (*p != '<')
+		return p + strcspn(p, " ");
+	for (p++; *p != '\0'; p++) {
+		if (*p == '\\' && quoted && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '>' && !quoted)
+			return p + 1;
+	}
+	return p;
+}
+
+/* A parameter to drop when the sender changes: AUTH= vouches for the
+ * submitter of the client's sender (RFC 4954 5), not for the new one. */
+static int
+param_dropped(const char *p, size_t len, int sender_changed)
+{
+	return sender_changed && len >= 5 && strncasecmp(p, "AUTH=", 5) == 0;
+}
+
+/* The replayed MAIL: the new sender or the client's, with the milter's
+ * parameters or the client's that still hold (SIZE, BODY, RET, ENVID,
+ * SMTPUTF8: the message's). NULL: out of memory. */
+static char *
+envelope_mail(const struct session *s)
+{
+	const struct check_envelope	*e = s->env;
+	const char			*raw = s->mail_args, *pe, *p, *t;
+	struct buf			 b;
+	char				*line;
+
+	pe = path_end(raw);
+	buf_init(&b, 2 * strlen(raw) + 1024);
+	if (buf_append(&b, "MAIL FROM:", 10) == -1)
+		goto fail;
+	if (e->sender != NULL) {
+		if (buf_append(&b, e->sender, strlen(e->sender)) == -1)
+			goto fail;
+	} else if (buf_append(&b, raw, (size_t)(pe - raw)) == -1)
+		goto fail;
+	if (e->sender != NULL && e->sender_args != NULL) {
+		if (e->sender_args[0] != '\0' && (buf_append(&b, " ", 1) ==
+		    -1 || buf_append(&b, e->sender_args,
+		    strlen(e->sender_args)) == -1))
+			goto fail;
+	} else {
+		for (p = pe; *p != '\0'; p = t) {
+			while (*p == ' ')
+				p++;
+			t = p + strcspn(p, " ");
+			if (t == p || param_dropped(p, (size_t)(t - p),
+			    e->sender != NULL))
+				continue;
+			if (buf_append(&b, " ", 1) == -1 ||
+			    buf_append(&b, p, (size_t)(t - p)) == -1)
+				goto fail;
+		}
+	}
+	if (buf_append(&b, "", 1) == -1 || (line = strdup(buf_head(&b))) ==
+	    NULL)
+		goto fail;
+	buf_free(&b);
+	return line;
+fail:
+	buf_free(&b);
+	return NULL;
+}
+
+/* Command i of the replay (0 RSET, 1 MAIL, then the RCPTs) and its
+ * pending kind. NULL: out of memory. */
+static char *
+envelope_line(const struct session *s, size_t i, int *what)
+{
+	const char	*path, *par;
+	char		*line;
+
+	if (i == 0) {
+		*what = PEND_ENV_RSET;
+		return strdup("RSET");
+	}
+	if (i == 1) {
+		*what = PEND_ENV_MAIL;
+		return envelope_mail(s);
+	}
+	*what = PEND_ENV_RCPT;
+	path = s->env_rcpt[i - 2];
+	par = rcpt_params(path);
+	if (asprintf(&line, "RCPT TO:%s%s%s", path, par[0] != '\0' ? " " : "",
+	    par) == -1)
+		return NULL;
+	return line;
+}
+
+/* The replay could not be carried out: nobody gets the message. */
+static void
+envelope_refused(struct session *s, const char *why)
+{
+	char	line[sizeof(s->env_fail)];
+
+	snprintf(line, sizeof(line), "%s", why);
+	snprintf(s->kind, sizeof(s->kind), "milter");
+	s->action = ACT_TEMPFAIL;
+	envelope_clear(s);
+	data_reject(s, s->verdict, "%s", line);
+}
+
+/* The server holds the final envelope: it is the session's, for the
+ * message's log line and tracking record; then DATA. */
+static void
+envelope_done(struct session *s)
+{
+	size_t	i;
+
+	if (s->env_fail[0] != '\0') {
+		envelope_refused(s, s->env_fail);
+		return;
+	}
+	for (i = 0; i < s->rcpt_nacc; i++)
+		free(s->rcpt_acc[i]);
+	free(s->rcpt_acc);
+	s->rcpt_acc = s->env_rcpt;
+	s->rcpt_nacc = s->rcpt_ok = s->env_nrcpt;
+	s->env_rcpt = NULL;
+	s->env_nrcpt = 0;
+	if (s->env->sender != NULL)
+		safe_copy(s->sender, sizeof(s->sender), s->env->sender);
+	envelope_clear(s);
+	data_deliver(s);
+}
+
+/* Send what order allows of the replay; its end once all is answered. */
+static void
+envelope_send(struct session *s)
+{
+	char	*line;
+	int	 what, rc;
+
+	while (s->env_sent < 2 + s->env_nrcpt && s->env_fail[0] == '\0') {
+		if (s->env_wait > 0 && (!s->up_pipelining ||
+		    s->pcount >= RELAY_PENDING_MAX / 2 ||
+		    buf_used(&s->sout) >= RELAY_HIGH_WATER))
+			return;
+		if ((line = envelope_line(s, s->env_sent, &what)) == NULL) {
+			snprintf(s->env_fail, sizeof(s->env_fail), "451 4.3.0 "
+			    "Error: out of memory");
+			break;
+		}
+		rc = forward(s, line, strlen(line), what);
+		free(line);
+		if (rc == -1)
+			return;		/* closing */
+		s->env_sent++;
+		s->env_wait++;
+	}
+	if (s->env_wait == 0)
+		envelope_done(s);
+}
+
+/* The server's reply to a replayed command. */
+static void
+envelope_answer(struct session *s, int what, int code, const char *r,
+    size_t len)
+{
+	const char	*cr = memchr(r, '\r', len);
+	const char	*what_s;
+
+	s->env_wait--;
+	if (code / 100 != 2 && s->env_fail[0] == '\0') {
+		if (cr != NULL)
+			len = (size_t)(cr - r);
+		what_s = what == PEND_ENV_RCPT ? "recipient change" :
+		    what == PEND_ENV_RSET ? "envelope change (RSET)" :
+		    s->env->sender != NULL ? "sender change" :
+		    "envelope change (MAIL)";
+		snprintf(s->env_fail, sizeof(s->env_fail), "451 4.7.1 Error: "
+		    "%s refused by the server: %.*s", what_s,
+		    (int)(len < 512 ? len : 512), r);
+		log_info(s->id, "milter envelope refused code=%d reply=\"%.*s\"",
+		    code, (int)(len < 512 ? len : 512), r);
+	}
+	envelope_send(s);
+}
+
+/* The checks changed the envelope: the final list, then the replay. */
+static void
+envelope_begin(struct session *s, struct check_envelope *e)
+{
+	char	*p, sender[RELAY_SENDER_MAX];
+	size_t	 i, n = 0, deleted = 0;
+
+	s->env = e;
+	if (s->mail_args == NULL || (s->env_rcpt = calloc(s->rcpt_nacc +
+	    e->nadd + 1, sizeof(char *))) == NULL) {
+		envelope_refused(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	for (i = 0; i < s->rcpt_nacc; i++) {
+		if (check_envelope_deletes(e, s->rcpt_acc[i])) {
+			deleted++;
+			continue;
+		}
+		p = s->rcpt_acc[i];
+		if ((s->env_rcpt[n] = pair_dup(p, strlen(p), rcpt_params(p),
+		    strlen(rcpt_params(p)))) == NULL)
+			goto oom;
+		s->env_nrcpt = ++n;
+	}
+	for (i = 0; i < e->nadd; i++) {
+		p = e->add_args[i];
+		if ((s->env_rcpt[n] = pair_dup(e->add[i], strlen(e->add[i]),
+		    p != NULL ? p : "", p != NULL ? strlen(p) : 0)) == NULL)
+			goto oom;
+		s->env_nrcpt = ++n;
+	}
+	safe_copy(sender, sizeof(sender), e->sender != NULL ? e->sender :
+	    s->sender);
+	log_info(s->id, "milter envelope sender=%s added=%zu deleted=%zu "
+	    "rcpts=%zu pipelining=%s", sender, e->nadd, deleted, n,
+	    s->up_pipelining ? "yes" : "no");
+	if (n == 0) {
+		envelope_refused(s, "451 4.7.1 Error: recipient change refused: "
+		    "no recipient left");
+		return;
+	}
+	session_set_state(s, RS_UP_ENVELOPE);
+	envelope_send(s);
+	return;
+oom:
+	envelope_refused(s, "451 4.3.0 Error: out of memory");
+}
+
 /* A check's result has been applied: commands the client pipelined
  * behind the message may go on. */
 static void
@@ -955,7 +1301,11 @@ checks_done(void *arg, struct check_result *res, int sync)
 		free(s->prefix);
 		s->prefix = res->prefix;
 		res->prefix = NULL;
-		data_deliver(s);
+		if (res->env != NULL) {
+			envelope_begin(s, res->env);
+			res->env = NULL;
+		} else
+			data_deliver(s);
 	}
 	/* Not from inside data_end(): its caller reads on. */
 	if (!sync)
@@ -1303,6 +1653,11 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		if (code / 100 != 2)
 			log_warn(s->id, "upstream rset code=%d", code);
 		return 0;
+	case PEND_ENV_RSET:
+	case PEND_ENV_MAIL:
+	case PEND_ENV_RCPT:
+		envelope_answer(s, what, code, r, len);
+		return s->state == RS_CLOSING ? -1 : 0;
 	case PEND_UP_DATA:
 		if (code == 354) {
 			data_stuffer_init(&s->ds);
@@ -1874,6 +2229,7 @@ timer_cb(struct ev_timer *t)
 		/* FALLTHROUGH */
 	case RS_GREETING:
 	case RS_STARTTLS:
+	case RS_UP_ENVELOPE:
 	case RS_UP_DATA:
 	case RS_UP_BODY:
 	case RS_UP_DOT:
@@ -1922,6 +2278,7 @@ session_timeout(const struct session *s)
 				    c->timeout_command;
 	case RS_DATA_BODY:	return c->timeout_data_block;
 	case RS_SCANNING:	return c->scan_timeout + 30000;
+	case RS_UP_ENVELOPE:	return c->timeout_reply;
 	case RS_UP_DATA:	return c->timeout_data_init;
 	case RS_UP_BODY:	return c->timeout_data_block;
 	case RS_UP_DOT:		return c->timeout_data_final;

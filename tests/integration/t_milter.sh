@@ -22,6 +22,12 @@
 # 6. the pymilter milter's other answers: its own reply codes (at the end
 #    of the message and at RCPT), discard, quarantine; what it was told of
 #    the session.
+# 7. envelope changes by a pymilter milter (env_milter.py), re-made with
+#    the server before DATA: an added recipient (with and without ESMTP
+#    parameters) gets the message too, a deleted one does not, a changed
+#    sender is the one Postfix logs and writes in Return-Path; a recipient
+#    Postfix refuses makes it 451 4.7.1 for all, nothing delivered; the
+#    same with PIPELINING hidden by the server (one command at a time).
 set -u
 umask 022	# the milters, unprivileged, read their files under $tmp
 . "$(dirname "$0")/lib.sh"
@@ -542,6 +548,108 @@ ctl quarantine list >"$tmp/qlist"
 assert_grep 'sender=<discard@client\.example\.test> verdict=milter' "$tmp/qlist" "lab milter discard: kept in spork's quarantine"
 assert_grep 'sender=<quarantine@client\.example\.test> verdict=milter name=held by the lab milter' "$tmp/qlist" \
 	"lab milter quarantine: in spork's quarantine with the milter's reason"
+
+# --- 7. envelope changes
+cp "$DATA/env_milter.py" "$tmp/"
+chmod 644 "$tmp/env_milter.py"
+start env-milter runuser -u nobody -- "$DEBIAN_PY" "$tmp/env_milter.py" inet:9904@127.0.0.1
+wait_until 10 tcp_listening 9904 && pass "envelope milter (pymilter) listening on 127.0.0.1:9904" ||
+	fail "envelope milter up" "$(tail -n 5 "$tmp/env-milter.out")"
+start_sporkd "milters env=inet:127.0.0.1:9904,default=tempfail"
+# in_box USER SUBJECT: USER's Maildir holds the message
+in_box() { grep -qs "^Subject: $2\$" "$LAB_MAIL/$1"/new/*; }
+# qid OUT: the Postfix queue id in swaks' transcript of a queued message
+qid() { sed -nE 's/^<- +250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+).*/\1/p' "$1" | tail -n1; }
+# maillog_has PATTERN: Postfix logged it (it logs a beat after delivery)
+maillog_has() { wait_until 5 grep -Eq -- "$1" "$LAB_MAILLOG"; }
+# both_boxes SUBJECT NAME: alice and bob both got it
+both_boxes() {
+	if wait_until 10 in_box alice "$1" && wait_until 5 in_box bob "$1"; then pass "$2"
+	else fail "$2" "alice: $(in_box alice "$1" && echo yes || echo no), bob: $(in_box bob "$1" && echo yes || echo no)"; fi
+}
+send_plain "$tmp/t-eadd4" "env-add v4" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt"
+send_plain "$tmp/t-eadd6" "env-addpar v6" "$SRV_V6" a@client.example.test --body "@$tmp/clean.txt"
+for t in eadd4 eadd6; do
+	assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-$t" "envelope add ($t): the server's 250 for the message"
+done
+both_boxes "env-add v4" "envelope add (IPv4): sent to alice, delivered to alice and to bob the milter added"
+both_boxes "env-addpar v6" "envelope add with NOTIFY=NEVER (IPv6, SMFIR_ADDRCPT_PAR): alice and bob"
+q=$(qid "$tmp/t-eadd4")
+[ -n "$q" ] && maillog_has "$q: to=<bob@example\.test>.*status=sent" && maillog_has "$q: to=<alice@example\.test>.*status=sent" &&
+	pass "envelope add: Postfix's log shows both recipients of $q" ||
+	fail "envelope add: Postfix's log" "queue id '${q}': $(grep -F "${q:-none}:" "$LAB_MAILLOG" | tr '\n' ' ')"
+maillog_has "$q: from=<a@client\.example\.test>, size=[0-9]+, nrcpt=2 " &&
+	pass "envelope add: Postfix queued it with nrcpt=2" || fail "envelope add: nrcpt=2" "$(grep -F "${q:-none}: from=" "$LAB_MAILLOG")"
+assert_grep 'milter envelope sender=<a@client\.example\.test> added=1 deleted=0 rcpts=2 pipelining=yes' "$LAB_SPORKD_LOG" \
+	"envelope add: one log line for the replay"
+assert_grep 'milter name=env result=accept ms=[0-9]+ edits=1 envelope_edits=1' "$LAB_SPORKD_LOG" \
+	"envelope add: the milter's line counts its envelope edit"
+# The replay's own replies (Postfix: 250 2.0.0 Ok to RSET, 250 2.1.0 to
+# MAIL, 250 2.1.5 to RCPT) answer nothing the client said.
+if [ "$(grep -Ec '^<- +250 2\.1\.0 ' "$tmp/t-eadd4")" = 1 ] && [ "$(grep -Ec '^<- +250 2\.1\.5 ' "$tmp/t-eadd4")" = 1 ] &&
+	[ "$(grep -Ec '^<- +250 2\.0\.0 Ok$' "$tmp/t-eadd4")" = 0 ] && grep -Eq '^<- +221 ' "$tmp/t-eadd4"; then
+	pass "envelope add: the client got one reply per command, none of the replay's"
+else
+	fail "envelope add: replies" "$(grep -E '^<' "$tmp/t-eadd4" | tr '\n' ' ')"
+fi
+send_plain "$tmp/t-edel" "env-del v4" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt" \
+	--to alice@example.test,bob@example.test
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-edel" "envelope delete: the server's 250"
+wait_until 10 in_box alice "env-del v4" && pass "envelope delete: alice got it" || fail "envelope delete: alice" "not delivered"
+sleep 0.5
+in_box bob "env-del v4" && fail "envelope delete: nothing for bob (deleted as <Bob@Example.TEST>)" "a copy arrived" ||
+	pass "envelope delete: nothing for bob (deleted as <Bob@Example.TEST>)"
+q=$(qid "$tmp/t-edel")
+maillog_has "$q: from=<a@client\.example\.test>, size=[0-9]+, nrcpt=1 " && ! grep -Eq "$q: to=<bob@" "$LAB_MAILLOG" &&
+	pass "envelope delete: Postfix queued it for one recipient, never bob" ||
+	fail "envelope delete: Postfix's log" "$(grep -F "${q:-none}:" "$LAB_MAILLOG" | tr '\n' ' ')"
+
+send_plain "$tmp/t-efrom4" "env-from v4" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt"
+send_plain "$tmp/t-efrom6" "env-frompar v6" "$SRV_V6" b@client.example.test --body "@$tmp/clean.txt"
+for t in efrom4 efrom6; do
+	assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-$t" "envelope sender ($t): the server's 250"
+done
+wait_subject "env-from v4"
+wait_subject "env-frompar v6"
+assert_header '^Return-Path: <changed@client\.example\.test>$' "$(delivered_file "env-from v4")" \
+	"envelope sender (IPv4): Return-Path is the milter's new sender"
+assert_header '^Return-Path: <changed@client\.example\.test>$' "$(delivered_file "env-frompar v6")" \
+	"envelope sender with BODY=8BITMIME (IPv6): Return-Path is the new sender"
+q=$(qid "$tmp/t-efrom4")
+maillog_has "$q: from=<changed@client\.example\.test>," && pass "envelope sender: Postfix's log has the new sender" ||
+	fail "envelope sender: Postfix's log" "$(grep -F "${q:-none}: from=" "$LAB_MAILLOG")"
+assert_grep 'milter envelope sender=<changed@client\.example\.test> added=0 deleted=0 rcpts=1' "$LAB_SPORKD_LOG" \
+	"envelope sender: logged"
+
+send_plain "$tmp/t-eref4" "env-refused v4" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt"
+send_plain "$tmp/t-eref6" "env-refused v6" "$SRV_V6" a@client.example.test --body "@$tmp/clean.txt" \
+	--to alice@example.test,bob@example.test
+assert_grep '^<\*\* +451 4\.7\.1 Error: recipient change refused by the server: 550 5\.1\.1 <nobody@example\.test>' "$tmp/t-eref4" \
+	"envelope refused (IPv4): 451 4.7.1 with the server's refusal of the added recipient"
+assert_grep '^<\*\* +451 4\.7\.1 Error: recipient change refused by the server: ' "$tmp/t-eref6" \
+	"envelope refused (IPv6, two recipients): 451 4.7.1"
+not_delivered "env-refused v4" "envelope refused (IPv4): delivered to nobody"
+not_delivered "env-refused v6" "envelope refused (IPv6): delivered to nobody, neither alice nor bob"
+assert_grep '^ -> QUIT' "$tmp/t-eref4" "envelope refused: the session went on to QUIT"
+assert_grep '^<- +221 ' "$tmp/t-eref4" "envelope refused: and got the server's 221 (the RSET's reply never reached it)"
+
+# The same without PIPELINING from the server: one command at a time.
+PFC=$LAB_DIR/postfix/etc
+in_srv postconf -c "$PFC" -e "smtpd_discard_ehlo_keywords = pipelining" &&
+	in_srv postfix -c "$PFC" reload >/dev/null 2>&1
+sleep 1
+send_plain "$tmp/t-eadd-np" "env-add no-pipelining" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt"
+send_plain "$tmp/t-eref-np" "env-refused no-pipelining" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt" \
+	--to alice@example.test,bob@example.test
+in_srv postconf -c "$PFC" -X smtpd_discard_ehlo_keywords &&
+	in_srv postfix -c "$PFC" reload >/dev/null 2>&1
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-eadd-np" "envelope add without PIPELINING: the server's 250"
+both_boxes "env-add no-pipelining" "envelope add without PIPELINING: alice and bob"
+assert_grep 'milter envelope sender=<a@client\.example\.test> added=1 deleted=0 rcpts=2 pipelining=no' "$LAB_SPORKD_LOG" \
+	"envelope add without PIPELINING: replayed one command at a time (log)"
+assert_grep '^<\*\* +451 4\.7\.1 Error: recipient change refused by the server: 550 5\.1\.1 <nobody@example\.test>' "$tmp/t-eref-np" \
+	"envelope refused without PIPELINING: 451 4.7.1"
+not_delivered "env-refused no-pipelining" "envelope refused without PIPELINING: delivered to nobody"
 
 check "sporkd still running" kill -0 "$(cat "$LAB_SPORKD_PID")"
 summary
