@@ -33,10 +33,14 @@
 
 #define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
 #define TRACK_DELETE_CHUNK	1000	/* messages deleted per transaction */
-#define TRACK_TARGET_PCT	90	/* a size pass stops under this % */
+#define TRACK_PRUNE_AT_PCT	80	/* of the db's share: a size pass */
+#define TRACK_TARGET_PCT	60	/* ... stops under this % of it */
+#define TRACK_BATCH_MS		250	/* a record waits at most this long */
+#define TRACK_BATCH_MIN		256	/* or until this many are queued */
+#define TRACK_WAL_MIN		262144	/* the WAL's share of track_max_size */
 #define TRACK_ERRLOG_EVERY	60	/* seconds between error log lines */
 #define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
-#define TRACK_WAL_LIMIT		4194304	/* WAL bytes kept after a checkpoint */
+#define TRACK_WAL_LIMIT		4194304	/* ... at most: kept after a checkpoint */
 #define TRACK_LOG_LINE		2040	/* what log.c's line holds */
 #define TRACK_SCHEMA_VERSION	1
 #define TRACK_XSTR(x)		#x
@@ -152,6 +156,9 @@ static struct {
 	struct track_item	*head, *tail;
 	size_t			 queued;
 	size_t			 qbytes;	/* their allocations */
+	struct timespec		 first;		/* when the queue must go */
+	size_t			 wal_limit;	/* the WAL's share of max_size */
+	size_t			 db_budget;	/* the database's */
 	unsigned long long	 written, dropped, errors, rcpts_cut;
 	unsigned long long	 db_bytes;
 	/* the writer's */
@@ -451,13 +458,24 @@ track_message(const struct track_rec *r)
 	T.qbytes += it->bytes;
 	if (T.tail != NULL)
 		T.tail->next = it;
-	else
+	else {
 		T.head = it;
+		/* The batch goes out TRACK_BATCH_MS after its first. */
+		clock_gettime(CLOCK_MONOTONIC, &T.first);
+		T.first.tv_nsec += TRACK_BATCH_MS * 1000000L;
+		if (T.first.tv_nsec >= 1000000000L) {
+			T.first.tv_sec++;
+			T.first.tv_nsec -= 1000000000L;
+		}
+	}
 	T.tail = it;
 	T.queued++;
 	if (cut)
 		T.rcpts_cut++;
-	pthread_cond_signal(&T.wake);
+	/* The writer wakes for the first of a batch (to time it) and for
+	 * a full one, not for each record. */
+	if (T.queued == 1 || T.queued == TRACK_BATCH_MIN)
+		pthread_cond_signal(&T.wake);
 	pthread_mutex_unlock(&T.mu);
 }
 
@@ -648,8 +666,24 @@ track_delete(double before, long long max)
 	return n;
 }
 
+static int
+ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec &&
+	    a->tv_nsec < b->tv_nsec);
+}
+
+/* The pages in use past which a size pass runs: the database's share
+ * of track_max_size less room for a batch. */
+static long long
+track_prune_at(void)
+{
+	return (long long)(T.db_budget / 100 * TRACK_PRUNE_AT_PCT);
+}
+
 /* Retention, then size: records past track_retention go, then the oldest
- * until the pages in use are under TRACK_TARGET_PCT of track_max_size;
+ * until the pages in use are under TRACK_TARGET_PCT of the database's
+ * share of track_max_size (the WAL has the rest);
  * freed pages are given back to the file system (incremental vacuum, WAL
  * truncated). */
 static void
@@ -663,8 +697,8 @@ track_prune(void)
 		    TRACK_DELETE_CHUNK)) > 0)
 			deleted += n;
 	}
-	if (T.max_size > 0 && track_bytes(0) > (long long)T.max_size) {
-		target = (long long)(T.max_size / 100 * TRACK_TARGET_PCT);
+	if (T.max_size > 0 && track_bytes(0) > track_prune_at()) {
+		target = (long long)(T.db_budget / 100 * TRACK_TARGET_PCT);
 		/* In proportion to the excess, so that a small bound does
 		 * not lose everything in one chunk. */
 		while ((used = track_bytes(0)) > target &&
@@ -739,6 +773,14 @@ track_writer(void *arg)
 				pthread_cond_timedwait(&T.wake, &T.mu, &next);
 			continue;
 		}
+		/* One transaction for many records: each commit writes the
+		 * table's and every index's pages to the WAL, so a record a
+		 * commit would cost ten times what it does in a batch. */
+		if (!prune && !T.stopping && T.queued < TRACK_BATCH_MIN &&
+		    ts_before(&now, &T.first)) {
+			pthread_cond_timedwait(&T.wake, &T.mu, &T.first);
+			continue;
+		}
 		batch = T.held ? NULL : T.head;
 		if (batch != NULL) {
 			T.head = T.tail = NULL;
@@ -750,9 +792,9 @@ track_writer(void *arg)
 
 		if (batch != NULL)
 			track_write(batch);
-		/* Past the bound, at once: a minute of mail may be big. */
+		/* Near the bound, at once: a minute of mail may be big. */
 		if (prune || (T.max_size > 0 &&
-		    track_bytes(0) > (long long)T.max_size)) {
+		    track_bytes(0) > track_prune_at())) {
 			track_prune();
 			if (prune) {
 				clock_gettime(CLOCK_MONOTONIC, &next);
@@ -804,10 +846,10 @@ track_open(const char *path, char *err, size_t errlen)
 		/* Only takes effect before the first table. */
 		"PRAGMA auto_vacuum=INCREMENTAL",
 		"PRAGMA synchronous=NORMAL",
-		("PRAGMA journal_size_limit=" TRACK_STR(TRACK_WAL_LIMIT)),
 	};
 	sqlite3_stmt	*st = NULL;
 	const char	*mode = NULL;
+	char		 pragma[64];
 	size_t		 i;
 	int		 fd, persist = 1;
 
@@ -865,6 +907,24 @@ track_open(const char *path, char *err, size_t errlen)
 		    sqlite3_errmsg(T.db));
 		return -1;
 	}
+	/* track_max_size bounds the database and its WAL together: the WAL
+	 * gets an eighth (256 KiB to 4 MiB), checkpointed when that full
+	 * and cut back to it after, the database the rest. */
+	T.wal_limit = T.max_size > 0 ? T.max_size / 8 : TRACK_WAL_LIMIT;
+	if (T.wal_limit < TRACK_WAL_MIN)
+		T.wal_limit = TRACK_WAL_MIN;
+	if (T.wal_limit > TRACK_WAL_LIMIT)
+		T.wal_limit = TRACK_WAL_LIMIT;
+	T.db_budget = T.max_size > T.wal_limit ? T.max_size - T.wal_limit :
+	    T.max_size / 2;
+	snprintf(pragma, sizeof(pragma), "PRAGMA journal_size_limit=%zu",
+	    T.wal_limit);
+	if (track_setup_exec(pragma, err, errlen) == -1)
+		return -1;
+	snprintf(pragma, sizeof(pragma), "PRAGMA wal_autocheckpoint=%zu",
+	    T.wal_limit / (size_t)T.page_size / 2);
+	if (track_setup_exec(pragma, err, errlen) == -1)
+		return -1;
 	if (sqlite3_prepare_v2(T.db, track_insert_msg, -1, &T.ins_msg,
 	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_insert_rcpt,
 	    -1, &T.ins_rcpt, NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db,
