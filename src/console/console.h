@@ -45,8 +45,21 @@ int	console_http_start(const int *fds, int nfds, const char *cert,
 void	console_http_stop(void);
 const char *console_arg(const struct console_req *, const char *name,
 	    char *out, size_t outlen);
+/* What reads a request's bytes before any login (and fuzz_console):
+ * the value of name in an urlencoded body, '+' and %XX decoded, cut at
+ * outlen - 1 bytes (outlen > 0), or NULL when there is no such pair;
+ * a token compare in constant time in b's length; an account name's
+ * syntax. */
+const char *form_get(const char *form, const char *name, char *out,
+	    size_t outlen);
+int	token_equal(const char *a, const char *b);
+int	user_valid(const char *);
 
 /* console_pages.c */
+/* The search form's words: a time ("YYYY-MM-DD[ T]HH:MM[:SS]" or
+ * "YYYY-MM-DD", UTC; -1 if not a time) and a LIKE pattern (malloc'd). */
+double	parse_time(const char *);
+char	*like_arg(const char *);
 void	page_begin(struct console_page *, const struct console_req *,
 	    const char *title);
 void	page_end(struct console_page *);

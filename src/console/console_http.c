@@ -98,7 +98,7 @@ random_hex(char out[CONSOLE_TOKEN_HEX + 1])
 }
 
 /* Constant time in the length of b (the secret's, always 64). */
-static int
+int
 token_equal(const char *a, const char *b)
 {
 	size_t		la = strlen(a), lb = strlen(b), i;
@@ -211,7 +211,7 @@ session_end(const char *id)
 
 /* ------------------------------------------------------------ logins */
 
-static int
+int
 user_valid(const char *u)
 {
 	size_t	n = strlen(u);
@@ -317,7 +317,7 @@ hexval(int c)
 }
 
 /* The value of name in an urlencoded body, decoded into out. */
-static const char *
+const char *
 form_get(const char *form, const char *name, char *out, size_t outlen)
 {
 	size_t		nl = strlen(name), o = 0;

@@ -540,7 +540,7 @@ when(FILE *fp, double t)
 }
 
 /* "YYYY-MM-DD[ T]HH:MM[:SS]" or "YYYY-MM-DD", UTC; -1 if not a time. */
-static double
+double
 parse_time(const char *s)
 {
 	static const char *const fmts[] = { "%Y-%m-%dT%H:%M:%S",
@@ -559,7 +559,7 @@ parse_time(const char *s)
 }
 
 /* "%s%" around a LIKE pattern, its own % _ \ escaped. */
-static char *
+char *
 like_arg(const char *s)
 {
 	char	*o = malloc(strlen(s) * 2 + 3), *p = o;

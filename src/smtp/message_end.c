@@ -46,33 +46,33 @@ message_end_init(void)
 
 /*
  * The value of header `name` in the head of the message: unfolded,
- * control bytes dropped, at most len - 1 bytes. "" when absent.
+ * control bytes dropped, at most outlen - 1 bytes. "" when absent.
  */
-static void
-header_field(const char *head, size_t hl, const char *name, char *out,
-    size_t len)
+void
+message_end_header(const char *head, size_t len, const char *name, char *out,
+    size_t outlen)
 {
 	size_t	nl = strlen(name), i = 0, o = 0;
 
 	out[0] = '\0';
-	while (i < hl) {
+	while (i < len) {
 		/* At the start of a line. */
 		if (head[i] == '\r' || head[i] == '\n')
 			return;			/* end of the header */
-		if (hl - i > nl && strncasecmp(head + i, name, nl) == 0 &&
+		if (len - i > nl && strncasecmp(head + i, name, nl) == 0 &&
 		    head[i + nl] == ':') {
-			for (i += nl + 1; i < hl; i++) {
+			for (i += nl + 1; i < len; i++) {
 				if (head[i] == '\n') {
-					if (i + 1 < hl && (head[i + 1] == ' ' ||
+					if (i + 1 < len && (head[i + 1] == ' ' ||
 					    head[i + 1] == '\t'))
 						continue;
 					break;
 				}
-				if ((unsigned char)head[i] < 0x20 &&
-				    head[i] != '\t')
+				if (((unsigned char)head[i] < 0x20 &&
+				    head[i] != '\t') || head[i] == 0x7f)
 					continue;
-				if (o + 1 < len && (o > 0 || (head[i] != ' ' &&
-				    head[i] != '\t')))
+				if (o + 1 < outlen && (o > 0 ||
+				    (head[i] != ' ' && head[i] != '\t')))
 					out[o++] = head[i] == '\t' ? ' ' :
 					    head[i];
 			}
@@ -81,7 +81,7 @@ header_field(const char *head, size_t hl, const char *name, char *out,
 			out[o] = '\0';
 			return;
 		}
-		while (i < hl && head[i] != '\n')
+		while (i < len && head[i] != '\n')
 			i++;
 		i++;
 	}
@@ -154,8 +154,8 @@ message_end(const struct message_end *m)
 	if (m->spool != NULL && m->spool->size > 0 &&
 	    (hl = spool_read(m->spool, 0, head, sizeof(head))) < 0)
 		hl = 0;
-	header_field(head, (size_t)hl, "Message-ID", mid, sizeof(mid));
-	header_field(head, (size_t)hl, "Subject", subj, sizeof(subj));
+	message_end_header(head, (size_t)hl, "Message-ID", mid, sizeof(mid));
+	message_end_header(head, (size_t)hl, "Subject", subj, sizeof(subj));
 
 	for (i = 0; i < m->nrcpts && n < TRACK_RCPTS_MAX; i++, n++) {
 		tr[n].addr = bare(m->rcpts[i], paths[n], sizeof(paths[n]));

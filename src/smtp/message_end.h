@@ -45,4 +45,11 @@ struct message_end {
 void	message_end_init(void);
 void	message_end(const struct message_end *);
 
+/*
+ * The value of header `name` in the head of the message: unfolded,
+ * control bytes dropped, at most outlen - 1 bytes. "" when absent.
+ */
+void	message_end_header(const char *head, size_t len, const char *name,
+	    char *out, size_t outlen);
+
 #endif

@@ -3,7 +3,8 @@
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
 #   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,content,
-#                       spam,session,milter}, frame_driver
+#                       spam,session,milter,track,header,console},
+#                       frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
 #                       the smuggling report; fails on any crash or violation
@@ -44,7 +45,8 @@ FUZZ_SESSION_SRC = src/smtp/relay.c src/smtp/message_end.c src/base/metrics.c sr
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp sqlite3 2>/dev/null) \
 		   -lspf2 $(FUZZ_LIBS)
-FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session fuzz_milter
+FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session fuzz_milter \
+		   fuzz_track fuzz_header fuzz_console
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
@@ -78,6 +80,37 @@ build/fuzz/fuzz_content: tests/fuzz/fuzz_content.c tests/fuzz/fuzz.h \
 	    src/checks/dlp.c src/checks/mime_clean.c src/base/log.c src/base/buf.c \
 	    src/base/action.c \
 	    $(shell pkg-config --libs $(CONTENT_PKGS))
+
+# The tracking record's JSON line: track.c with what it links (SQLite for
+# its writer, which the target never starts; log.c, buf.c).
+FUZZ_TRACK_SRC	 = src/control/track.c src/base/buf.c src/base/log.c
+build/fuzz/fuzz_track: tests/fuzz/fuzz_track.c tests/fuzz/fuzz.h \
+    $(FUZZ_TRACK_SRC) $(wildcard src/*/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_TRACK_SRC) \
+	    $(shell pkg-config --libs sqlite3) -ljansson -lm -lpthread
+
+# Message-ID and Subject from a message's head: message_end.c and what it
+# links for the record and the metrics.
+FUZZ_HEADER_SRC	 = src/smtp/message_end.c src/base/metrics.c $(FUZZ_TRACK_SRC) \
+		   src/base/action.c src/base/sock.c src/base/cidr.c src/base/spool.c
+build/fuzz/fuzz_header: tests/fuzz/fuzz_header.c tests/fuzz/fuzz.h \
+    $(FUZZ_HEADER_SRC) $(wildcard src/*/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_HEADER_SRC) \
+	    $(shell pkg-config --libs sqlite3) -lm -lpthread
+
+# The web console's request words: its files but console.c (main; the
+# target defines console_conf), with libmicrohttpd and SQLite.
+FUZZ_CONSOLE_SRC = src/console/console_http.c src/console/console_pages.c \
+		   src/console/console_data.c src/base/cidr.c src/base/log.c
+build/fuzz/fuzz_console: tests/fuzz/fuzz_console.c tests/fuzz/fuzz.h \
+    $(FUZZ_CONSOLE_SRC) $(wildcard src/*/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/console \
+	    $(shell pkg-config --cflags libmicrohttpd sqlite3) $(FUZZ_SAN) \
+	    -o $@ $< $(FUZZ_CONSOLE_SRC) \
+	    $(shell pkg-config --libs libmicrohttpd sqlite3) -lcrypt -lpthread -lm
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp/smtp_data.c \
     src/smtp/smtp_data.h
