@@ -479,6 +479,12 @@ track_message(const struct track_rec *r)
 	pthread_mutex_unlock(&T.mu);
 }
 
+int
+track_wanted(void)
+{
+	return T.running || T.json;
+}
+
 void
 track_status(struct buf *b)
 {

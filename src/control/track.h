@@ -83,6 +83,8 @@ int	track_init(const struct conf *, char *err, size_t errlen);
  * (or TRACK_QUEUE_BYTES of them)
  * the record is dropped and counted (track.dropped). */
 void	track_message(const struct track_rec *);
+/* Whether track_message() does anything (a database or JSON lines). */
+int	track_wanted(void);
 /* Counters for `sporkctl status` and the metrics: "track.written=N ..." */
 void	track_status(struct buf *);
 /* Flushes the queue and stops the writer (at exit). */

@@ -19,6 +19,7 @@
 #include "track.h"
 
 #define MESSAGE_END_HEAD	16384	/* header bytes read for the fields */
+#define MESSAGE_END_HEAD_FIRST	4096	/* ... first */
 #define MESSAGE_END_FIELD	512
 #define MESSAGE_END_PATH		258	/* RFC 5321's 256, and the brackets */
 
@@ -151,8 +152,22 @@ message_end(const struct message_end *m)
 	if (m->at_dot)
 		metrics_observe(me_dot_seconds, "", m->dot_ms / 1000.0);
 
+	for (i = 0; i < m->nrcpts + m->nrefused; i++) {
+		snprintf(labels, sizeof(labels), "answer=\"%s\"", class_of(
+		    i < m->nrcpts ? code : atoi_code(m->refused_reply[i -
+		    m->nrcpts])));
+		metrics_add(me_rcpts, labels, 1);
+	}
+	if (!track_wanted())
+		return;
+
+	/* Most headers fit the first 4 KiB; more is read only if not. */
 	if (m->spool != NULL && m->spool->size > 0 &&
-	    (hl = spool_read(m->spool, 0, head, sizeof(head))) < 0)
+	    (hl = spool_read(m->spool, 0, head, MESSAGE_END_HEAD_FIRST)) > 0 &&
+	    hl == MESSAGE_END_HEAD_FIRST && memmem(head, (size_t)hl,
+	    "\r\n\r\n", 4) == NULL)
+		hl = spool_read(m->spool, 0, head, sizeof(head));
+	if (hl < 0)
 		hl = 0;
 	message_end_header(head, (size_t)hl, "Message-ID", mid, sizeof(mid));
 	message_end_header(head, (size_t)hl, "Subject", subj, sizeof(subj));
@@ -161,17 +176,11 @@ message_end(const struct message_end *m)
 		tr[n].addr = bare(m->rcpts[i], paths[n], sizeof(paths[n]));
 		tr[n].code = code;
 		tr[n].reply = reply;
-		snprintf(labels, sizeof(labels), "answer=\"%s\"",
-		    class_of(code));
-		metrics_add(me_rcpts, labels, 1);
 	}
 	for (i = 0; i < m->nrefused && n < TRACK_RCPTS_MAX; i++, n++) {
 		tr[n].addr = bare(m->refused[i], paths[n], sizeof(paths[n]));
 		tr[n].code = atoi_code(m->refused_reply[i]);
 		tr[n].reply = m->refused_reply[i];
-		snprintf(labels, sizeof(labels), "answer=\"%s\"",
-		    class_of(tr[n].code));
-		metrics_add(me_rcpts, labels, 1);
 	}
 
 	memset(&rec, 0, sizeof(rec));
