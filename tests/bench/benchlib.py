@@ -22,6 +22,13 @@
                            competing for the machine.
                            Kernel threads are left out (they carry the
                            bench's own packets too). Prints "CPU_S WALL_S"
+  fsize OUT INTERVAL DB    sample the apparent sizes of DB, DB-wal and
+                           DB-shm every INTERVAL seconds until SIGTERM, then
+                           write the peaks (max_db, max_wal, max_shm, and
+                           max_dbwal: the largest db + wal of one sample)
+                           and the number of samples to OUT
+  trackdb DB               the sizes of DB and its -wal and -shm now, then
+                           (read-only) its records, recipients and pages
 """
 import collections
 import os
@@ -137,6 +144,47 @@ def cmd_eicar(host, port):
         pass
 
 
+def file_sizes(db):
+    out = []
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            out.append(os.stat(db + suffix).st_size)
+        except OSError:
+            out.append(0)
+    return out
+
+
+def cmd_fsize(out, interval, db):
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    peak = {"max_db": 0, "max_wal": 0, "max_shm": 0, "max_dbwal": 0}
+    n = 0
+    while not stop:
+        d, w, s = file_sizes(db)
+        peak["max_db"] = max(peak["max_db"], d)
+        peak["max_wal"] = max(peak["max_wal"], w)
+        peak["max_shm"] = max(peak["max_shm"], s)
+        peak["max_dbwal"] = max(peak["max_dbwal"], d + w)
+        n += 1
+        time.sleep(float(interval))
+    with open(out, "w") as f:
+        f.write(" ".join("%s=%d" % kv for kv in peak.items()) +
+                " samples=%d\n" % n)
+
+
+def cmd_trackdb(db):
+    import sqlite3
+    d, w, s = file_sizes(db)	# before this reader touches anything
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    q = lambda sql: c.execute(sql).fetchone()[0]
+    print("final_db=%d final_wal=%d final_shm=%d kept=%d kept_rcpts=%d "
+          "page_size=%d pages=%d free_pages=%d" % (
+              d, w, s, q("SELECT count(*) FROM messages"),
+              q("SELECT count(*) FROM recipients"), q("PRAGMA page_size"),
+              q("PRAGMA page_count"), q("PRAGMA freelist_count")))
+    c.close()
+
+
 def proc_table():
     """pid -> (ppid, starttime, cpu ticks incl. reaped children, kthread)"""
     tab = {}
@@ -200,7 +248,8 @@ def cmd_foreign(snap, root, *namespaces):
 def main():
     cmds = {"mem": cmd_mem, "peak": cmd_peak, "cpu": cmd_cpu, "tree": cmd_tree,
             "eicar": cmd_eicar, "reset-hwm": cmd_reset_hwm, "snapshot": cmd_snapshot,
-            "foreign": cmd_foreign}
+            "foreign": cmd_foreign, "fsize": cmd_fsize,
+            "trackdb": cmd_trackdb}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])

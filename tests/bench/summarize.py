@@ -4,7 +4,9 @@
 run per line: section, variant, level, repetition, key=value...) into the
 table (TXT) and the chart (PNG, with gnuplot).
 
-usage: summarize.py RAW.tsv OUT.txt OUT.png [PROFILE.txt...]
+usage: summarize.py RAW.tsv OUT.txt OUT.png|- [PROFILE.txt...]
+
+(- for OUT.png: no chart.)
 
 Every figure is the median of its repetitions with [min-max]; ratios are
 taken per repetition (the runs of a repetition are interleaved, so they
@@ -21,6 +23,9 @@ T_SCAN_RATIO = 2.0		# sporkd explicit / ClamSMTP+clamd, 100 sessions
 T_SESSION_KIB = 16.0		# RSS per idle session, 10,000 held
 T_BIG_KIB = 2048		# 50 MB message: peak RSS - idle RSS
 T_TLS_RATIO = 0.80		# STARTTLS intercepted / direct TLS, 100 sessions
+T_TRACK_RATIO = 0.90		# relay msg/s, tracking on / off ("within 10%")
+T_TRACK_LAT = 1.10		# final-dot p50, p99, tracking on / off
+T_BASE_RATIO = 0.95		# this binary / the base binary: unchanged
 TARGET_LEVEL = 100
 
 
@@ -138,6 +143,9 @@ def table(meta, runs):
         "  (QUICK smoke run: not figures to quote)" if meta.get("quick")
         else ""))
     w("binary: %s" % meta.get("sporkd", "?"))
+    if meta.get("base"):
+        w("base binary (SPORKD_BASE, run beside it for the new/base "
+          "rows): %s" % meta["base"])
     w("machine: %s CPUs, Linux %s; libclamav %s, Postfix %s (smtp-sink, "
       "smtp-source, smtpd), ClamSMTP %s, OpenSSL %s" % (
           meta.get("cpus", "?"), meta.get("kernel", "?"),
@@ -202,6 +210,10 @@ def table(meta, runs):
                     stat(runs, "rate", "relay-src", "sporkd", lvl).fmt(),
                     paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
                                  lvl).fmt("%.2f")))
+        if any(runs.get(("relay", "base", l)) for l in levels(runs, "relay")):
+            vs_base(runs, w, targets, "relay", [
+                (lvl, "sporkd", "base", "")
+                for lvl in levels(runs, "relay")], "relay")
         r = paired_ratio(runs, "rate", "relay", "sporkd", "direct", TARGET_LEVEL)
         rs = paired_ratio(runs, "rate", "relay-src", "sporkd", "direct",
                           TARGET_LEVEL)
@@ -254,6 +266,14 @@ def table(meta, runs):
                 w("   %8d  CPU per message, ClamSMTP+clamd / sporkd explicit: "
                   "%sx (what the msg/s ratio tends to when the CPUs are "
                   "saturated and not shared)" % (lvl, e.fmt("%.2f")))
+        if any(runs.get(("scan", "base-explicit", l))
+               for l in levels(runs, "scan")):
+            w("   base binary: sporkd %s signatures" %
+              meta.get("base_signatures", "?"))
+            vs_base(runs, w, targets, "scan", [
+                (lvl, "sporkd-" + p, "base-" + p, p)
+                for lvl in levels(runs, "scan")
+                for p in ("transparent", "explicit")], "scanning")
         r = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "clamsmtp",
                          TARGET_LEVEL)
         if r:
@@ -340,10 +360,190 @@ def table(meta, runs):
     if levels(runs, "tls"):
         table_tls(meta, runs, w, targets)
 
+    # 7 ---------------------------------------------------------------
+    if levels(runs, "track") or levels(runs, "track-size"):
+        table_track(meta, runs, w, targets)
+
     w("Targets")
     for label, value, v in targets:
         w("   %-68s %-12s %s" % (label, value, v))
     return "\n".join(out) + "\n", targets
+
+
+def base_verdict(ratio):
+    if ratio != ratio:
+        return "-"
+    if ratio < T_BASE_RATIO:
+        return "SLOWER"
+    return "faster" if ratio > 2 - T_BASE_RATIO else "unchanged"
+
+
+def vs_base(runs, w, targets, sec, rows, what):
+    """rows: (level, new variant, base variant, path name). The two
+    binaries' runs alternate within a repetition; new/base per
+    repetition, then median [min-max]."""
+    w("   this binary (new) vs the base binary (SPORKD_BASE), the same load, "
+      "runs interleaved; new/base per repetition:")
+    w("   msg/s >= %.2fx counts as unchanged (the noise of this machine), "
+      "latency ratios are new/base (lower is better)" % T_BASE_RATIO)
+    w("   %8s  %-12s %-18s %-18s %-18s %-10s %-16s %-16s %s" % (
+        "sessions", "path", "new msg/s", "base msg/s", "new/base",
+        "", "p50 ms new|base", "p99 ms new|base", "CPU us/msg new|base"))
+    bad = []
+    vals = []
+    for lvl, new, base, path in rows:
+        if not runs.get((sec, base, lvl)):
+            continue
+        r = paired_ratio(runs, "rate", sec, new, base, lvl)
+        lat = lambda key, var: stat(runs, key, sec, var, lvl, 1e-3).med
+        cpu = lambda var: cpu_per_msg(runs, sec, var, lvl).med
+        v = base_verdict(r.med)
+        if v == "SLOWER":
+            bad.append("%s%s" % (lvl, " " + path if path else ""))
+        vals.append("%.2f" % r.med)
+        w("   %8s  %-12s %-18s %-18s %-18s %-10s %-16s %-16s %.0f | %.0f" % (
+            lvl, path or "-", stat(runs, "rate", sec, new, lvl).fmt(),
+            stat(runs, "rate", sec, base, lvl).fmt(), r.fmt("%.2f"), v,
+            "%.1f | %.1f" % (lat("lat_p50_us", new), lat("lat_p50_us", base)),
+            "%.1f | %.1f" % (lat("lat_p99_us", new), lat("lat_p99_us", base)),
+            cpu(new), cpu(base)))
+    if vals:
+        label = "%s not slower than the base binary (new/base >= %.2f, " \
+            "every row)" % (what, T_BASE_RATIO)
+        targets.append((label, "/".join(vals), verdict(not bad) +
+                        (" (slower: %s)" % ", ".join(bad) if bad else "")))
+        w("   TARGET %s: %s  %s" % (label, " / ".join(vals), verdict(not bad)
+                                   + (" (slower at %s)" % ", ".join(bad)
+                                      if bad else "")))
+
+
+def table_track(meta, runs, w, targets):
+    bound = int(float(meta.get("track_bound", "0") or 0))
+    wal = int(float(meta.get("track_wal_limit", "0") or 0))
+    w("7. Message tracking (track_db: one SQLite record per message, written "
+      "by sporkd's writer thread), the relay load")
+    w("   of section 1 (scan_enable no, 10 KB messages pipelined, %s s "
+      "windows) through three daemons of this binary side by" %
+      (meta.get("relay_secs") or "2"))
+    w("   side, the divert pointed at each in turn (the three rotate within "
+      "a repetition): off = no track_db (its default);")
+    w("   on = track_db, track_max_size %s (as etc/spork.conf ships); "
+      "bounded = track_max_size %s bytes, pruned all along." % (
+          meta.get("track_size", "?"), "{:,}".format(bound)))
+    w("   track_json keeps its default (yes) in all three: each logs a JSON "
+      "line per message either way.")
+    w("   ratios per repetition, then median [min-max]: msg/s on/off (higher "
+      "is better), latency on/off (lower is better)")
+    w("   %8s  %-8s %-18s %-18s %-20s %-9s %-16s %-16s %s" % (
+        "sessions", "tracking", "msg/s", "p50 ms", "p99 ms", "CPU us/msg",
+        "msg/s vs off", "p50 vs off", "p99 vs off"))
+    names = (("track-off", "off"), ("track-on", "on"),
+             ("track-bound", "bounded"))
+    verdicts = {}
+    for lvl in levels(runs, "track"):
+        for var, name in names:
+            if not runs.get(("track", var, lvl)):
+                continue
+            if var == "track-off":
+                rr = p50 = p99 = ""
+            else:
+                r = paired_ratio(runs, "rate", "track", var, "track-off", lvl)
+                l50 = paired_ratio(runs, "lat_p50_us", "track", var,
+                                   "track-off", lvl)
+                l99 = paired_ratio(runs, "lat_p99_us", "track", var,
+                                   "track-off", lvl)
+                rr, p50, p99 = (r.fmt("%.2f"), l50.fmt("%.2f"),
+                                l99.fmt("%.2f"))
+                verdicts[(var, lvl)] = (r.med, l50.med, l99.med)
+            w("   %8s  %-8s %-18s %-18s %-20s %-9s %-16s %-16s %s" % (
+                lvl if var == "track-off" else "", name,
+                stat(runs, "rate", "track", var, lvl).fmt(),
+                stat(runs, "lat_p50_us", "track", var, lvl, 1e-3).fmt("%.1f"),
+                stat(runs, "lat_p99_us", "track", var, lvl, 1e-3).fmt("%.1f"),
+                cpu_per_msg(runs, "track", var, lvl).fmt(), rr, p50, p99))
+    w("   CPU us/msg: sporkd's, its writer thread included (utime+stime of "
+      "the process over the run's messages)")
+    for var, name in names[1:]:
+        d = runs.get(("track-db", var, 0))
+        if d:
+            d = d[0]
+            w("   %-8s %d messages relayed (all runs, warm-up included), %d "
+              "records written, %d dropped (queue full), %d write errors; "
+              "%d prune passes" % (
+                  name + ":", d.get("messages", 0), d.get("written", 0),
+                  d.get("dropped", 0), d.get("errors", 0),
+                  d.get("prunes", 0)))
+    for var, name in names[1:]:
+        for lvl in levels(runs, "track"):
+            if (var, lvl) not in verdicts:
+                continue
+            r, l50, l99 = verdicts[(var, lvl)]
+            ok = (r >= T_TRACK_RATIO and l50 <= T_TRACK_LAT and
+                  l99 <= T_TRACK_LAT)
+            label = "%stracking %s within 10%% of off at %d sessions" % (
+                "" if var == "track-on" else "   ", name, lvl)
+            value = "%.2f/%.2f/%.2f" % (r, l50, l99)
+            targets.append((label, value, verdict(ok)))
+            w("   TARGET tracking %s vs off at %d sessions, msg/s >= %.2fx, "
+              "p50 and p99 <= %.2fx: %.2fx, %.2fx, %.2fx  %s" % (
+                  name, lvl, T_TRACK_RATIO, T_TRACK_LAT, r, l50, l99,
+                  verdict(ok)))
+    if verdicts:
+        w("   (Targets list: msg/s ratio / p50 ratio / p99 ratio)")
+    sz = runs.get(("track-size", "track-bound", 100))
+    fill = runs.get(("track-fill", "track-bound", 100))
+    if sz:
+        z = sz[0]
+        f = fill[0] if fill else {}
+        kept = z.get("kept", 0)
+        written = z.get("written", 0)
+        lim = bound + wal
+        w("   Size bound: a fresh database, track_max_size %s bytes, filled "
+          "at 100 sessions for %.0f s (%.0f msg/s):" % (
+              "{:,}".format(bound), f.get("secs", 0), f.get("rate", 0)))
+        w("      %d messages, %d records written, %d dropped, %d errors; "
+          "%d kept at the end (%d recipients):" % (
+              z.get("messages", 0), written, z.get("dropped", 0),
+              z.get("errors", 0), kept, z.get("kept_rcpts", 0)))
+        if kept:
+            w("      the load was %.1fx what the bound holds; %d prune "
+              "passes (log lines 'track pruned')" % (
+                  written / kept, z.get("prunes", 0)))
+        w("      files (apparent sizes, sampled every 10 ms, %d samples): "
+          "db + wal at most %s bytes (db at most %s, wal at most %s)" % (
+              z.get("samples", 0), "{:,}".format(int(z.get("max_dbwal", 0))),
+              "{:,}".format(int(z.get("max_db", 0))),
+              "{:,}".format(int(z.get("max_wal", 0)))))
+        w("      at the end: db %s, wal %s, shm %s bytes; pages in use %s of "
+          "%s (page size %d)" % (
+              "{:,}".format(int(z.get("final_db", 0))),
+              "{:,}".format(int(z.get("final_wal", 0))),
+              "{:,}".format(int(z.get("final_shm", 0))),
+              "{:,}".format(int(z.get("pages", 0) - z.get("free_pages", 0))),
+              "{:,}".format(int(z.get("pages", 0))), z.get("page_size", 0)))
+        w("      counted: the database file and its -wal (the -shm is "
+          "SQLite's index of the WAL, not records: shown, not counted);")
+        w("      bound: track_max_size + the WAL's journal_size_limit (%s "
+          "bytes, what a checkpoint leaves) = %s bytes" % (
+              "{:,}".format(wal), "{:,}".format(lim)))
+        ok = z.get("max_dbwal", 0) <= lim
+        db_ok = z.get("max_db", 0) <= bound
+        if written < 3 * max(kept, 1):
+            w("      WARNING: the load did not exceed the bound several "
+              "times over: the figure says little")
+        targets.append(("tracking db + wal <= track_max_size + 4 MiB "
+                        "(2m bound, %.0fx filled)" % (written / max(kept, 1)),
+                        "%.2f MiB" % (z.get("max_dbwal", 0) / 1048576.0),
+                        verdict(ok)))
+        targets.append(("   the db file alone <= track_max_size",
+                        "%.2f MiB" % (z.get("max_db", 0) / 1048576.0),
+                        verdict(db_ok) + " (information)"))
+        w("   TARGET db + wal <= %s bytes at every sample: at most %s  %s; "
+          "db alone <= %s: at most %s  %s" % (
+              "{:,}".format(lim), "{:,}".format(int(z.get("max_dbwal", 0))),
+              verdict(ok), "{:,}".format(bound),
+              "{:,}".format(int(z.get("max_db", 0))), verdict(db_ok)))
+    w("")
 
 
 TLS_VARIANTS = ((False, "direct", "sporkd"),
@@ -653,7 +853,8 @@ def main():
     prof = profiles(sys.argv[4:])
     with open(sys.argv[2], "w") as f:
         f.write(text + ("\n" + prof if prof else ""))
-    chart(meta, runs, sys.argv[3])
+    if sys.argv[3] != "-":
+        chart(meta, runs, sys.argv[3])
 
 
 if __name__ == "__main__":
