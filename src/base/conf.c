@@ -204,7 +204,7 @@ static const struct conf_key conf_keys[] = {
 	K(track_db,		CT_STR,		""),
 	K(track_retention,	CT_LTIME,	"30d"),
 	K(track_max_size,	CT_SIZE,	"1g"),
-	K(track_json,		CT_BOOL,	"yes"),
+	K(track_json,		CT_BOOL,	"no"),
 	K(console_listen,	CT_ADDRS,	""),
 	K(console_user,		CT_STR,		"spork-web"),
 	K(console_users_file,	CT_STR,		"/etc/spork/console.users"),
