@@ -87,6 +87,25 @@ df_bare(struct data_framer *df, int err, char *out, size_t *o)
 }
 
 /*
+ * The length of the run of text at p (at least 1, at most lim): up to
+ * the first CR, LF or NUL. Lines end in CR, so one memchr finds the
+ * likely end; the other two only look at what comes before it.
+ */
+static size_t
+text_run(const char *p, size_t lim)
+{
+	const char	*e;
+	size_t		 n;
+
+	n = (e = memchr(p, '\r', lim)) != NULL ? (size_t)(e - p) : lim;
+	if ((e = memchr(p, '\n', n)) != NULL)
+		n = (size_t)(e - p);
+	if ((e = memchr(p, '\0', n)) != NULL)
+		n = (size_t)(e - p);
+	return n > 0 ? n : 1;
+}
+
+/*
  * Consume input until the end of the message or until out might overflow
  * (every input byte yields at most 3 output bytes). Returns the bytes
  * consumed; *end is set once the terminating line has been consumed.
@@ -125,9 +144,7 @@ text:
 					lim = outcap - o - 3;
 				if (lim > df->max_size - df->size)
 					lim = df->max_size - df->size;
-				while (n < lim && p[n] != '\r' && p[n] != '\n' &&
-				    p[n] != '\0')
-					n++;
+				n = text_run(p, lim);
 				memcpy(out + o, p, n);
 				o += n;
 				df->size += n;
