@@ -4,7 +4,7 @@
  * sporkd's configuration file, binds the console_listen addresses
  * (never a wildcard: the console must not be reachable from the bridged
  * segment), reads the certificate and key, drops to console_user and
- * refuses to go on as root; then libmicrohttpd serves (console_http.c)
+ * refuses to go on as root or in group root; then libmicrohttpd serves (console_http.c)
  * until SIGTERM. It shares no memory with sporkd: it asks sporkd over
  * control_socket and reads track_db read-only.
  * `spork-console -p` reads a password on stdin and prints its yescrypt
@@ -151,7 +151,29 @@ bind_all(int *fds, char *err, size_t errlen)
 	return a->n;
 }
 
-/* To console_user when started as root; never root afterwards. */
+/* Group root among the real, effective or supplementary groups. */
+static int
+in_group_root(void)
+{
+	gid_t	*g;
+	int	 n, i, found = 0;
+
+	if (getgid() == 0 || getegid() == 0)
+		return 1;
+	if ((n = getgroups(0, NULL)) <= 0)
+		return n == -1;
+	if ((g = calloc((size_t)n, sizeof(*g))) == NULL)
+		return 1;
+	if ((n = getgroups(n, g)) == -1)
+		found = 1;
+	for (i = 0; i < n && !found; i++)
+		found = g[i] == 0;
+	free(g);
+	return found;
+}
+
+/* To console_user when started as root; never root (user or group)
+ * afterwards. */
 static int
 drop_privileges(char *err, size_t errlen)
 {
@@ -174,6 +196,12 @@ drop_privileges(char *err, size_t errlen)
 	if (getuid() == 0 || geteuid() == 0 || setuid(0) != -1) {
 		snprintf(err, errlen, "still root after dropping privileges: "
 		    "console_user must not be root");
+		return -1;
+	}
+	if (in_group_root()) {
+		snprintf(err, errlen, "still in group root after dropping "
+		    "privileges: console_user must not be in group root "
+		    "(gid %ld)", (long)getgid());
 		return -1;
 	}
 	return 0;

@@ -35,6 +35,7 @@ struct console_page {
 	size_t		 len;
 	int		 status;
 	const char	*type;
+	unsigned	 retry_after_s;	/* a Retry-After header when > 0 */
 };
 
 extern const struct conf	*console_conf;
@@ -84,6 +85,10 @@ extern const char	console_css[];
 int	ctl_ask(const char *cmd, char **out, size_t *outlen);
 int	quarantine_id_valid(const char *);
 struct sqlite3;
+/* Read-only, its queries interrupted TRACK_DEADLINE_MS after the open
+ * (one handle per thread at a time); track_timed_out says a query
+ * failed for that. */
 struct sqlite3 *track_open(char *err, size_t errlen);
+int	track_timed_out(struct sqlite3 *);
 
 #endif

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The console's HTTP side: libmicrohttpd over TLS on the sockets main()
- * bound, one thread per connection. This file owns who may do what:
- * logins (accounts file, crypt(3)), sessions (ids from getrandom, expiry
- * after console_session_timeout without a request), CSRF tokens (one per
- * session, required on every POST, compared in constant time), the
- * security headers every response carries, and the routing of a request
- * to its page. It trusts nothing in a request; pages get the decoded
- * arguments through console_arg() and never see a cookie.
+ * bound, one thread per connection, a few per client address. This file
+ * owns who may do what: logins (accounts file, crypt(3), at most
+ * CRYPT_CONCURRENT_MAX at once, slowed per address, per account and
+ * refused beyond a global rate), sessions (ids from getrandom, expiry
+ * after console_session_timeout without a request and SESSION_LIFETIME_MS
+ * after the login), CSRF tokens (one per session, required on every POST,
+ * compared in constant time), the security headers every response
+ * carries, and the routing of a request to its page. It trusts nothing in
+ * a request; pages get the decoded arguments through console_arg() and
+ * never see a cookie.
  */
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +34,29 @@
 #define SESSIONS_MAX		256
 #define FORM_MAX		(16 * 1024)	/* a POST body */
 #define USERS_LINE_MAX		1024
-#define FAIL_SLOTS		64		/* addresses with failed logins */
+#define PASSWORD_MAX		512
+/* yescrypt takes about 16 MiB per hash: this many at once, never a queue. */
+#define CRYPT_CONCURRENT_MAX	2
+#define CRYPT_BUSY_RETRY_S	5
+#define FAIL_SLOTS		64	/* addresses (IPv6: /64s) that failed */
+#define FAIL_USER_SLOTS		64	/* accounts that failed */
+#define FAIL_KEY_MAX		INET6_ADDRSTRLEN
 #define FAIL_WINDOW_S		900
 #define FAIL_DELAY_MAX_S	16
+#define FAILS_PER_MIN_MAX	30	/* all addresses and accounts together */
+#define SESSION_LIFETIME_MS	(12ULL * 3600 * 1000)	/* however active */
 #define HTTP_CONNS_MAX		32
-#define HTTP_TIMEOUT_S		120
-#define COOKIE_SESSION		"spork_session"
-#define COOKIE_PRELOGIN		"spork_login"
+#define HTTP_CONNS_PER_IP	4
+#define HTTP_TIMEOUT_S		30
+#define HSTS			"max-age=31536000"
+/* TLS 1.2 and 1.3, forward secrecy and AEAD only: no RSA key exchange,
+ * no CBC, no SHA-1 MAC; our order, not the client's. */
+#define TLS_PRIORITIES		"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-RSA:-DHE-RSA:-AES-128-CBC:-AES-256-CBC:-CAMELLIA-128-CBC:" \
+	"-CAMELLIA-256-CBC:-SHA1:%SERVER_PRECEDENCE"
+/* __Host-: the browser takes them only with Secure, Path=/, no Domain. */
+#define COOKIE_SESSION		"__Host-spork_session"
+#define COOKIE_PRELOGIN		"__Host-spork_login"
 #define COOKIE_ATTRS		"; Path=/; Secure; HttpOnly; SameSite=Strict"
 
 /* What the browser may do with our pages: our stylesheet, our own
@@ -49,11 +69,13 @@ struct session {
 	char		id[CONSOLE_TOKEN_HEX + 1];	/* "" when free */
 	char		csrf[CONSOLE_TOKEN_HEX + 1];
 	char		user[CONSOLE_USER_MAX];
+	uint64_t	created_ms;
 	uint64_t	last_ms;
 };
 
+/* Failed logins of one address (or /64) or one account. */
 struct fail_slot {
-	char		addr[INET6_ADDRSTRLEN];
+	char		key[FAIL_KEY_MAX];
 	unsigned	count;
 	time_t		last;
 };
@@ -69,7 +91,11 @@ static struct MHD_Daemon	*daemons[CONF_ADDRS_MAX];
 static int			 ndaemons;
 static struct session		 sessions[SESSIONS_MAX];
 static struct fail_slot		 fails[FAIL_SLOTS];
+static struct fail_slot		 user_fails[FAIL_USER_SLOTS];
+static time_t			 fail_minute;	/* now / 60 */
+static unsigned			 fails_this_minute;
 static pthread_mutex_t		 lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t			 crypt_slots;
 
 /* A hash of random bytes, made at start, for unknown users: the same
  * work as for a known one. */
@@ -109,6 +135,31 @@ token_equal(const char *a, const char *b)
 	return d == 0;
 }
 
+/* What failed logins are counted by: the address, an IPv6 client's /64
+ * (one host has them all), an IPv4-mapped one as IPv4. */
+static void
+fail_key(const struct sockaddr_storage *ss, const char *from, char *out,
+    size_t len)
+{
+	const struct in6_addr	*a6;
+	struct in6_addr		 net;
+
+	if (ss->ss_family != AF_INET6) {
+		snprintf(out, len, "%s", from);
+		return;
+	}
+	a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)len);
+		return;
+	}
+	memset(&net, 0, sizeof(net));
+	memcpy(&net, a6, 8);
+	inet_ntop(AF_INET6, &net, out, (socklen_t)len);
+	if (strlen(out) + 3 < len)
+		strcat(out, "/64");
+}
+
 static void
 client_addr(struct MHD_Connection *c, char *out, size_t len,
     struct sockaddr_storage *ss)
@@ -135,11 +186,23 @@ client_addr(struct MHD_Connection *c, char *out, size_t len,
 
 /* ---------------------------------------------------------- sessions */
 
+/* Idle for console_session_timeout, or older than SESSION_LIFETIME_MS. */
+static const char *
+session_expired(const struct session *s, uint64_t now)
+{
+	if (now - s->last_ms > console_conf->console_session_timeout)
+		return "idle";
+	if (now - s->created_ms > SESSION_LIFETIME_MS)
+		return "lifetime";
+	return NULL;
+}
+
 /* Copies the live session for id (touching it) into *out; 0 if none. */
 static int
 session_find(const char *id, struct session *out)
 {
 	uint64_t	now = now_ms();
+	const char	*why;
 	int		i, found = 0;
 
 	if (id == NULL || strlen(id) != CONSOLE_TOKEN_HEX)
@@ -150,10 +213,11 @@ session_find(const char *id, struct session *out)
 
 		if (s->id[0] == '\0')
 			continue;
-		if (now - s->last_ms > console_conf->console_session_timeout) {
+		if ((why = session_expired(s, now)) != NULL) {
 			log_info(NULL, "console user=%s action=session-expired "
-			    "idle_ms=%llu", s->user,
-			    (unsigned long long)(now - s->last_ms));
+			    "reason=%s idle_ms=%llu age_ms=%llu", s->user, why,
+			    (unsigned long long)(now - s->last_ms),
+			    (unsigned long long)(now - s->created_ms));
 			memset(s, 0, sizeof(*s));
 			continue;
 		}
@@ -178,12 +242,13 @@ session_new(const char *user, struct session *out)
 	if (random_hex(out->id) == -1 || random_hex(out->csrf) == -1)
 		return -1;
 	snprintf(out->user, sizeof(out->user), "%s", user);
+	out->created_ms = now;
 	out->last_ms = now;
 	pthread_mutex_lock(&lock);
 	/* A free slot, else the longest idle session goes. */
 	for (i = 0; i < SESSIONS_MAX; i++) {
-		if (sessions[i].id[0] == '\0' || now - sessions[i].last_ms >
-		    console_conf->console_session_timeout) {
+		if (sessions[i].id[0] == '\0' ||
+		    session_expired(&sessions[i], now) != NULL) {
 			slot = i;
 			break;
 		}
@@ -197,16 +262,26 @@ session_new(const char *user, struct session *out)
 	return 0;
 }
 
-static void
-session_end(const char *id)
+/* Ends the session id names; its account into user (when given), 0 if
+ * there was none. */
+static int
+session_end(const char *id, char *user, size_t userlen)
 {
-	int	i;
+	int	i, found = 0;
 
+	if (id == NULL || strlen(id) != CONSOLE_TOKEN_HEX)
+		return 0;
 	pthread_mutex_lock(&lock);
 	for (i = 0; i < SESSIONS_MAX; i++)
-		if (sessions[i].id[0] != '\0' && token_equal(id, sessions[i].id))
-			memset(&sessions[i], 0, sizeof(sessions[i]));
+		if (sessions[i].id[0] != '\0' &&
+		    token_equal(id, sessions[i].id)) {
+			if (user != NULL)
+				snprintf(user, userlen, "%s", sessions[i].user);
+			explicit_bzero(&sessions[i], sizeof(sessions[i]));
+			found = 1;
+		}
 	pthread_mutex_unlock(&lock);
+	return found;
 }
 
 /* ------------------------------------------------------------ logins */
@@ -249,57 +324,137 @@ user_hash(const char *user, char *hash, size_t len)
 	return found;
 }
 
+/*
+ * crypt_r() with hash (the account's, or dummy_hash for none: the same
+ * work), if one of the CRYPT_CONCURRENT_MAX slots is free: 1 right,
+ * 0 wrong, -1 busy (no slot; nothing was hashed).
+ */
 static int
-password_ok(const char *user, const char *pw)
+password_check(const char *hash, int known, const char *pw)
 {
 	struct crypt_data	*cd;
-	char			 hash[USERS_LINE_MAX];
 	const char		*h;
-	int			 known, ok;
+	int			 ok;
 
-	known = user_valid(user) && user_hash(user, hash, sizeof(hash));
-	if ((cd = calloc(1, sizeof(*cd))) == NULL)
+	if (sem_trywait(&crypt_slots) == -1)
+		return -1;
+	if ((cd = calloc(1, sizeof(*cd))) == NULL) {
+		sem_post(&crypt_slots);
 		return 0;
+	}
 	h = crypt_r(pw, known ? hash : dummy_hash, cd);
 	ok = known && h != NULL && h[0] != '*' &&
 	    strlen(h) == strlen(hash) && token_equal(h, hash);
+	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
+	sem_post(&crypt_slots);
 	return ok;
 }
 
-/* Failed logins per address: each one makes the next attempt from there
- * wait longer (1, 2, 4 ... 16 s), for FAIL_WINDOW_S. */
-static unsigned
-fail_delay(const char *addr, int record)
+/* key's slot in tab (made when create; the least recent one goes), with
+ * its count cleared after FAIL_WINDOW_S; NULL if none. Under lock. */
+static struct fail_slot *
+fail_slot(struct fail_slot *tab, int n, const char *key, time_t now,
+    int create)
 {
-	time_t		now = time(NULL);
-	unsigned	n = 0;
-	int		i, slot = 0;
+	struct fail_slot	*s = NULL;
+	int			 i, old = 0;
 
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < FAIL_SLOTS && strcmp(fails[i].addr, addr) != 0; i++)
-		if (fails[i].last < fails[slot].last)
-			slot = i;
-	if (i < FAIL_SLOTS)
-		slot = i;
-	else if (record) {
-		snprintf(fails[slot].addr, sizeof(fails[slot].addr), "%s",
-		    addr);
-		fails[slot].count = 0;
-	} else
-		goto done;
-	if (now - fails[slot].last > FAIL_WINDOW_S)
-		fails[slot].count = 0;
-	if (record) {
-		fails[slot].count++;
-		fails[slot].last = now;
+	for (i = 0; i < n && s == NULL; i++) {
+		if (strcmp(tab[i].key, key) == 0)
+			s = &tab[i];
+		else if (tab[i].last < tab[old].last)
+			old = i;
 	}
-	n = fails[slot].count;
-done:
-	pthread_mutex_unlock(&lock);
+	if (s == NULL) {
+		if (!create)
+			return NULL;
+		s = &tab[old];
+		snprintf(s->key, sizeof(s->key), "%s", key);
+		s->count = 0;
+		s->last = now;
+	}
+	if (now - s->last > FAIL_WINDOW_S)
+		s->count = 0;
+	return s;
+}
+
+/* After n failures: 0, 1, 2, 4 ... FAIL_DELAY_MAX_S seconds. */
+static unsigned
+fail_delay(unsigned n)
+{
 	if (n == 0)
 		return 0;
 	return n > 5 ? FAIL_DELAY_MAX_S : 1u << (n - 1);
+}
+
+/*
+ * Before a password is hashed, the attempt counts as a failure of its
+ * address and of its account (known accounts only: made-up names must
+ * not push real ones out), so that parallel attempts see it at once.
+ * -1 when the minute's FAILS_PER_MIN_MAX is spent (*retry_s: until the
+ * next minute), else 0 and *delay_s, what the failures so far ask for.
+ */
+static int
+login_admit(const char *addr, const char *user, time_t now,
+    unsigned *delay_s, unsigned *retry_s)
+{
+	struct fail_slot	*a, *u = NULL;
+	unsigned		 n;
+
+	pthread_mutex_lock(&lock);
+	if (now / 60 != fail_minute) {
+		fail_minute = now / 60;
+		fails_this_minute = 0;
+	}
+	if (fails_this_minute >= FAILS_PER_MIN_MAX) {
+		pthread_mutex_unlock(&lock);
+		*retry_s = (unsigned)(60 - now % 60);
+		return -1;
+	}
+	fails_this_minute++;
+	a = fail_slot(fails, FAIL_SLOTS, addr, now, 1);
+	n = a->count++;
+	a->last = now;
+	if (user != NULL) {
+		u = fail_slot(user_fails, FAIL_USER_SLOTS, user, now, 1);
+		if (u->count > n)
+			n = u->count;
+		u->count++;
+		u->last = now;
+	}
+	pthread_mutex_unlock(&lock);
+	*delay_s = fail_delay(n);
+	return 0;
+}
+
+/* The attempt's outcome: a right password clears its address's and its
+ * account's failures and takes it off the minute's count. Returns what
+ * the next attempt from there will wait. */
+static unsigned
+login_outcome(const char *addr, const char *user, time_t now, int ok)
+{
+	struct fail_slot	*a, *u = NULL;
+	unsigned		 n = 0;
+
+	pthread_mutex_lock(&lock);
+	a = fail_slot(fails, FAIL_SLOTS, addr, now, 0);
+	if (user != NULL)
+		u = fail_slot(user_fails, FAIL_USER_SLOTS, user, now, 0);
+	if (ok) {
+		if (a != NULL)
+			memset(a, 0, sizeof(*a));
+		if (u != NULL)
+			memset(u, 0, sizeof(*u));
+		if (now / 60 == fail_minute && fails_this_minute > 0)
+			fails_this_minute--;
+	} else {
+		n = a != NULL ? a->count : 0;
+		if (u != NULL && u->count > n)
+			n = u->count;
+	}
+	pthread_mutex_unlock(&lock);
+	return fail_delay(n);
 }
 
 /* ------------------------------------------------------------- forms */
@@ -384,6 +539,13 @@ respond(struct MHD_Connection *c, struct console_page *p,
 	MHD_add_response_header(rs, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(rs, "Referrer-Policy", "no-referrer");
 	MHD_add_response_header(rs, "Cache-Control", "no-store");
+	MHD_add_response_header(rs, "Strict-Transport-Security", HSTS);
+	if (p->retry_after_s > 0) {
+		char	ra[16];
+
+		snprintf(ra, sizeof(ra), "%u", p->retry_after_s);
+		MHD_add_response_header(rs, "Retry-After", ra);
+	}
 	if (cookie1 != NULL)
 		MHD_add_response_header(rs, "Set-Cookie", cookie1);
 	if (cookie2 != NULL)
@@ -448,21 +610,34 @@ metrics(struct console_page *p)
 
 /* ----------------------------------------------------------- routing */
 
+/* A token from a form: exactly CONSOLE_TOKEN_HEX bytes, else NULL. */
+static const char *
+form_token(const char *form, char *tok, size_t len)
+{
+	if (form_get(form, "csrf", tok, len) == NULL ||
+	    strlen(tok) != CONSOLE_TOKEN_HEX)
+		return NULL;
+	return tok;
+}
+
 static enum MHD_Result
 do_login(struct MHD_Connection *c, struct console_req *r,
-    struct console_page *p)
+    struct console_page *p, const char *fkey)
 {
-	char		 user[CONSOLE_USER_MAX * 2], pw[512];
-	char		 tok[CONSOLE_TOKEN_HEX + 1], cookie[256];
-	const char	*pre;
+	char		 user[CONSOLE_USER_MAX * 2], pw[PASSWORD_MAX];
+	char		 tok[CONSOLE_TOKEN_HEX + 2], cookie[256];
+	char		 hash[USERS_LINE_MAX], old[CONSOLE_USER_MAX];
+	const char	*pre, *sid, *who;
 	struct session	 s;
-	unsigned	 d;
+	unsigned	 d = 0, retry = 0;
+	int		 known, ok;
+	enum MHD_Result	 ret;
 
+	hash[0] = '\0';
 	pre = MHD_lookup_connection_value(c, MHD_COOKIE_KIND,
 	    COOKIE_PRELOGIN);
-	if (form_get(r->form, "csrf", tok, sizeof(tok)) == NULL ||
-	    pre == NULL || strlen(pre) != CONSOLE_TOKEN_HEX ||
-	    !token_equal(tok, pre)) {
+	if (form_token(r->form, tok, sizeof(tok)) == NULL || pre == NULL ||
+	    strlen(pre) != CONSOLE_TOKEN_HEX || !token_equal(tok, pre)) {
 		log_warn(NULL, "console user=- action=login result=refused "
 		    "reason=csrf from=%s", r->from);
 		page_error(p, r, MHD_HTTP_FORBIDDEN, "The login form has "
@@ -471,34 +646,67 @@ do_login(struct MHD_Connection *c, struct console_req *r,
 	}
 	if (form_get(r->form, "user", user, sizeof(user)) == NULL)
 		user[0] = '\0';
+	who = user_valid(user) ? user : "(invalid)";
+	known = user_valid(user) && user_hash(user, hash, sizeof(hash));
+	if (login_admit(fkey, known ? user : NULL, time(NULL), &d,
+	    &retry) == -1) {
+		log_warn(NULL, "console user=%s action=login result=refused "
+		    "reason=rate from=%s retry_s=%u", who, r->from, retry);
+		page_error(p, r, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many failed "
+		    "logins: try again in a minute.");
+		p->retry_after_s = retry;
+		ret = respond(c, p, NULL, NULL, NULL);
+		goto done;
+	}
+	/* Counted already: parallel attempts from there wait longer. */
+	if (d > 0)
+		sleep(d);
 	if (form_get(r->form, "password", pw, sizeof(pw)) == NULL)
 		pw[0] = '\0';
-	/* An address that failed before waits before it is even checked. */
-	if ((d = fail_delay(r->from, 0)) > 0)
-		sleep(d);
-	if (!password_ok(user, pw)) {
-		explicit_bzero(pw, sizeof(pw));
-		d = fail_delay(r->from, 1);
+	ok = password_check(hash, known, pw);
+	explicit_bzero(pw, sizeof(pw));
+	if (ok == -1) {
+		log_warn(NULL, "console user=%s action=login result=refused "
+		    "reason=busy from=%s waited_s=%u", who, r->from, d);
+		page_error(p, r, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many "
+		    "logins at once: try again in a few seconds.");
+		p->retry_after_s = CRYPT_BUSY_RETRY_S;
+		ret = respond(c, p, NULL, NULL, NULL);
+		goto done;
+	}
+	if (!ok) {
+		d = login_outcome(fkey, known ? user : NULL, time(NULL), 0);
 		log_warn(NULL, "console user=%s action=login result=failed "
-		    "from=%s delay_s=%u", user_valid(user) ? user : "(invalid)",
-		    r->from, d);
+		    "from=%s delay_s=%u", who, r->from, d);
 		sleep(1);
 		page_login(p, r, pre, "Wrong user name or password.");
 		p->status = MHD_HTTP_FORBIDDEN;
-		return respond(c, p, NULL, NULL, NULL);
+		ret = respond(c, p, NULL, NULL, NULL);
+		goto done;
 	}
-	explicit_bzero(pw, sizeof(pw));
+	login_outcome(fkey, user, time(NULL), 1);
+	/* A login ends the session this browser had: one at a time. */
+	sid = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE_SESSION);
+	if (session_end(sid, old, sizeof(old)))
+		log_info(NULL, "console user=%s action=session-replaced "
+		    "from=%s", old, r->from);
 	if (session_new(user, &s) == -1) {
 		page_error(p, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "No random bytes for a session.");
-		return respond(c, p, NULL, NULL, NULL);
+		ret = respond(c, p, NULL, NULL, NULL);
+		goto done;
 	}
-	log_info(NULL, "console user=%s action=login result=ok from=%s",
-	    s.user, r->from);
+	log_info(NULL, "console user=%s action=login result=ok from=%s "
+	    "waited_s=%u", s.user, r->from, d);
 	snprintf(cookie, sizeof(cookie), COOKIE_SESSION "=%s" COOKIE_ATTRS,
 	    s.id);
-	return redirect(c, "/", cookie, COOKIE_PRELOGIN "=" COOKIE_ATTRS
+	explicit_bzero(&s, sizeof(s));
+	ret = redirect(c, "/", cookie, COOKIE_PRELOGIN "=" COOKIE_ATTRS
 	    "; Max-Age=0");
+	explicit_bzero(cookie, sizeof(cookie));
+done:
+	explicit_bzero(hash, sizeof(hash));
+	return ret;
 }
 
 static enum MHD_Result
@@ -534,12 +742,14 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 	struct console_page	 p = { 0 };
 	struct sockaddr_storage	 ss;
 	struct session		 s;
-	char			 from[INET6_ADDRSTRLEN], tok[128];
+	char			 from[INET6_ADDRSTRLEN], fkey[FAIL_KEY_MAX];
+	char			 tok[CONSOLE_TOKEN_HEX + 2];
 	const char		*sid;
 	int			 post = strcmp(method, "POST") == 0;
 	int			 logged_in;
 
 	client_addr(c, from, sizeof(from), &ss);
+	fail_key(&ss, from, fkey, sizeof(fkey));
 	r.from = from;
 	if (!post && strcmp(method, "GET") != 0 &&
 	    strcmp(method, "HEAD") != 0) {
@@ -576,7 +786,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (strcmp(url, "/login") == 0) {
 		if (post)
-			return do_login(c, &r, &p);
+			return do_login(c, &r, &p, fkey);
 		if (logged_in)
 			return redirect(c, "/", NULL, NULL);
 		return login_form(c, &r, &p);
@@ -591,7 +801,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		return redirect(c, "/login", NULL, NULL);
 	}
 	/* Every state-changing request: POST, with this session's token. */
-	if (post && (form_get(form, "csrf", tok, sizeof(tok)) == NULL ||
+	if (post && (form_token(form, tok, sizeof(tok)) == NULL ||
 	    !token_equal(tok, s.csrf))) {
 		log_warn(NULL, "console user=%s action=%s result=refused "
 		    "reason=csrf from=%s", s.user, url, from);
@@ -601,7 +811,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		return respond(c, &p, NULL, NULL, NULL);
 	}
 	if (post && strcmp(url, "/logout") == 0) {
-		session_end(s.id);
+		session_end(s.id, NULL, 0);
 		log_info(NULL, "console user=%s action=logout result=ok "
 		    "from=%s", s.user, from);
 		return redirect(c, "/login", COOKIE_SESSION "=" COOKIE_ATTRS
@@ -680,6 +890,9 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)cls;
 	(void)c;
 	(void)toe;
+	/* A login's body holds a password. */
+	if (*con_cls != NULL)
+		explicit_bzero(*con_cls, sizeof(struct req_state));
 	free(*con_cls);
 	*con_cls = NULL;
 }
@@ -713,7 +926,13 @@ console_http_start(const int *fds, int nfds, const char *cert,
 		return -1;
 	}
 	snprintf(dummy_hash, sizeof(dummy_hash), "%s", h);
+	explicit_bzero(cd, sizeof(*cd));
+	explicit_bzero(pw, sizeof(pw));
 	free(cd);
+	if (sem_init(&crypt_slots, 0, CRYPT_CONCURRENT_MAX) == -1) {
+		snprintf(err, errlen, "sem_init: %s", strerror(errno));
+		return -1;
+	}
 
 	for (i = 0; i < nfds; i++) {
 		daemons[i] = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
@@ -723,9 +942,10 @@ console_http_start(const int *fds, int nfds, const char *cert,
 		    MHD_OPTION_LISTEN_SOCKET, fds[i],
 		    MHD_OPTION_HTTPS_MEM_CERT, cert,
 		    MHD_OPTION_HTTPS_MEM_KEY, key,
-		    MHD_OPTION_HTTPS_PRIORITIES,
-		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+		    MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
 		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNS_MAX,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (unsigned)HTTP_CONNS_PER_IP,
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 		    MHD_OPTION_END);

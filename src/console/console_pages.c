@@ -6,8 +6,10 @@
  * the tracking center (search, results, one message's story) and the
  * quarantine (list, one message, release and delete behind a confirmation
  * form). Everything that came from mail, sporkd or the request goes
- * through html() before it reaches a page; SQL takes it only as bound
- * parameters. Who may see a page and whether a POST carries its token was
+ * through html() before it reaches a page (text sporkd escaped already
+ * through html_sporkd()); SQL takes it only as bound parameters, LIKE
+ * patterns with their wildcards escaped. Searches and message views are
+ * logged, one line each, their values escaped. Who may see a page and whether a POST carries its token was
  * settled by console_http.c before a function here runs.
  */
 #include <errno.h>
@@ -25,6 +27,7 @@
 
 #define STATUS_KEYS_MAX		512
 #define ARG_MAX			512
+#define LOG_VALUE_MAX		96	/* bytes of a searched value in a log line */
 #define TRACK_RESULTS_MAX	200
 #define CHART_W			760
 #define CHART_H			260
@@ -34,6 +37,8 @@
 #define CHART_B			28	/* bottom margin: x labels */
 #define CHART_SERIES_MAX	8
 #define CHART_HOURS_MAX		24
+
+static void	track_dberr(FILE *, struct sqlite3 *);
 
 const char console_css[] =
     "body{font:14px/1.4 sans-serif;margin:0;color:#222;background:#f6f6f4}"
@@ -54,13 +59,36 @@ const char console_css[] =
 
 /* ---------------------------------------------------------------- html */
 
-void
-html_n(FILE *fp, const char *s, size_t n)
+/* U+202A-U+202E and U+2066-U+2069 in UTF-8 (bidi embeddings, overrides
+ * and isolates, which would turn the rest of a line around): the code
+ * point, else 0. u[0] is not NUL, so u[1] may be read; u[2] only after
+ * u[1] matched, so never past a NUL. */
+static unsigned
+bidi_control(const unsigned char *u)
 {
-	size_t	i;
+	if (u[0] != 0xe2 || (u[1] != 0x80 && u[1] != 0x81))
+		return 0;
+	if ((u[1] == 0x80 && u[2] >= 0xaa && u[2] <= 0xae) ||
+	    (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9))
+		return 0x2000u | (unsigned)(u[1] & 0x3f) << 6 | (u[2] & 0x3f);
+	return 0;
+}
 
-	for (i = 0; i < n && s[i] != '\0'; i++) {
-		unsigned char	c = (unsigned char)s[i];
+/*
+ * Text into HTML: the five entities; a control byte (but TAB and LF) as
+ * \xNN, a bidi control as \uXXXX, and so a backslash as \\: visible
+ * and unambiguous. backslash 0: text sporkd escaped already (printable
+ * ASCII with its own \\ and \xNN), which must not be escaped twice.
+ */
+static void
+html_esc(FILE *fp, const char *s, size_t n, int backslash)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i;
+	unsigned		 cp;
+
+	for (i = 0; i < n && u[i] != '\0'; i++) {
+		unsigned char	c = u[i];
 
 		switch (c) {
 		case '&': fputs("&amp;", fp); break;
@@ -68,13 +96,29 @@ html_n(FILE *fp, const char *s, size_t n)
 		case '>': fputs("&gt;", fp); break;
 		case '"': fputs("&quot;", fp); break;
 		case '\'': fputs("&#39;", fp); break;
+		case '\\': fputs(backslash ? "\\\\" : "\\", fp); break;
 		default:
 			if (c < 0x20 && c != '\t' && c != '\n')
 				fprintf(fp, "\\x%02x", c);
-			else
+			else if (n - i >= 3 && (cp = bidi_control(u + i)) != 0) {
+				fprintf(fp, "\\u%04x", cp);
+				i += 2;
+			} else
 				fputc(c, fp);
 		}
 	}
+}
+
+void
+html_n(FILE *fp, const char *s, size_t n)
+{
+	html_esc(fp, s, n, 1);
+}
+
+static void
+html_sporkd(FILE *fp, const char *s, size_t n)
+{
+	html_esc(fp, s, n, 0);
 }
 
 void
@@ -337,11 +381,8 @@ chart(FILE *fp, int hours)
 		}
 		s[i].count[b] += (unsigned)sqlite3_column_int(q, 2);
 	}
-	if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-		fputs("<p class=\"err\">tracking database: ", fp);
-		html(fp, sqlite3_errmsg(db));
-		fputs("</p>", fp);
-	}
+	if (rc != SQLITE_DONE && rc != SQLITE_OK)
+		track_dberr(fp, db);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	for (i = 0; i < ns; i++)
@@ -558,23 +599,71 @@ parse_time(const char *s)
 	return -1;
 }
 
-/* "%s%" around a LIKE pattern, its own % _ \ escaped. */
-char *
-like_arg(const char *s)
+/* before, s with its % _ \ escaped (for ESCAPE '\'), after (malloc'd). */
+static char *
+like_escape(const char *before, const char *s, const char *after)
 {
-	char	*o = malloc(strlen(s) * 2 + 3), *p = o;
+	char	*o, *p;
 
-	if (o == NULL)
+	if ((o = malloc(strlen(before) + strlen(s) * 2 + strlen(after) + 1)) ==
+	    NULL)
 		return NULL;
-	*p++ = '%';
+	p = o + sprintf(o, "%s", before);
 	for (; *s != '\0'; s++) {
 		if (*s == '%' || *s == '_' || *s == '\\')
 			*p++ = '\\';
 		*p++ = *s;
 	}
-	*p++ = '%';
-	*p = '\0';
+	strcpy(p, after);
 	return o;
+}
+
+/* "%s%" around a LIKE pattern, its own % _ \ escaped. */
+char *
+like_arg(const char *s)
+{
+	return like_escape("%", s, "%");
+}
+
+/* A value for a log line: printable ASCII but " and \, the rest as \xNN,
+ * at most LOG_VALUE_MAX bytes of it. */
+static const char *
+log_safe(char *out, size_t outlen, const char *s)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			o = 0, i;
+
+	for (i = 0; s[i] != '\0' && i < LOG_VALUE_MAX && o + 5 < outlen; i++) {
+		unsigned char	c = (unsigned char)s[i];
+
+		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\')
+			out[o++] = (char)c;
+		else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (s[i] != '\0' && o + 3 < outlen)
+		o += (size_t)snprintf(out + o, outlen - o, "...");
+	out[o] = '\0';
+	return out;
+}
+
+/* Why a tracking query stopped: too long (narrow it) or the database. */
+static void
+track_dberr(FILE *fp, struct sqlite3 *db)
+{
+	if (track_timed_out(db)) {
+		fputs("<p class=\"err\" id=\"too-long\">The search took too "
+		    "long and was stopped: narrow it (a shorter time range, a "
+		    "fuller address or Message-ID).</p>", fp);
+		return;
+	}
+	fputs("<p class=\"err\">tracking database: ", fp);
+	html(fp, sqlite3_errmsg(db));
+	fputs("</p>", fp);
 }
 
 struct search_field {
@@ -588,7 +677,7 @@ static const struct search_field search_fields[] = {
 	    "r.message = m.id AND r.rcpt LIKE ? ESCAPE '\\')", 1 },
 	{ "msgid", "Message-ID", "m.message_id LIKE ? ESCAPE '\\'", 1 },
 	{ "client", "Client address", "(m.client_addr = ? OR m.client LIKE "
-	    "? || ':%')", 0 },
+	    "? ESCAPE '\\')", 0 },
 	{ "from", "From (UTC)", "m.t >= ?", 0 },
 	{ "to", "To (UTC)", "m.t <= ?", 0 },
 };
@@ -598,6 +687,7 @@ void
 page_track(struct console_page *p, const struct console_req *r)
 {
 	char		 val[NFIELDS][ARG_MAX], err[512];
+	char		 logv[LOG_VALUE_MAX * 4 + 8];
 	char		*sql = NULL, *bound[NFIELDS];
 	size_t		 sqllen = 0, i;
 	FILE		*sf;
@@ -630,6 +720,17 @@ page_track(struct console_page *p, const struct console_req *r)
 		page_end(p);
 		return;
 	}
+	if ((sf = open_memstream(&sql, &sqllen)) == NULL)
+		goto fail;
+	for (i = 0; i < NFIELDS; i++)
+		if (val[i][0] != '\0')
+			fprintf(sf, " q.%s=\"%s\"", search_fields[i].name,
+			    log_safe(logv, sizeof(logv), val[i]));
+	fclose(sf);
+	log_info(NULL, "console user=%s action=track%s from=%s", r->user, sql,
+	    r->from);
+	free(sql);
+	sql = NULL;
 	if ((sf = open_memstream(&sql, &sqllen)) == NULL)
 		goto fail;
 	fputs("SELECT m.id, m.t, m.client, m.sender, (SELECT "
@@ -667,8 +768,12 @@ page_track(struct console_page *p, const struct console_req *r)
 			}
 			sqlite3_bind_double(q, k++, t);
 		} else {
+			/* The address, or "ADDRESS:port" with its % _ as
+			 * themselves. */
+			if ((bound[i] = like_escape("", val[i], ":%")) == NULL)
+				goto fail;
 			sqlite3_bind_text(q, k++, val[i], -1, SQLITE_STATIC);
-			sqlite3_bind_text(q, k++, val[i], -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, k++, bound[i], -1, SQLITE_STATIC);
 		}
 	}
 	if (bad)
@@ -696,9 +801,7 @@ page_track(struct console_page *p, const struct console_req *r)
 		goto dberr;
 	goto done;
 dberr:
-	fputs("<p class=\"err\">tracking database: ", p->fp);
-	html(p->fp, sqlite3_errmsg(db));
-	fputs("</p>", p->fp);
+	track_dberr(p->fp, db);
 	goto done;
 fail:
 	fputs("<p class=\"err\">out of memory</p>", p->fp);
@@ -749,6 +852,9 @@ page_track_msg(struct console_page *p, const struct console_req *r)
 		sqlite3_bind_int64(q, 1, strtoll(a, NULL, 10));
 		rc = sqlite3_step(q);
 	}
+	log_info(NULL, "console user=%s action=track-view id=%s result=%s "
+	    "from=%s", r->user, a, rc == SQLITE_ROW ? "ok" : rc == SQLITE_DONE ?
+	    "none" : "error", r->from);
 	if (rc == SQLITE_DONE)
 		fputs("<p class=\"err\">No such message (kept for "
 		    "track_retention only).</p>", p->fp);
@@ -799,9 +905,7 @@ page_track_msg(struct console_page *p, const struct console_req *r)
 	}
 	goto done;
 dberr:
-	fputs("<p class=\"err\">tracking database: ", p->fp);
-	html(p->fp, sqlite3_errmsg(db));
-	fputs("</p>", p->fp);
+	track_dberr(p->fp, db);
 done:
 	sqlite3_finalize(q);
 	sqlite3_close(db);
@@ -825,7 +929,7 @@ q_field(FILE *fp, const char *line, const char *key)
 	v += strlen(pat);
 	/* Sender addresses have no spaces; the name is the last field. */
 	e = strcmp(key, "name") == 0 ? v + strlen(v) : v + strcspn(v, " ");
-	html_n(fp, v, (size_t)(e - v));
+	html_sporkd(fp, v, (size_t)(e - v));
 }
 
 void
@@ -914,9 +1018,9 @@ page_q_show(struct console_page *p, const struct console_req *r)
 	if ((hdr = strstr(out, "\n--- headers\n")) != NULL)
 		*hdr = '\0';
 	fputs("<h2>Envelope</h2><pre id=\"envelope\">", p->fp);
-	html(p->fp, out + 3);
+	html_sporkd(p->fp, out + 3, (size_t)-1);
 	fputs("</pre><h2>Headers</h2><pre id=\"headers\">", p->fp);
-	html(p->fp, hdr != NULL ? hdr + 13 : "");
+	html_sporkd(p->fp, hdr != NULL ? hdr + 13 : "", (size_t)-1);
 	fputs("</pre><h2>Text</h2>", p->fp);
 	free(out);
 	out = NULL;
@@ -927,7 +1031,7 @@ page_q_show(struct console_page *p, const struct console_req *r)
 		fputs("<p class=\"err\">The text could not be read.</p>", p->fp);
 	} else {
 		fputs("<pre id=\"text\">", p->fp);
-		html(p->fp, out + 3);
+		html_sporkd(p->fp, out + 3, (size_t)-1);
 		fputs("</pre>", p->fp);
 	}
 	fprintf(p->fp, "<p><a href=\"/quarantine/release?id=%s\">Release"

@@ -17,6 +17,8 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 failed = 0
 
@@ -45,7 +47,11 @@ def login(d, url, user, password):
     d.get(url + "/login")
     d.find_element(By.ID, "user").send_keys(user)
     d.find_element(By.ID, "password").send_keys(password)
-    d.find_element(By.ID, "login").click()
+    button = d.find_element(By.ID, "login")
+    button.click()
+    # A failed login is answered after a second or more: wait for the
+    # answer's page, not the form's.
+    WebDriverWait(d, 60).until(EC.staleness_of(button))
 
 
 def shot(d, path):
@@ -63,6 +69,10 @@ def main():
     ap.add_argument("--password", required=True)
     ap.add_argument("--rcpt", required=True, help="a recipient to search for")
     ap.add_argument("--release", required=True, help="quarantine id to release")
+    ap.add_argument("--xss-msgid", required=True,
+                    help="a Message-ID part of a mail whose Subject, sender "
+                    "and Message-ID carry <script>")
+    ap.add_argument("--xss-subject", required=True, help="its Subject")
     ap.add_argument("--artifacts", required=True)
     a = ap.parse_args()
     os.makedirs(a.artifacts, exist_ok=True)
@@ -73,16 +83,19 @@ def main():
         err = d.find_elements(By.ID, "login-error")
         result("browser: a wrong password is refused",
                err and "Wrong" in err[0].text and "/login" in d.current_url,
-               d.current_url)
+               d.current_url + " " + d.title + ": " +
+               d.find_element(By.TAG_NAME, "body").text[:200])
 
         login(d, a.url, a.user, a.password)
         result("browser: logged in, on the dashboard",
                d.title.startswith("Dashboard"), d.title)
         cookies = {c["name"]: c for c in d.get_cookies()}
-        c = cookies.get("spork_session", {})
-        result("browser: session cookie Secure, HttpOnly, SameSite=Strict",
+        c = cookies.get("__Host-spork_session", {})
+        result("browser: __Host- session cookie Secure, HttpOnly, "
+               "SameSite=Strict, Path=/, no Domain",
                c.get("secure") and c.get("httpOnly") and
-               c.get("sameSite") == "Strict", repr(c))
+               c.get("sameSite") == "Strict" and c.get("path") == "/" and
+               not c.get("domain", "127.0.0.1").startswith("."), repr(c))
 
         svg = d.find_elements(By.CSS_SELECTOR, "svg#flow")
         pts = d.find_elements(By.CSS_SELECTOR, "svg#flow circle.pt")
@@ -120,6 +133,28 @@ def main():
                                            "message_id", "tls")), msg[:200])
             result("browser: the story lists the recipient with its answer",
                    a.rcpt in rc and "250" in rc, rc)
+
+        # A sender's markup is text: no element of its own on the page.
+        d.get(a.url + "/track")
+        d.find_element(By.ID, "q-msgid").send_keys(a.xss_msgid)
+        d.find_element(By.ID, "search").click()
+        res = d.find_elements(By.CSS_SELECTOR, "table#results")
+        txt = res[0].text if res else ""
+        result("browser: the <script> mail's Subject and sender are text "
+               "in the results",
+               a.xss_subject in txt and "?<script>x</script>?@" in txt and
+               d.find_elements(By.TAG_NAME, "script") == [], txt[:300])
+        links = d.find_elements(By.CSS_SELECTOR, "table#results tr td a")
+        if links:
+            links[0].click()
+            msg = d.find_element(By.ID, "message").text
+            result("browser: the <script> mail's story shows Subject, "
+                   "sender and Message-ID as text",
+                   a.xss_subject in msg and "?<script>x</script>?@" in msg and
+                   "alert(2)</script>@" in msg and
+                   d.find_elements(By.TAG_NAME, "script") == [], msg[:400])
+        else:
+            result("browser: the <script> mail found", False, txt[:300])
 
         # Quarantine: list, view, release behind a confirmation page.
         d.get(a.url + "/quarantine")
