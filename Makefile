@@ -48,8 +48,9 @@ LIB_SRC	= src/base/action.c src/base/metrics.c src/base/buf.c src/checks/clamd.c
 	  src/checks/greylist_redis.c src/checks/spf.c src/checks/prequeue.c src/checks/spam.c \
 	  src/checks/spam_policy.c src/checks/spam_proto.c src/base/hostport.c src/base/failover.c \
 	  src/checks/farm.c \
-	  src/smtp/tls_keys.c src/checks/milter_proto.c src/control/track.c
-DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/smtp/message_end.c src/checks/checks.c src/checks/milter.c src/base/priv.c src/control/control.c \
+	  src/smtp/tls_keys.c src/checks/milter_proto.c src/checks/milter.c \
+	  src/control/track.c
+DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/smtp/message_end.c src/checks/checks.c src/base/priv.c src/control/control.c \
 	     src/smtp/smtp_client.c src/checks/notice.c src/kernel/cba.c \
 	     src/smtp/tls.c src/smtp/tls_dest.c
 HDRS	= $(wildcard src/*/*.h)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "milter.h"
 #include "milter_proto.h"
 #include "unit.h"
 
@@ -1031,9 +1032,121 @@ test_names(void)
 	buf_free(&b);
 }
 
+/*
+ * Envelope edits (milter.c): each case starts from one client envelope
+ * and applies one milter result's edits in order; the sender and the
+ * recipients are compared as paths, with their parameters.
+ */
+struct env_case {
+	const char	*name;
+	struct milter_env_edit edits[4];
+	size_t		 nedits;
+	size_t		 max;
+	int		 rc;		/* 0, or -1 with E2BIG */
+	const char	*sender;	/* after */
+	const char	*sender_args;
+	int		 changed;
+	const char	*rcpts;		/* "<a> <b>" */
+};
+
+static void
+env_check(const struct env_case *t)
+{
+	static char		*rcpts[] = { "<alice@example.org>",
+				    "<Bob@Example.ORG>" };
+	struct milter_envelope	 e;
+	struct milter_result	 r;
+	char			 got[512];
+	size_t			 i, l = 0;
+	int			 rc;
+
+	memset(&r, 0, sizeof(r));
+	r.env = (struct milter_env_edit *)t->edits;
+	r.nenv = t->nedits;
+	CHECK(milter_envelope_init(&e, "<s@example.org>", rcpts, 2) == 0,
+	    "%s: init", t->name);
+	errno = 0;
+	rc = milter_envelope_edit(&e, &r, t->max);
+	CHECK(rc == t->rc && (rc == 0 || errno == E2BIG), "%s: rc %d errno %d",
+	    t->name, rc, errno);
+	got[0] = '\0';
+	for (i = 0; i < e.nrcpt && l < sizeof(got); i++)
+		l += (size_t)snprintf(got + l, sizeof(got) - l, "%s%s%s%s",
+		    i ? " " : "", e.rcpt[i], e.rcpt_args[i] ? "+" : "",
+		    e.rcpt_args[i] ? e.rcpt_args[i] : "");
+	CHECK(strcmp(got, t->rcpts) == 0, "%s: rcpts [%s] want [%s]", t->name,
+	    got, t->rcpts);
+	CHECK(strcmp(e.sender, t->sender) == 0, "%s: sender %s want %s",
+	    t->name, e.sender, t->sender);
+	CHECK(e.sender_changed == t->changed, "%s: changed %d", t->name,
+	    e.sender_changed);
+	CHECK((t->sender_args == NULL && e.sender_args == NULL) ||
+	    (t->sender_args != NULL && e.sender_args != NULL &&
+	    strcmp(t->sender_args, e.sender_args) == 0), "%s: sender args %s",
+	    t->name, e.sender_args ? e.sender_args : "(none)");
+	milter_envelope_free(&e);
+}
+
+static void
+test_envelope(void)
+{
+	static const struct env_case t[] = {
+		{ "no edits", { { 0 } }, 0, 100, 0, "<s@example.org>", NULL,
+		    0, "<alice@example.org> <Bob@Example.ORG>" },
+		{ "add, without <>", { { SMFIR_ADDRCPT, "carol@example.org",
+		    NULL } }, 1, 100, 0, "<s@example.org>", NULL, 0,
+		    "<alice@example.org> <Bob@Example.ORG> "
+		    "<carol@example.org>" },
+		{ "add with parameters", { { SMFIR_ADDRCPT_PAR,
+		    "<carol@example.org>", "NOTIFY=NEVER" } }, 1, 100, 0,
+		    "<s@example.org>", NULL, 0, "<alice@example.org> "
+		    "<Bob@Example.ORG> <carol@example.org>+NOTIFY=NEVER" },
+		{ "add one already there (any case)", { { SMFIR_ADDRCPT,
+		    "<ALICE@example.org>", NULL } }, 1, 100, 0,
+		    "<s@example.org>", NULL, 0,
+		    "<alice@example.org> <Bob@Example.ORG>" },
+		{ "delete, other case, no <>", { { SMFIR_DELRCPT,
+		    "bob@example.org", NULL } }, 1, 100, 0, "<s@example.org>",
+		    NULL, 0, "<alice@example.org>" },
+		{ "delete all", { { SMFIR_DELRCPT, "<alice@example.org>",
+		    NULL }, { SMFIR_DELRCPT, "<bob@example.org>", NULL } }, 2,
+		    100, 0, "<s@example.org>", NULL, 0, "" },
+		{ "delete one not there", { { SMFIR_DELRCPT,
+		    "<nobody@example.org>", NULL } }, 1, 100, 0,
+		    "<s@example.org>", NULL, 0,
+		    "<alice@example.org> <Bob@Example.ORG>" },
+		{ "delete then add back", { { SMFIR_DELRCPT,
+		    "<alice@example.org>", NULL }, { SMFIR_ADDRCPT,
+		    "<alice@example.org>", NULL } }, 2, 100, 0,
+		    "<s@example.org>", NULL, 0,
+		    "<Bob@Example.ORG> <alice@example.org>" },
+		{ "change sender", { { SMFIR_CHGFROM, "new@example.org",
+		    NULL } }, 1, 100, 0, "<new@example.org>", NULL, 1,
+		    "<alice@example.org> <Bob@Example.ORG>" },
+		{ "change sender with parameters", { { SMFIR_CHGFROM,
+		    "<new@example.org>", "BODY=8BITMIME" } }, 1, 100, 0,
+		    "<new@example.org>", "BODY=8BITMIME", 1,
+		    "<alice@example.org> <Bob@Example.ORG>" },
+		{ "null sender", { { SMFIR_CHGFROM, "<>", NULL } }, 1, 100, 0,
+		    "<>", NULL, 1, "<alice@example.org> <Bob@Example.ORG>" },
+		{ "past max recipients", { { SMFIR_ADDRCPT,
+		    "<carol@example.org>", NULL }, { SMFIR_ADDRCPT,
+		    "<dave@example.org>", NULL } }, 2, 3, -1, "<s@example.org>",
+		    NULL, 0, "<alice@example.org> <Bob@Example.ORG> "
+		    "<carol@example.org>" },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		env_check(&t[i]);
+	CHECK(milter_addr_eq("<A@B.c>", "a@b.C") && !milter_addr_eq("<a@b>",
+	    "<a@bb>") && milter_addr_eq("<>", "<>"), "milter_addr_eq");
+}
+
 void
 test_milter(void)
 {
+	test_envelope();
 	test_encoders();
 	test_reader();
 	test_reply_cases();
