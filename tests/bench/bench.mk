@@ -12,7 +12,17 @@ build/bench/smtpload: tests/bench/smtpload.c
 	@mkdir -p build/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ tests/bench/smtpload.c $(BENCH_LDLIBS)
 
-bench: build/sporkd build/bench/smtpload
+# The scan-only bound of section 2: sporkd's scan engine, forked, without
+# SMTP (see tests/bench/scanbound.c).
+build/bench/scanbound: tests/bench/scanbound.c src/checks/scan_engine.c \
+		src/checks/scan_engine.h src/base/log.c
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) -Isrc/base -Isrc/checks -Isrc/smtp \
+		$$(pkg-config --cflags libclamav) -o $@ tests/bench/scanbound.c \
+		src/checks/scan_engine.c src/base/log.c \
+		$$(pkg-config --libs libclamav)
+
+bench: build/sporkd build/bench/smtpload build/bench/scanbound
 	tests/bench/run
 
 .PHONY: bench

@@ -126,6 +126,98 @@ def cmd_cpu(*pids):
     print(sum(cpu_ms(p, seen) for p in pids))
 
 
+def rollup(pid):
+    """Pss, Rss and Anonymous (kB) of one process, from smaps_rollup."""
+    out = {}
+    with open("/proc/%s/smaps_rollup" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Rss", "Pss", "Anonymous", "Private_Clean",
+                     "Private_Dirty"):
+                out[k] = int(v.split()[0])
+    out["Uss"] = out.get("Private_Clean", 0) + out.get("Private_Dirty", 0)
+    return out
+
+
+def cmd_pss(root):
+    """One line per process of ROOT's tree: pid ppid comm Rss Pss Anon."""
+    for pid in descendants(root):
+        try:
+            r = rollup(pid)
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = st.rsplit(")", 1)[1].split()[1]
+        print("pid=%s ppid=%s comm=%s rss=%d pss=%d anon=%d" % (
+            pid, ppid, comm, r.get("Rss", 0), r.get("Pss", 0),
+            r.get("Anonymous", 0)))
+
+
+def cmd_pssum(root, prefix=""):
+    """sporkd's tree as one line of k=v (kB): the relay (ROOT), each loader
+    (its children: one per live generation) and each loader's workers
+    (their children): rss, pss, anon, uss (private) of each; the tree's
+    sums."""
+    kv = []
+    tot_pss = tot_rss = 0
+
+    def one(name, pid):
+        nonlocal tot_pss, tot_rss
+        r = rollup(pid)
+        tot_pss += r.get("Pss", 0)
+        tot_rss += r.get("Rss", 0)
+        kv.extend("%s%s_%s=%d" % (prefix, name, k.lower(), r.get(k, 0))
+                  for k in ("Rss", "Pss", "Anonymous", "Uss"))
+    try:
+        one("relay", root)
+    except OSError:
+        return
+    loaders = children(root)
+    for i, ld in enumerate(loaders):
+        try:
+            one("loader%d" % i, ld)
+        except OSError:
+            continue
+        for j, w in enumerate(children(ld)):
+            try:
+                one("l%dw%d" % (i, j), w)
+            except OSError:
+                pass
+    kv.append("%sloaders=%d" % (prefix, len(loaders)))
+    kv.append("%stree_pss=%d %stree_rss=%d" % (prefix, tot_pss, prefix,
+                                              tot_rss))
+    print(" ".join(kv))
+
+
+def cmd_treepeak(root, out, interval=0.05):
+    """Samples the sum of Pss and of Rss over ROOT's process tree until
+    SIGTERM; writes the peaks, the largest process count and the samples."""
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    peak_pss = peak_rss = nproc = n = 0
+    while not stop:
+        pss = rss = k = 0
+        for pid in descendants(root):
+            try:
+                r = rollup(pid)
+            except OSError:
+                continue
+            pss += r.get("Pss", 0)
+            rss += r.get("Rss", 0)
+            k += 1
+        if k == 0:
+            break
+        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        nproc = max(nproc, k)
+        n += 1
+        time.sleep(float(interval))
+    with open(out, "w") as f:
+        f.write("peak_pss=%d peak_rss=%d peak_procs=%d samples=%d\n" % (
+            peak_pss, peak_rss, nproc, n))
+
+
 def cmd_eicar(host, port):
     msg = ("From: <eicar@client.example.test>\r\nTo: <sink@example.test>\r\n"
            "Subject: spork bench scan check\r\n\r\n" + EICAR + "\r\n")
@@ -249,7 +341,7 @@ def main():
     cmds = {"mem": cmd_mem, "peak": cmd_peak, "cpu": cmd_cpu, "tree": cmd_tree,
             "eicar": cmd_eicar, "reset-hwm": cmd_reset_hwm, "snapshot": cmd_snapshot,
             "foreign": cmd_foreign, "fsize": cmd_fsize,
-            "trackdb": cmd_trackdb}
+            "trackdb": cmd_trackdb, "pss": cmd_pss, "pssum": cmd_pssum, "treepeak": cmd_treepeak}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])

@@ -184,6 +184,8 @@ die(const char *fmt, ...)
 	exit(2);
 }
 
+static long		 dot_4xx;	/* 4xx replies to the final dot */
+
 static void
 serr(struct sess *s, const char *fmt, ...)
 {
@@ -727,8 +729,11 @@ on_reply(struct sess *s, int code)
 		s->st = S_BODY;
 		break;
 	case S_DOT:
-		if (code != 250)
+		if (code != 250) {
 			serr(s, "end of message got %d", code);
+			if (code / 100 == 4)
+				dot_4xx++;
+		}
 		else
 			record_latency(s);
 		start_tx(s);
@@ -994,14 +999,15 @@ report_load(void)
 	    "pipelining=%s errors=%ld failed=%ld up=%ld total=%ld "
 	    "client_cpu_ms=%ld conns=%ld per_conn=%ld tls=%s "
 	    "tls_handshakes=%ld tls_resumed=%ld hs_p50_us=%u hs_p99_us=%u "
-	    "tls_proto=%s\n", nsess, msgs_in_window,
+	    "tls_proto=%s dot_4xx=%ld\n", nsess, msgs_in_window,
 	    secs, (double)msgs_in_window / secs, pct(lat, nlat, 0),
 	    pct(lat, nlat, .5), pct(lat, nlat, .9), pct(lat, nlat, .99),
 	    pct(lat, nlat, 1), no_pipelining ? "off" :
 	    (nsess > 0 && ss[0].pipelining ? "on" : "not-offered"), errors,
 	    failed, nup, msgs_done, cpu_ms, conns, per_conn,
 	    !use_tls ? "off" : tls_resume ? "resume" : "on", tls_handshakes,
-	    tls_resumed, pct(hs, nhs, .5), pct(hs, nhs, .99), tls_proto);
+	    tls_resumed, pct(hs, nhs, .5), pct(hs, nhs, .99), tls_proto,
+	    dot_4xx);
 	if (latfile != NULL) {
 		FILE	*fp = fopen(latfile, "w");
 		size_t	 i;

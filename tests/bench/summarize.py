@@ -26,6 +26,9 @@ T_TLS_RATIO = 0.80		# STARTTLS intercepted / direct TLS, 100 sessions
 T_TRACK_RATIO = 0.90		# relay msg/s, tracking on / off ("within 10%")
 T_TRACK_LAT = 1.10		# final-dot p50, p99, tracking on / off
 T_BASE_RATIO = 0.95		# this binary / the base binary: unchanged
+T_BOUND_RATIO = 0.90		# sporkd scanned msg/s / scanbound's, 10 and 100
+T_WORKER_PSS = 0.10		# a worker's PSS / the engine's size (bigsigs)
+T_RELOAD_PEAK = 2.2		# reload: peak tree PSS / one engine's tree PSS
 TARGET_LEVEL = 100
 
 
@@ -242,6 +245,8 @@ def table(meta, runs):
         names = [("sporkd-transparent", "sporkd transparent"),
                  ("sporkd-explicit", "sporkd explicit"),
                  ("clamsmtp", "ClamSMTP + clamd")]
+        if any(runs.get(("scan", "amavis", l)) for l in levels(runs, "scan")):
+            names.append(("amavis", "amavisd-new + clamd"))
         for lvl in levels(runs, "scan"):
             for var, name in names:
                 pipe = {r.get("pipelining") for r in runs.get(("scan", var, lvl), [])}
@@ -260,6 +265,43 @@ def table(meta, runs):
             if r1:
                 w("   %8d  sporkd explicit / ClamSMTP: %sx   sporkd transparent "
                   "/ ClamSMTP: %sx" % (lvl, r1.fmt("%.2f"), r2.fmt("%.2f")))
+        if meta.get("amavis"):
+            w("   amavisd-new: %s; its own config (spam, banned, header "
+              "checks off), ClamAV-clamd over the same clamd socket as "
+              "ClamSMTP" % meta["amavis"])
+        elif meta.get("amavis_failed"):
+            w("   amavisd-new: not measured: %s" % meta["amavis_failed"])
+        for lvl in levels(runs, "scan"):
+            r1 = paired_ratio(runs, "rate", "scan", "sporkd-explicit", "amavis", lvl)
+            if r1:
+                w("   %8d  sporkd explicit / amavisd-new: %sx" % (
+                    lvl, r1.fmt("%.2f")))
+        bound_lvls = [l for l in levels(runs, "scan")
+                      if runs.get(("scan", "scanbound", l))]
+        if bound_lvls:
+            w("   scan-only bound (scanbound: the same engine code, signatures "
+              "and limits, %s forked workers, messages of smtpload's shape "
+              "from a memfd, no SMTP), msg/s, and sporkd / bound per "
+              "repetition:" % int(runs[("scan", "scanbound", bound_lvls[0])][0]
+                                   .get("workers", 0)))
+            for lvl in bound_lvls:
+                rt = paired_ratio(runs, "rate", "scan", "sporkd-transparent",
+                                  "scanbound", lvl)
+                re_ = paired_ratio(runs, "rate", "scan", "sporkd-explicit",
+                                   "scanbound", lvl)
+                w("   %8d  bound %s msg/s   sporkd transparent / bound %sx   "
+                  "sporkd explicit / bound %sx" % (
+                      lvl, stat(runs, "rate", "scan", "scanbound", lvl).fmt(),
+                      rt.fmt("%.2f"), re_.fmt("%.2f")))
+                for var, name in (("sporkd-transparent", "transparent"),
+                                  ("sporkd-explicit", "explicit")):
+                    r = paired_ratio(runs, "rate", "scan", var, "scanbound",
+                                     lvl)
+                    if r:
+                        targets.append((
+                            "scanning sporkd %s >= %.1fx scan-only bound, %d "
+                            "sessions" % (name, T_BOUND_RATIO, lvl),
+                            "%.2fx" % r.med, verdict(r.med >= T_BOUND_RATIO)))
         for lvl in levels(runs, "scan"):
             e = paired_cpu_ratio(runs, "scan", "clamsmtp", "sporkd-explicit", lvl)
             if e:
@@ -363,6 +405,8 @@ def table(meta, runs):
     # 7 ---------------------------------------------------------------
     if levels(runs, "track") or levels(runs, "track-size"):
         table_track(meta, runs, w, targets)
+    if levels(runs, "bigsigs"):
+        table_bigsigs(meta, runs, w, targets)
 
     w("Targets")
     for label, value, v in targets:
@@ -415,6 +459,128 @@ def vs_base(runs, w, targets, sec, rows, what):
         w("   TARGET %s: %s  %s" % (label, " / ".join(vals), verdict(not bad)
                                    + (" (slower at %s)" % ", ".join(bad)
                                       if bad else "")))
+
+
+def mem_rows(kv):
+    """The loaders and workers of a pssum record: {loader: (kv of the
+    loader, [kv of each worker])}, kB."""
+    out = {}
+    for k in kv:
+        if k.startswith("loader") and k.endswith("_rss"):
+            i = k[len("loader"):-len("_rss")]
+            ws = []
+            j = 0
+            while "l%sw%d_pss" % (i, j) in kv:
+                ws.append({f: kv["l%sw%d_%s" % (i, j, f)]
+                           for f in ("rss", "pss", "anonymous", "uss")})
+                j += 1
+            out[i] = ({f: kv["loader%s_%s" % (i, f)]
+                       for f in ("rss", "pss", "anonymous", "uss")}, ws)
+    return out
+
+
+def table_bigsigs(meta, runs, w, targets):
+    w("8. A real-sized signature set (synthetic, in the proportions of "
+      "ClamAV's databases): %s + the test set" % meta.get("big_set", "?"))
+    ld = runs.get(("bigsigs", "load", 1), [])
+    if ld:
+        w("   %d signatures, %.0f MB of files (generated in %.1f s); engine "
+          "load (sporkd's loader, load_ms): %.1f s" % (
+              ld[0].get("sigs", 0), float(meta.get("big_db_bytes", 0)) / 1e6,
+              float(meta.get("big_gen_ms", 0)) / 1e3,
+              ld[0].get("load_ms", 0) / 1e3))
+    bl = [r for lvl in levels(runs, "bigsigs")
+          for r in runs.get(("bigsigs", "scanbound", lvl), [])]
+    if bl:
+        w("   scanbound's engine load, same set: %s ms" %
+          Stat([r["load_ms"] for r in bl if "load_ms" in r]).fmt())
+    engine = None
+    for name, title in (("mem-idle", "after the load, idle"),
+                        ("mem", "after the throughput runs")):
+        rr = runs.get(("bigsigs", name, 1), [])
+        if not rr:
+            continue
+        kv = rr[0]
+        rows = mem_rows(kv)
+        w("   memory %s (kB; /proc/PID/smaps_rollup; USS = private):" % title)
+        w("      relay    RSS %7d  PSS %7d  USS %7d" % (
+            kv.get("relay_rss", 0), kv.get("relay_pss", 0),
+            kv.get("relay_uss", 0)))
+        for i, (lo, ws) in sorted(rows.items()):
+            w("      loader   RSS %7d  PSS %7d  USS %7d  anon %7d  (holds the "
+              "compiled engine)" % (lo["rss"], lo["pss"], lo["uss"],
+                                    lo["anonymous"]))
+            for j, x in enumerate(ws):
+                w("      worker %d RSS %7d  PSS %7d  USS %7d  PSS/engine %.2f"
+                  "  USS/engine %.3f" % (j, x["rss"], x["pss"], x["uss"],
+                                         x["pss"] / lo["rss"],
+                                         x["uss"] / lo["rss"]))
+            if name == "mem":
+                engine = lo["rss"]
+                worst = max((x["pss"] for x in ws), default=0)
+                worst_uss = max((x["uss"] for x in ws), default=0)
+                targets.append((
+                    "bigsigs: each worker's PSS <= %.0f%% of the engine "
+                    "(loader RSS %d kB)" % (T_WORKER_PSS * 100, lo["rss"]),
+                    "%.2f" % (worst / lo["rss"]),
+                    verdict(worst <= T_WORKER_PSS * lo["rss"])))
+                targets.append((
+                    "   the same, private memory (USS) per worker",
+                    "%.3f" % (worst_uss / lo["rss"]), "(information)"))
+        w("      tree     PSS %7d  RSS %7d" % (kv.get("tree_pss", 0),
+                                              kv.get("tree_rss", 0)))
+    w("   engine's size here = the loader's RSS (the compiled engine plus "
+      "the loader's own few MB); PSS splits each shared page between the "
+      "processes that map it, USS is what a process has to itself")
+    lv = levels(runs, "bigsigs")
+    sl = [l for l in lv if runs.get(("bigsigs", "sporkd-explicit", l))]
+    if sl:
+        w("   scanned msg/s with the big set, sporkd explicit and the "
+          "scan-only bound:")
+        w("   %8s  %-18s %-18s %-16s %-16s %s" % (
+            "sessions", "sporkd msg/s", "bound msg/s", "sporkd/bound",
+            "p50 ms", "p99 ms"))
+        for l in sl:
+            w("   %8d  %-18s %-18s %-16s %-16s %s" % (
+                l, stat(runs, "rate", "bigsigs", "sporkd-explicit", l).fmt(),
+                stat(runs, "rate", "bigsigs", "scanbound", l).fmt(),
+                paired_ratio(runs, "rate", "bigsigs", "sporkd-explicit",
+                             "scanbound", l).fmt("%.2f"),
+                stat(runs, "lat_p50_us", "bigsigs", "sporkd-explicit", l,
+                     1e-3).fmt("%.1f"),
+                stat(runs, "lat_p99_us", "bigsigs", "sporkd-explicit", l,
+                     1e-3).fmt("%.1f")))
+    rl = [r for l in lv for r in runs.get(("bigsigs", "reload", l), [])]
+    if rl:
+        w("   reload under a %d-session scanning load (sporkctl reload; tree "
+          "PSS/RSS sampled every 50 ms):" % int(rl[0].get("sessions", 0)))
+        ratios = []
+        for r in sorted(rl, key=lambda r: r["rep"]):
+            pre = r.get("pre_tree_pss", 0)
+            ratio = r.get("peak_pss", 0) / pre if pre else float("nan")
+            ratios.append(ratio)
+            w("      rep %d: tree PSS before %d kB, peak %d kB (%.2fx), peak "
+              "RSS sum %d kB, up to %d processes, %d samples; new engine "
+              "ready %.1f s after the reload; %.0f msg/s, 4xx at the dot %d, "
+              "other errors %d, failed sessions %d" % (
+                  r["rep"], pre, r.get("peak_pss", 0), ratio,
+                  r.get("peak_rss", 0), r.get("peak_procs", 0),
+                  r.get("samples", 0), r.get("swap_ms", 0) / 1e3,
+                  r.get("rate", 0), r.get("dot_4xx", 0),
+                  r.get("errors", 0) - r.get("dot_4xx", 0),
+                  r.get("failed", 0)))
+        pk = Stat(ratios)
+        t4 = sum(int(r.get("dot_4xx", 0)) + int(r.get("failed", 0))
+                 for r in rl)
+        w("   one engine = the tree's PSS before the reload (relay + loader "
+          "+ workers of one generation)")
+        targets.append(("bigsigs: reload peak tree PSS <= %.1fx one engine's"
+                        % T_RELOAD_PEAK, "%.2fx" % pk.hi,
+                        verdict(pk.hi <= T_RELOAD_PEAK) + " (worst of %d)"
+                        % len(ratios)))
+        targets.append(("bigsigs: no 4xx (or failed session) during the "
+                        "reloads", "%d" % t4, verdict(t4 == 0)))
+    w("")
 
 
 def table_track(meta, runs, w, targets):
@@ -640,6 +806,7 @@ PROFILE_TITLES = {
     "relay": "sporkd, relay without scanning, 100 sessions",
     "scan": "sporkd (and its scan workers), scanning, explicit, 100 sessions",
     "clamsmtp": "ClamSMTP + clamd, 100 sessions",
+    "amavis": "amavisd-new + clamd, 100 sessions",
     "tls": "sporkd intercepting STARTTLS, 100 sessions, no resumption, "
            "one message per connection",
 }
