@@ -23,6 +23,16 @@ from selenium.webdriver.support.ui import WebDriverWait
 failed = 0
 
 
+def click_and_wait(d, el, css):
+    """Click what loads a new page, then wait for that page: the old one
+    goes stale and an element of the new one (css) is there. A loaded
+    machine answers slowly; reading the page before it came is a race."""
+    el.click()
+    WebDriverWait(d, 60).until(EC.staleness_of(el))
+    WebDriverWait(d, 60).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
 def result(name, good, why=""):
     global failed
     if good:
@@ -119,13 +129,13 @@ def main():
         # Tracking center: find a message by recipient, open its story.
         d.get(a.url + "/track")
         d.find_element(By.ID, "q-rcpt").send_keys(a.rcpt)
-        d.find_element(By.ID, "search").click()
+        click_and_wait(d, d.find_element(By.ID, "search"), "main")
         rows = d.find_elements(By.CSS_SELECTOR, "table#results tr td a")
         result("browser: tracking search by recipient finds messages",
                len(rows) >= 1, d.find_element(By.TAG_NAME, "main").text[:300])
         shot(d, os.path.join(a.artifacts, "console-tracking.png"))
         if rows:
-            rows[0].click()
+            click_and_wait(d, rows[0], "#message")
             msg = d.find_element(By.ID, "message").text
             rc = d.find_element(By.ID, "recipients").text
             result("browser: the message's story shows every field",
@@ -135,9 +145,15 @@ def main():
                    a.rcpt in rc and "250" in rc, rc)
 
         # A sender's markup is text: no element of its own on the page.
-        d.get(a.url + "/track")
-        d.find_element(By.ID, "q-msgid").send_keys(a.xss_msgid)
-        d.find_element(By.ID, "search").click()
+        # Its record may still be in the writer's batch (250 ms): asked
+        # again for a few seconds.
+        for _ in range(20):
+            d.get(a.url + "/track")
+            d.find_element(By.ID, "q-msgid").send_keys(a.xss_msgid)
+            click_and_wait(d, d.find_element(By.ID, "search"), "main")
+            if d.find_elements(By.CSS_SELECTOR, "table#results tr td a"):
+                break
+            time.sleep(0.5)
         res = d.find_elements(By.CSS_SELECTOR, "table#results")
         txt = res[0].text if res else ""
         result("browser: the <script> mail's Subject and sender are text "
@@ -146,7 +162,7 @@ def main():
                d.find_elements(By.TAG_NAME, "script") == [], txt[:300])
         links = d.find_elements(By.CSS_SELECTOR, "table#results tr td a")
         if links:
-            links[0].click()
+            click_and_wait(d, links[0], "#message")
             msg = d.find_element(By.ID, "message").text
             result("browser: the <script> mail's story shows Subject, "
                    "sender and Message-ID as text",
@@ -177,7 +193,7 @@ def main():
         d.get(a.url + "/quarantine/release?id=" + a.release)
         result("browser: release asks for confirmation first",
                d.find_elements(By.ID, "confirm") != [], d.title)
-        d.find_element(By.ID, "confirm").click()
+        click_and_wait(d, d.find_element(By.ID, "confirm"), "#result")
         res = d.find_element(By.ID, "result").text
         result("browser: release confirmed, sporkd released it",
                res.startswith("ok released") and "250" in res, res)
@@ -188,7 +204,8 @@ def main():
                a.release not in ids, repr(ids))
 
         # Logging out ends the session on the server.
-        d.find_element(By.CSS_SELECTOR, "header form button").click()
+        click_and_wait(d, d.find_element(By.CSS_SELECTOR,
+                                         "header form button"), "body")
         d.get(a.url + "/")
         result("browser: after logout the dashboard wants a login",
                "/login" in d.current_url, d.current_url)
