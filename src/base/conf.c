@@ -212,6 +212,20 @@ static const struct conf_key conf_keys[] = {
 	K(console_key_file,	CT_STR,		""),
 	K(console_session_timeout, CT_TIME,	"30m"),
 	K(console_metrics_networks, CT_NETS,	"127.0.0.0/8 ::1"),
+	K(icap_listen,		CT_ADDRS,	""),
+	K(icap_service,		CT_STR,		"avscan"),
+	K(icap_networks,	CT_NETS,	"127.0.0.0/8 ::1"),
+	K(icap_max_connections,	CT_COUNT,	"1000"),
+	K(icap_max_body,	CT_SIZE,	"100m"),
+	K(icap_preview,		CT_SIZE,	"1k"),
+	K(icap_timeout,		CT_TIME,	"2m"),
+	K(icap_block_page,	CT_STR,		""),
+	K(journal_inbound,	CT_STR,		""),
+	K(journal_outbound,	CT_STR,		""),
+	K(journal_server,	CT_STR,		""),
+	K(journal_retention,	CT_LTIME,	"0"),
+	KE("journal_failure", journal_failure_deliver,
+	    W({ "tempfail", 0 }, { "deliver", 1 }), "tempfail"),
 	KE("log_level", log_level, W({ "error", LOG_LVL_ERR },
 	    { "warning", LOG_LVL_WARN }, { "info", LOG_LVL_INFO },
 	    { "debug", LOG_LVL_DEBUG }), "info"),
@@ -523,9 +537,11 @@ badzone:
 		*(unsigned *)p = (unsigned)n * 1000;
 		return 0;
 	case CT_LTIME:
-		if (parse_number(v, "smhd", timem, &n) == -1 || n == 0 ||
+		/* 0 parses ("forever" where a key allows it); conf_check
+		 * refuses it for the others. */
+		if (parse_number(v, "smhd", timem, &n) == -1 ||
 		    n > 1000ULL * 86400) {
-			snprintf(err, errlen, "bad time '%s' (1s to 1000d; "
+			snprintf(err, errlen, "bad time '%s' (0, or 1s to 1000d; "
 			    "seconds, or with s/m/h/d)", v);
 			return -1;
 		}
@@ -627,6 +643,31 @@ conf_defaults(struct conf *c)
 }
 
 /* Cross-key checks that no single value can fail on its own. */
+/* A journal target: "" (none), an absolute Maildir path, or
+ * "smtp:ADDRESS" sent to journal_server. */
+static int
+journal_target_check(const char *key, const char *v, const struct conf *c,
+    char *err, size_t errlen)
+{
+	struct sockaddr_storage	ss;
+	const char		*at;
+
+	if (v[0] == '\0' || v[0] == '/')
+		return 0;
+	if (strncmp(v, "smtp:", 5) != 0 || (at = strchr(v + 5, '@')) == NULL ||
+	    at == v + 5 || at[1] == '\0' || strpbrk(v + 5, " <>\"\\") != NULL) {
+		snprintf(err, errlen, "%s: want a Maildir path (absolute) or "
+		    "smtp:ADDRESS, not '%s'", key, v);
+		return -1;
+	}
+	if (sock_parse_addr(c->journal_server, &ss) == -1) {
+		snprintf(err, errlen, "%s %s needs journal_server ADDR:PORT, "
+		    "not '%s'", key, v, c->journal_server);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
@@ -722,6 +763,36 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    "'%s'", c->notice_server);
 		return -1;
 	}
+	if (c->track_retention == 0 || c->greylist_min == 0 ||
+	    c->greylist_max == 0 || c->greylist_expiry == 0) {
+		snprintf(err, errlen, "track_retention and greylist_min, _max "
+		    "and _expiry must be 1s or more (0 is journal_retention's "
+		    "\"forever\")");
+		return -1;
+	}
+	for (i = 0; i < c->icap_listen.n; i++)
+		if (sock_is_wildcard(&c->icap_listen.a[i])) {
+			snprintf(err, errlen, "icap_listen: a wildcard address "
+			    "would serve the bridged segment too; name the "
+			    "management address");
+			return -1;
+		}
+	if (c->icap_service[0] == '\0' || strspn(c->icap_service,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789-_.") != strlen(c->icap_service)) {
+		snprintf(err, errlen, "icap_service: want a name of letters, "
+		    "digits, '-', '_' and '.', not '%s'", c->icap_service);
+		return -1;
+	}
+	if (c->icap_preview > 65536 || c->icap_max_body == 0) {
+		snprintf(err, errlen, "icap_preview must be 0 to 64k and "
+		    "icap_max_body more than 0");
+		return -1;
+	}
+	if (journal_target_check("journal_inbound", c->journal_inbound, c,
+	    err, errlen) == -1 || journal_target_check("journal_outbound",
+	    c->journal_outbound, c, err, errlen) == -1)
+		return -1;
 	if (c->scan_workers < 1 || c->scan_workers > 64) {
 		snprintf(err, errlen, "scan_workers must be 1 to 64");
 		return -1;

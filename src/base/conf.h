@@ -228,6 +228,21 @@ struct conf {
 	char			console_key_file[CONF_PATH_MAX];
 	unsigned		console_session_timeout;	/* ms */
 	struct conf_nets	console_metrics_networks;
+	/* the ICAP service (RFC 3507) for web proxies */
+	struct conf_addrs	icap_listen;		/* empty: off */
+	char			icap_service[64];	/* the URI's path */
+	struct conf_nets	icap_networks;		/* who may use it */
+	size_t			icap_max_connections;
+	size_t			icap_max_body;
+	size_t			icap_preview;
+	unsigned		icap_timeout;		/* ms */
+	char			icap_block_page[CONF_PATH_MAX];	/* "": built in */
+	/* the journal of delivered mail */
+	char			journal_inbound[CONF_PATH_MAX];	/* "": none */
+	char			journal_outbound[CONF_PATH_MAX];
+	char			journal_server[256];	/* ADDR:PORT */
+	unsigned		journal_retention;	/* seconds, 0: forever */
+	int			journal_failure_deliver;	/* else tempfail */
 	int			log_level;	/* enum log_level */
 	int			log_syslog;
 	int			log_stderr;

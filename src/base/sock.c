@@ -92,6 +92,16 @@ sock_format(const struct sockaddr_storage *ss, char *out, size_t len)
 
 /* The address alone, no port, no brackets. */
 int
+sock_is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return ss->ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+int
 sock_format_host(const struct sockaddr_storage *ss, char *out, size_t len)
 {
 	const void	*a = ss->ss_family == AF_INET6 ?

@@ -10,6 +10,8 @@
 int	sock_parse_addr(const char *, struct sockaddr_storage *);
 int	sock_format(const struct sockaddr_storage *, char *, size_t);
 int	sock_format_host(const struct sockaddr_storage *, char *, size_t);
+/* 0.0.0.0 or :: (every address of the box, the bridged side's too). */
+int	sock_is_wildcard(const struct sockaddr_storage *);
 socklen_t sock_len(const struct sockaddr_storage *);
 int	sock_listen(const struct sockaddr_storage *, int transparent, int backlog);
 int	sock_accept(int lfd, struct sockaddr_storage *peer,

@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "console.h"
 #include "log.h"
+#include "sock.h"
 
 #define PEM_MAX		(256 * 1024)
 #define PASSWORD_MAX	512
@@ -103,16 +104,6 @@ read_pem(const char *path, char *err, size_t errlen)
 }
 
 static int
-addr_wildcard(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-		    htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(
-	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
-static int
 bind_all(int *fds, char *err, size_t errlen)
 {
 	const struct conf_addrs	*a = &conf.console_listen;
@@ -126,7 +117,7 @@ bind_all(int *fds, char *err, size_t errlen)
 	for (i = 0; i < a->n; i++) {
 		const struct sockaddr_storage	*ss = &a->a[i];
 
-		if (addr_wildcard(ss)) {
+		if (sock_is_wildcard(ss)) {
 			snprintf(err, errlen, "console_listen: a wildcard "
 			    "address would reach the bridged segment; name "
 			    "the management address");
