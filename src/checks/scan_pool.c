@@ -183,6 +183,27 @@ tmpdir_writable(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Before each scan: libclamav makes a directory of its own in tmpdir for
+ * every scan, and where it cannot it scans on and says clean (seen with
+ * libclamav 1.4 and a tmpdir whose parent lost its search bit while the
+ * worker ran). A scan that could not have been complete is an error.
+ */
+static int
+tmpdir_usable(const char *dir, char *err, size_t errlen)
+{
+	char	path[SCAN_PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/probe.d", dir);
+	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "scan tmpdir %.160s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	(void)rmdir(path);
+	return 0;
+}
+
 static void
 worker_tmpdir(char *dir, size_t len, const struct scan_pool_conf *c, pid_t pid)
 {
@@ -347,7 +368,10 @@ worker_main(int fd, const struct scan_engine *engine,
 		}
 		memset(&rep, 0, sizeof(rep));
 		rep.id = jm.id;
-		scan_engine_scan(engine, mfd, (size_t)jm.size, &rep.r);
+		if (tmpdir_usable(dir, rep.r.name, sizeof(rep.r.name)) == -1)
+			rep.r.verdict = SCAN_ERROR;
+		else
+			scan_engine_scan(engine, mfd, (size_t)jm.size, &rep.r);
 		out = -1;
 		if (c->clean && rep.r.verdict == SCAN_VIRUS)
 			out = worker_clean(engine, mfd, (size_t)jm.size, &rep);
