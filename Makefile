@@ -26,8 +26,9 @@ PKGS	 = libclamav libseccomp openssl libmnl libnftnl libnetfilter_queue \
 # src/ by layer: base (event loop, buffers, sockets, config, spool,
 # sandbox), smtp (the session: syntax, relay, TLS), checks (what a
 # message goes through: scan, content, spam, milters, pre-queue), kernel
-# (divert, SYN queue), control, and one folder per program.
-SRCDIRS	 = base smtp checks kernel control
+# (divert, SYN queue), control, icap (the ICAP service for web proxies),
+# and one folder per program.
+SRCDIRS	 = base smtp checks kernel control icap
 INCS	 = $(addprefix -Isrc/,$(SRCDIRS))
 CFLAGS	?= -O2 -g
 CFLAGS	+= $(INCS) -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -49,10 +50,11 @@ LIB_SRC	= src/base/action.c src/base/metrics.c src/base/buf.c src/checks/clamd.c
 	  src/checks/spam_policy.c src/checks/spam_proto.c src/base/hostport.c src/base/failover.c \
 	  src/checks/farm.c \
 	  src/smtp/tls_keys.c src/checks/milter_proto.c src/checks/milter.c \
-	  src/control/track.c
+	  src/control/track.c \
+	  src/icap/icap_proto.c
 DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/smtp/message_end.c src/checks/checks.c src/base/priv.c src/control/control.c \
 	     src/smtp/smtp_client.c src/checks/notice.c src/kernel/cba.c \
-	     src/smtp/tls.c src/smtp/tls_dest.c
+	     src/smtp/tls.c src/smtp/tls_dest.c src/icap/icap.c
 HDRS	= $(wildcard src/*/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \

@@ -28,6 +28,7 @@
 #include "content.h"
 #include "control.h"
 #include "ev.h"
+#include "icap.h"
 #include "log.h"
 #include "metrics.h"
 #include "nft_divert.h"
@@ -219,6 +220,7 @@ status_write(struct buf *out)
 	if (ctl_spam != NULL)
 		spam_status(ctl_spam, out);
 	track_status(out);
+	icap_status(out);
 	divert_status(out);
 }
 

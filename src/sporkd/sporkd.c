@@ -29,6 +29,7 @@
 #include "content.h"
 #include "control.h"
 #include "ev.h"
+#include "icap.h"
 #include "log.h"
 #include "milter.h"
 #include "nft_divert.h"
@@ -246,6 +247,7 @@ reload(const char *why)
 	/* A key set that does not load leaves the old one serving and
 	 * fails the reload, as rules that do not parse do not. */
 	tls_rc = tls_reload_keys();
+	icap_reload(sporkd_conf);
 	rc = scanner != NULL ? scanner->reload(scanner, rs) : -1;
 	content_rules_free(rs);
 	return rc == -1 || tls_rc == -1 ? -1 : 0;
@@ -517,6 +519,10 @@ main(int argc, char *argv[])
 	}
 	if (accept_listen(loop, &conf) == -1)
 		return 1;
+	if (icap_init(loop, &conf, scanner, err, sizeof(err)) == -1) {
+		log_err(NULL, "icap: %s", err);
+		return 1;
+	}
 	/* The queue is bound before the rule that feeds it goes in (the
 	 * rule's bypass flag would cover the gap, unheld). */
 	if (conf.connect_before_accept) {
