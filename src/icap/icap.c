@@ -140,14 +140,15 @@ fnv1a(uint32_t h, const char *s, size_t n)
 	return h;
 }
 
-/* Hashes the engine and generation lines of the scanner's status: a
- * reload that brings new signatures brings a new tag. */
+/* Hashes the engine and generation lines of the scanner's status (for
+ * clamd, each server's version and database): a reload that brings new
+ * signatures brings a new tag. */
 static const char *
 icap_istag(void)
 {
 	static const char	*keys[] = { "scan.engine=", "scan.generation=" };
 	struct buf		 st;
-	const char		*s, *e, *end;
+	const char		*s, *e, *end, *v, *q;
 	uint32_t		 h = 2166136261u;
 	size_t			 k;
 
@@ -167,6 +168,11 @@ icap_istag(void)
 			if ((size_t)(e - p) >= strlen(keys[k]) &&
 			    memcmp(p, keys[k], strlen(keys[k])) == 0)
 				h = fnv1a(h, p, (size_t)(e - p));
+			/* clamd: each server's version and database. */
+			else if (k == 0 && (v = memmem(p, (size_t)(e - p),
+			    "version=\"", 9)) != NULL &&
+			    (q = memchr(v + 9, '"', (size_t)(e - v - 9))) != NULL)
+				h = fnv1a(h, v, (size_t)(q - v));
 			p = e < end ? e + 1 : NULL;
 		}
 	}
