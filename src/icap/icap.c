@@ -359,7 +359,8 @@ answer_unmodified(struct icap_conn *c, int with_body)
 	answer_head(c, "200 OK");
 	if (head == NULL)
 		buf_printf(&c->out, "Encapsulated: %s=0\r\n\r\n",
-		    respmod ? "res-body" : "req-body");
+		    !with_body ? "null-body" : respmod ? "res-body" :
+		    "req-body");
 	else
 		buf_printf(&c->out, "Encapsulated: %s=0, %s=%zu\r\n\r\n",
 		    respmod ? "res-hdr" : "req-hdr", with_body ?
@@ -418,11 +419,13 @@ request_done(struct icap_conn *c, const char *verdict, const char *name,
     const char *action, int status, unsigned scan_ms)
 {
 	struct track_rec	rec;
+	struct timespec		now;
 	char			reply[96], addr[SOCK_ADDRSTR_MAX];
 
-	log_info(c->id, "icap method=%s client=%s url=\"%s\" size=%llu "
+	log_info(c->id, "icap method=%s client=%s%s%s url=\"%s\" size=%llu "
 	    "verdict=%s%s%s%s action=%s status=%d scan_ms=%u ms=%llu",
-	    method_name(c->req.method), c->peerstr, c->http.url,
+	    method_name(c->req.method), c->peerstr, c->req.client_ip[0] ?
+	    " for=" : "", c->req.client_ip, c->http.url,
 	    (unsigned long long)c->body_size, verdict, name[0] ? " name=\"" :
 	    "", name, name[0] ? "\"" : "", action, status, scan_ms,
 	    (unsigned long long)(ev_now() - c->started));
@@ -432,7 +435,8 @@ request_done(struct icap_conn *c, const char *verdict, const char *name,
 	snprintf(reply, sizeof(reply), "ICAP %d%s%s", status,
 	    name[0] ? " " : "", name);
 	sock_format_host(&c->peer, addr, sizeof(addr));
-	rec.t = (double)time(NULL);
+	clock_gettime(CLOCK_REALTIME, &now);
+	rec.t = (double)now.tv_sec + now.tv_nsec / 1e9;
 	rec.session = c->id;
 	rec.client = c->peerstr;
 	rec.client_addr = addr;
@@ -1025,9 +1029,15 @@ icap_accept(struct ev_io *io, int events)
 		}
 		if (I.nconns >= I.conf->icap_max_connections ||
 		    (c = calloc(1, sizeof(*c))) == NULL) {
+			static const char busy[] = "ICAP/1.0 503 Service "
+			    "Unavailable\r\nConnection: close\r\n"
+			    "Encapsulated: null-body=0\r\n\r\n";
+
 			I.refused_max++;
 			log_warn(NULL, "icap refused: %zu connections "
 			    "(icap_max_connections)", I.nconns);
+			/* Best effort: a fresh socket takes this at once. */
+			(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
 			close(fd);
 			continue;
 		}
