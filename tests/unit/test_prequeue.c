@@ -323,7 +323,7 @@ test_pq_conf(void)
 		{ "greylist_enable yes\ngreylist_expiry 1h\n",
 		    "F: greylist_expiry must be at least greylist_max" },
 		{ "greylist_expiry 1001d\n", "F:1: key 'greylist_expiry': bad "
-		    "time '1001d' (1s to 1000d; seconds, or with s/m/h/d)" },
+		    "time '1001d' (0, or 1s to 1000d; seconds, or with s/m/h/d)" },
 		{ "greet_pause 0\n", NULL },
 		{ "greet_pause 2h\n", "F:1: key 'greet_pause': bad time '2h' "
 		    "(0, or 1s to 1h; seconds, or with s/m/h)" },
