@@ -63,7 +63,8 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_spam.c tests/unit/test_hostport.c tests/unit/test_tls.c \
 	     tests/unit/test_policy.c tests/unit/test_buf.c \
 	     tests/unit/test_ratelimit.c tests/unit/test_milter.c \
-	     tests/unit/test_track.c
+	     tests/unit/test_track.c \
+	     tests/unit/test_icap_proto.c
 
 all: build/sporkd build/sporkctl build/spork-console
 

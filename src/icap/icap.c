@@ -36,7 +36,8 @@
 #define ICAP_LISTENERS_MAX	CONF_ADDRS_MAX
 #define ICAP_BACKLOG		128
 #define ICAP_ACCEPT_BATCH	32
-#define ICAP_IN_MAX		(2 * ICAP_HEAD_MAX + 65536)	/* heads + a read */
+#define ICAP_IN_MAX		(ICAP_HEAD_MAX + ICAP_HTTP_HEADS_MAX + 65536)
+					/* heads + a read */
 #define ICAP_OUT_MAX		(4 * 1024 * 1024)
 #define ICAP_OUT_HIGH		(256 * 1024)	/* stop reading or refilling */
 #define ICAP_READ_CHUNK		65536
@@ -826,7 +827,7 @@ http_step(struct icap_conn *c)
 	size_t	need = (size_t)c->req.body;
 	int	code;
 
-	if (need > 2 * ICAP_HEAD_MAX) {
+	if (need > ICAP_HTTP_HEADS_MAX) {
 		answer_error(c, 400, "encapsulated HTTP heads too large");
 		return -1;
 	}

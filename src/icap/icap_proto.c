@@ -457,7 +457,7 @@ parse_encapsulated(const char *v, size_t n, struct icap_req *r,
 		}
 		break;
 	}
-	if (r->body > ICAP_HEAD_MAX) {
+	if (r->body > ICAP_HTTP_HEADS_MAX) {
 		*why = "encapsulated heads too large";
 		return -1;
 	}

@@ -12,7 +12,9 @@
  * nothing guessed); no I/O. icap.c owns the connections.
  */
 
-#define ICAP_HEAD_MAX		16384	/* the ICAP head, and the HTTP heads */
+#define ICAP_HEAD_MAX		16384	/* the ICAP head */
+#define ICAP_HTTP_HEADS_MAX	65536	/* the encapsulated HTTP heads (as
+					 * Squid's own request head limit) */
 #define ICAP_HEADERS_MAX	100	/* header lines in one head */
 #define ICAP_URL_MAX		2048	/* kept of the HTTP request's URL */
 #define ICAP_SERVICE_MAX	64
@@ -41,7 +43,7 @@ struct icap_req {
 	long			preview;	/* -1: no Preview header */
 	/* Encapsulated: offsets into the bytes after the ICAP head, -1
 	 * when absent; body is the offset of the *-body or null-body
-	 * entry (the end of the HTTP heads, at most ICAP_HEAD_MAX). An
+	 * entry (the end of the HTTP heads, at most ICAP_HTTP_HEADS_MAX). An
 	 * OPTIONS without Encapsulated has all three -1. */
 	long			req_hdr;
 	long			res_hdr;

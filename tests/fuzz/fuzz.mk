@@ -3,7 +3,7 @@
 # own: make -f Makefile -f tests/fuzz/fuzz.mk fuzz
 #
 #   make fuzz-build     build/fuzz/fuzz_{cmd,reply,data,conf,mime,content,
-#                       spam,session,milter,track,header,console},
+#                       spam,session,milter,track,header,console,icap},
 #                       frame_driver
 #   make fuzz           each target FUZZ_SECONDS (default 60) on a copy of
 #                       its corpus, a table of executions and crashes, then
@@ -25,7 +25,7 @@ FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_CFLAGS	 = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra \
 		   -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-		   -D_GNU_SOURCE $(addprefix -Isrc/,base smtp checks kernel control) \
+		   -D_GNU_SOURCE $(addprefix -Isrc/,base smtp checks kernel control icap) \
 		   -Itests/fuzz
 FUZZ_SAN	 = -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined
@@ -46,7 +46,7 @@ FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp sqlite3 2>/dev/null) \
 		   -lspf2 $(FUZZ_LIBS)
 FUZZ_TARGETS	 = fuzz_cmd fuzz_reply fuzz_data fuzz_conf fuzz_mime fuzz_content fuzz_spam fuzz_session fuzz_milter \
-		   fuzz_track fuzz_header fuzz_console
+		   fuzz_track fuzz_header fuzz_console fuzz_icap
 FUZZ_BINS	 = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB) \
@@ -111,6 +111,12 @@ build/fuzz/fuzz_console: tests/fuzz/fuzz_console.c tests/fuzz/fuzz.h \
 	    $(shell pkg-config --cflags libmicrohttpd sqlite3) $(FUZZ_SAN) \
 	    -o $@ $< $(FUZZ_CONSOLE_SRC) \
 	    $(shell pkg-config --libs libmicrohttpd sqlite3) -lcrypt -lpthread -lm
+
+# The ICAP parser (head, HTTP heads, chunked body): icap_proto.c alone.
+build/fuzz/fuzz_icap: tests/fuzz/fuzz_icap.c tests/fuzz/fuzz.h \
+    src/icap/icap_proto.c src/icap/icap_proto.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< src/icap/icap_proto.c
 
 build/fuzz/frame_driver: tests/fuzz/frame_driver.c src/smtp/smtp_data.c \
     src/smtp/smtp_data.h

@@ -35,6 +35,7 @@ static const struct {
 	{ "ratelimit", test_ratelimit },
 	{ "milter", test_milter },
 	{ "track", test_track },
+	{ "icap_proto", test_icap_proto },
 };
 
 /* The first max bytes of a file, in memory the caller frees; NULL when it
