@@ -50,10 +50,10 @@ LIB_SRC	= src/base/action.c src/base/metrics.c src/base/buf.c src/checks/clamd.c
 	  src/checks/spam_policy.c src/checks/spam_proto.c src/base/hostport.c src/base/failover.c \
 	  src/checks/farm.c \
 	  src/smtp/tls_keys.c src/checks/milter_proto.c src/checks/milter.c \
-	  src/control/track.c \
+	  src/control/track.c src/smtp/journal_format.c \
 	  src/icap/icap_proto.c
 DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/smtp/message_end.c src/checks/checks.c src/base/priv.c src/control/control.c \
-	     src/smtp/smtp_client.c src/checks/notice.c src/kernel/cba.c \
+	     src/smtp/smtp_client.c src/smtp/journal.c src/checks/notice.c src/kernel/cba.c \
 	     src/smtp/tls.c src/smtp/tls_dest.c src/icap/icap.c
 HDRS	= $(wildcard src/*/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
@@ -63,7 +63,7 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_spam.c tests/unit/test_hostport.c tests/unit/test_tls.c \
 	     tests/unit/test_policy.c tests/unit/test_buf.c \
 	     tests/unit/test_ratelimit.c tests/unit/test_milter.c \
-	     tests/unit/test_track.c \
+	     tests/unit/test_track.c tests/unit/test_journal.c \
 	     tests/unit/test_icap_proto.c
 
 all: build/sporkd build/sporkctl build/spork-console

@@ -28,6 +28,7 @@
 #include "content.h"
 #include "control.h"
 #include "ev.h"
+#include "journal.h"
 #include "icap.h"
 #include "log.h"
 #include "metrics.h"
@@ -220,6 +221,7 @@ status_write(struct buf *out)
 	if (ctl_spam != NULL)
 		spam_status(ctl_spam, out);
 	track_status(out);
+	journal_status(out);
 	icap_status(out);
 	divert_status(out);
 }

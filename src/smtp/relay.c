@@ -31,6 +31,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "ev.h"
+#include "journal.h"
 #include "log.h"
 #include "message_end.h"
 #include "relay.h"
@@ -174,6 +175,9 @@ struct session {
 	struct check_run	*checks;
 	struct check_rcpt	*crcpt;		/* milters at RCPT time */	/* the message's, while they run */
 	char			*prefix;	/* headers added on delivery */
+	struct journal_copy	*jc;		/* the journal's copy, from
+						 * before DATA to the server's
+						 * final answer */
 	/* The checks' envelope, re-made with the server before DATA
 	 * (RS_UP_ENVELOPE): RSET, MAIL, then one RCPT for each of the
 	 * final list; the commands sent (0 is the RSET) and those
@@ -333,6 +337,8 @@ tx_reset(struct session *s)
 	rcpts_free(s);
 	envelope_clear(s);
 	free(s->prefix); s->prefix = NULL;
+	journal_discard(s->jc, "transaction-ended");
+	s->jc = NULL;
 	spool_reset(&s->spool);
 }
 
@@ -980,10 +986,35 @@ data_reject(struct session *s, const char *verdict, const char *fmt, ...)
 	(void)forward(s, "RSET", 4, PEND_SILENT_RSET);
 }
 
-/* Send the message upstream: DATA first, the body on its 354. */
+/*
+ * Send the message upstream: DATA first, the body on its 354. The
+ * journal's copy is taken before DATA, of what data_pump() will send:
+ * a copy that fails can still end the transaction with a RSET here,
+ * where after the 354 only the final dot could end it, and deliver it.
+ */
 static void
 data_deliver(struct session *s)
 {
+	struct journal_msg	jm;
+
+	memset(&jm, 0, sizeof(jm));
+	jm.id = s->id;
+	jm.inside = s->inside;
+	jm.env.sender = s->sender;
+	jm.env.rcpts = s->rcpt_acc;
+	jm.env.nrcpts = s->rcpt_nacc;
+	jm.env.client = s->client;
+	jm.env.server = s->server;
+	jm.head[0] = prequeue_headers(s->pq);
+	jm.head[1] = s->prefix;
+	jm.spool = &s->spool;
+	if (journal_begin(&jm, &s->jc) == JOURNAL_TEMPFAIL) {
+		snprintf(s->kind, sizeof(s->kind), "journal");
+		s->action = ACT_TEMPFAIL;
+		data_reject(s, "verdict=journal-error", "451 4.3.0 Error: "
+		    "journal unavailable, try again later");
+		return;
+	}
 	if (forward(s, "DATA", 4, PEND_UP_DATA) == -1)
 		return;
 	session_set_state(s, RS_UP_DATA);
@@ -1688,6 +1719,8 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		log_info(s->id, "message sender=\"%s\" rcpts=%zu size=%zu %s "
 		    "upstream_data=%d", s->sender, s->rcpt_ok, s->spool.size,
 		    s->verdict, code);
+		journal_discard(s->jc, "server-refused-data");
+		s->jc = NULL;
 		session_message_end(s, r, len, 1);
 		tx_reset(s);
 		session_set_state(s, RS_COMMAND);
@@ -1697,6 +1730,11 @@ server_reply(struct session *s, const char *r, size_t len, int code)
 		    "reply=\"%.*s\"", s->sender, s->rcpt_ok, s->spool.size,
 		    s->verdict, (int)(memchr(r, '\r', len) ?
 		    (const char *)memchr(r, '\r', len) - r : 3), r);
+		if (code / 100 == 2)
+			journal_commit(s->jc);
+		else
+			journal_discard(s->jc, "server-refused");
+		s->jc = NULL;
 		session_message_end(s, r, len, 1);
 		tx_reset(s);
 		session_set_state(s, RS_COMMAND);
@@ -2422,6 +2460,18 @@ session_close(struct session *s, const char *why)
 	s->checks = NULL;
 	checks_rcpt_free(s->crcpt);
 	s->crcpt = NULL;
+	/* Closed with the final dot sent and no answer read: the server may
+	 * well have taken the message (a server queues at the dot, before
+	 * its 250). A journal that misses a delivered message is worse than
+	 * one that holds a message delivered nowhere: the copy is kept, with
+	 * a warning naming the session. */
+	if (s->jc != NULL && s->state == RS_UP_DOT) {
+		log_warn(s->id, "journal copy kept: no answer to the final dot "
+		    "was read, the server may or may not have the message");
+		journal_commit(s->jc);
+	} else
+		journal_discard(s->jc, "session-closed");
+	s->jc = NULL;
 	ev_timer_del(relay_loop, &s->timer);
 	if (s->cssl != NULL) {
 		tls_free(s->cssl);

@@ -29,6 +29,7 @@
 #include "content.h"
 #include "control.h"
 #include "ev.h"
+#include "journal.h"
 #include "icap.h"
 #include "log.h"
 #include "milter.h"
@@ -553,6 +554,12 @@ main(int argc, char *argv[])
 	if (mkdir(conf.quarantine_dir, 0700) == -1 && errno != EEXIST)
 		log_warn(NULL, "quarantine_dir %s: %s", conf.quarantine_dir,
 		    strerror(errno));
+	/* The journal's Maildirs and queue: made and given to the relay
+	 * user while we still may. */
+	if (journal_init(loop, &conf, err, sizeof(err)) == -1) {
+		log_err(NULL, "journal: %s", err);
+		return 1;
+	}
 	/* The tracking database's directory is the relay user's, as the
 	 * spool is; the console's user reads it through the group. */
 	if (conf.track_db[0] != '\0') {

@@ -41,7 +41,7 @@ FUZZ_SESSION_SRC = src/smtp/relay.c src/smtp/message_end.c src/base/metrics.c sr
 		   src/base/dns.c src/checks/greylist.c src/checks/greylist_redis.c src/checks/spf.c \
 		   src/base/sandbox.c src/checks/spam.c src/checks/spam_policy.c src/base/hostport.c \
 		   src/base/failover.c src/checks/farm.c src/smtp/tls_keys.c src/smtp/tls_dest.c \
-		   tests/fuzz/stub_session.c
+		   src/smtp/journal.c src/smtp/journal_format.c tests/fuzz/stub_session.c
 FUZZ_SESSION_LIBS = $(shell pkg-config --libs openssl libmnl libnftnl \
 		   libnetfilter_queue libcares hiredis libseccomp sqlite3 2>/dev/null) \
 		   -lspf2 $(FUZZ_LIBS)

@@ -35,6 +35,7 @@ static const struct {
 	{ "ratelimit", test_ratelimit },
 	{ "milter", test_milter },
 	{ "track", test_track },
+	{ "journal", test_journal },
 	{ "icap_proto", test_icap_proto },
 };
 

@@ -42,6 +42,7 @@ void	test_buf(void);
 void	test_ratelimit(void);
 void	test_milter(void);
 void	test_track(void);
+void	test_journal(void);
 void	test_icap_proto(void);
 
 #endif

@@ -1,0 +1,287 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The journal with the real sporkd in the lab: every message Postfix
+# accepted has exactly one copy, per direction (the IPv6 client is inside:
+# outbound), whose body is byte for byte what Postfix stored and whose
+# X-Spork-Journal-* lines are the envelope the server accepted (plain,
+# pipelined, over intercepted STARTTLS). Nothing is journaled for a
+# recipient Postfix refuses at RCPT, a message it refuses at the final dot
+# (header_checks REJECT), or EICAR refused by sporkd. A journal that
+# cannot be written follows journal_failure: tempfail (451, the server
+# gets nothing) or deliver (delivered, logged, journal.failed). Retention
+# deletes old copies and stale tmp/ files. An smtp: journal whose server
+# is down: mail is delivered, the copies wait in the queue and reach the
+# journal server (smtp-sink) once it listens.
+set -u
+. "$(dirname "$0")/lib.sh"
+lab_require smtp-sink
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+sink_pid=
+cleanup() {
+	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
+	lab_down
+	# The journals are the test's, not the lab's: gone with it.
+	[ -n "${SPORK_KEEP_LAB:-}" ] || { rm -rf "$JIN" "$JOUT"; rmdir "$LAB_DIR" 2>/dev/null; }
+	rm -rf "$tmp"
+}
+JIN=$LAB_DIR/journal-in
+JOUT=$LAB_DIR/journal-out
+export SPORK_LAB_CONF_EXTRA="${SPORK_LAB_CONF_EXTRA:-}
+inside_networks fd25::1/128
+journal_inbound $JIN
+journal_outbound $JOUT"
+lab_up
+trap cleanup EXIT
+PFC=$LAB_DIR/postfix/etc
+EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+
+status() { ctl status | sed -n "s/^$1=//p"; }
+jcount() { find "$1/new" -type f | wc -l; }
+# The journal copy (in DIR/new) and Postfix's file of Message-ID TAG.
+jfile() { grep -l "^Message-I[Dd]: <$2@" "$1"/new/* 2>/dev/null; }
+pfile() { grep -l "^Message-I[Dd]: <$1@" "$LAB_MAIL"/*/new/* 2>/dev/null; }
+# The message in a journal copy: without its envelope lines, LF ends.
+jbody() { sed '/^X-Spork-Journal-[A-Za-z]*: /d' "$1" | tr -d '\r'; }
+# The message Postfix stored: without the Return-Path, X-Original-To,
+# Delivered-To and Received (with its continuation lines) it puts first.
+pbody() {
+	awk 'skip && /^[ \t]/ { next }
+	     { skip = 0 }
+	     !done && /^(Return-Path|X-Original-To|Delivered-To): / { next }
+	     !done && /^Received: / { skip = 1; done = 1; next }
+	     { done = 1; print }' "$1"
+}
+
+# same_copy NAME DIR TAG: one copy of TAG in DIR, its message byte for
+# byte what Postfix stored.
+same_copy() {
+	local name=$1 dir=$2 tag=$3 j p
+	j=$(jfile "$dir" "$tag")
+	# A message to two recipients: Postfix stored it twice, alike.
+	p=$(pfile "$tag" | head -1)
+	if [ "$(printf '%s\n' "$j" | grep -c .)" != 1 ] || [ -z "$p" ]; then
+		fail "$name" "copies: [$j] delivered: [$p]"
+		return
+	fi
+	if cmp -s <(jbody "$j") <(pbody "$p"); then
+		pass "$name"
+	else
+		fail "$name" "$(diff <(jbody "$j") <(pbody "$p") | head -20)"
+	fi
+}
+
+# send TAG TO SERVER [swaks args]: a message with its own Message-ID.
+send() {
+	local tag=$1 to=$2 server=$3
+	shift 3
+	send_mail "$tmp/t-$tag" "$to" "s-$tag@client.example.test" "$server" "" \
+		--header "Message-Id: <$tag@client.example.test>" \
+		--header "Subject: journal $tag" "$@"
+}
+
+# --- delivered: inbound (v4) plain, pipelined, STARTTLS; dot lines
+printf 'Line one.\r\n.a line that starts with a dot\r\n..two dots\r\n.\r\n' >"$tmp/dots.txt"
+send in-plain alice@example.test "$SRV_V4" --body "@$tmp/dots.txt"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-in-plain" "inbound plain: delivered"
+send in-pipe alice@example.test,bob@example.test "$SRV_V4" --pipeline
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-in-pipe" "inbound pipelined, two recipients: delivered"
+assert_grep '^<- +250.PIPELINING' "$tmp/t-in-pipe" "pipelining offered through the relay"
+send in-tls alice@example.test "$SRV_V4" --tls
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-in-tls" "inbound over STARTTLS: delivered"
+assert_grep 'starttls tls=intercept scanned=yes' "$LAB_SPORKD_LOG" "STARTTLS was intercepted"
+# --- outbound (v6 client inside), STARTTLS and pipelined
+send out-tls bob@example.test "[$SRV_V6]" --tls --pipeline
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-out-tls" "outbound over STARTTLS: delivered"
+send out-plain alice@example.test "[$SRV_V6]"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-out-plain" "outbound plain: delivered"
+# --- a recipient Postfix refuses at RCPT
+send in-mixed alice@example.test,nobody@example.test "$SRV_V4"
+assert_grep '^<\*\* +550 5\.1\.1 <nobody@example\.test>' "$tmp/t-in-mixed" "mixed: nobody refused at RCPT"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-in-mixed" "mixed: delivered to alice"
+wait_delivered bob 2 10
+wait_delivered alice 5 10
+
+same_copy "inbound plain: the copy is what Postfix stored (dot lines intact)" "$JIN" in-plain
+same_copy "inbound pipelined: the copy is what Postfix stored" "$JIN" in-pipe
+same_copy "inbound STARTTLS: the copy is what Postfix stored" "$JIN" in-tls
+same_copy "outbound STARTTLS: the copy is what Postfix stored" "$JOUT" out-tls
+same_copy "outbound plain: the copy is what Postfix stored" "$JOUT" out-plain
+same_copy "mixed: the copy is what Postfix stored" "$JIN" in-mixed
+[ -z "$(jfile "$JOUT" in-plain)$(jfile "$JIN" out-plain)" ] &&
+	pass "each direction in its own journal" || fail "direction" "crossed"
+# The message Postfix stored carries sporkd's scan header: the copy has
+# what sporkd added, not only what the client sent.
+grep -q '^X-Spork-Scanned: ' "$(jfile "$JIN" in-plain)" &&
+	pass "the copy carries the header sporkd added" ||
+	fail "scan header in the copy" "$(head -12 "$(jfile "$JIN" in-plain)")"
+
+# Envelope lines, first in the file, in order.
+env_of() { sed -n '/^X-Spork-Journal-/p' "$(jfile "$1" "$2")" | tr -d '\r'; }
+got=$(env_of "$JIN" in-pipe)
+want="X-Spork-Journal-Sender: <s-in-pipe@client.example.test>
+X-Spork-Journal-Recipient: <alice@example.test>
+X-Spork-Journal-Recipient: <bob@example.test>"
+case $got in
+"$want"$'\n'"X-Spork-Journal-Client: 10.25.0.1:"[0-9]*$'\n'"X-Spork-Journal-Server: 10.25.0.2:25")
+	pass "envelope lines: sender, both recipients, client, server" ;;
+*) fail "envelope lines" "$got" ;;
+esac
+head -c 24 "$(jfile "$JIN" in-pipe)" | grep -q '^X-Spork-Journal-Sender: ' &&
+	pass "the envelope lines come first" || fail "envelope first" "$(head -2 "$(jfile "$JIN" in-pipe)")"
+got=$(env_of "$JIN" in-mixed | grep Recipient)
+[ "$got" = "X-Spork-Journal-Recipient: <alice@example.test>" ] &&
+	pass "mixed: only the recipient the server accepted" || fail "mixed recipients" "$got"
+got=$(env_of "$JOUT" out-tls)
+printf '%s\n' "$got" | grep -q '^X-Spork-Journal-Client: \[fd25::1\]:[0-9]*$' &&
+	printf '%s\n' "$got" | grep -q '^X-Spork-Journal-Server: \[fd25::2\]:25$' &&
+	pass "outbound: the v6 client and server" || fail "outbound envelope" "$got"
+[ "$(grep -vc $'\r$' "$(jfile "$JIN" in-plain)")" = 0 ] &&
+	pass "the copy has CRLF line ends throughout" || fail "CRLF" "bare LF lines"
+
+# --- not journaled: EICAR (sporkd), header_checks REJECT at the final dot
+before_in=$(jcount "$JIN")
+printf '%s' "$EICAR" >"$tmp/eicar.com"
+send virus alice@example.test "$SRV_V4" --attach "@$tmp/eicar.com"
+assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-virus" "EICAR refused by sporkd"
+printf '/^Subject: journal reject-me/ REJECT no such subject here\n' >"$tmp/header_checks"
+chmod 644 "$tmp/header_checks"
+in_srv postconf -c "$PFC" -e "header_checks = regexp:$tmp/header_checks"
+in_srv postfix -c "$PFC" reload >/dev/null 2>&1
+sleep 1
+discarded0=$(status journal.discarded)
+send reject-me alice@example.test "$SRV_V4"
+assert_grep '^<\*\* +550 5\.7\.1 no such subject here' "$tmp/t-reject-me" "header_checks REJECT: Postfix refused the final dot"
+in_srv postconf -c "$PFC" -X header_checks
+in_srv postfix -c "$PFC" reload >/dev/null 2>&1
+[ "$(jcount "$JIN")" = "$before_in" ] &&
+	pass "refused messages: no copy (virus, refused at the dot)" ||
+	fail "refused messages journaled" "$(jcount "$JIN") copies, had $before_in"
+[ "$(status journal.discarded)" = $((discarded0 + 1)) ] &&
+	pass "refused at the dot: its copy discarded (journal.discarded)" ||
+	fail "journal.discarded" "$(status journal.discarded), was $discarded0"
+assert_grep 'journal discarded direction=inbound copy=.* reason=server-refused' "$LAB_SPORKD_LOG" \
+	"the discarded copy is logged"
+[ -z "$(ls -A "$JIN/tmp")" ] && pass "nothing left in tmp/" || fail "tmp/" "$(ls "$JIN/tmp")"
+
+# Exactly once: one copy per delivered message, no more.
+delivered=$(find "$LAB_MAIL" -path '*/new/*' -type f | wc -l)
+for f in $(find "$LAB_MAIL" -path '*/new/*' -type f); do
+	id=$(sed -n 's/^Message-I[Dd]: <\([^@]*\)@.*/\1/p' "$f" | head -1)
+	n=$( (grep -l "^Message-I[Dd]: <$id@" "$JIN"/new/* "$JOUT"/new/* 2>/dev/null || true) | wc -l)
+	# A message to two recipients is one copy, stored twice by Postfix.
+	[ "$n" = 1 ] || fail "copy of $id" "$n copies"
+done
+total=$(( $(jcount "$JIN") + $(jcount "$JOUT") ))
+[ "$total" = 6 ] && [ "$delivered" = 7 ] &&
+	pass "six messages accepted (seven mailbox deliveries): six copies" ||
+	fail "exactly once" "copies=$total delivered=$delivered"
+[ "$(status journal.written)" = 6 ] && pass "journal.written=6" ||
+	fail "journal.written" "$(ctl status | grep '^journal')"
+ctl metrics | grep -q '^spork_status{field="journal.written"} 6$' &&
+	pass "journal.written in the metrics" || fail "metrics" "$(ctl metrics | grep journal)"
+stat -c '%U %a' "$JIN" "$JIN/new" | sort -u | grep -qx 'spork 750' &&
+	pass "the Maildir is the relay user's, mode 750" || fail "Maildir owner" "$(stat -c '%n %U %a' "$JIN" "$JIN"/*)"
+
+# --- journal_failure tempfail: the copy cannot be written
+chown root:root "$JIN/tmp"
+chmod 755 "$JIN/tmp"
+before=$(maildir_count alice)
+cleanup_before=$(grep -c 'postfix/cleanup.*message-id' "$LAB_MAILLOG")
+send tf alice@example.test "$SRV_V4"
+assert_grep '^<\*\* +451 4\.3\.0 Error: journal unavailable' "$tmp/t-tf" "tempfail: the client got 451 4.3.0"
+sleep 1
+[ "$(maildir_count alice)" = "$before" ] &&
+	[ "$(grep -c 'postfix/cleanup.*message-id' "$LAB_MAILLOG")" = "$cleanup_before" ] &&
+	pass "tempfail: the server received no message" || fail "tempfail" "delivered"
+assert_grep 'journal failed direction=inbound .*policy=tempfail: Permission denied' "$LAB_SPORKD_LOG" \
+	"tempfail: logged"
+[ "$(status journal.tempfail)" = 1 ] && pass "journal.tempfail=1" || fail "journal.tempfail" "$(status journal.tempfail)"
+# The outbound journal is not the broken one: its mail still goes.
+send out-ok bob@example.test "[$SRV_V6]"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-out-ok" "tempfail inbound: outbound mail still delivered"
+
+# --- journal_failure deliver
+sed -e '/^journal_failure/d' "$LAB_DIR/spork.conf" >"$tmp/deliver.conf"
+echo "journal_failure deliver" >>"$tmp/deliver.conf"
+lab start-sporkd "$tmp/deliver.conf" 2>/dev/null
+chown root:root "$JIN/tmp"	# sporkd gave it back at start
+before=$(maildir_count alice)
+send dl alice@example.test "$SRV_V4"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-dl" "deliver: the message went through"
+check "deliver: Postfix has it" wait_delivered alice $((before + 1)) 10
+assert_grep 'journal failed direction=inbound .*policy=deliver' "$LAB_SPORKD_LOG" "deliver: the missing copy is logged"
+[ "$(status journal.failed)" = 1 ] && pass "journal.failed=1" || fail "journal.failed" "$(status journal.failed)"
+[ -z "$(jfile "$JIN" dl)" ] && pass "deliver: no copy" || fail "deliver copy" "found"
+
+# --- retention: copies older than journal_retention, tmp/ files of a day
+chown spork: "$JIN/tmp"
+touch -d '2 days ago' "$JIN/tmp/stale.1.x"
+touch "$JIN/tmp/fresh.1.x"
+sleep 2
+sed -e '/^journal_/d' "$LAB_DIR/spork.conf" >"$tmp/ret.conf"
+printf 'journal_inbound %s\njournal_outbound %s\njournal_retention 1s\n' "$JIN" "$JOUT" >>"$tmp/ret.conf"
+nin=$(jcount "$JIN") nout=$(jcount "$JOUT")
+lab start-sporkd "$tmp/ret.conf" 2>/dev/null
+for _ in $(seq 50); do
+	[ "$(jcount "$JIN")$(jcount "$JOUT")" = 00 ] && break
+	sleep 0.1
+done
+[ "$(jcount "$JIN")$(jcount "$JOUT")" = 00 ] && pass "retention: old copies deleted" ||
+	fail "retention" "in=$(jcount "$JIN") out=$(jcount "$JOUT")"
+[ ! -e "$JIN/tmp/stale.1.x" ] && [ -e "$JIN/tmp/fresh.1.x" ] &&
+	pass "retention: a stale tmp/ file deleted, a fresh one kept" || fail "tmp retention" "$(ls "$JIN/tmp")"
+[ "$(status journal.pruned)" = $((nin + nout + 1)) ] && pass "journal.pruned counts them" ||
+	fail "journal.pruned" "$(status journal.pruned), want $((nin + nout + 1))"
+rm -f "$JIN/tmp/fresh.1.x"
+
+# --- smtp: target, its server down, then up
+in_br ip addr add 10.25.0.3/24 dev br0
+sed -e '/^journal_/d' "$LAB_DIR/spork.conf" >"$tmp/smtp.conf"
+printf 'journal_inbound smtp:archive@journal.example.test\njournal_server %s:2525\n' "$SRV_V4" >>"$tmp/smtp.conf"
+lab start-sporkd "$tmp/smtp.conf" 2>/dev/null
+Q=$LAB_DIR/spool/journal-queue/inbound
+send sm1 alice@example.test "$SRV_V4"
+send sm2 bob@example.test "$SRV_V4" --pipeline
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-sm1" "journal server down: mail delivered"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-sm2" "journal server down: the next one too"
+sleep 1
+[ "$(jcount "$Q")" = 2 ] && pass "both copies wait in the queue" || fail "queue" "$(ls "$Q/new")"
+[ "$(status journal.queued)" = 2 ] && pass "journal.queued=2" || fail "journal.queued" "$(status journal.queued)"
+[ "$(status journal.retry)" -ge 1 ] && pass "journal.retry counts the failed sends" ||
+	fail "journal.retry" "$(status journal.retry)"
+assert_grep 'journal send failed direction=inbound to=<archive@journal\.example\.test>' "$LAB_SPORKD_LOG" \
+	"the failed send is logged"
+mkdir -p "$tmp/sink"
+chmod 777 "$tmp/sink"
+in_srv smtp-sink -u nobody -d "$tmp/sink/%H%M%S." "$SRV_V4:2525" 10 >/dev/null 2>&1 &
+sink_pid=$!
+for _ in $(seq 300); do
+	[ "$(find "$tmp/sink" -type f | wc -l)" -ge 2 ] && [ "$(jcount "$Q")" = 0 ] && break
+	sleep 0.1
+done
+[ "$(find "$tmp/sink" -type f | wc -l)" = 2 ] && pass "the journal server got both copies once up" ||
+	fail "journal server" "$(ls "$tmp/sink") queue: $(ls "$Q/new")"
+[ "$(jcount "$Q")" = 0 ] && pass "the queue is empty once sent" || fail "queue left" "$(ls "$Q/new")"
+[ "$(status journal.sent)" = 2 ] && pass "journal.sent=2" || fail "journal.sent" "$(status journal.sent)"
+for tag in sm1 sm2; do
+	d=$(grep -l "^Message-I[Dd]: <$tag@" "$tmp"/sink/* 2>/dev/null | head -1)
+	if [ -z "$d" ]; then
+		fail "sink copy of $tag" "none"
+		continue
+	fi
+	grep -q '^X-Mail-Args: .*<>' "$d" && grep -q '^X-Rcpt-Args: .*<archive@journal.example.test>' "$d" &&
+		pass "$tag: sent with the null sender to the journal address" ||
+		fail "$tag envelope at the sink" "$(head -8 "$d")"
+	grep -q "^X-Spork-Journal-Sender: <s-$tag@client.example.test>" "$d" &&
+		pass "$tag: the copy's envelope lines reached the journal server" || fail "$tag envelope lines" "$(head -12 "$d")"
+	# smtp-sink's dump: its own lines, the message, one empty line.
+	sed -n '/^X-Spork-Journal-Sender: /,$p' "$d" | sed '$d' >"$tmp/sink-$tag"
+	if cmp -s <(jbody "$tmp/sink-$tag") <(pbody "$(pfile "$tag" | head -1)"); then
+		pass "$tag: the message at the journal server is what Postfix stored"
+	else
+		fail "$tag body at the journal server" "$(diff <(jbody "$tmp/sink-$tag") <(pbody "$(pfile "$tag" | head -1)") | head)"
+	fi
+done
+in_br ip addr del 10.25.0.3/24 dev br0
+summary
