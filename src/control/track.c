@@ -37,6 +37,8 @@
 #define TRACK_TARGET_PCT	60	/* ... stops under this % of it */
 #define TRACK_BATCH_MS		250	/* a record waits at most this long */
 #define TRACK_BATCH_MIN		256	/* or until this many are queued */
+#define TRACK_BATCH_MAX		1024	/* ... more with a large WAL share */
+#define TRACK_CACHE_KIB		16384	/* the writer's page cache, at most */
 #define TRACK_WAL_MIN		262144	/* the WAL's share of track_max_size */
 #define TRACK_ERRLOG_EVERY	60	/* seconds between error log lines */
 #define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
@@ -159,6 +161,7 @@ static struct {
 	struct timespec		 first;		/* when the queue must go */
 	size_t			 wal_limit;	/* the WAL's share of max_size */
 	size_t			 db_budget;	/* the database's */
+	size_t			 batch_min;	/* records that wake the writer */
 	unsigned long long	 written, dropped, errors, rcpts_cut;
 	unsigned long long	 db_bytes;
 	/* the writer's */
@@ -474,7 +477,7 @@ track_message(const struct track_rec *r)
 		T.rcpts_cut++;
 	/* The writer wakes for the first of a batch (to time it) and for
 	 * a full one, not for each record. */
-	if (T.queued == 1 || T.queued == TRACK_BATCH_MIN)
+	if (T.queued == 1 || T.queued == T.batch_min)
 		pthread_cond_signal(&T.wake);
 	pthread_mutex_unlock(&T.mu);
 }
@@ -782,7 +785,7 @@ track_writer(void *arg)
 		/* One transaction for many records: each commit writes the
 		 * table's and every index's pages to the WAL, so a record a
 		 * commit would cost ten times what it does in a batch. */
-		if (!prune && !T.stopping && T.queued < TRACK_BATCH_MIN &&
+		if (!prune && !T.stopping && T.queued < T.batch_min &&
 		    ts_before(&now, &T.first)) {
 			pthread_cond_timedwait(&T.wake, &T.mu, &T.first);
 			continue;
@@ -931,6 +934,22 @@ track_open(const char *path, char *err, size_t errlen)
 	    T.wal_limit / (size_t)T.page_size / 2);
 	if (track_setup_exec(pragma, err, errlen) == -1)
 		return -1;
+	/* Random keys (Message-ID, addresses) dirty about one index page
+	 * per record: a larger batch shares more of them, and a cache that
+	 * holds the indexes' hot pages saves reading them back. The batch
+	 * grows with the WAL's share, which its pages go through: a record
+	 * per page of it, TRACK_BATCH_MIN to TRACK_BATCH_MAX. */
+	T.batch_min = T.wal_limit / (size_t)T.page_size;
+	if (T.batch_min < TRACK_BATCH_MIN)
+		T.batch_min = TRACK_BATCH_MIN;
+	if (T.batch_min > TRACK_BATCH_MAX)
+		T.batch_min = TRACK_BATCH_MAX;
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%llu",
+	    T.max_size > 0 && T.max_size / 1024 < TRACK_CACHE_KIB ?
+	    (unsigned long long)T.max_size / 1024 + 1 :
+	    (unsigned long long)TRACK_CACHE_KIB);
+	if (track_setup_exec(pragma, err, errlen) == -1)
+		return -1;
 	if (sqlite3_prepare_v2(T.db, track_insert_msg, -1, &T.ins_msg,
 	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_insert_rcpt,
 	    -1, &T.ins_rcpt, NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db,
@@ -962,6 +981,10 @@ track_init(const struct conf *c, char *err, size_t errlen)
 	T.unlogged = 0;
 	if (c->track_db[0] == '\0')
 		return 0;
+	/* The writer is SQLite's only user in this process: its memory
+	 * statistics would cost a global mutex per allocation. Only before
+	 * SQLite's first use; later it just fails. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	T.retention = (double)c->track_retention;
 	T.max_size = c->track_max_size;
 	if (track_open(c->track_db, err, errlen) == -1) {

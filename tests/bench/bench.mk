@@ -22,6 +22,15 @@ build/bench/scanbound: tests/bench/scanbound.c src/checks/scan_engine.c \
 		src/checks/scan_engine.c src/base/log.c \
 		$$(pkg-config --libs libclamav)
 
+# Tracking's cost without SMTP: track.c fed section 7's records (see
+# tests/bench/trackbench.c). Not part of `make bench`.
+build/bench/trackbench: tests/bench/trackbench.c src/control/track.c \
+		src/control/track.h src/base/log.c src/base/buf.c
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) -pthread -Isrc/base -Isrc/control -Isrc/smtp \
+		-o $@ tests/bench/trackbench.c src/control/track.c \
+		src/base/log.c src/base/buf.c -lm $$(pkg-config --libs sqlite3)
+
 bench: build/sporkd build/bench/smtpload build/bench/scanbound
 	tests/bench/run
 
