@@ -12,6 +12,11 @@ build/bench/smtpload: tests/bench/smtpload.c
 	@mkdir -p build/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ tests/bench/smtpload.c $(BENCH_LDLIBS)
 
+# The ICAP client of section 9 (see tests/bench/icapload.c).
+build/bench/icapload: tests/bench/icapload.c
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ tests/bench/icapload.c
+
 # The scan-only bound of section 2: sporkd's scan engine, forked, without
 # SMTP (see tests/bench/scanbound.c).
 build/bench/scanbound: tests/bench/scanbound.c src/checks/scan_engine.c \
@@ -31,7 +36,8 @@ build/bench/trackbench: tests/bench/trackbench.c src/control/track.c \
 		-o $@ tests/bench/trackbench.c src/control/track.c \
 		src/base/log.c src/base/buf.c -lm $$(pkg-config --libs sqlite3)
 
-bench: build/sporkd build/bench/smtpload build/bench/scanbound
+bench: build/sporkd build/bench/smtpload build/bench/scanbound \
+		build/bench/icapload
 	tests/bench/run
 
 .PHONY: bench

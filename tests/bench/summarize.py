@@ -407,6 +407,8 @@ def table(meta, runs):
         table_track(meta, runs, w, targets)
     if levels(runs, "bigsigs"):
         table_bigsigs(meta, runs, w, targets)
+    if levels(runs, "icap-10k") or levels(runs, "icap-1m"):
+        table_icap(meta, runs, w)
 
     w("Targets")
     for label, value, v in targets:
@@ -580,6 +582,100 @@ def table_bigsigs(meta, runs, w, targets):
                         % len(ratios)))
         targets.append(("bigsigs: no 4xx (or failed session) during the "
                         "reloads", "%d" % t4, verdict(t4 == 0)))
+    w("")
+
+
+ICAP_SIZES = (("icap-10k", "10 KB"), ("icap-1m", "1 MB"))
+ICAP_VARS = ("sporkd", "c-icap")
+
+
+def table_icap(meta, runs, w):
+    chk = [r for (s, _, _), l in runs.items() if s == "icap-check" for r in l]
+    w("9. ICAP (RFC 3507) RESPMOD: sporkd's service (icap_listen 127.0.0.1, "
+      "every icap_* key at its default) vs c-icap's")
+    w("   virus_scan with clamav_mod, both libclamav %s on section 2's "
+      "signatures (sporkd loaded %s; c-icap's database directory, " % (
+          meta.get("libclamav", "?"), meta.get("icap_sporkd_signatures",
+                                                "?")))
+    w("   bind-mounted: %s)" % meta.get("cicap_db", "?").strip())
+    w("   c-icap: %s" % meta.get("cicap", "?"))
+    w("   client: icapload in the bridge namespace over loopback, persistent "
+      "connections, OPTIONS once, Preview as offered (%s), Allow: 204;" %
+      "/".join(sorted({"%d" % r.get("offered_preview", -1) for r in chk}))
+      or "?")
+    w("   every body different and clean (random base64-like lines): every "
+      "answer must be 204; checked first with EICAR in every other")
+    w("   body of each size (200 with an HTTP 403 expected) on each server. "
+      "10 KB: %s s windows after %s s; 1 MB: max(%s, connections)" % (
+          meta.get("icap_secs", "?"), "0.5", meta.get("icap_big_min", "?")))
+    w("   requests, timed from the first request to the last reply. "
+      "Latency: request's first byte written -> reply's last byte read.")
+    if meta.get("icap_sporkd_missing"):
+        w("   sporkd NOT MEASURED: %s" % meta["icap_sporkd_missing"])
+    if meta.get("icap_sporkd_died"):
+        w("   SPORKD EXITED during the runs, %s" % meta["icap_sporkd_died"])
+    w("   %-5s %5s  %-18s %-18s %-17s %-9s %-16s %-18s %-16s %s" % (
+        "size", "conns", "sporkd req/s", "c-icap req/s", "sporkd/c-icap",
+        "CPU-bound", "p50 ms", "p99 ms", "server CPU", "errors"))
+    w("   %-5s %5s  %-18s %-18s %-17s %-9s %-16s %-18s %-16s %s" % (
+        "", "", "", "", "", "", "sporkd|c-icap", "sporkd|c-icap",
+        "ms/req sp|c-i", "sporkd|c-icap"))
+    for sec, name in ICAP_SIZES:
+        for lvl in levels(runs, sec):
+            lat = lambda key, var: stat(runs, key, sec, var, lvl, 1e-3).med
+            cpu = lambda var: cpu_per_msg(runs, sec, var, lvl).med / 1000
+            err = lambda var: sum(int(r.get("errors", 0)) for r in
+                                  runs.get((sec, var, lvl), []))
+            w("   %-5s %5d  %-18s %-18s %-17s %-9s %-16s %-18s %-16s %s" % (
+                name, lvl, stat(runs, "rate", sec, "sporkd", lvl).fmt(
+                    "%.1f" if "1m" in sec else "%.0f"),
+                stat(runs, "rate", sec, "c-icap", lvl).fmt(
+                    "%.1f" if "1m" in sec else "%.0f"),
+                paired_ratio(runs, "rate", sec, "sporkd", "c-icap",
+                             lvl).fmt("%.2f"),
+                "%.2f" % paired_cpu_ratio(runs, sec, "c-icap", "sporkd",
+                                          lvl).med,
+                "%.1f|%.1f" % (lat("lat_p50_us", "sporkd"),
+                               lat("lat_p50_us", "c-icap")),
+                "%.1f|%.1f" % (lat("lat_p99_us", "sporkd"),
+                               lat("lat_p99_us", "c-icap")),
+                "%.1f|%.1f" % (cpu("sporkd"), cpu("c-icap")),
+                "%d|%d" % (err("sporkd"), err("c-icap"))))
+    w("   ratios per repetition (the two runs of a pair back to back, which "
+      "goes first alternating), then median [min-max];")
+    w("   CPU-bound: c-icap's server CPU per request over sporkd's, per "
+      "repetition: what the req/s ratio tends to when the servers")
+    w("   saturate CPUs of their own. On a machine shared with other work "
+      "the req/s ratio leans towards c-icap: the scheduler")
+    w("   shares the CPUs per thread, and c-icap scans with up to one "
+      "runnable thread per connection against sporkd's 2 workers.")
+    w("   server CPU: utime+stime of the server's processes (sporkd with its "
+      "loader and scan workers; c-icap's main process")
+    w("   and children) over the run's replies, warm-up included, median; "
+      "client CPU per request (icapload): %s us sporkd, %s us c-icap at "
+      "100 connections, 10 KB" % (
+          "%.0f" % cpu_per_msg(runs, "icap-10k", "sporkd", 100,
+                               "client_cpu_ms").med,
+          "%.0f" % cpu_per_msg(runs, "icap-10k", "c-icap", 100,
+                               "client_cpu_ms").med))
+    odd = []
+    for sec, name in ICAP_SIZES:
+        for var in ICAP_VARS:
+            for lvl in levels(runs, sec):
+                for r in runs.get((sec, var, lvl), []):
+                    for k in ("drops", "preview_204", "stuck",
+                              "istag_changes", "failed"):
+                        if r.get(k, 0):
+                            odd.append("%s %s %d connections rep %d: %s=%d" % (
+                                var, name, lvl, r["rep"], k, r[k]))
+    for line in odd[:10]:
+        w("   note: %s" % line)
+    errs = sorted((k, v) for k, v in meta.items() if k.startswith("icap_err_"))
+    for k, v in errs[:12]:
+        w("   ERRORS %s: %s" % (k[len("icap_err_"):], v))
+    if len(errs) > 12:
+        w("   ... %d more runs with errors (the .icap-errors.txt file beside "
+          "this one has every error line)" % (len(errs) - 12))
     w("")
 
 
