@@ -218,6 +218,7 @@ static const struct conf_key conf_keys[] = {
 	K(icap_max_connections,	CT_COUNT,	"1000"),
 	K(icap_max_body,	CT_SIZE,	"100m"),
 	K(icap_preview,		CT_SIZE,	"1k"),
+	K(icap_answer_after,	CT_SIZE,	"60k"),
 	K(icap_timeout,		CT_TIME,	"2m"),
 	K(icap_block_page,	CT_STR,		""),
 	K(journal_inbound,	CT_STR,		""),

@@ -235,6 +235,7 @@ struct conf {
 	size_t			icap_max_connections;
 	size_t			icap_max_body;
 	size_t			icap_preview;
+	size_t			icap_answer_after;	/* 0: hold all */
 	unsigned		icap_timeout;		/* ms */
 	char			icap_block_page[CONF_PATH_MAX];	/* "": built in */
 	/* the journal of delivered mail */

@@ -88,6 +88,13 @@ ev_io_set(struct ev_loop *l, struct ev_io *io, int mask)
 
 	if (io->added && io->mask == mask)
 		return 0;
+	/* Nothing wanted: out of the set, since epoll reports a hang-up
+	 * or an error even with no events asked for, and nobody would
+	 * take it (the loop would spin). */
+	if (mask == 0) {
+		ev_io_del(l, io);
+		return 0;
+	}
 	memset(&ee, 0, sizeof(ee));
 	ee.events = ((mask & EV_READ) ? EPOLLIN | EPOLLRDHUP : 0) |
 	    ((mask & EV_WRITE) ? EPOLLOUT : 0);

@@ -43,7 +43,6 @@
 #define ICAP_READ_CHUNK		65536
 #define ICAP_PAGE_MAX		(64 * 1024)	/* icap_block_page */
 #define ICAP_OPTIONS_TTL	60		/* seconds */
-#define ICAP_ISTAG_REFRESH	1000		/* ms between looks at the scanner */
 
 enum icap_state {
 	IS_HEAD,	/* reading the ICAP head */
@@ -87,6 +86,12 @@ struct icap_conn {
 	int			 stream_wanted;	/* and passed: stream it */
 	int			 spool_failed;
 	int			 streaming;	/* answer head sent, body follows */
+	int			 head_sent;	/* answer head sent, body held
+					 * until the verdict */
+	int			 stream_direct;	/* the spooled part is out: what
+					 * comes goes straight through */
+	int			 body_in;	/* the whole body was read */
+	int			 preview_overrun;
 	size_t			 echo_off;
 	struct scan_job		*job;
 	uint64_t		 started;
@@ -104,12 +109,12 @@ static struct {
 	char			*page;		/* icap_block_page, or NULL */
 	size_t			 pagelen;
 	char			 istag[40];
-	uint64_t		 istag_at;
 	unsigned		 seq;
 	/* counters */
 	unsigned long long	 accepted, refused_acl, refused_max, requests,
 				 options, scans, clean, blocked, tempblocked,
 				 passed_unclean, no_content, echoed, streamed,
+				 answered_early, cut,
 				 bad_requests, timeouts, errors;
 } I;
 
@@ -153,8 +158,8 @@ icap_istag(void)
 	uint32_t		 h = 2166136261u;
 	size_t			 k;
 
-	if (I.istag[0] != '\0' && ev_now() - I.istag_at < ICAP_ISTAG_REFRESH)
-		return I.istag;
+	/* Asked at every answer: a generation that just became active
+	 * shows at once. */
 	buf_init(&st, 65536);
 	I.scanner->status(I.scanner, &st);
 	s = buf_head(&st);
@@ -179,7 +184,6 @@ icap_istag(void)
 	}
 	buf_free(&st);
 	snprintf(I.istag, sizeof(I.istag), "\"spork-%08x\"", h);
-	I.istag_at = ev_now();
 	return I.istag;
 }
 
@@ -422,11 +426,22 @@ request_done(struct icap_conn *c, const char *verdict, const char *name,
 	struct track_rec	rec;
 	struct timespec		now;
 	char			reply[96], addr[SOCK_ADDRSTR_MAX];
+	char			url[ICAP_URL_MAX * 3];
+	size_t			i, o;
 
+	/* A quote or backslash in the URL must not end the log value. */
+	for (i = o = 0; c->http.url[i] != '\0' && o + 4 < sizeof(url); i++) {
+		if (c->http.url[i] == '"' || c->http.url[i] == '\\')
+			o += (size_t)snprintf(url + o, sizeof(url) - o, "%%%02X",
+			    (unsigned char)c->http.url[i]);
+		else
+			url[o++] = c->http.url[i];
+	}
+	url[o] = '\0';
 	log_info(c->id, "icap method=%s client=%s%s%s url=\"%s\" size=%llu "
 	    "verdict=%s%s%s%s action=%s status=%d scan_ms=%u ms=%llu",
 	    method_name(c->req.method), c->peerstr, c->req.client_ip[0] ?
-	    " for=" : "", c->req.client_ip, c->http.url,
+	    " for=" : "", c->req.client_ip, url,
 	    (unsigned long long)c->body_size, verdict, name[0] ? " name=\"" :
 	    "", name, name[0] ? "\"" : "", action, status, scan_ms,
 	    (unsigned long long)(ev_now() - c->started));
@@ -470,6 +485,8 @@ request_reset(struct icap_conn *c)
 	c->in_preview = c->whole_in_preview = 0;
 	c->body_size = 0;
 	c->over = c->stream_wanted = c->spool_failed = c->streaming = 0;
+	c->head_sent = c->stream_direct = c->body_in = 0;
+	c->preview_overrun = 0;
 	c->echo_off = 0;
 	c->job = NULL;
 	c->state = IS_HEAD;
@@ -487,11 +504,14 @@ decide(enum action a)
 	case ACT_CLEAN:
 	case ACT_CONNECT:
 		return ID_BLOCK;
-	case ACT_TEMPFAIL:
-	case ACT_ERROR:
-		return ID_TEMP;
-	default:
+	case ACT_NONE:
+	case ACT_DELIVER:
+	case ACT_TAG:
 		return ID_PASS;
+	default:
+		/* tempfail, error, and anything that has no meaning for
+		 * web content: not delivered unchecked. */
+		return ID_TEMP;
 	}
 }
 
@@ -521,6 +541,39 @@ may_204(const struct icap_conn *c)
 	    (c->req.preview >= 0 && c->req.body_kind == ICAP_BODY_NONE);
 }
 
+/*
+ * The verdict for a body whose answer had begun (icap_answer_after): what
+ * passes follows whole from the spool; anything else closes the
+ * connection before a byte of the body went out, and the proxy cuts its
+ * client's download.
+ */
+static void
+conclude_begun(struct icap_conn *c, enum scan_verdict v, const char *name,
+    enum icap_decision d, unsigned scan_ms)
+{
+	if (v == SCAN_CLEAN)
+		I.clean++;
+	if (d == ID_PASS) {
+		if (v != SCAN_CLEAN)
+			I.passed_unclean++;
+		I.echoed++;
+		request_done(c, scan_verdict_name(v), name, "pass", 200,
+		    scan_ms);
+		c->echo_off = 0;
+		c->state = IS_ECHO;
+		return;
+	}
+	if (d == ID_BLOCK)
+		I.blocked++;
+	else
+		I.tempblocked++;
+	I.cut++;
+	request_done(c, scan_verdict_name(v), name, d == ID_BLOCK ?
+	    "block-cut" : "tempfail-cut", 200, scan_ms);
+	c->keepalive = 0;
+	c->state = IS_CLOSE;
+}
+
 /* Carries out a decision for a body that was read whole. */
 static void
 conclude(struct icap_conn *c, enum scan_verdict v, const char *name,
@@ -531,6 +584,23 @@ conclude(struct icap_conn *c, enum scan_verdict v, const char *name,
 	char			reason[SCAN_NAME_MAX + 32];
 	int			status;
 
+	/* The body is gone and the proxy kept none: nothing to echo. */
+	if (c->spool_failed && d == ID_PASS && !may_204(c)) {
+		I.errors++;
+		request_done(c, scan_verdict_name(v), name, "error", 500,
+		    scan_ms);
+		if (c->head_sent) {
+			c->keepalive = 0;
+			c->state = IS_CLOSE;
+		} else
+			answer_error(c, 500, "the body could not be kept "
+			    "(spool)");
+		return;
+	}
+	if (c->head_sent) {
+		conclude_begun(c, v, name, d, scan_ms);
+		return;
+	}
 	if (d != ID_PASS) {
 		if (v == SCAN_VIRUS)
 			snprintf(reason, sizeof(reason), "%s", name);
@@ -551,7 +621,7 @@ conclude(struct icap_conn *c, enum scan_verdict v, const char *name,
 		status = 200;
 	} else if (may_204(c)) {
 		answer_head(c, "204 No Content");
-		buf_printf(&c->out, "\r\n");
+		buf_printf(&c->out, "Encapsulated: null-body=0\r\n\r\n");
 		I.no_content++;
 		status = 204;
 	} else {
@@ -629,7 +699,12 @@ body_out(void *arg, const char *p, size_t n)
 	size_t			 hl;
 
 	c->body_size += n;
-	if (c->streaming) {
+	/* A preview is what its header said, never more. */
+	if (c->in_preview && c->body_size > (uint64_t)c->req.preview) {
+		c->preview_overrun = 1;
+		return -1;
+	}
+	if (c->streaming && c->stream_direct) {
 		hl = icap_chunk_head(chunk, n);
 		if (buf_append(&c->out, chunk, hl) == -1 ||
 		    buf_append(&c->out, p, n) == -1 ||
@@ -655,36 +730,76 @@ body_out(void *arg, const char *p, size_t n)
 		log_warn(c->id, "icap spool: %s", strerror(errno));
 		c->spool_failed = 1;
 		spool_reset(&c->spool);
+		/* Bytes the answer still owed are gone: only a cut tells. */
+		if (c->streaming)
+			return -1;
 	}
 	return 0;
 }
 
 /*
  * Past icap_max_body with a proxy that kept no copy (no Allow: 204) and a
- * limits_action that passes: answer now with what was read and stream the
- * rest through as it comes.
+ * limits_action that passes: answer now and stream the body through
+ * unscanned. What the spool holds goes first, a piece at a time as the
+ * proxy reads (stream_fill), with what arrives meanwhile appended to it;
+ * once it is out, the rest goes straight through. Reading waits while the
+ * answer's buffer is full, so neither grows without bound.
  */
-static int
+static void
 stream_start(struct icap_conn *c)
 {
+	log_info(c->id, "icap body over icap_max_body=%zu: limits_action=%s, "
+	    "streaming unscanned", I.conf->icap_max_body,
+	    action_name(I.conf->limits_action));
+	if (!c->head_sent)
+		answer_unmodified(c, 1);
+	c->head_sent = 1;
+	c->streaming = 1;
+	c->stream_direct = 0;
+	c->echo_off = 0;
+	c->state = IS_STREAM;
+	I.streamed++;
+}
+
+static void
+stream_end(struct icap_conn *c)
+{
+	buf_printf(&c->out, "0\r\n\r\n");
+	I.passed_unclean++;
+	request_done(c, "limits", "icap_max_body", "pass", 200, 0);
+	c->state = c->keepalive ? IS_DRAIN : IS_CLOSE;
+}
+
+/* Sends the spooled part of a streamed body, then switches to direct. */
+static void
+stream_fill(struct icap_conn *c)
+{
 	char	buf[ICAP_READ_CHUNK], chunk[24];
-	size_t	off, hl;
+	size_t	hl;
 	ssize_t	n;
 
-	answer_unmodified(c, 1);
-	c->streaming = 1;
-	I.streamed++;
-	for (off = 0; off < c->spool.size; off += (size_t)n) {
-		if ((n = spool_read(&c->spool, off, buf, sizeof(buf))) <= 0)
-			return -1;
+	while (!c->stream_direct && buf_used(&c->out) < ICAP_OUT_HIGH) {
+		if (c->echo_off >= c->spool.size) {
+			spool_reset(&c->spool);
+			c->stream_direct = 1;
+			break;
+		}
+		if ((n = spool_read(&c->spool, c->echo_off, buf,
+		    sizeof(buf))) <= 0) {
+			log_err(c->id, "icap spool read: %s", n == 0 ?
+			    "short" : strerror(errno));
+			c->keepalive = 0;
+			c->state = IS_CLOSE;
+			return;
+		}
 		hl = icap_chunk_head(chunk, (size_t)n);
-		if (buf_append(&c->out, chunk, hl) == -1 ||
-		    buf_append(&c->out, buf, (size_t)n) == -1 ||
-		    buf_append(&c->out, "\r\n", 2) == -1)
-			return -1;
+		buf_append(&c->out, chunk, hl);
+		buf_append(&c->out, buf, (size_t)n);
+		buf_append(&c->out, "\r\n", 2);
+		c->echo_off += (size_t)n;
 	}
-	spool_reset(&c->spool);
-	return 0;
+	if (c->stream_direct && c->body_in)
+		stream_end(c);
 }
 
 /* Decodes what is in c->in; 0 to go on, -1 when an answer was queued. */
@@ -699,8 +814,11 @@ body_feed(struct icap_conn *c)
 			return 0;
 		n = icap_chunked_feed(&c->ch, buf_head(&c->in),
 		    buf_used(&c->in), body_out, c, err, sizeof(err));
+		if (n == -1 && c->preview_overrun)
+			snprintf(err, sizeof(err), "preview longer than its "
+			    "Preview header (%ld)", c->req.preview);
 		if (n == -1) {
-			if (c->streaming) {
+			if (c->streaming || c->head_sent) {
 				/* The answer has begun: only closing tells. */
 				log_warn(c->id, "icap body while streaming: %s",
 				    err);
@@ -714,17 +832,18 @@ body_feed(struct icap_conn *c)
 		buf_consume(&c->in, (size_t)n);
 		/* Past the limit, passed: stream it (not in the preview,
 		 * whose end still owes a 100 Continue). */
-		if (c->stream_wanted && !c->streaming && !c->in_preview) {
-			log_info(c->id, "icap body over icap_max_body=%zu: "
-			    "limits_action=%s, streaming unscanned",
-			    I.conf->icap_max_body,
-			    action_name(I.conf->limits_action));
-			if (stream_start(c) == -1) {
-				c->keepalive = 0;
-				c->state = IS_CLOSE;
-				return -1;
-			}
-			c->state = IS_STREAM;
+		if (c->stream_wanted && !c->streaming && !c->in_preview &&
+		    !c->spool_failed)
+			stream_start(c);
+		/* A download past icap_answer_after, from a proxy that kept
+		 * no copy: begin the answer, hold the body. */
+		if (!c->head_sent && !c->streaming && !c->in_preview &&
+		    c->req.method == ICAP_RESPMOD && !c->req.allow_204 &&
+		    I.conf->icap_answer_after > 0 &&
+		    c->body_size > I.conf->icap_answer_after && !c->ch.done) {
+			answer_unmodified(c, 1);
+			c->head_sent = 1;
+			I.answered_early++;
 		}
 	}
 	if (!c->ch.done)
@@ -741,10 +860,9 @@ body_feed(struct icap_conn *c)
 		}
 	}
 	if (c->streaming) {
-		buf_printf(&c->out, "0\r\n\r\n");
-		I.passed_unclean++;
-		request_done(c, "limits", "icap_max_body", "pass", 200, 0);
-		c->state = c->keepalive ? IS_DRAIN : IS_CLOSE;
+		c->body_in = 1;
+		if (c->stream_direct)
+			stream_end(c);
 		return -1;
 	}
 	body_complete(c);
@@ -908,8 +1026,13 @@ icap_process(struct icap_conn *c)
 			(void)http_step(c);
 			break;
 		case IS_BODY:
-		case IS_STREAM:
 			(void)body_feed(c);
+			break;
+		case IS_STREAM:
+			if (!c->body_in)
+				(void)body_feed(c);
+			if (c->state == IS_STREAM)
+				stream_fill(c);
 			break;
 		case IS_ECHO:
 			echo_fill(c);
@@ -1140,10 +1263,11 @@ icap_status(struct buf *out)
 	    "icap.requests=%llu\nicap.options=%llu\nicap.scans=%llu\n"
 	    "icap.clean=%llu\nicap.blocked=%llu\nicap.tempfailed=%llu\n"
 	    "icap.passed_unclean=%llu\nicap.no_content=%llu\n"
-	    "icap.echoed=%llu\nicap.streamed=%llu\nicap.bad_requests=%llu\n"
+	    "icap.echoed=%llu\nicap.streamed=%llu\nicap.answered_early=%llu\n"
+	    "icap.cut=%llu\nicap.errors=%llu\nicap.bad_requests=%llu\n"
 	    "icap.timeouts=%llu\nicap.istag=%s\n", I.nconns, I.accepted,
 	    I.refused_acl, I.refused_max, I.requests, I.options, I.scans,
 	    I.clean, I.blocked, I.tempblocked, I.passed_unclean,
-	    I.no_content, I.echoed, I.streamed, I.bad_requests, I.timeouts,
-	    icap_istag());
+	    I.no_content, I.echoed, I.streamed, I.answered_early, I.cut,
+	    I.errors, I.bad_requests, I.timeouts, icap_istag());
 }
