@@ -559,7 +559,7 @@ conclude_begun(struct icap_conn *c, enum scan_verdict v, const char *name,
 		I.echoed++;
 		request_done(c, scan_verdict_name(v), name, "pass", 200,
 		    scan_ms);
-		c->echo_off = 0;
+		/* On from where the trickle stopped. */
 		c->state = IS_ECHO;
 		return;
 	}
@@ -869,27 +869,29 @@ body_feed(struct icap_conn *c)
 	return -1;
 }
 
-/* Refills c->out from the spool while echoing an unmodified body. */
-static void
-echo_fill(struct icap_conn *c)
+/*
+ * Sends the spool from echo_off up to upto, a chunk at a time while the
+ * answer's buffer has room. 1 when it got there, 0 when it must wait for
+ * the proxy to read, -1 (the connection is to close) on a read error.
+ */
+static int
+spool_send(struct icap_conn *c, size_t upto)
 {
 	char	buf[ICAP_READ_CHUNK], chunk[24];
-	size_t	hl;
+	size_t	hl, want;
 	ssize_t	n;
 
-	while (c->state == IS_ECHO && buf_used(&c->out) < ICAP_OUT_HIGH) {
-		if (c->echo_off >= c->spool.size) {
-			buf_printf(&c->out, "0\r\n\r\n");
-			c->state = c->keepalive ? IS_DRAIN : IS_CLOSE;
-			return;
-		}
-		if ((n = spool_read(&c->spool, c->echo_off, buf,
-		    sizeof(buf))) <= 0) {
+	while (c->echo_off < upto) {
+		if (buf_used(&c->out) >= ICAP_OUT_HIGH)
+			return 0;
+		want = upto - c->echo_off < sizeof(buf) ? upto - c->echo_off :
+		    sizeof(buf);
+		if ((n = spool_read(&c->spool, c->echo_off, buf, want)) <= 0) {
 			log_err(c->id, "icap spool read: %s", n == 0 ?
 			    "short" : strerror(errno));
 			c->keepalive = 0;
 			c->state = IS_CLOSE;
-			return;
+			return -1;
 		}
 		hl = icap_chunk_head(chunk, (size_t)n);
 		buf_append(&c->out, chunk, hl);
@@ -897,6 +899,34 @@ echo_fill(struct icap_conn *c)
 		buf_append(&c->out, "\r\n", 2);
 		c->echo_off += (size_t)n;
 	}
+	return 1;
+}
+
+/* Refills c->out from the spool while echoing an unmodified body. */
+static void
+echo_fill(struct icap_conn *c)
+{
+	if (c->state != IS_ECHO || spool_send(c, c->spool.size) != 1)
+		return;
+	buf_printf(&c->out, "0\r\n\r\n");
+	c->state = c->keepalive ? IS_DRAIN : IS_CLOSE;
+}
+
+/*
+ * While a download whose answer has begun still arrives: everything but
+ * its last icap_answer_after bytes goes out now (Squid up to 6 stops
+ * sending a body while nothing of the answer's body reaches it); the
+ * rest waits for the verdict.
+ */
+static void
+trickle_fill(struct icap_conn *c)
+{
+	size_t	keep = I.conf->icap_answer_after;
+
+	if (!c->head_sent || c->streaming || c->spool_failed ||
+	    c->spool.size <= keep)
+		return;
+	(void)spool_send(c, c->spool.size - keep);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1027,6 +1057,8 @@ icap_process(struct icap_conn *c)
 			break;
 		case IS_BODY:
 			(void)body_feed(c);
+			if (c->state == IS_BODY)
+				trickle_fill(c);
 			break;
 		case IS_STREAM:
 			if (!c->body_in)
