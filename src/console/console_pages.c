@@ -29,6 +29,7 @@
 #define ARG_MAX			512
 #define LOG_VALUE_MAX		96	/* bytes of a searched value in a log line */
 #define TRACK_RESULTS_MAX	200
+#define TRACK_ID_PER_SEC	1000000	/* track.h: an id is its record's time */
 #define CHART_W			760
 #define CHART_H			260
 #define CHART_L			44	/* left margin: y labels */
@@ -351,12 +352,15 @@ chart(FILE *fp, int hours)
 		fputs("</p>", fp);
 		return;
 	}
+	/* The ids from start's on: the newest rows of the table. */
 	rc = sqlite3_prepare_v2(db, "SELECT CAST((t - ?1) / ?2 AS INTEGER), "
-	    "verdict, COUNT(*) FROM messages WHERE t >= ?1 GROUP BY 1, 2",
+	    "verdict, COUNT(*) FROM messages WHERE id >= ?3 GROUP BY 1, 2",
 	    -1, &q, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_double(q, 1, start);
 		sqlite3_bind_double(q, 2, bsec);
+		sqlite3_bind_int64(q, 3, (sqlite3_int64)(start *
+		    TRACK_ID_PER_SEC));
 	}
 	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char	*v = (const char *)sqlite3_column_text(q, 1);
@@ -668,18 +672,22 @@ track_dberr(FILE *fp, struct sqlite3 *db)
 
 struct search_field {
 	const char	*name, *label, *sql;
-	int		 like;
+	int		 like;		/* its ?s: the value as a pattern */
 };
 
+/* A time is the bound of a range of ids (an id is its record's time);
+ * the first recipient is in the message's row, the others in
+ * recipients. */
 static const struct search_field search_fields[] = {
 	{ "sender", "Sender", "m.sender LIKE ? ESCAPE '\\'", 1 },
-	{ "rcpt", "Recipient", "EXISTS (SELECT 1 FROM recipients r WHERE "
-	    "r.message = m.id AND r.rcpt LIKE ? ESCAPE '\\')", 1 },
+	{ "rcpt", "Recipient", "(m.rcpt LIKE ? ESCAPE '\\' OR EXISTS (SELECT "
+	    "1 FROM recipients r WHERE r.message = m.id AND r.rcpt LIKE ? "
+	    "ESCAPE '\\'))", 2 },
 	{ "msgid", "Message-ID", "m.message_id LIKE ? ESCAPE '\\'", 1 },
 	{ "client", "Client address", "(m.client_addr = ? OR m.client LIKE "
 	    "? ESCAPE '\\')", 0 },
-	{ "from", "From (UTC)", "m.t >= ?", 0 },
-	{ "to", "To (UTC)", "m.t <= ?", 0 },
+	{ "from", "From (UTC)", "m.id >= ?", 0 },
+	{ "to", "To (UTC)", "m.id <= ?", 0 },
 };
 #define NFIELDS	(sizeof(search_fields) / sizeof(search_fields[0]))
 
@@ -693,7 +701,7 @@ page_track(struct console_page *p, const struct console_req *r)
 	FILE		*sf;
 	sqlite3		*db = NULL;
 	sqlite3_stmt	*q = NULL;
-	int		 any = 0, rows = 0, rc, k = 1, bad = 0;
+	int		 any = 0, rows = 0, rc, k = 1, bad = 0, j;
 
 	page_begin(p, r, "Tracking center");
 	fputs("<form class=\"search\" method=\"get\" action=\"/track\">",
@@ -733,14 +741,15 @@ page_track(struct console_page *p, const struct console_req *r)
 	sql = NULL;
 	if ((sf = open_memstream(&sql, &sqllen)) == NULL)
 		goto fail;
-	fputs("SELECT m.id, m.t, m.client, m.sender, (SELECT "
-	    "group_concat(rcpt, ' ') FROM recipients r WHERE r.message = m.id), "
+	fputs("SELECT m.id, m.t, m.client, m.sender, CASE WHEN m.rcpts > 1 "
+	    "THEN m.rcpt || ' ' || (SELECT group_concat(rcpt, ' ') FROM "
+	    "recipients r WHERE r.message = m.id) ELSE m.rcpt END, "
 	    "m.subject, m.verdict, m.action, m.reply FROM messages m WHERE 1",
 	    sf);
 	for (i = 0; i < NFIELDS; i++)
 		if (val[i][0] != '\0')
 			fprintf(sf, " AND %s", search_fields[i].sql);
-	fprintf(sf, " ORDER BY m.t DESC LIMIT %d", TRACK_RESULTS_MAX);
+	fprintf(sf, " ORDER BY m.id DESC LIMIT %d", TRACK_RESULTS_MAX);
 	fclose(sf);
 	if ((db = track_open(err, sizeof(err))) == NULL) {
 		fputs("<p class=\"err\">", p->fp);
@@ -756,7 +765,9 @@ page_track(struct console_page *p, const struct console_req *r)
 		if (search_fields[i].like) {
 			if ((bound[i] = like_arg(val[i])) == NULL)
 				goto fail;
-			sqlite3_bind_text(q, k++, bound[i], -1, SQLITE_STATIC);
+			for (j = 0; j < search_fields[i].like; j++)
+				sqlite3_bind_text(q, k++, bound[i], -1,
+				    SQLITE_STATIC);
 		} else if (i >= 4) {
 			double	t = parse_time(val[i]);
 
@@ -766,7 +777,8 @@ page_track(struct console_page *p, const struct console_req *r)
 				html(p->fp, val[i]);
 				fputs(" (want YYYY-MM-DD HH:MM, UTC)</p>", p->fp);
 			}
-			sqlite3_bind_double(q, k++, t);
+			sqlite3_bind_int64(q, k++, (sqlite3_int64)(t *
+			    TRACK_ID_PER_SEC));
 		} else {
 			/* The address, or "ADDRESS:port" with its % _ as
 			 * themselves. */
@@ -820,6 +832,17 @@ static const char *const msg_cols[] = { "id", "t", "session", "client",
     "quarantine", "reply" };
 #define NMSGCOLS	(sizeof(msg_cols) / sizeof(msg_cols[0]))
 
+/* A recipient with its code and answer: q's columns i to i + 2. */
+static void
+rcpt_row(FILE *fp, sqlite3_stmt *q, int i)
+{
+	fputs("<tr><td>", fp);
+	html(fp, (const char *)sqlite3_column_text(q, i));
+	fprintf(fp, "</td><td>%d</td><td>", sqlite3_column_int(q, i + 1));
+	html(fp, (const char *)sqlite3_column_text(q, i + 2));
+	fputs("</td></tr>", fp);
+}
+
 void
 page_track_msg(struct console_page *p, const struct console_req *r)
 {
@@ -844,10 +867,12 @@ page_track_msg(struct console_page *p, const struct console_req *r)
 		page_end(p);
 		return;
 	}
+	/* msg_cols, then the recipients and the first one. */
 	rc = sqlite3_prepare_v2(db, "SELECT id, t, session, client, "
 	    "client_addr, server, direction, helo, sender, size, message_id, "
-	    "subject, verdict, action, score, tls, quarantine, reply FROM "
-	    "messages WHERE id = ?", -1, &q, NULL);
+	    "subject, verdict, action, score, tls, quarantine, reply, rcpts, "
+	    "rcpt, rcpt_code, rcpt_reply FROM messages WHERE id = ?", -1, &q,
+	    NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(q, 1, strtoll(a, NULL, 10));
 		rc = sqlite3_step(q);
@@ -884,21 +909,17 @@ page_track_msg(struct console_page *p, const struct console_req *r)
 		fputs("</table><h2>Recipients</h2><table id=\"recipients\">"
 		    "<tr><th>recipient</th><th>code</th><th>answer</th></tr>",
 		    p->fp);
+		if (sqlite3_column_int64(q, NMSGCOLS) > 0)
+			rcpt_row(p->fp, q, NMSGCOLS + 1);
 		sqlite3_finalize(q);
 		q = NULL;
 		if (sqlite3_prepare_v2(db, "SELECT rcpt, code, reply FROM "
-		    "recipients WHERE message = ? ORDER BY rowid", -1, &q,
+		    "recipients WHERE message = ? ORDER BY n", -1, &q,
 		    NULL) != SQLITE_OK)
 			goto dberr;
 		sqlite3_bind_int64(q, 1, strtoll(a, NULL, 10));
-		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-			fputs("<tr><td>", p->fp);
-			html(p->fp, (const char *)sqlite3_column_text(q, 0));
-			fprintf(p->fp, "</td><td>%d</td><td>",
-			    sqlite3_column_int(q, 1));
-			html(p->fp, (const char *)sqlite3_column_text(q, 2));
-			fputs("</td></tr>", p->fp);
-		}
+		while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+			rcpt_row(p->fp, q, 0);
 		fputs("</table>", p->fp);
 		if (rc != SQLITE_DONE)
 			goto dberr;

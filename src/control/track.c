@@ -42,9 +42,10 @@
 #define TRACK_WAL_MIN		262144	/* the WAL's share of track_max_size */
 #define TRACK_ERRLOG_EVERY	60	/* seconds between error log lines */
 #define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
-#define TRACK_WAL_LIMIT		4194304	/* ... at most: kept after a checkpoint */
+#define TRACK_WAL_MAX		67108864 /* ... at most, and without a bound */
 #define TRACK_LOG_LINE		2040	/* what log.c's line holds */
-#define TRACK_SCHEMA_VERSION	1
+#define TRACK_SCHEMA_VERSION	2
+#define TRACK_ID_T_MAX		1e11	/* ids for times before this (year 5138) */
 #define TRACK_XSTR(x)		#x
 #define TRACK_STR(x)		TRACK_XSTR(x)
 
@@ -107,40 +108,79 @@ static const struct track_fit track_fits[] = {
 	{ 0, TRACK_RCPTS_MAX }, { 200, 8 }, { 64, 2 }, { 24, 0 },
 };
 
+/*
+ * Schema 2 (track.h has it in words). Each record costs as few b-tree
+ * inserts as its searches allow: the id is its time, so a time range is a
+ * range of the table itself (no index on t); the first recipient lives in
+ * the message's row, so one-recipient mail (most mail) writes one table
+ * row and four index entries; only the second recipient on goes to
+ * recipients, keyed by (message, n) without a rowid of its own.
+ */
 static const char track_schema[] =
 	"CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, "
 	"t REAL NOT NULL, session TEXT, client TEXT, client_addr TEXT, "
 	"server TEXT, direction TEXT, helo TEXT, sender TEXT, size INTEGER, "
 	"message_id TEXT, subject TEXT, verdict TEXT, action TEXT, "
-	"score REAL, tls TEXT, quarantine TEXT, reply TEXT);"
-	"CREATE TABLE IF NOT EXISTS recipients (message INTEGER NOT NULL "
-	"REFERENCES messages(id), rcpt TEXT, code INTEGER, reply TEXT);"
-	"CREATE INDEX IF NOT EXISTS messages_t ON messages(t);"
+	"score REAL, tls TEXT, quarantine TEXT, reply TEXT, "
+	"rcpts INTEGER NOT NULL, rcpt TEXT, rcpt_code INTEGER, "
+	"rcpt_reply TEXT);"
+	"CREATE TABLE IF NOT EXISTS recipients (message INTEGER NOT NULL, "
+	"n INTEGER NOT NULL, rcpt TEXT, code INTEGER, reply TEXT, "
+	"PRIMARY KEY (message, n)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS messages_sender ON "
 	"messages(sender COLLATE NOCASE);"
 	"CREATE INDEX IF NOT EXISTS messages_message_id ON "
 	"messages(message_id);"
 	"CREATE INDEX IF NOT EXISTS messages_client_addr ON "
 	"messages(client_addr);"
+	"CREATE INDEX IF NOT EXISTS messages_rcpt ON "
+	"messages(rcpt COLLATE NOCASE);"
 	"CREATE INDEX IF NOT EXISTS recipients_rcpt ON "
-	"recipients(rcpt COLLATE NOCASE);"
-	"CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message);";
+	"recipients(rcpt COLLATE NOCASE);";
 
+/* The values in the order of the text fields (enum track_field); the
+ * migration from schema 1 selects its columns in this order too. */
 static const char track_insert_msg[] =
-	"INSERT INTO messages (t, session, client, client_addr, server, "
+	"INSERT INTO messages (id, t, session, client, client_addr, server, "
 	"direction, helo, sender, message_id, subject, verdict, action, tls, "
-	"quarantine, reply, size, score) VALUES "
-	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	"quarantine, reply, size, score, rcpts, rcpt, rcpt_code, rcpt_reply) "
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	"?, ?)";
 static const char track_insert_rcpt[] =
-	"INSERT INTO recipients (message, rcpt, code, reply) "
-	"VALUES (?, ?, ?, ?)";
-/* Oldest first; the same ORDER BY in both keeps the two sets equal. */
+	"INSERT INTO recipients (message, n, rcpt, code, reply) "
+	"VALUES (?, ?, ?, ?, ?)";
+/* Oldest first: the last id of the chunk, then ranges of both tables'
+ * keys up to it. */
+static const char track_delete_upto[] =
+	"SELECT max(id) FROM (SELECT id FROM messages WHERE id < ?1 "
+	"ORDER BY id LIMIT ?2)";
 static const char track_delete_rcpts[] =
-	"DELETE FROM recipients WHERE message IN (SELECT id FROM messages "
-	"WHERE t < ?1 ORDER BY t, id LIMIT ?2)";
+	"DELETE FROM recipients WHERE message <= ?1";
 static const char track_delete_msgs[] =
-	"DELETE FROM messages WHERE id IN (SELECT id FROM messages "
-	"WHERE t < ?1 ORDER BY t, id LIMIT ?2)";
+	"DELETE FROM messages WHERE id <= ?1";
+
+/* Schema 1 (one index per search and on t, every recipient in
+ * recipients), renamed aside and copied oldest first. */
+static const char track_v1_aside[] =
+	"DROP INDEX IF EXISTS messages_sender;"
+	"DROP INDEX IF EXISTS messages_message_id;"
+	"DROP INDEX IF EXISTS messages_client_addr;"
+	"DROP INDEX IF EXISTS recipients_rcpt;"
+	"ALTER TABLE messages RENAME TO messages_v1;"
+	"ALTER TABLE recipients RENAME TO recipients_v1;";
+static const char track_v1_msgs[] =
+	"SELECT m.id, m.t, m.session, m.client, m.client_addr, m.server, "
+	"m.direction, m.helo, m.sender, m.message_id, m.subject, m.verdict, "
+	"m.action, m.tls, m.quarantine, m.reply, m.size, m.score, "
+	"(SELECT count(*) FROM recipients_v1 r WHERE r.message = m.id), "
+	"f.rcpt, f.code, f.reply FROM messages_v1 m LEFT JOIN recipients_v1 f "
+	"ON f.rowid = (SELECT min(rowid) FROM recipients_v1 r "
+	"WHERE r.message = m.id) ORDER BY m.t, m.id";
+static const char track_v1_rcpts[] =
+	"SELECT rcpt, code, reply FROM recipients_v1 WHERE message = ? "
+	"ORDER BY rowid LIMIT -1 OFFSET 1";
+static const char track_v1_drop[] =
+	"DROP TABLE recipients_v1; DROP TABLE messages_v1;";
 
 /* Everything the two threads share is under mu; the connection and the
  * statements are the writer's alone once it runs. */
@@ -166,7 +206,9 @@ static struct {
 	unsigned long long	 db_bytes;
 	/* the writer's */
 	sqlite3			*db;
-	sqlite3_stmt		*ins_msg, *ins_rcpt, *del_rcpts, *del_msgs;
+	sqlite3_stmt		*ins_msg, *ins_rcpt;
+	sqlite3_stmt		*del_upto, *del_rcpts, *del_msgs;
+	sqlite3_int64		 last_id;	/* the greatest id written */
 	double			 retention;
 	unsigned long long	 max_size;
 	long long		 page_size;
@@ -572,15 +614,32 @@ track_bytes(int all)
 	return (pages - free_pages) * T.page_size;
 }
 
+/* The id of a record of time t: its microsecond, or the one after the
+ * last id when that is not later (two records in one microsecond, a
+ * clock set back), so that ids grow with time and a time range is a
+ * range of ids. */
+static sqlite3_int64
+track_id(double t)
+{
+	sqlite3_int64	id = 0;
+
+	if (isfinite(t) && t > 0 && t < TRACK_ID_T_MAX)
+		id = (sqlite3_int64)(t * TRACK_ID_PER_SEC);
+	if (id <= T.last_id)
+		id = T.last_id + 1;
+	return T.last_id = id;
+}
+
 static int
 track_insert(const struct track_item *it)
 {
 	sqlite3_stmt	*m = T.ins_msg, *r = T.ins_rcpt;
-	sqlite3_int64	 id;
+	sqlite3_int64	 id = track_id(it->t);
 	size_t		 i;
 	int		 col = 1;
 
 	sqlite3_reset(m);
+	sqlite3_bind_int64(m, col++, id);
 	sqlite3_bind_double(m, col++, it->t);
 	for (i = 0; i < TF_N; i++) {
 		if (i == TF_QUARANTINE && it->flen[i] == 0)
@@ -594,16 +653,28 @@ track_insert(const struct track_item *it)
 		sqlite3_bind_double(m, col++, it->score);
 	else
 		sqlite3_bind_null(m, col++);
+	sqlite3_bind_int64(m, col++, (sqlite3_int64)it->nrcpts);
+	if (it->nrcpts > 0) {
+		sqlite3_bind_text(m, col++, it->rcpts[0].addr,
+		    (int)it->rcpts[0].alen, SQLITE_STATIC);
+		sqlite3_bind_int(m, col++, it->rcpts[0].code);
+		sqlite3_bind_text(m, col++, it->rcpts[0].reply,
+		    (int)it->rcpts[0].rlen, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_null(m, col++);
+		sqlite3_bind_null(m, col++);
+		sqlite3_bind_null(m, col++);
+	}
 	if (sqlite3_step(m) != SQLITE_DONE)
 		return -1;
-	id = sqlite3_last_insert_rowid(T.db);
-	for (i = 0; i < it->nrcpts; i++) {
+	for (i = 1; i < it->nrcpts; i++) {
 		sqlite3_reset(r);
 		sqlite3_bind_int64(r, 1, id);
-		sqlite3_bind_text(r, 2, it->rcpts[i].addr,
+		sqlite3_bind_int64(r, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(r, 3, it->rcpts[i].addr,
 		    (int)it->rcpts[i].alen, SQLITE_STATIC);
-		sqlite3_bind_int(r, 3, it->rcpts[i].code);
-		sqlite3_bind_text(r, 4, it->rcpts[i].reply,
+		sqlite3_bind_int(r, 4, it->rcpts[i].code);
+		sqlite3_bind_text(r, 5, it->rcpts[i].reply,
 		    (int)it->rcpts[i].rlen, SQLITE_STATIC);
 		if (sqlite3_step(r) != SQLITE_DONE)
 			return -1;
@@ -644,30 +715,41 @@ track_write(struct track_item *batch)
 	}
 }
 
-/* Deletes up to max of the oldest messages older than before, with
+/* Deletes up to max of the oldest messages with ids under before, with
  * their recipients, in one transaction: how many, or -1. */
 static long long
-track_delete(double before, long long max)
+track_delete(sqlite3_int64 before, long long max)
 {
-	sqlite3_stmt	*st[2] = { T.del_rcpts, T.del_msgs };
+	sqlite3_stmt	*st[3] = { T.del_upto, T.del_rcpts, T.del_msgs };
+	sqlite3_int64	 upto = 0;
 	long long	 n = 0;
 	size_t		 i;
+	int		 rc;
 
 	if (track_exec("BEGIN") == -1)
 		return -1;
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		sqlite3_reset(st[i]);
-		sqlite3_bind_double(st[i], 1, before);
-		sqlite3_bind_int64(st[i], 2, max);
-		if (sqlite3_step(st[i]) != SQLITE_DONE) {
+		if (i == 0) {
+			sqlite3_bind_int64(st[i], 1, before);
+			sqlite3_bind_int64(st[i], 2, max);
+		} else
+			sqlite3_bind_int64(st[i], 1, upto);
+		rc = sqlite3_step(st[i]);
+		if (i == 0 && rc == SQLITE_ROW) {
+			if (sqlite3_column_type(st[i], 0) == SQLITE_NULL)
+				break;		/* nothing that old */
+			upto = sqlite3_column_int64(st[i], 0);
+		} else if (rc != SQLITE_DONE) {
 			track_fail("delete");
 			sqlite3_reset(st[i]);
 			(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
-		}
-		n = sqlite3_changes(T.db);
+		} else
+			n = sqlite3_changes(T.db);
 		sqlite3_reset(st[i]);
 	}
+	sqlite3_reset(st[0]);
 	if (track_exec("COMMIT") == -1) {
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
@@ -702,7 +784,8 @@ track_prune(void)
 	int		log_pages;
 
 	if (T.retention > 0) {
-		while ((n = track_delete((double)time(NULL) - T.retention,
+		while ((n = track_delete(((sqlite3_int64)time(NULL) -
+		    (sqlite3_int64)T.retention) * TRACK_ID_PER_SEC,
 		    TRACK_DELETE_CHUNK)) > 0)
 			deleted += n;
 	}
@@ -718,7 +801,7 @@ track_prune(void)
 			    (double)(used - target) / (double)used) + 1;
 			if (chunk > TRACK_DELETE_CHUNK)
 				chunk = TRACK_DELETE_CHUNK;
-			if ((n = track_delete(INFINITY, chunk)) <= 0)
+			if ((n = track_delete(INT64_MAX, chunk)) <= 0)
 				break;
 			deleted += n;
 		}
@@ -828,9 +911,10 @@ track_close(void)
 {
 	sqlite3_finalize(T.ins_msg);
 	sqlite3_finalize(T.ins_rcpt);
+	sqlite3_finalize(T.del_upto);
 	sqlite3_finalize(T.del_rcpts);
 	sqlite3_finalize(T.del_msgs);
-	T.ins_msg = T.ins_rcpt = T.del_rcpts = T.del_msgs = NULL;
+	T.ins_msg = T.ins_rcpt = T.del_upto = T.del_rcpts = T.del_msgs = NULL;
 	sqlite3_close(T.db);
 	T.db = NULL;
 }
@@ -846,6 +930,147 @@ track_setup_exec(const char *sql, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/* The writer's statements, on the tables of this schema. */
+static int
+track_prepare(const char *path, char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v2(T.db, track_insert_msg, -1, &T.ins_msg,
+	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_insert_rcpt,
+	    -1, &T.ins_rcpt, NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db,
+	    track_delete_upto, -1, &T.del_upto, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(T.db, track_delete_rcpts, -1, &T.del_rcpts,
+	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_delete_msgs,
+	    -1, &T.del_msgs, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "track_db %s: %s", path,
+		    sqlite3_errmsg(T.db));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Schema 1 to 2, inside track_schema_setup's transaction, the old tables
+ * already renamed aside and the new ones made: every message copied
+ * oldest first under its new id (from its time, as the writer makes
+ * them), its first recipient into its row, the others into recipients;
+ * then the old tables dropped. Copied rather than renamed aside whole so
+ * that `sporkctl track` and the console still find the mail of before
+ * the upgrade; the file holds both copies until the commit (the pages of
+ * the old are given back by the next prune pass).
+ */
+static int
+track_migrate(const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt	*sel = NULL, *rest = NULL;
+	sqlite3_stmt	*m = T.ins_msg, *r = T.ins_rcpt;
+	sqlite3_int64	 id;
+	struct timespec	 t0, t1;
+	long long	 msgs = 0, rcpts = 0;
+	int		 i, k, rc = SQLITE_ERROR;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (sqlite3_prepare_v2(T.db, track_v1_msgs, -1, &sel, NULL) !=
+	    SQLITE_OK || sqlite3_prepare_v2(T.db, track_v1_rcpts, -1, &rest,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		id = track_id(sqlite3_column_double(sel, 1));
+		sqlite3_reset(m);
+		sqlite3_bind_int64(m, 1, id);
+		/* sel's columns after the old id are the insert's values */
+		for (i = 1; i < sqlite3_column_count(sel); i++)
+			sqlite3_bind_value(m, i + 1, sqlite3_column_value(sel,
+			    i));
+		if ((rc = sqlite3_step(m)) != SQLITE_DONE)
+			goto fail;
+		sqlite3_reset(rest);
+		sqlite3_bind_int64(rest, 1, sqlite3_column_int64(sel, 0));
+		for (k = 1; (rc = sqlite3_step(rest)) == SQLITE_ROW; k++) {
+			sqlite3_reset(r);
+			sqlite3_bind_int64(r, 1, id);
+			sqlite3_bind_int(r, 2, k);
+			for (i = 0; i < 3; i++)
+				sqlite3_bind_value(r, i + 3,
+				    sqlite3_column_value(rest, i));
+			if ((rc = sqlite3_step(r)) != SQLITE_DONE)
+				goto fail;
+			rcpts++;
+		}
+		if (rc != SQLITE_DONE)
+			goto fail;
+		msgs++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(sel);
+	sqlite3_finalize(rest);
+	sqlite3_reset(m);
+	sqlite3_clear_bindings(m);
+	sqlite3_reset(r);
+	sqlite3_clear_bindings(r);
+	if (track_setup_exec(track_v1_drop, err, errlen) == -1)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info(NULL, "track_db %s: schema 1 migrated to "
+	    TRACK_STR(TRACK_SCHEMA_VERSION) " messages=%lld "
+	    "more_recipients=%lld ms=%lld", path, msgs, rcpts,
+	    (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	return 0;
+fail:
+	snprintf(err, errlen, "track_db %s: migrating schema 1: %s", path,
+	    sqlite3_errmsg(T.db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(rest);
+	sqlite3_reset(m);
+	sqlite3_reset(r);
+	return -1;
+}
+
+/* Makes the tables (a new database), migrates an older schema, or finds
+ * them made, in one transaction; prepares the writer's statements. A
+ * newer schema than ours is an error: its tables are not ours to
+ * guess. */
+static int
+track_schema_setup(const char *path, char *err, size_t errlen)
+{
+	long long	v;
+
+	if (track_setup_exec("BEGIN IMMEDIATE", err, errlen) == -1)
+		return -1;
+	if ((v = track_int("PRAGMA user_version")) < 0) {
+		snprintf(err, errlen, "track_db %s: user_version: %s", path,
+		    sqlite3_errmsg(T.db));
+		goto fail;
+	}
+	if (v > TRACK_SCHEMA_VERSION) {
+		snprintf(err, errlen, "track_db %s: schema version %lld: this "
+		    "sporkd knows " TRACK_STR(TRACK_SCHEMA_VERSION)
+		    " at most", path, v);
+		goto fail;
+	}
+	T.last_id = 0;
+	if ((v == 1 && track_setup_exec(track_v1_aside, err, errlen) == -1) ||
+	    track_setup_exec(track_schema, err, errlen) == -1 ||
+	    track_prepare(path, err, errlen) == -1 ||
+	    (v == 1 && track_migrate(path, err, errlen) == -1) ||
+	    track_setup_exec("PRAGMA user_version=" TRACK_STR(
+	    TRACK_SCHEMA_VERSION), err, errlen) == -1 ||
+	    track_setup_exec("COMMIT", err, errlen) == -1)
+		goto fail;
+	if ((T.last_id = track_int("SELECT coalesce(max(id), 0) FROM "
+	    "messages")) < 0) {
+		snprintf(err, errlen, "track_db %s: %s", path,
+		    sqlite3_errmsg(T.db));
+		return -1;
+	}
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(T.db))
+		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 static int
@@ -901,11 +1126,7 @@ track_open(const char *path, char *err, size_t errlen)
 	/* The -wal and -shm stay when sporkd stops: a reader that may not
 	 * create files in the directory can still open the database. */
 	sqlite3_file_control(T.db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-	if (track_setup_exec("BEGIN", err, errlen) == -1 ||
-	    track_setup_exec(track_schema, err, errlen) == -1 ||
-	    track_setup_exec("PRAGMA user_version=" TRACK_STR(
-	    TRACK_SCHEMA_VERSION), err, errlen) == -1 ||
-	    track_setup_exec("COMMIT", err, errlen) == -1)
+	if (track_schema_setup(path, err, errlen) == -1)
 		return -1;
 	if (track_int("PRAGMA auto_vacuum") != 2)
 		log_warn(NULL, "track_db %s: auto_vacuum is not incremental "
@@ -917,13 +1138,16 @@ track_open(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	/* track_max_size bounds the database and its WAL together: the WAL
-	 * gets an eighth (256 KiB to 4 MiB), checkpointed when that full
-	 * and cut back to it after, the database the rest. */
-	T.wal_limit = T.max_size > 0 ? T.max_size / 8 : TRACK_WAL_LIMIT;
+	 * gets an eighth (256 KiB to 64 MiB), checkpointed when half full
+	 * and cut back to its share after, the database the rest. A large
+	 * share saves more than it costs: a checkpoint writes each page
+	 * once however many commits rewrote it (the hot index pages), so
+	 * checkpoints and their fsyncs come seldom. */
+	T.wal_limit = T.max_size > 0 ? T.max_size / 8 : TRACK_WAL_MAX;
 	if (T.wal_limit < TRACK_WAL_MIN)
 		T.wal_limit = TRACK_WAL_MIN;
-	if (T.wal_limit > TRACK_WAL_LIMIT)
-		T.wal_limit = TRACK_WAL_LIMIT;
+	if (T.wal_limit > TRACK_WAL_MAX)
+		T.wal_limit = TRACK_WAL_MAX;
 	T.db_budget = T.max_size > T.wal_limit ? T.max_size - T.wal_limit :
 	    T.max_size / 2;
 	snprintf(pragma, sizeof(pragma), "PRAGMA journal_size_limit=%zu",
@@ -950,16 +1174,6 @@ track_open(const char *path, char *err, size_t errlen)
 	    (unsigned long long)TRACK_CACHE_KIB);
 	if (track_setup_exec(pragma, err, errlen) == -1)
 		return -1;
-	if (sqlite3_prepare_v2(T.db, track_insert_msg, -1, &T.ins_msg,
-	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_insert_rcpt,
-	    -1, &T.ins_rcpt, NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db,
-	    track_delete_rcpts, -1, &T.del_rcpts, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(T.db, track_delete_msgs, -1, &T.del_msgs,
-	    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "track_db %s: %s", path,
-		    sqlite3_errmsg(T.db));
-		return -1;
-	}
 	return 0;
 }
 

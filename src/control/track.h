@@ -16,18 +16,34 @@
  * bounded queue; a thread of its own writes it.
  *
  * The database (read by sporkctl and spork-console, never written by
- * them):
+ * them), schema 2 (PRAGMA user_version; sporkd migrates a schema-1
+ * database, one index per search and every recipient in recipients, when
+ * it opens it):
  *
- *   messages(id INTEGER PRIMARY KEY, t REAL unix time, session TEXT,
+ *   messages(id INTEGER PRIMARY KEY: the time in microseconds since the
+ *            epoch (t * TRACK_ID_PER_SEC), or the last id + 1 when that
+ *            is not greater (same microsecond, clock set back): ids grow
+ *            with time, and a time range is a range of ids, searched
+ *            without an index of its own,
+ *            t REAL unix time, session TEXT,
  *            client TEXT "addr:port", client_addr TEXT "addr",
  *            server TEXT, direction TEXT inbound|outbound, helo TEXT,
  *            sender TEXT, size INTEGER, message_id TEXT, subject TEXT,
  *            verdict TEXT, action TEXT, score REAL NULL, tls TEXT,
- *            quarantine TEXT NULL, reply TEXT)
- *   recipients(message INTEGER -> messages.id, rcpt TEXT, code INTEGER,
- *            reply TEXT)
+ *            quarantine TEXT NULL, reply TEXT,
+ *            rcpts INTEGER recipients recorded, and the first of them:
+ *            rcpt TEXT NULL, rcpt_code INTEGER NULL, rcpt_reply TEXT NULL)
+ *   recipients(message INTEGER -> messages.id, n INTEGER 1.. (the first,
+ *            n 0, is in messages), rcpt TEXT, code INTEGER, reply TEXT,
+ *            PRIMARY KEY (message, n)) WITHOUT ROWID
+ *   indexes: messages(sender COLLATE NOCASE), messages(message_id),
+ *            messages(client_addr), messages(rcpt COLLATE NOCASE),
+ *            recipients(rcpt COLLATE NOCASE)
  *
-
+ * A search by recipient looks in both tables (UNION); a message's
+ * recipients in order are its row's, then recipients' by n. Most mail
+ * has one recipient: one table row and four index entries a record.
+ *
  * The JSON line (track_json) is written by track_message() itself through
  * log.c, so the event loop pays one snprintf for it.
  *
@@ -44,6 +60,7 @@
 #define TRACK_QUEUE_MAX		4096	/* records waiting for the writer */
 #define TRACK_QUEUE_BYTES	(64 * 1024 * 1024)	/* and their size */
 #define TRACK_FIELD_MAX		998	/* longest text field kept */
+#define TRACK_ID_PER_SEC	1000000	/* a record's id: its time, in these */
 
 struct track_rcpt {
 	const char	*addr;

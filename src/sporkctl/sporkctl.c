@@ -27,6 +27,7 @@
 #define TRACK_PATH_MAX		4096
 #define TRACK_ARGS_MAX		16	/* bound values of one query */
 #define TRACK_BUSY_MS		2000
+#define TRACK_ID_PER_SEC	1000000	/* track.h: an id is its record's time */
 
 static void
 usage(void)
@@ -207,14 +208,14 @@ struct track_query {
 	size_t		 len;
 	int		 nargs;
 	int		 isnum[TRACK_ARGS_MAX];
-	double		 num[TRACK_ARGS_MAX];
+	sqlite3_int64	 num[TRACK_ARGS_MAX];
 	char		*text[TRACK_ARGS_MAX];	/* owned */
 };
 
 /* One more "AND ..." with its values (at most two, text unless isnum). */
 static int
 q_add(struct track_query *q, const char *cond, char *t1, char *t2,
-    const double *num)
+    const sqlite3_int64 *num)
 {
 	int	n;
 
@@ -243,27 +244,34 @@ q_add(struct track_query *q, const char *cond, char *t1, char *t2,
 	return 0;
 }
 
-/* -f and -r: exact without a '*' (the NOCASE index), LIKE with one. */
+/* -f and -r: exact without a '*' (the NOCASE index), LIKE with one;
+ * the value twice for -r's two columns (the first recipient's in
+ * messages, the others' in recipients). */
 static int
 q_add_addr(struct track_query *q, const char *col_eq, const char *col_like,
-    const char *v)
+    const char *v, int twice)
 {
 	if (strchr(v, '*') != NULL)
-		return q_add(q, col_like, like_pattern(v), NULL, NULL);
-	return q_add(q, col_eq, strdup(v), NULL, NULL);
+		return q_add(q, col_like, like_pattern(v), twice ?
+		    like_pattern(v) : NULL, NULL);
+	return q_add(q, col_eq, strdup(v), twice ? strdup(v) : NULL, NULL);
 }
 
+/* A time as the bound of a range of ids: an id is its record's time in
+ * microseconds, so the range is one of the table itself. */
 static int
 q_add_time(struct track_query *q, const char *cond, const char *v)
 {
-	double	t;
+	sqlite3_int64	id;
+	double		t;
 
 	if (parse_when(v, &t) == -1) {
 		fprintf(stderr, "sporkctl: bad time %s (unix time, "
 		    "YYYY-MM-DD[ HH:MM[:SS]], or like 2h, 3d)\n", v);
 		return -1;
 	}
-	return q_add(q, cond, NULL, NULL, &t);
+	id = t > 0 ? (sqlite3_int64)(t * TRACK_ID_PER_SEC) : 0;
+	return q_add(q, cond, NULL, NULL, &id);
 }
 
 static const char *
@@ -301,12 +309,11 @@ put_code(const char *reply)
 }
 
 #define TRACK_LIST_COLS "m.id, m.t, m.session, m.client, m.sender, " \
-	"(SELECT count(*) FROM recipients r WHERE r.message = m.id), " \
-	"(SELECT rcpt FROM recipients r WHERE r.message = m.id " \
-	"ORDER BY r.rowid LIMIT 1), m.size, m.verdict, m.action, m.reply"
+	"m.rcpts, m.rcpt, m.size, m.verdict, m.action, m.reply"
 #define TRACK_SHOW_COLS "m.id, m.t, m.session, m.client, m.client_addr, " \
 	"m.server, m.direction, m.helo, m.sender, m.size, m.message_id, " \
-	"m.subject, m.verdict, m.action, m.score, m.tls, m.quarantine, m.reply"
+	"m.subject, m.verdict, m.action, m.score, m.tls, m.quarantine, " \
+	"m.reply, m.rcpts, m.rcpt, m.rcpt_code, m.rcpt_reply"
 
 static void
 track_list_row(sqlite3_stmt *st)
@@ -334,6 +341,17 @@ track_list_row(sqlite3_stmt *st)
 	putchar('\n');
 }
 
+/* A recipient with its code and reply: st's columns i to i + 2. */
+static void
+track_show_rcpt(sqlite3_stmt *st, int i)
+{
+	fputs("rcpt         <", stdout);
+	put_escaped(col_text(st, i));
+	printf("> code=%d reply=", sqlite3_column_int(st, i + 1));
+	put_escaped(col_text(st, i + 2));
+	putchar('\n');
+}
+
 /* The whole record: every field, each recipient with its answer. */
 static int
 track_show_row(sqlite3 *db, sqlite3_stmt *st)
@@ -345,8 +363,9 @@ track_show_row(sqlite3 *db, sqlite3_stmt *st)
 	sqlite3_stmt	*r;
 	long long	 id = sqlite3_column_int64(st, 0);
 	int		 i, n = 0, rc;
+	const int	 ncols = (int)(sizeof(names) / sizeof(names[0]));
 
-	for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+	for (i = 0; i < ncols; i++) {
 		printf("%-12s ", names[i]);
 		if (i == 1) {
 			put_time(sqlite3_column_double(st, i));
@@ -357,18 +376,20 @@ track_show_row(sqlite3 *db, sqlite3_stmt *st)
 			put_escaped(col_text(st, i));
 		putchar('\n');
 	}
+	/* The first recipient is in the message's row (the columns after
+	 * names'), the others in recipients. */
+	if (sqlite3_column_int64(st, ncols) > 0) {
+		track_show_rcpt(st, ncols + 1);
+		n++;
+	}
 	if (sqlite3_prepare_v2(db, "SELECT rcpt, code, reply FROM recipients "
-	    "WHERE message = ? ORDER BY rowid", -1, &r, NULL) != SQLITE_OK) {
+	    "WHERE message = ? ORDER BY n", -1, &r, NULL) != SQLITE_OK) {
 		fprintf(stderr, "sporkctl: %s\n", sqlite3_errmsg(db));
 		return -1;
 	}
 	sqlite3_bind_int64(r, 1, id);
 	while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
-		fputs("rcpt         <", stdout);
-		put_escaped(col_text(r, 0));
-		printf("> code=%d reply=", sqlite3_column_int(r, 1));
-		put_escaped(col_text(r, 2));
-		putchar('\n');
+		track_show_rcpt(r, 0);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
@@ -448,10 +469,13 @@ q_add_msgid(struct track_query *q, const char *v)
 static int
 q_add_id(struct track_query *q, const char *id)
 {
-	double	n;
+	sqlite3_int64	n;
 
 	if (id[0] != '\0' && strspn(id, "0123456789") == strlen(id)) {
-		n = strtod(id, NULL);
+		errno = 0;
+		n = strtoll(id, NULL, 10);
+		if (errno != 0)
+			return -1;
 		return q_add(q, "m.id = ?", NULL, NULL, &n);
 	}
 	return q_add(q, "m.session = ?", strdup(id), NULL, NULL);
@@ -481,13 +505,16 @@ cmd_track(int argc, char *argv[], const char *confpath)
 			break;
 		case 'f':
 			bad = q_add_addr(&q, "m.sender = ? COLLATE NOCASE",
-			    "m.sender LIKE ? ESCAPE '\\'", optarg);
+			    "m.sender LIKE ? ESCAPE '\\'", optarg, 0);
 			break;
 		case 'r':
-			bad = q_add_addr(&q, "m.id IN (SELECT message FROM "
-			    "recipients WHERE rcpt = ? COLLATE NOCASE)",
-			    "m.id IN (SELECT message FROM recipients WHERE "
-			    "rcpt LIKE ? ESCAPE '\\')", optarg);
+			bad = q_add_addr(&q, "m.id IN (SELECT id FROM "
+			    "messages WHERE rcpt = ? COLLATE NOCASE UNION "
+			    "SELECT message FROM recipients WHERE rcpt = ? "
+			    "COLLATE NOCASE)", "m.id IN (SELECT id FROM "
+			    "messages WHERE rcpt LIKE ? ESCAPE '\\' UNION "
+			    "SELECT message FROM recipients WHERE rcpt LIKE ? "
+			    "ESCAPE '\\')", optarg, 1);
 			break;
 		case 'm':
 			bad = q_add_msgid(&q, optarg);
@@ -497,10 +524,10 @@ cmd_track(int argc, char *argv[], const char *confpath)
 			    NULL, NULL);
 			break;
 		case 's':
-			bad = q_add_time(&q, "m.t >= ?", optarg);
+			bad = q_add_time(&q, "m.id >= ?", optarg);
 			break;
 		case 'u':
-			bad = q_add_time(&q, "m.t <= ?", optarg);
+			bad = q_add_time(&q, "m.id <= ?", optarg);
 			break;
 		case 'n':
 			errno = 0;
@@ -521,7 +548,7 @@ cmd_track(int argc, char *argv[], const char *confpath)
 		usage();
 	}
 	n = snprintf(sql, sizeof(sql), "SELECT %s FROM messages m WHERE 1%s "
-	    "ORDER BY m.t DESC, m.id DESC LIMIT %ld",
+	    "ORDER BY m.id DESC LIMIT %ld",
 	    id != NULL ? TRACK_SHOW_COLS : TRACK_LIST_COLS, q.sql,
 	    limit > 0 ? limit : -1L);
 	if (n < 0 || (size_t)n >= sizeof(sql)) {
@@ -535,7 +562,7 @@ cmd_track(int argc, char *argv[], const char *confpath)
 		goto done;
 	for (i = 0; i < q.nargs; i++) {
 		if (q.isnum[i])
-			sqlite3_bind_double(st, i + 1, q.num[i]);
+			sqlite3_bind_int64(st, i + 1, q.num[i]);
 		else
 			sqlite3_bind_text(st, i + 1, q.text[i], -1,
 			    SQLITE_STATIC);

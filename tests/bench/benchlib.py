@@ -272,7 +272,8 @@ def cmd_trackdb(db):
     print("final_db=%d final_wal=%d final_shm=%d kept=%d kept_rcpts=%d "
           "page_size=%d pages=%d free_pages=%d" % (
               d, w, s, q("SELECT count(*) FROM messages"),
-              q("SELECT count(*) FROM recipients"), q("PRAGMA page_size"),
+              q("SELECT coalesce(sum(rcpts), 0) FROM messages"),
+              q("PRAGMA page_size"),
               q("PRAGMA page_count"), q("PRAGMA freelist_count")))
     c.close()
 

@@ -793,7 +793,7 @@ def table_track(meta, runs, w, targets):
         if written < 3 * max(kept, 1):
             w("      WARNING: the load did not exceed the bound several "
               "times over: the figure says little")
-        targets.append(("tracking db + wal <= track_max_size + 4 MiB "
+        targets.append(("tracking db + wal <= track_max_size + its WAL share "
                         "(2m bound, %.0fx filled)" % (written / max(kept, 1)),
                         "%.2f MiB" % (z.get("max_dbwal", 0) / 1048576.0),
                         verdict(ok)))

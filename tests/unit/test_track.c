@@ -2,8 +2,8 @@
 /*
  * Message tracking: the JSON of a record (escaping, truncation, the log
  * line that must fit log.c's), the database the writer fills (fields byte
- * for byte, recipients, retention, the size bound, a full queue), and
- * `sporkctl track` on that database.
+ * for byte, recipients, retention, the size bound, a full queue, ids
+ * from times, schema 1 migrated), and `sporkctl track` on that database.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -380,10 +380,11 @@ printable(const char *s)
 	return 1;
 }
 
+/* id: the hostile record's, of time now - 10. */
 static void
-test_sporkctl(const char *dbpath)
+test_sporkctl(const char *dbpath, double now, long long id)
 {
-	char	ctl[512], out[65536];
+	char	ctl[512], out[65536], args[128];
 	int	rc;
 
 	snprintf(ctl, sizeof(ctl), "%s/../../build/sporkctl", unit_datadir);
@@ -409,12 +410,30 @@ test_sporkctl(const char *dbpath)
 	CHECK(rc == 0 && lines(out) == 1, "-r: %s", out);
 	rc = sporkctl(dbpath, "-r 'r999@*'", out, sizeof(out));
 	CHECK(rc == 0 && lines(out) == 1, "-r wildcard: %s", out);
+	/* The first recipient is in messages, the others in recipients. */
+	rc = sporkctl(dbpath, "-r R0@EXAMPLE.com", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "s-newest") != NULL,
+	    "-r the first: %s", out);
+	rc = sporkctl(dbpath, "-r r5@example.com", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "s-newest") != NULL,
+	    "-r a later one: %s", out);
+	rc = sporkctl(dbpath, "-r 'MALLORY*'", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "a1b2c3d4") != NULL,
+	    "-r wildcard, a later one: %s", out);
+	rc = sporkctl(dbpath, "-r 'r*@example.com' -f user@example.net", out,
+	    sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1, "-r in both tables, once: %s", out);
 	rc = sporkctl(dbpath, "-m id1@evil.example", out, sizeof(out));
 	CHECK(rc == 0 && lines(out) == 1, "-m without brackets: %s", out);
 	rc = sporkctl(dbpath, "-a 192.0.2.7 -s 1h", out, sizeof(out));
 	CHECK(rc == 0 && lines(out) == 1, "-a -s: %s", out);
 	rc = sporkctl(dbpath, "-u '2001-01-01 00:00'", out, sizeof(out));
 	CHECK(rc == 0 && lines(out) == 0, "-u: %s", out);
+	snprintf(args, sizeof(args), "-s %lld -u %lld", (long long)now - 20,
+	    (long long)now - 5);
+	rc = sporkctl(dbpath, args, out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "a1b2c3d4") != NULL,
+	    "-s -u: a time range as ids: %s", out);
 	rc = sporkctl(dbpath, "-n 1", out, sizeof(out));
 	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "s-newest") != NULL,
 	    "-n 1, newest first: %s", out);
@@ -423,13 +442,19 @@ test_sporkctl(const char *dbpath)
 
 	rc = sporkctl(dbpath, "a1b2c3d4", out, sizeof(out));
 	CHECK(rc == 0 && printable(out), "show: rc %d: %s", rc, out);
-	CHECK(strstr(out, "rcpt         <Mallory\\x0d\\x0a@example.org> "
-	    "code=550 reply=550 5.1.1 <x\"y>\\x02 unknown\n") != NULL &&
+	CHECK(strstr(out, "rcpt         <bob@example.org> code=250 "
+	    "reply=250 2.0.0 Ok: queued as 4F2\nrcpt         <Mallory"
+	    "\\x0d\\x0a@example.org> code=550 reply=550 5.1.1 <x\"y>\\x02 "
+	    "unknown\n") != NULL &&
 	    strstr(out, "subject      caf\\xc3\\xa9 \\xff\\xfe") != NULL &&
 	    strstr(out, "quarantine   -\n") != NULL &&
 	    strstr(out, "recipients   2\n") != NULL, "show: %s", out);
 	rc = sporkctl(dbpath, "999999", out, sizeof(out));
 	CHECK(rc == 1, "no such message: rc %d", rc);
+	snprintf(args, sizeof(args), "%lld", (long long)id);
+	rc = sporkctl(dbpath, args, out, sizeof(out));
+	CHECK(rc == 0 && strstr(out, "session      a1b2c3d4\n") != NULL &&
+	    strstr(out, "recipients   2\n") != NULL, "show %s: %s", args, out);
 }
 
 static void
@@ -444,6 +469,7 @@ test_db(void)
 	sqlite3			*db;
 	sqlite3_stmt		*st;
 	double			 now = (double)time(NULL);
+	long long		 hid = -1;
 	size_t			 i;
 
 	if (mkdtemp(dir) == NULL) {
@@ -452,10 +478,11 @@ test_db(void)
 	}
 	if (track_conf(&c, dir, 30 * 86400, 1 << 30) == -1)
 		return;
-	r = rec_hostile(now - 10);
-	track_message(&r);
+	/* In the order of their times, as sessions end. */
+	r = rec_hostile(now - 40 * 86400);	/* past retention */
 	r.session = "s-old";
-	r.t = now - 40 * 86400;		/* past retention */
+	track_message(&r);
+	r = rec_hostile(now - 10);
 	track_message(&r);
 	for (i = 0; i < TRACK_RCPTS_MAX + 5; i++) {
 		snprintf(names[i], sizeof(names[i]), "r%zu@example.com", i);
@@ -495,9 +522,24 @@ test_db(void)
 	    "messages: %lld", db_int(db, "SELECT count(*) FROM messages"));
 	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE session = "
 	    "'s-old'") == 0, "retention");
-	CHECK(db_int(db, "SELECT count(*) FROM recipients r JOIN messages m "
-	    "ON r.message = m.id WHERE m.session = 's-newest'") ==
-	    TRACK_RCPTS_MAX, "recipients kept");
+	CHECK(db_int(db, "PRAGMA user_version") == 2, "schema 2");
+	/* The first recipient in the row, the others numbered from 1. */
+	CHECK(db_int(db, "SELECT rcpts FROM messages WHERE session = "
+	    "'s-newest'") == TRACK_RCPTS_MAX && db_int(db, "SELECT count(*) "
+	    "FROM recipients r JOIN messages m ON r.message = m.id WHERE "
+	    "m.session = 's-newest'") == TRACK_RCPTS_MAX - 1 && db_int(db,
+	    "SELECT min(n) FROM recipients") == 1 && db_int(db, "SELECT "
+	    "max(n) FROM recipients") == TRACK_RCPTS_MAX - 1,
+	    "recipients kept");
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE session = "
+	    "'s-newest' AND rcpt = 'r0@example.com' AND rcpt_code = 250 AND "
+	    "rcpt_reply = '250 ok'") == 1, "the first recipient in the row");
+	/* The id is the time in microseconds. */
+	hid = db_int(db, "SELECT id FROM messages WHERE session = "
+	    "'a1b2c3d4'");
+	CHECK(hid == (long long)((now - 10) * TRACK_ID_PER_SEC) &&
+	    db_int(db, "SELECT id FROM messages WHERE session = 's-newest'") ==
+	    (long long)(now * TRACK_ID_PER_SEC), "ids: %lld", hid);
 	CHECK(db_int(db, "SELECT count(*) FROM recipients WHERE message NOT "
 	    "IN (SELECT id FROM messages)") == 0, "no orphans");
 	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE score IS NULL "
@@ -525,9 +567,11 @@ test_db(void)
 	} else
 		CHECK(0, "select: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, "SELECT rcpt, code, reply FROM recipients "
-	    "r JOIN messages m ON r.message = m.id WHERE m.session = "
-	    "'a1b2c3d4' ORDER BY r.rowid", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT rcpt, rcpt_code, rcpt_reply, 0 "
+	    "FROM messages WHERE session = 'a1b2c3d4' AND rcpts = 2 UNION ALL "
+	    "SELECT r.rcpt, r.code, r.reply, r.n FROM recipients r JOIN "
+	    "messages m ON r.message = m.id WHERE m.session = 'a1b2c3d4' "
+	    "ORDER BY 4", -1, &st, NULL) == SQLITE_OK) {
 		for (i = 0; i < 2 && sqlite3_step(st) == SQLITE_ROW; i++)
 			CHECK(strcmp((const char *)sqlite3_column_text(st, 0),
 			    hostile_rcpts[i].addr) == 0 &&
@@ -540,7 +584,7 @@ test_db(void)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 
-	test_sporkctl(path);
+	test_sporkctl(path, now, hid);
 	rm_db(dir);
 }
 
@@ -644,12 +688,213 @@ test_overflow(void)
 	rm_db(dir);
 }
 
+/* Ids grow with time, and still grow when two records share a
+ * microsecond or the clock went back. */
+static void
+test_ids(void)
+{
+	static const double	 dt[] = { 0, 0, -60, 0.5 };
+	static const long long	 want[] = { 0, 1, 2, 500000 };
+	char			 dir[] = "/tmp/spork-unit-trackid.XXXXXX";
+	char			 path[256];
+	struct conf		 c;
+	struct track_rec	 r;
+	sqlite3			*db;
+	sqlite3_stmt		*st;
+	double			 t0 = (double)time(NULL);
+	size_t			 i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	if (track_conf(&c, dir, 0, 0) == -1)
+		return;
+	for (i = 0; i < sizeof(dt) / sizeof(dt[0]); i++) {
+		r = rec_hostile(t0 + dt[i]);
+		track_message(&r);
+	}
+	track_shutdown();
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, "SELECT id, t FROM messages "
+	    "ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
+		for (i = 0; sqlite3_step(st) == SQLITE_ROW; i++)
+			CHECK(i < sizeof(dt) / sizeof(dt[0]) &&
+			    sqlite3_column_int64(st, 0) == (long long)t0 *
+			    TRACK_ID_PER_SEC + want[i] &&
+			    sqlite3_column_double(st, 1) == t0 + dt[i],
+			    "id %zu: %lld", i, (long long)
+			    sqlite3_column_int64(st, 0));
+		CHECK(i == sizeof(dt) / sizeof(dt[0]), "%zu records", i);
+		sqlite3_finalize(st);
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rm_db(dir);
+}
+
+/* A database of schema 1, as sporkd wrote it before: one index per
+ * search and on t, every recipient in recipients. */
+static const char track_v1[] =
+	"PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY, "
+	"t REAL NOT NULL, session TEXT, client TEXT, client_addr TEXT, "
+	"server TEXT, direction TEXT, helo TEXT, sender TEXT, size INTEGER, "
+	"message_id TEXT, subject TEXT, verdict TEXT, action TEXT, "
+	"score REAL, tls TEXT, quarantine TEXT, reply TEXT);"
+	"CREATE TABLE recipients (message INTEGER NOT NULL "
+	"REFERENCES messages(id), rcpt TEXT, code INTEGER, reply TEXT);"
+	"CREATE INDEX messages_t ON messages(t);"
+	"CREATE INDEX messages_sender ON messages(sender COLLATE NOCASE);"
+	"CREATE INDEX messages_message_id ON messages(message_id);"
+	"CREATE INDEX messages_client_addr ON messages(client_addr);"
+	"CREATE INDEX recipients_rcpt ON recipients(rcpt COLLATE NOCASE);"
+	"CREATE INDEX recipients_message ON recipients(message);"
+	"PRAGMA user_version=1;";
+
+/* Three messages (ids not in time order, as a clock set back made them):
+ * two recipients, none, one. */
+static const char track_v1_rows[] =
+	"INSERT INTO messages VALUES (1, 1700000100.25, 'sess0001', "
+	"'192.0.2.1:1025', '192.0.2.1', '198.51.100.25:25', 'inbound', "
+	"'h1', 'a@example.net', 100, '<m1@example.net>', 'one', 'clean', "
+	"'deliver', NULL, 'none', NULL, '250 ok 1');"
+	"INSERT INTO messages VALUES (2, 1700000000.5, 'sess0002', "
+	"'192.0.2.2:1026', '192.0.2.2', '198.51.100.25:25', 'outbound', "
+	"'h2', 'b@example.net', 200, '<m2@example.net>', 'two', 'spam', "
+	"'quarantine', 9.5, 'intercept', 'q2', '250 ok 2');"
+	"INSERT INTO messages VALUES (3, 1700000200, 'sess0003', "
+	"'192.0.2.3:1027', '192.0.2.3', '198.51.100.25:25', 'inbound', "
+	"'h3', 'c@example.net', 300, '<m3@example.net>', 'three', 'virus', "
+	"'reject', NULL, 'none', NULL, '550 virus');"
+	"INSERT INTO recipients VALUES (1, 'x@example.org', 250, '250 x');"
+	"INSERT INTO recipients VALUES (3, 'z@example.org', 550, '550 z');"
+	"INSERT INTO recipients VALUES (1, 'y@example.org', 450, '450 y');";
+
+static int
+exec_sql(sqlite3 *db, const char *sql)
+{
+	char	*msg = NULL;
+	int	 rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	CHECK(rc == SQLITE_OK, "%s", msg != NULL ? msg : "");
+	sqlite3_free(msg);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* sporkd opens a schema-1 database and finds its records under the new
+ * schema; a schema newer than its own it refuses. */
+static void
+test_migrate(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackmv.XXXXXX";
+	char			 path[256], out[65536], err[256];
+	struct conf		 c;
+	struct track_rec	 r;
+	sqlite3			*db = NULL;
+	int			 rc;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    exec_sql(db, track_v1) == -1 || exec_sql(db, track_v1_rows) == -1) {
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	sqlite3_close(db);
+	if (track_conf(&c, dir, 0, 0) == -1) {
+		rm_db(dir);
+		return;
+	}
+	r = rec_hostile(1700000300);
+	track_message(&r);
+	track_prune_now();
+	CHECK(stat_of("written") == 1 && stat_of("errors") == 0,
+	    "written %lld errors %lld after migrating", stat_of("written"),
+	    stat_of("errors"));
+	track_shutdown();
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	CHECK(db_int(db, "PRAGMA user_version") == 2, "user_version %lld",
+	    db_int(db, "PRAGMA user_version"));
+	CHECK(db_int(db, "SELECT count(*) FROM sqlite_schema WHERE name "
+	    "LIKE '%v1' OR name IN ('messages_t', 'recipients_message')") == 0,
+	    "schema 1's tables and indexes gone");
+	CHECK(db_int(db, "SELECT count(*) FROM messages") == 4 &&
+	    db_int(db, "SELECT count(*) FROM recipients") == 2, "rows: %lld "
+	    "messages, %lld recipients (y@, and bob's Mallory)", db_int(db,
+	    "SELECT count(*) FROM messages"), db_int(db, "SELECT count(*) "
+	    "FROM recipients"));
+	/* Every field, the id from the time, oldest first. */
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE "
+	    "id = 1700000000500000 AND t = 1700000000.5 AND session = "
+	    "'sess0002' AND client = '192.0.2.2:1026' AND client_addr = "
+	    "'192.0.2.2' AND server = '198.51.100.25:25' AND direction = "
+	    "'outbound' AND helo = 'h2' AND sender = 'b@example.net' AND "
+	    "size = 200 AND message_id = '<m2@example.net>' AND subject = "
+	    "'two' AND verdict = 'spam' AND action = 'quarantine' AND "
+	    "score = 9.5 AND tls = 'intercept' AND quarantine = 'q2' AND "
+	    "reply = '250 ok 2' AND rcpts = 0 AND rcpt IS NULL AND "
+	    "rcpt_code IS NULL AND rcpt_reply IS NULL") == 1, "no recipient");
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE "
+	    "id = 1700000100250000 AND session = 'sess0001' AND score IS NULL "
+	    "AND quarantine IS NULL AND rcpts = 2 AND rcpt = 'x@example.org' "
+	    "AND rcpt_code = 250 AND rcpt_reply = '250 x'") == 1 &&
+	    db_int(db, "SELECT count(*) FROM recipients WHERE "
+	    "message = 1700000100250000 AND n = 1 AND rcpt = 'y@example.org' "
+	    "AND code = 450 AND reply = '450 y'") == 1, "two recipients");
+	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE "
+	    "id = 1700000200000000 AND rcpts = 1 AND rcpt = 'z@example.org' "
+	    "AND rcpt_code = 550 AND rcpt_reply = '550 z'") == 1,
+	    "one recipient");
+	CHECK(db_int(db, "SELECT id FROM messages WHERE session = "
+	    "'a1b2c3d4'") == 1700000300000000LL, "written after: its id");
+	sqlite3_close(db);
+
+	rc = sporkctl(path, "-r Y@EXAMPLE.ORG", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "sess0001 ") != NULL &&
+	    strstr(out, "rcpts=2 to=<x@example.org>") != NULL,
+	    "sporkctl -r after migrating: %s", out);
+	rc = sporkctl(path, "-s 1700000050 -u 1700000150", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "sess0001 ") != NULL,
+	    "sporkctl -s -u after migrating: %s", out);
+	rm_db(dir);
+
+	/* A newer sporkd's database: left alone, init fails. */
+	if (mkdtemp(strcpy(dir, "/tmp/spork-unit-trackmv.XXXXXX")) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (sqlite3_open(path, &db) == SQLITE_OK)
+		(void)exec_sql(db, "PRAGMA user_version=3");
+	sqlite3_close(db);
+	conf_defaults(&c);
+	snprintf(c.track_db, sizeof(c.track_db), "%s", path);
+	CHECK(track_init(&c, err, sizeof(err)) == -1 &&
+	    strstr(err, "schema version 3") != NULL, "newer schema: %s", err);
+	rm_db(dir);
+}
+
 void
 test_track(void)
 {
 	test_json();
 	test_json_log();
 	test_db();
+	test_ids();
+	test_migrate();
 	test_size();
 	test_overflow();
 }
