@@ -756,7 +756,7 @@ stream_start(struct icap_conn *c)
 	c->head_sent = 1;
 	c->streaming = 1;
 	c->stream_direct = 0;
-	c->echo_off = 0;
+	/* echo_off: on from what the trickle already sent. */
 	c->state = IS_STREAM;
 	I.streamed++;
 }
@@ -835,6 +835,15 @@ body_feed(struct icap_conn *c)
 		if (c->stream_wanted && !c->streaming && !c->in_preview &&
 		    !c->spool_failed)
 			stream_start(c);
+		/* Past the limit and refused while the answer had begun: the
+		 * rest of the body need not come, nor would it (the proxy
+		 * waits for the answer's body): the cut, now. */
+		if (c->over && c->head_sent && !c->stream_wanted &&
+		    decide(I.conf->limits_action) != ID_PASS) {
+			c->keepalive = 0;
+			conclude(c, SCAN_LIMITS, "icap_max_body", 0);
+			return -1;
+		}
 		/* A download past icap_answer_after, from a proxy that kept
 		 * no copy: begin the answer, hold the body. */
 		if (!c->head_sent && !c->streaming && !c->in_preview &&
