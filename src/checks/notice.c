@@ -75,10 +75,11 @@ header_field(const struct spool *sp, const char *field, char *out,
 }
 
 static void
-notice_done(void *arg, int ok, const char *why)
+notice_done(void *arg, int ok, int code, const char *why)
 {
 	struct notice	*n = arg;
 
+	(void)code;	/* a notice is not retried: the text says it all */
 	if (ok)
 		log_info(n->session, "notice to=%s sent: %s", n->to, why);
 	else

@@ -428,11 +428,12 @@ cmd_q_delete(struct ctl_conn *c, const char *id)
 }
 
 static void
-release_done(void *arg, int ok, const char *why)
+release_done(void *arg, int ok, int code, const char *why)
 {
 	struct ctl_conn	*c = arg;
 	char		 path[CONF_PATH_MAX + 64];
 
+	(void)code;	/* the operator reads the reply's text */
 	c->waiting = 0;
 	log_info(NULL, "quarantine id=%s release=%s reply=\"%s\"", c->id,
 	    ok ? "delivered" : "failed", why);

@@ -10,10 +10,15 @@
  * it never reads the client and never decides a message's fate beyond
  * journal_failure. For smtp: targets the copy is committed to a local
  * queue under spool_dir and a runner on the event loop sends it on with
- * the null reverse path, deleting it only on the journal server's 2xx and
- * retrying with backoff otherwise: a journal server that is down or slow
- * never loses a copy and never delays mail. Retention (journal_retention)
- * is a timer that deletes old Maildir copies a bounded batch at a time.
+ * the null reverse path, deleting it only on the journal server's 2xx,
+ * moving it to failed/ on a 5xx and retrying with backoff otherwise: a
+ * journal server that is down or slow never loses a copy and never
+ * delays mail, and one it refuses never blocks the rest. Retention
+ * (journal_retention) is a timer that deletes old Maildir copies a
+ * bounded batch at a time. The directories are made and given to the
+ * relay user as root: a path the relay user could have planted (a
+ * symbolic link, a file, another user's directory) is refused there,
+ * never followed, and every change goes through a descriptor.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +56,9 @@
 #define JOURNAL_RETRY_MIN_MS	5000		/* first retry, doubling */
 #define JOURNAL_RETRY_MAX_MS	(10 * 60 * 1000)
 #define JOURNAL_SEND_TIMEOUT_MS	60000		/* per SMTP step */
+#define JOURNAL_QUEUE_WARN	10000		/* copies waiting, or ... */
+#define JOURNAL_QUEUE_AGE_WARN	(24 * 3600)	/* ... the oldest's age */
+#define JOURNAL_QUEUE_WARN_S	3600		/* between such warnings */
 
 struct journal_target {
 	const char		*direction;	/* "inbound", "outbound" */
@@ -64,6 +73,8 @@ struct journal_target {
 	int			 backing_off;
 	unsigned		 backoff_ms;
 	char			 sending[JOURNAL_PATH_MAX];
+	size_t			 waiting;	/* copies in new/ */
+	time_t			 warned;	/* the last queue warning */
 };
 
 struct journal_copy {
@@ -73,7 +84,9 @@ struct journal_copy {
 };
 
 struct prune_job {
-	char			 dir[JOURNAL_SUB_MAX];
+	char			 dir[JOURNAL_SUB_MAX];	/* for the log */
+	const char		*root;		/* the target's dir */
+	const char		*sub;		/* "tmp", "new", "cur" */
 	unsigned		 age;		/* seconds */
 };
 
@@ -92,7 +105,7 @@ static struct {
 	struct ev_timer		 prune_timer;
 	/* counters */
 	unsigned long long	 written, failed, tempfail, discarded;
-	unsigned long long	 queued, sent, retry, pruned;
+	unsigned long long	 queued, sent, retry, refused, pruned;
 } J;
 
 static void	runner_cb(struct ev_timer *);
@@ -101,37 +114,123 @@ static void	runner_kick(struct journal_target *);
 /* ------------------------------------------------------------------ */
 /* Directories                                                         */
 
-/* A directory of ours: made with mode if missing, the relay user's. */
+/*
+ * One directory of ours, name under at: made with mode if missing, then
+ * opened without following a symbolic link, refused unless it is a
+ * directory owned by root, the relay user or us, then given to the relay
+ * user with mode (an existing one's mode set too). This runs as root on
+ * paths the relay user may have written into: only the descriptor opened
+ * here is ever changed, never a path. shown names it in err. The
+ * descriptor, or -1 with err set.
+ */
 static int
-dir_owned(const char *path, mode_t mode, const struct passwd *pw)
+dir_take(int at, const char *name, const char *shown, mode_t mode,
+    const struct passwd *pw, char *err, size_t errlen)
 {
-	if (mkdir(path, mode) == 0) {
-		if (chmod(path, mode) == -1)	/* whatever the umask */
+	struct stat	 st;
+	int		 fd = -1;
+
+	if (mkdirat(at, name, mode) == -1 && errno != EEXIST)
+		goto fail;
+	if ((fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		if ((errno == ELOOP || errno == ENOTDIR) &&
+		    fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			snprintf(err, errlen, "%s: %s, refused (the journal's "
+			    "directories must be directories, not links or "
+			    "files)", shown, S_ISLNK(st.st_mode) ?
+			    "a symbolic link" : "not a directory");
 			return -1;
-	} else if (errno != EEXIST)
+		}
+		goto fail;
+	}
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISDIR(st.st_mode))	/* O_DIRECTORY said it was */
+		fatal("journal: %s: not a directory after O_DIRECTORY", shown);
+	if (st.st_uid != 0 && st.st_uid != geteuid() &&
+	    (pw == NULL || st.st_uid != pw->pw_uid)) {
+		snprintf(err, errlen, "%s: owned by uid %u, refused (root's "
+		    "or the relay user's only)", shown, (unsigned)st.st_uid);
+		close(fd);
 		return -1;
-	if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) == -1)
+	}
+	if ((pw != NULL && fchown(fd, pw->pw_uid, pw->pw_gid) == -1) ||
+	    fchmod(fd, mode) == -1)		/* whatever the umask */
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s: %s", shown, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/*
+ * A Maildir, name under at, and its tmp/, new/, cur/ (and failed/ for a
+ * queue), each through dir_take. The Maildir's own name is followed only
+ * up to its last component: the directory the admin named must be that
+ * directory, not a link to one (a link higher up the path is followed,
+ * so those directories had better be root's).
+ */
+static int
+maildir_take(int at, const char *name, const char *shown, mode_t mode,
+    int queue, const struct passwd *pw, char *err, size_t errlen)
+{
+	static const char *const sub[] = { "tmp", "new", "cur", "failed" };
+	char	path[JOURNAL_SUB_MAX + 8];
+	size_t	i, n = sizeof(sub) / sizeof(sub[0]) - (queue ? 0 : 1);
+	int	fd, sfd;
+
+	if ((fd = dir_take(at, name, shown, mode, pw, err, errlen)) == -1)
 		return -1;
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", shown, sub[i]);
+		if ((sfd = dir_take(fd, sub[i], path, mode, pw, err,
+		    errlen)) == -1) {
+			close(fd);
+			return -1;
+		}
+		close(sfd);
+	}
+	close(fd);
 	return 0;
 }
 
-/* dir and its tmp/, new/, cur/. */
+/*
+ * A target's sub-directory, for reading as the relay user: not followed
+ * when a link, whatever was planted there since the start.
+ */
 static int
-maildir_make(const char *dir, mode_t mode, const struct passwd *pw,
-    char *err, size_t errlen)
+sub_open(const char *dir, const char *sub)
 {
-	static const char *const sub[] = { "", "/tmp", "/new", "/cur" };
-	char	path[JOURNAL_SUB_MAX];
-	size_t	i;
+	int	fd, sfd, saved;
 
-	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
-		if (dir_owned(path, mode, pw) == -1) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			return -1;
-		}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	sfd = openat(fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return sfd;
+}
+
+/* The same as a directory stream. */
+static DIR *
+sub_opendir(const char *dir, const char *sub)
+{
+	DIR	*d;
+	int	 fd, saved;
+
+	if ((fd = sub_open(dir, sub)) == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
 	}
-	return 0;
+	return d;
 }
 
 static void
@@ -143,6 +242,8 @@ prune_add(const char *dir, const char *sub, unsigned age)
 		fatal("journal: too many retention jobs");
 	pj = &J.jobs[J.njobs++];
 	snprintf(pj->dir, sizeof(pj->dir), "%s/%s", dir, sub);
+	pj->root = dir;
+	pj->sub = sub;
 	pj->age = age;
 }
 
@@ -152,6 +253,7 @@ target_init(struct journal_target *t, const char *direction,
     char *err, size_t errlen)
 {
 	char	qdir[CONF_PATH_MAX + 32];
+	int	sfd, qfd, rc;
 
 	memset(t, 0, sizeof(*t));
 	t->direction = direction;
@@ -163,18 +265,31 @@ target_init(struct journal_target *t, const char *direction,
 		snprintf(t->rcpt, sizeof(t->rcpt), "<%s>", target + 5);
 		t->rcpts[0] = t->rcpt;
 		snprintf(qdir, sizeof(qdir), "%s/journal-queue", c->spool_dir);
-		if (dir_owned(qdir, 0700, pw) == -1) {
-			snprintf(err, errlen, "%s: %s", qdir, strerror(errno));
+		snprintf(t->dir, sizeof(t->dir), "%s/%s", qdir, direction);
+		/* spool_dir is the admin's (sporkd made it); below it, the
+		 * relay user's, so nothing is followed. */
+		if ((sfd = open(c->spool_dir, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) == -1) {
+			snprintf(err, errlen, "%s: %s", c->spool_dir,
+			    strerror(errno));
 			return -1;
 		}
-		snprintf(t->dir, sizeof(t->dir), "%s/%s", qdir, direction);
-		if (maildir_make(t->dir, 0700, pw, err, errlen) == -1)
+		qfd = dir_take(sfd, "journal-queue", qdir, 0700, pw, err,
+		    errlen);
+		close(sfd);
+		if (qfd == -1)
+			return -1;
+		rc = maildir_take(qfd, direction, t->dir, 0700, 1, pw, err,
+		    errlen);
+		close(qfd);
+		if (rc == -1)
 			return -1;
 		ev_timer_init(&t->timer, runner_cb, t);
 		runner_kick(t);		/* copies left by an earlier run */
 	} else {
 		snprintf(t->dir, sizeof(t->dir), "%s", target);
-		if (maildir_make(t->dir, 0750, pw, err, errlen) == -1)
+		if (maildir_take(AT_FDCWD, t->dir, t->dir, 0750, 0, pw, err,
+		    errlen) == -1)
 			return -1;
 		if (c->journal_retention != 0) {
 			prune_add(t->dir, "new", c->journal_retention);
@@ -208,8 +323,25 @@ write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
+/* A fresh nonce for a copy's envelope block: the client cannot guess it,
+ * so it cannot end the block early. -1 and errno when none. */
+static int
+nonce_make(char *out, size_t len)
+{
+	unsigned char	r[JOURNAL_NONCE_LEN / 2];
+	size_t		i;
+
+	if (len < 2 * sizeof(r) + 1)
+		fatal("journal: nonce buffer");
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return -1;
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
 /*
- * The copy in tmp/, synced: the envelope lines, then what the session
+ * The copy in tmp/, synced: the envelope block, then what the session
  * sends after DATA, from the same sources (the session sends those header
  * lines, then the spool dot-stuffed; the copy is the unstuffed message).
  * It is synced here rather than at commit so that a disk that fails is
@@ -219,6 +351,7 @@ static int
 copy_write(const char *path, const struct journal_msg *m)
 {
 	static char	 chunk[JOURNAL_CHUNK];
+	char		 nonce[JOURNAL_NONCE_LEN + 1];
 	struct buf	 b;
 	size_t		 off = 0, i;
 	ssize_t		 n;
@@ -230,7 +363,9 @@ copy_write(const char *path, const struct journal_msg *m)
 		buf_free(&b);
 		return -1;
 	}
-	if (journal_envelope_format(&b, &m->env) == -1) {
+	if (nonce_make(nonce, sizeof(nonce)) == -1)
+		goto fail;
+	if (journal_envelope_format(&b, &m->env, nonce) == -1) {
 		errno = E2BIG;
 		goto fail;
 	}
@@ -348,6 +483,7 @@ journal_commit(struct journal_copy *jc)
 	    jc->t->direction, jc->t->smtp ? "smtp" : "maildir", jc->name);
 	if (jc->t->smtp) {
 		J.queued++;
+		jc->t->waiting++;
 		runner_kick(jc->t);
 	}
 	free(jc);
@@ -372,29 +508,46 @@ journal_discard(struct journal_copy *jc, const char *why)
 /* ------------------------------------------------------------------ */
 /* The queue runner (smtp: targets)                                    */
 
-/* The oldest copy waiting in new/ (Maildir names start with the time):
- * its path in out, 0; 1 when there is none. */
+/*
+ * The oldest copy waiting in new/ (Maildir names start with the time):
+ * its path in out, 0; 1 when there is none. Counts them on the way, and
+ * says so once an hour while the queue is too long or too old.
+ */
 static int
-queue_oldest(const struct journal_target *t, char *out, size_t len)
+queue_oldest(struct journal_target *t, char *out, size_t len)
 {
-	char		 dir[JOURNAL_SUB_MAX], best[JOURNAL_NAME_MAX];
+	char		 best[JOURNAL_NAME_MAX];
 	struct dirent	*de;
+	time_t		 now = time(NULL), age;
+	size_t		 n = 0;
 	DIR		*d;
 
-	snprintf(dir, sizeof(dir), "%s/new", t->dir);
-	if ((d = opendir(dir)) == NULL) {
-		log_warn(NULL, "journal queue %s: %s", dir, strerror(errno));
+	if ((d = sub_opendir(t->dir, "new")) == NULL) {
+		log_warn(NULL, "journal queue %s/new: %s", t->dir,
+		    strerror(errno));
 		return 1;
 	}
 	best[0] = '\0';
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && strlen(de->d_name) < sizeof(best) &&
-		    (best[0] == '\0' || strcmp(de->d_name, best) < 0))
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(best))
+			continue;
+		n++;
+		if (best[0] == '\0' || strcmp(de->d_name, best) < 0)
 			snprintf(best, sizeof(best), "%s", de->d_name);
+	}
 	closedir(d);
+	t->waiting = n;
 	if (best[0] == '\0')
 		return 1;
-	snprintf(out, len, "%s/%s", dir, best);
+	age = now - (time_t)strtoll(best, NULL, 10);
+	if ((n > JOURNAL_QUEUE_WARN || age > JOURNAL_QUEUE_AGE_WARN) &&
+	    now - t->warned >= JOURNAL_QUEUE_WARN_S) {
+		t->warned = now;
+		log_warn(NULL, "journal queue direction=%s to=%s copies=%zu "
+		    "oldest_s=%lld: the journal server is not taking them",
+		    t->direction, t->rcpt, n, (long long)age);
+	}
+	snprintf(out, len, "%s/new/%s", t->dir, best);
 	return 0;
 }
 
@@ -408,13 +561,43 @@ runner_retry(struct journal_target *t)
 	ev_timer_set(J.loop, &t->timer, t->backoff_ms);
 }
 
+/*
+ * The journal server refused the copy for good: sending it again would
+ * only hold up the copies behind it, so it goes to failed/ for the admin
+ * (back to new/ to send it again). -1 when it could not be moved.
+ */
+static int
+runner_refused(struct journal_target *t, const char *name, const char *why)
+{
+	char	dst[JOURNAL_PATH_MAX];
+
+	snprintf(dst, sizeof(dst), "%s/failed/%s", t->dir, name);
+	if (rename(t->sending, dst) == -1) {
+		log_err(NULL, "journal refused direction=%s to=%s copy=%s: "
+		    "%s; rename to failed/: %s (it will be sent again)",
+		    t->direction, t->rcpt, name, why, strerror(errno));
+		return -1;
+	}
+	J.refused++;
+	if (t->waiting > 0)
+		t->waiting--;
+	log_err(NULL, "journal refused direction=%s to=%s copy=%s "
+	    "moved=failed/: %s", t->direction, t->rcpt, name, why);
+	return 0;
+}
+
 static void
-runner_done(void *arg, int ok, const char *why)
+runner_done(void *arg, int ok, int code, const char *why)
 {
 	struct journal_target	*t = arg;
 	const char		*name = strrchr(t->sending, '/') + 1;
 
 	t->busy = 0;
+	if (!ok && code / 100 == 5 && runner_refused(t, name, why) == 0) {
+		t->backoff_ms = 0;	/* the server is there: go on */
+		runner_kick(t);
+		return;
+	}
 	if (!ok) {
 		J.retry++;
 		runner_retry(t);
@@ -430,6 +613,8 @@ runner_done(void *arg, int ok, const char *why)
 	if (unlink(t->sending) == -1)
 		log_err(NULL, "journal unlink %s: %s (it will be sent again)",
 		    t->sending, strerror(errno));
+	else if (t->waiting > 0)
+		t->waiting--;
 	runner_kick(t);
 }
 
@@ -491,7 +676,8 @@ prune_step(struct ev_timer *tm)
 				return;
 			}
 			J.dir_pruned = 0;
-			if ((J.dir = opendir(J.jobs[J.job].dir)) == NULL) {
+			if ((J.dir = sub_opendir(J.jobs[J.job].root,
+			    J.jobs[J.job].sub)) == NULL) {
 				log_warn(NULL, "journal retention %s: %s",
 				    J.jobs[J.job].dir, strerror(errno));
 				J.job++;
@@ -566,6 +752,8 @@ journal_status(struct buf *out)
 	buf_printf(out, "journal.written=%llu\njournal.failed=%llu\n"
 	    "journal.tempfail=%llu\njournal.discarded=%llu\n"
 	    "journal.queued=%llu\njournal.sent=%llu\njournal.retry=%llu\n"
+	    "journal.refused=%llu\njournal.queue=%zu\n"
 	    "journal.pruned=%llu\n", J.written, J.failed, J.tempfail,
-	    J.discarded, J.queued, J.sent, J.retry, J.pruned);
+	    J.discarded, J.queued, J.sent, J.retry, J.refused,
+	    J.in.waiting + J.out.waiting, J.pruned);
 }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A small SMTP client for messages the daemon sends on its own: releasing
- * a quarantined message to its original destination. One message per
- * connection, strictly in lockstep (no pipelining): greeting, EHLO, MAIL,
- * every RCPT, DATA, the dot-stuffed body from a file, QUIT. The result is
- * the server's final reply, or why there was none. Event-driven; never
+ * a quarantined message to its original destination, notices, journal
+ * copies. One message per connection, strictly in lockstep (no
+ * pipelining): greeting, EHLO, MAIL, every RCPT, DATA, the dot-stuffed
+ * body from a file, QUIT. The result is the server's final reply and its
+ * code, or why there was none (code 0). Event-driven; never
  * blocks; knows nothing about why the message is being sent.
  */
 #include <errno.h>
@@ -51,6 +52,8 @@ struct smtp_client {
 	off_t			 sent;
 	size_t			 rcpt_next;
 	size_t			 rcpt_ok;
+	int			 rcpt_code;	/* the refusal to report when
+						 * none was accepted */
 	struct ev_io		 io;
 	struct ev_timer		 timer;
 	struct buf		 in, out;
@@ -60,11 +63,11 @@ struct smtp_client {
 	int			 done;
 };
 
-static void	sc_finish(struct smtp_client *, int ok, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
+static void	sc_finish(struct smtp_client *, int ok, int code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-sc_finish(struct smtp_client *c, int ok, const char *fmt, ...)
+sc_finish(struct smtp_client *c, int ok, int code, const char *fmt, ...)
 {
 	char	why[600];
 	va_list	ap;
@@ -82,7 +85,7 @@ sc_finish(struct smtp_client *c, int ok, const char *fmt, ...)
 		close(c->fd);
 		c->fd = -1;
 	}
-	c->cb(c->arg, ok, why);
+	c->cb(c->arg, ok, code, why);
 	/* Freed from a zero timer: we may be inside our own callback. */
 	ev_timer_init(&c->timer, smtp_client_free_cb, c);
 	ev_timer_set(c->loop, &c->timer, 0);
@@ -106,7 +109,7 @@ sc_cmd(struct smtp_client *c, const char *verb, const char *arg)
 	if (buf_append(&c->out, verb, strlen(verb)) == -1 ||
 	    buf_append(&c->out, arg, strlen(arg)) == -1 ||
 	    buf_append(&c->out, "\r\n", 2) == -1)
-		sc_finish(c, 0, "command too long");
+		sc_finish(c, 0, 0, "command too long");
 }
 
 static void
@@ -119,7 +122,7 @@ sc_pump(struct smtp_client *c)
 	while (c->state == SC_BODY && buf_used(&c->out) < SC_BUF_MAX / 2) {
 		n = pread(c->body, in, sizeof(in), c->sent);
 		if (n < 0) {
-			sc_finish(c, 0, "reading the message: %s",
+			sc_finish(c, 0, 0, "reading the message: %s",
 			    strerror(errno));
 			return;
 		}
@@ -132,7 +135,7 @@ sc_pump(struct smtp_client *c)
 		data_stuffer_feed(&c->ds, in, (size_t)n, out, sizeof(out),
 		    &olen);
 		if (buf_append(&c->out, out, olen) == -1) {
-			sc_finish(c, 0, "output buffer full");
+			sc_finish(c, 0, 0, "output buffer full");
 			return;
 		}
 		c->sent += n;
@@ -168,12 +171,19 @@ sc_reply(struct smtp_client *c, int code, const char *r, size_t len)
 	case SC_RCPT:
 		if (c->rcpt_next > 0 && ok)
 			c->rcpt_ok++;
+		/* A temporary refusal outweighs a permanent one: with no
+		 * recipient accepted, the message may still go later. */
+		else if (c->rcpt_next > 0 && (c->rcpt_code == 0 ||
+		    code / 100 == 4))
+			c->rcpt_code = code;
 		if (c->rcpt_next < c->m.nrcpts) {
 			sc_cmd(c, "RCPT TO:", c->m.rcpts[c->rcpt_next++]);
 			break;
 		}
-		if (c->rcpt_ok == 0)
-			goto refused;
+		if (c->rcpt_ok == 0) {
+			sc_finish(c, 0, c->rcpt_code, "%.*s", tl, r);
+			break;
+		}
 		sc_cmd(c, "DATA", "");
 		c->state = SC_DATA;
 		break;
@@ -191,7 +201,7 @@ sc_reply(struct smtp_client *c, int code, const char *r, size_t len)
 		c->state = SC_QUIT;
 		if (!ok)
 			goto refused;
-		sc_finish(c, 1, "%.*s (%zu of %zu recipients)", tl, r,
+		sc_finish(c, 1, code, "%.*s (%zu of %zu recipients)", tl, r,
 		    c->rcpt_ok, c->m.nrcpts);
 		break;
 	default:
@@ -199,7 +209,7 @@ sc_reply(struct smtp_client *c, int code, const char *r, size_t len)
 	}
 	return;
 refused:
-	sc_finish(c, 0, "%.*s", tl, r);
+	sc_finish(c, 0, code, "%.*s", tl, r);
 }
 
 static void
@@ -213,14 +223,14 @@ sc_io(struct ev_io *io, int events)
 
 	if (c->state == SC_CONNECT) {
 		if (sock_connect_result(c->fd) == -1) {
-			sc_finish(c, 0, "connect: %s", strerror(errno));
+			sc_finish(c, 0, 0, "connect: %s", strerror(errno));
 			return;
 		}
 		c->state = SC_GREETING;
 	}
 	if (events & EV_WRITE) {
 		if (buf_write_fd(&c->out, c->fd) == -1 && errno != EAGAIN) {
-			sc_finish(c, 0, "write: %s", strerror(errno));
+			sc_finish(c, 0, 0, "write: %s", strerror(errno));
 			return;
 		}
 		sc_pump(c);
@@ -228,7 +238,7 @@ sc_io(struct ev_io *io, int events)
 	if (events & EV_READ) {
 		n = buf_read_fd(&c->in, c->fd);
 		if (n == 0 || (n == -1 && errno != EAGAIN)) {
-			sc_finish(c, 0, "connection lost%s",
+			sc_finish(c, 0, 0, "connection lost%s",
 			    c->state == SC_QUIT ? " after the final reply" : "");
 			return;
 		}
@@ -238,7 +248,7 @@ sc_io(struct ev_io *io, int events)
 			if (rc == 0)
 				break;
 			if (rc == -1) {
-				sc_finish(c, 0, "bad reply: %s", why);
+				sc_finish(c, 0, 0, "bad reply: %s", why);
 				return;
 			}
 			sc_reply(c, code, buf_head(&c->in), used);
@@ -249,7 +259,7 @@ sc_io(struct ev_io *io, int events)
 		return;
 	mask = EV_READ | (buf_used(&c->out) > 0 ? EV_WRITE : 0);
 	if (ev_io_set(c->loop, &c->io, mask) == -1)
-		sc_finish(c, 0, "epoll: %s", strerror(errno));
+		sc_finish(c, 0, 0, "epoll: %s", strerror(errno));
 	else
 		ev_timer_set(c->loop, &c->timer, c->m.timeout_ms);
 }
@@ -259,7 +269,7 @@ sc_timeout(struct ev_timer *t)
 {
 	struct smtp_client	*c = t->arg;
 
-	sc_finish(c, 0, "timeout");
+	sc_finish(c, 0, 0, "timeout");
 }
 
 int

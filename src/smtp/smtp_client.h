@@ -21,8 +21,14 @@ struct smtp_client_msg {
 	unsigned		  timeout_ms;	/* per step */
 };
 
-/* ok: the server accepted the message; why: its reply or the failure. */
-typedef void	smtp_client_cb(void *arg, int ok, const char *why);
+/*
+ * ok: the server accepted the message; code: the server's reply that
+ * ended the dialogue (the final one, or the refusal), 0 when none did
+ * (connect, timeout, connection lost, a local error); why: that reply or
+ * the failure. A refusal's code lets the caller tell permanent (5xx)
+ * from temporary (4xx, or 0).
+ */
+typedef void	smtp_client_cb(void *arg, int ok, int code, const char *why);
 
 int	smtp_client_send(struct ev_loop *, const struct smtp_client_msg *,
 	    smtp_client_cb *, void *arg);

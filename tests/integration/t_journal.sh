@@ -3,15 +3,21 @@
 # The journal with the real sporkd in the lab: every message Postfix
 # accepted has exactly one copy, per direction (the IPv6 client is inside:
 # outbound), whose body is byte for byte what Postfix stored and whose
-# X-Spork-Journal-* lines are the envelope the server accepted (plain,
-# pipelined, over intercepted STARTTLS). Nothing is journaled for a
+# envelope block (X-Spork-Journal: NONCE ... X-Spork-Journal-End: NONCE)
+# is the envelope the server accepted (plain, pipelined, over intercepted
+# STARTTLS), whatever X-Spork-Journal-* lines the message itself carries.
+# Nothing is journaled for a
 # recipient Postfix refuses at RCPT, a message it refuses at the final dot
 # (header_checks REJECT), or EICAR refused by sporkd. A journal that
 # cannot be written follows journal_failure: tempfail (451, the server
 # gets nothing) or deliver (delivered, logged, journal.failed). Retention
-# deletes old copies and stale tmp/ files. An smtp: journal whose server
-# is down: mail is delivered, the copies wait in the queue and reach the
-# journal server (smtp-sink) once it listens.
+# deletes old copies and stale tmp/ files. A symbolic link or another
+# user's directory planted in a Maildir or the queue: sporkd refuses to
+# start and the link's target keeps its owner. An smtp: journal whose
+# server is down: mail is delivered, the copies wait in the queue and
+# reach the journal server (smtp-sink) once it listens; a copy the
+# journal server refuses for good (5xx) goes to failed/ and the next one
+# is delivered; a queue whose oldest copy is over a day old is warned of.
 set -u
 . "$(dirname "$0")/lib.sh"
 lab_require smtp-sink
@@ -41,8 +47,23 @@ jcount() { find "$1/new" -type f | wc -l; }
 # The journal copy (in DIR/new) and Postfix's file of Message-ID TAG.
 jfile() { grep -l "^Message-I[Dd]: <$2@" "$1"/new/* 2>/dev/null; }
 pfile() { grep -l "^Message-I[Dd]: <$1@" "$LAB_MAIL"/*/new/* 2>/dev/null; }
-# The message in a journal copy: without its envelope lines, LF ends.
-jbody() { sed '/^X-Spork-Journal-[A-Za-z]*: /d' "$1" | tr -d '\r'; }
+# The message in a journal copy: what follows the End line that carries
+# the first line's nonce, LF ends. A file that does not open with a block
+# comes out whole (and differs from what Postfix stored).
+jbody() {
+	tr -d '\r' <"$1" | awk '
+	     NR == 1 && /^X-Spork-Journal: [0-9a-f]+$/ { n = substr($0, 18); next }
+	     n != "" && !done { if ($0 == "X-Spork-Journal-End: " n) done = 1; next }
+	     { print }'
+}
+# The envelope block of a copy, LF ends: its first line through its End
+# line; nothing when the file does not open with a complete one.
+jblock() {
+	tr -d '\r' <"$1" | awk '
+	     NR == 1 { if (!/^X-Spork-Journal: [0-9a-f]+$/) exit; n = substr($0, 18) }
+	     { b = b $0 "\n" }
+	     $0 == "X-Spork-Journal-End: " n { printf "%s", b; exit }'
+}
 # The message Postfix stored: without the Return-Path, X-Original-To,
 # Delivered-To and Received (with its continuation lines) it puts first.
 pbody() {
@@ -116,8 +137,8 @@ grep -q '^X-Spork-Scanned: ' "$(jfile "$JIN" in-plain)" &&
 	pass "the copy carries the header sporkd added" ||
 	fail "scan header in the copy" "$(head -12 "$(jfile "$JIN" in-plain)")"
 
-# Envelope lines, first in the file, in order.
-env_of() { sed -n '/^X-Spork-Journal-/p' "$(jfile "$1" "$2")" | tr -d '\r'; }
+# Envelope lines, in order: the block's, between its nonce lines.
+env_of() { jblock "$(jfile "$1" "$2")" | sed '1d;$d'; }
 got=$(env_of "$JIN" in-pipe)
 want="X-Spork-Journal-Sender: <s-in-pipe@client.example.test>
 X-Spork-Journal-Recipient: <alice@example.test>
@@ -127,8 +148,13 @@ case $got in
 	pass "envelope lines: sender, both recipients, client, server" ;;
 *) fail "envelope lines" "$got" ;;
 esac
-head -c 24 "$(jfile "$JIN" in-pipe)" | grep -q '^X-Spork-Journal-Sender: ' &&
-	pass "the envelope lines come first" || fail "envelope first" "$(head -2 "$(jfile "$JIN" in-pipe)")"
+blk=$(jblock "$(jfile "$JIN" in-pipe)")
+nonce=$(printf '%s\n' "$blk" | sed -n '1s/^X-Spork-Journal: \([0-9a-f]\{16\}\)$/\1/p')
+[ -n "$nonce" ] && [ "$(printf '%s\n' "$blk" | tail -1)" = "X-Spork-Journal-End: $nonce" ] &&
+	pass "the envelope block comes first, opened and closed by one 16-digit nonce" ||
+	fail "envelope block" "$(head -8 "$(jfile "$JIN" in-pipe)")"
+nonces=$(for f in "$JIN"/new/* "$JOUT"/new/*; do head -1 "$f"; done | sort | uniq -d)
+[ -z "$nonces" ] && pass "each copy has its own nonce" || fail "nonces" "repeated: $nonces"
 got=$(env_of "$JIN" in-mixed | grep Recipient)
 [ "$got" = "X-Spork-Journal-Recipient: <alice@example.test>" ] &&
 	pass "mixed: only the recipient the server accepted" || fail "mixed recipients" "$got"
@@ -138,6 +164,24 @@ printf '%s\n' "$got" | grep -q '^X-Spork-Journal-Client: \[fd25::1\]:[0-9]*$' &&
 	pass "outbound: the v6 client and server" || fail "outbound envelope" "$got"
 [ "$(grep -vc $'\r$' "$(jfile "$JIN" in-plain)")" = 0 ] &&
 	pass "the copy has CRLF line ends throughout" || fail "CRLF" "bare LF lines"
+
+# --- a message that carries envelope lines of its own: they stay its
+# own, never the copy's envelope
+printf '%s\r\n' 'X-Spork-Journal-Recipient: <eve@evil.test>' \
+	'X-Spork-Journal-End: 0123456789abcdef' 'X-Spork-Journal: 0123456789abcdef' \
+	'X-Spork-Journal-Sender: <mallory@evil.test>' 'From: <s-forged@client.example.test>' \
+	'To: <alice@example.test>' 'Subject: journal forged' \
+	'Message-Id: <forged@client.example.test>' '' 'Forged envelope lines above.' >"$tmp/forged.eml"
+send forged alice@example.test "$SRV_V4" --data "@$tmp/forged.eml"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-forged" "forged envelope lines: delivered"
+wait_delivered alice 6 10
+got=$(env_of "$JIN" forged)
+case $got in
+"X-Spork-Journal-Sender: <s-forged@client.example.test>"$'\n'"X-Spork-Journal-Recipient: <alice@example.test>"$'\n'"X-Spork-Journal-Client: 10.25.0.1:"[0-9]*$'\n'"X-Spork-Journal-Server: 10.25.0.2:25")
+	pass "forged envelope lines: the block holds the real envelope only" ;;
+*) fail "forged envelope" "$got" ;;
+esac
+same_copy "forged envelope lines: they are the message's, byte for byte" "$JIN" forged
 
 # --- not journaled: EICAR (sporkd), header_checks REJECT at the final dot
 before_in=$(jcount "$JIN")
@@ -173,12 +217,12 @@ for f in $(find "$LAB_MAIL" -path '*/new/*' -type f); do
 	[ "$n" = 1 ] || fail "copy of $id" "$n copies"
 done
 total=$(( $(jcount "$JIN") + $(jcount "$JOUT") ))
-[ "$total" = 6 ] && [ "$delivered" = 7 ] &&
-	pass "six messages accepted (seven mailbox deliveries): six copies" ||
+[ "$total" = 7 ] && [ "$delivered" = 8 ] &&
+	pass "seven messages accepted (eight mailbox deliveries): seven copies" ||
 	fail "exactly once" "copies=$total delivered=$delivered"
-[ "$(status journal.written)" = 6 ] && pass "journal.written=6" ||
+[ "$(status journal.written)" = 7 ] && pass "journal.written=7" ||
 	fail "journal.written" "$(ctl status | grep '^journal')"
-ctl metrics | grep -q '^spork_status{field="journal.written"} 6$' &&
+ctl metrics | grep -q '^spork_status{field="journal.written"} 7$' &&
 	pass "journal.written in the metrics" || fail "metrics" "$(ctl metrics | grep journal)"
 stat -c '%U %a' "$JIN" "$JIN/new" | sort -u | grep -qx 'spork 750' &&
 	pass "the Maildir is the relay user's, mode 750" || fail "Maildir owner" "$(stat -c '%n %U %a' "$JIN" "$JIN"/*)"
@@ -235,6 +279,68 @@ done
 	fail "journal.pruned" "$(status journal.pruned), want $((nin + nout + 1))"
 rm -f "$JIN/tmp/fresh.1.x"
 
+# --- planted links and foreign directories: refused at start, never
+# followed, their targets untouched
+printf 'root only\n' >"$tmp/victim"
+chmod 600 "$tmp/victim"
+mkdir "$tmp/victimdir"
+chmod 755 "$tmp/victimdir"
+victims() { stat -c '%U:%G %a' "$tmp/victim" "$tmp/victimdir" | tr '\n' ' '; }
+victims0=$(victims)
+# refused NAME WHAT PATTERN: sporkd with ret.conf does not start and says
+# PATTERN; the victims keep their owner and mode.
+refused() {
+	local lines
+	lines=$(wc -l <"$LAB_SPORKD_LOG")
+	if lab start-sporkd "$tmp/ret.conf" >/dev/null 2>&1; then
+		fail "$1" "sporkd started"
+		return
+	fi
+	if tail -n +"$((lines + 1))" "$LAB_SPORKD_LOG" | grep -Eq -- "$2"; then
+		pass "$1: sporkd refuses to start, with a clear log line"
+	else
+		fail "$1" "no /$2/ in: $(tail -n +"$((lines + 1))" "$LAB_SPORKD_LOG" | tail -3)"
+	fi
+	[ "$(victims)" = "$victims0" ] && pass "$1: the target keeps its owner and mode" ||
+		fail "$1: target changed" "$(victims), was $victims0"
+}
+rm -rf "$JIN/cur"
+ln -s "$tmp/victim" "$JIN/cur"
+chown -h spork: "$JIN/cur"
+refused "cur/ a link to a root file" "journal: $JIN/cur: a symbolic link, refused"
+rm "$JIN/cur"
+mkdir "$JIN/cur"
+rm -rf "$JOUT/tmp"
+ln -s "$tmp/victimdir" "$JOUT/tmp"
+refused "tmp/ a link to a root directory" "journal: $JOUT/tmp: a symbolic link, refused"
+rm "$JOUT/tmp"
+mkdir "$JOUT/tmp"
+chown nobody: "$JOUT/tmp"
+refused "tmp/ another user's directory" "journal: $JOUT/tmp: owned by uid [0-9]+, refused"
+chown root: "$JOUT/tmp"
+ln -s "$tmp/victimdir" "$LAB_DIR/spool/journal-queue"
+sed -e '/^journal_/d' "$LAB_DIR/spork.conf" >"$tmp/q.conf"
+printf 'journal_inbound smtp:archive@journal.example.test\njournal_server %s:2525\n' "$SRV_V4" >>"$tmp/q.conf"
+lines=$(wc -l <"$LAB_SPORKD_LOG")
+if lab start-sporkd "$tmp/q.conf" >/dev/null 2>&1; then
+	fail "the queue a link" "sporkd started"
+else
+	tail -n +"$((lines + 1))" "$LAB_SPORKD_LOG" |
+		grep -q "journal: $LAB_DIR/spool/journal-queue: a symbolic link, refused" &&
+		pass "the queue a link to a root directory: sporkd refuses to start" ||
+		fail "the queue a link" "$(tail -3 "$LAB_SPORKD_LOG")"
+fi
+[ "$(victims)" = "$victims0" ] && [ -z "$(ls -A "$tmp/victimdir")" ] &&
+	pass "the queue a link: its target untouched" || fail "queue link target" "$(victims) $(ls "$tmp/victimdir")"
+rm "$LAB_DIR/spool/journal-queue"
+# Put right, with a mode gone wrong: sporkd starts and sets it.
+chmod 777 "$JIN/new"
+lab start-sporkd "$tmp/ret.conf" >/dev/null 2>&1 && pass "the links gone: sporkd starts" ||
+	fail "restart" "$(tail -3 "$LAB_SPORKD_LOG")"
+stat -c '%U %a' "$JIN/new" "$JIN/cur" "$JOUT/tmp" | sort -u | grep -qx 'spork 750' &&
+	pass "existing directories: the relay user's, mode 750 again" ||
+	fail "modes" "$(stat -c '%n %U %a' "$JIN/new" "$JIN/cur" "$JOUT/tmp")"
+
 # --- smtp: target, its server down, then up
 in_br ip addr add 10.25.0.3/24 dev br0
 sed -e '/^journal_/d' "$LAB_DIR/spork.conf" >"$tmp/smtp.conf"
@@ -254,7 +360,9 @@ assert_grep 'journal send failed direction=inbound to=<archive@journal\.example\
 	"the failed send is logged"
 mkdir -p "$tmp/sink"
 chmod 777 "$tmp/sink"
-in_srv smtp-sink -u nobody -d "$tmp/sink/%H%M%S." "$SRV_V4:2525" 10 >/dev/null 2>&1 &
+# Not through in_srv (a function, so a subshell): $! is smtp-sink itself,
+# for kill and wait.
+ip netns exec "$NS_SRV" smtp-sink -u nobody -d "$tmp/sink/%H%M%S." "$SRV_V4:2525" 10 >/dev/null 2>&1 &
 sink_pid=$!
 for _ in $(seq 300); do
 	[ "$(find "$tmp/sink" -type f | wc -l)" -ge 2 ] && [ "$(jcount "$Q")" = 0 ] && break
@@ -276,12 +384,96 @@ for tag in sm1 sm2; do
 	grep -q "^X-Spork-Journal-Sender: <s-$tag@client.example.test>" "$d" &&
 		pass "$tag: the copy's envelope lines reached the journal server" || fail "$tag envelope lines" "$(head -12 "$d")"
 	# smtp-sink's dump: its own lines, the message, one empty line.
-	sed -n '/^X-Spork-Journal-Sender: /,$p' "$d" | sed '$d' >"$tmp/sink-$tag"
+	sed -n '/^X-Spork-Journal: /,$p' "$d" | sed '$d' >"$tmp/sink-$tag"
 	if cmp -s <(jbody "$tmp/sink-$tag") <(pbody "$(pfile "$tag" | head -1)"); then
 		pass "$tag: the message at the journal server is what Postfix stored"
 	else
 		fail "$tag body at the journal server" "$(diff <(jbody "$tmp/sink-$tag") <(pbody "$(pfile "$tag" | head -1)") | head)"
 	fi
 done
+
+# --- a copy the journal server refuses for good (5xx) goes to failed/;
+# the next one is sent; a queue whose oldest copy is days old is warned of
+kill "$sink_pid"
+wait "$sink_pid" 2>/dev/null
+sink_pid=
+# A copy left from long ago (its name says 2001), the oldest in the queue.
+old=1000000000.M000000P1Q1.journal.test
+printf '%s\r\n' 'X-Spork-Journal: 00000000000000aa' 'X-Spork-Journal-Sender: <old@client.example.test>' \
+	'X-Spork-Journal-Recipient: <alice@example.test>' 'X-Spork-Journal-Client: 10.25.0.1:1' \
+	'X-Spork-Journal-Server: 10.25.0.2:25' 'X-Spork-Journal-End: 00000000000000aa' \
+	'Subject: journal sm-old' 'Message-Id: <sm-old@client.example.test>' '' 'Old.' >"$Q/new/$old"
+chown spork: "$Q/new/$old"
+send sm3 alice@example.test "$SRV_V4"
+assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-sm3" "journal server down again: mail delivered"
+sleep 1
+[ "$(status journal.queue)" = 2 ] && pass "journal.queue counts the two waiting copies" ||
+	fail "journal.queue" "$(status journal.queue) ($(ls "$Q/new"))"
+assert_grep 'journal queue direction=inbound to=<archive@journal\.example\.test> copies=2 oldest_s=[0-9]{9,}' \
+	"$LAB_SPORKD_LOG" "a queue whose oldest copy is over a day old: warned"
+# A journal server that refuses the old copy's final dot for good and
+# takes every other copy (smtp-sink refuses all or nothing).
+cat >"$tmp/jserver.py" <<'PY'
+import os, socketserver, sys
+addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class Session(socketserver.StreamRequestHandler):
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+    def handle(self):
+        self.reply("220 journal.example.test ESMTP")
+        data = None
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            if data is not None:
+                if line == b".\r\n":
+                    msg, data = b"".join(data), None
+                    if b"\r\nSubject: journal sm-old\r\n" in msg:
+                        self.reply("554 5.7.1 not this one, ever")
+                        continue
+                    name = os.path.join(out, "%d" % len(os.listdir(out)))
+                    with open(name, "wb") as f:
+                        f.write(msg)
+                    self.reply("250 2.0.0 Ok: kept")
+                else:
+                    data.append(line[1:] if line.startswith(b".") else line)
+                continue
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                data = []
+                self.reply("354 go on")
+            elif verb == b"QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 Ok")
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer((addr, port), Session).serve_forever()
+PY
+mkdir -p "$tmp/sink2"
+ip netns exec "$NS_SRV" python3 "$tmp/jserver.py" "$SRV_V4" 2525 "$tmp/sink2" >/dev/null 2>&1 &
+sink_pid=$!
+for _ in $(seq 300); do
+	[ -e "$Q/failed/$old" ] && [ "$(jcount "$Q")" = 0 ] && break
+	sleep 0.1
+done
+[ -e "$Q/failed/$old" ] && [ ! -e "$Q/new/$old" ] && pass "the refused copy moved to failed/" ||
+	fail "refused copy" "new: $(ls "$Q/new") failed: $(ls "$Q/failed")"
+assert_grep "journal refused direction=inbound to=<archive@journal\.example\.test> copy=$old moved=failed/: 554 " \
+	"$LAB_SPORKD_LOG" "the refusal is logged as an error"
+[ "$(status journal.refused)" = 1 ] && pass "journal.refused=1" || fail "journal.refused" "$(status journal.refused)"
+d=$(grep -l '^Message-I[Dd]: <sm3@' "$tmp"/sink2/* 2>/dev/null)
+[ -n "$d" ] && [ "$(find "$tmp/sink2" -type f | wc -l)" = 1 ] &&
+	pass "the copy behind the refused one reached the journal server" ||
+	fail "next copy" "journal server: $(ls "$tmp/sink2") queue: $(ls "$Q/new")"
+[ "$(grep -c "journal refused .*copy=$old" "$LAB_SPORKD_LOG")" = 1 ] &&
+	pass "the refused copy was not sent again" ||
+	fail "refused copy resent" "$(grep -c "journal refused .*copy=$old" "$LAB_SPORKD_LOG") refusals"
+[ "$(status journal.queue)" = 0 ] && [ "$(status journal.sent)" = 3 ] &&
+	pass "journal.queue=0, journal.sent=3" || fail "after the refusal" "$(ctl status | grep '^journal')"
+[ "$(grep -c 'journal queue direction=inbound .*oldest_s=' "$LAB_SPORKD_LOG")" = 1 ] &&
+	pass "the queue warning is not repeated within the hour" ||
+	fail "queue warnings" "$(grep -c 'journal queue direction=' "$LAB_SPORKD_LOG")"
 in_br ip addr del 10.25.0.3/24 dev br0
 summary
