@@ -23,14 +23,25 @@ from selenium.webdriver.support.ui import WebDriverWait
 failed = 0
 
 
+def wait_ready(d, css):
+    """Wait until an element of the page expected (css) is there and the
+    document has finished loading: a form's POST is answered with a
+    redirect, so the first new document may not be the last, and an
+    element found in it goes stale ("does not belong to the document")."""
+    WebDriverWait(d, 60).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+    WebDriverWait(d, 60).until(
+        lambda drv: drv.execute_script("return document.readyState") ==
+        "complete")
+
+
 def click_and_wait(d, el, css):
     """Click what loads a new page, then wait for that page: the old one
     goes stale and an element of the new one (css) is there. A loaded
     machine answers slowly; reading the page before it came is a race."""
     el.click()
     WebDriverWait(d, 60).until(EC.staleness_of(el))
-    WebDriverWait(d, 60).until(
-        EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+    wait_ready(d, css)
 
 
 def result(name, good, why=""):
@@ -60,8 +71,13 @@ def login(d, url, user, password):
     button = d.find_element(By.ID, "login")
     button.click()
     # A failed login is answered after a second or more: wait for the
-    # answer's page, not the form's.
+    # answer's page, not the form's; a good one is a redirect to the
+    # dashboard, whose page is the one to wait for.
     WebDriverWait(d, 60).until(EC.staleness_of(button))
+    WebDriverWait(d, 60).until(
+        lambda drv: "/login" in drv.current_url or
+        drv.title.startswith("Dashboard"))
+    wait_ready(d, "body")
 
 
 def shot(d, path):
