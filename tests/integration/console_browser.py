@@ -14,7 +14,8 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (StaleElementReferenceException,
+                                        WebDriverException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -33,6 +34,50 @@ def wait_ready(d, css):
     WebDriverWait(d, 60).until(
         lambda drv: drv.execute_script("return document.readyState") ==
         "complete")
+
+
+def retry(fn):
+    """Runs fn, which loads its page itself, again when the page went away
+    under it (chromedriver: "does not belong to the document", a stale
+    element): a document replaced while it was read is the browser's
+    timing, not the console's answer. Anything else is raised."""
+    for i in range(5):
+        try:
+            return fn()
+        except WebDriverException as e:
+            if i == 4 or not (isinstance(e, StaleElementReferenceException)
+                              or "does not belong to the document" in str(e)):
+                raise
+            time.sleep(1)
+
+
+def open_page(d, url, css):
+    """Loads url and waits for its element css, again if the page went."""
+    def load():
+        d.get(url)
+        wait_ready(d, css)
+    retry(load)
+
+
+def fill(d, url, fields, button):
+    """Loads the form at url, types each (id, text) of fields, and returns
+    its button, unclicked: all again if the page went while typing."""
+    def load():
+        d.get(url)
+        wait_ready(d, "#" + button)
+        for fid, text in fields:
+            d.find_element(By.ID, fid).send_keys(text)
+        return d.find_element(By.ID, button)
+    return retry(load)
+
+
+def quarantine_ids(d, url):
+    """The ids the quarantine page lists, read on a page that stayed."""
+    def load():
+        open_page(d, url + "/quarantine", "main")
+        return [r.get_attribute("data-id") for r in
+                d.find_elements(By.CSS_SELECTOR, "tr.qmsg")]
+    return retry(load)
 
 
 def click_and_wait(d, el, css):
@@ -65,10 +110,8 @@ def browser():
 
 
 def login(d, url, user, password):
-    d.get(url + "/login")
-    d.find_element(By.ID, "user").send_keys(user)
-    d.find_element(By.ID, "password").send_keys(password)
-    button = d.find_element(By.ID, "login")
+    button = fill(d, url + "/login", (("user", user),
+                                      ("password", password)), "login")
     button.click()
     # A failed login is answered after a second or more: wait for the
     # answer's page, not the form's; a good one is a redirect to the
@@ -123,29 +166,33 @@ def main():
                c.get("sameSite") == "Strict" and c.get("path") == "/" and
                not c.get("domain", "127.0.0.1").startswith("."), repr(c))
 
-        svg = d.find_elements(By.CSS_SELECTOR, "svg#flow")
-        pts = d.find_elements(By.CSS_SELECTOR, "svg#flow circle.pt")
-        series = [g.get_attribute("data-verdict") for g in
-                  d.find_elements(By.CSS_SELECTOR, "svg#flow g.series")]
-        total = int(svg[0].get_attribute("data-total")) if svg else 0
+        def dashboard():
+            # Read on a fresh load if the first went away under us.
+            if not d.find_elements(By.ID, "workers"):
+                open_page(d, a.url + "/", "#workers")
+            svg = d.find_elements(By.CSS_SELECTOR, "svg#flow")
+            return (d.find_elements(By.CSS_SELECTOR, "svg#flow circle.pt"),
+                    [g.get_attribute("data-verdict") for g in
+                     d.find_elements(By.CSS_SELECTOR, "svg#flow g.series")],
+                    int(svg[0].get_attribute("data-total")) if svg else 0,
+                    d.find_element(By.ID, "scanner").text,
+                    d.find_element(By.ID, "workers").text,
+                    d.find_element(By.ID, "tls").text)
+        pts, series, total, eng, wk, tls = retry(dashboard)
         result("browser: the chart has data points after the lab's mail",
                len(pts) >= 1 and total >= 1,
                f"{len(pts)} points, total {total}")
         result("browser: the chart has a clean and a virus series",
                "clean" in series and "virus" in series, repr(series))
-        eng = d.find_element(By.ID, "scanner").text
         result("browser: scanner card shows the engine", "ClamAV" in eng, eng)
-        wk = d.find_element(By.ID, "workers").text
         result("browser: worker pool card lists workers",
                "pid=" in wk and "state=" in wk, wk)
-        result("browser: TLS coverage card",
-               "coverage.scanned_pct" in d.find_element(By.ID, "tls").text)
+        result("browser: TLS coverage card", "coverage.scanned_pct" in tls)
         shot(d, os.path.join(a.artifacts, "console-dashboard.png"))
 
         # Tracking center: find a message by recipient, open its story.
-        d.get(a.url + "/track")
-        d.find_element(By.ID, "q-rcpt").send_keys(a.rcpt)
-        click_and_wait(d, d.find_element(By.ID, "search"), "main")
+        click_and_wait(d, fill(d, a.url + "/track", (("q-rcpt", a.rcpt),),
+                               "search"), "main")
         rows = d.find_elements(By.CSS_SELECTOR, "table#results tr td a")
         result("browser: tracking search by recipient finds messages",
                len(rows) >= 1, d.find_element(By.TAG_NAME, "main").text[:300])
@@ -164,9 +211,9 @@ def main():
         # Its record may still be in the writer's batch (250 ms): asked
         # again for a few seconds.
         for _ in range(20):
-            d.get(a.url + "/track")
-            d.find_element(By.ID, "q-msgid").send_keys(a.xss_msgid)
-            click_and_wait(d, d.find_element(By.ID, "search"), "main")
+            click_and_wait(d, fill(d, a.url + "/track",
+                                   (("q-msgid", a.xss_msgid),), "search"),
+                           "main")
             if d.find_elements(By.CSS_SELECTOR, "table#results tr td a"):
                 break
             time.sleep(0.5)
@@ -189,13 +236,11 @@ def main():
             result("browser: the <script> mail found", False, txt[:300])
 
         # Quarantine: list, view, release behind a confirmation page.
-        d.get(a.url + "/quarantine")
-        ids = [r.get_attribute("data-id") for r in
-               d.find_elements(By.CSS_SELECTOR, "tr.qmsg")]
+        ids = quarantine_ids(d, a.url)
         result("browser: the quarantine lists the EICAR message",
                a.release in ids, repr(ids))
         shot(d, os.path.join(a.artifacts, "console-quarantine.png"))
-        d.get(a.url + "/quarantine/show?id=" + a.release)
+        open_page(d, a.url + "/quarantine/show?id=" + a.release, "#headers")
         hdr = d.find_element(By.ID, "headers").text
         env = d.find_element(By.ID, "envelope").text
         result("browser: the quarantined message's headers and envelope",
@@ -206,16 +251,14 @@ def main():
                "Invoice <script>alert(1)</script> & more" in txt and
                d.find_elements(By.CSS_SELECTOR, "#text script") == [],
                txt[:200])
-        d.get(a.url + "/quarantine/release?id=" + a.release)
+        open_page(d, a.url + "/quarantine/release?id=" + a.release, "main")
         result("browser: release asks for confirmation first",
                d.find_elements(By.ID, "confirm") != [], d.title)
         click_and_wait(d, d.find_element(By.ID, "confirm"), "#result")
         res = d.find_element(By.ID, "result").text
         result("browser: release confirmed, sporkd released it",
                res.startswith("ok released") and "250" in res, res)
-        d.get(a.url + "/quarantine")
-        ids = [r.get_attribute("data-id") for r in
-               d.find_elements(By.CSS_SELECTOR, "tr.qmsg")]
+        ids = quarantine_ids(d, a.url)
         result("browser: the released message left the quarantine",
                a.release not in ids, repr(ids))
 
