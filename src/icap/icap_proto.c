@@ -683,6 +683,49 @@ url_add(struct icap_http *h, size_t *o, const char *s, size_t n)
 	h->url[*o] = '\0';
 }
 
+/* The reasons http_field() gives, by head. */
+static const char *const request_why[] = {
+	"malformed HTTP request head", "too many HTTP request header lines",
+	"folded HTTP request header line", "malformed HTTP request header line",
+};
+static const char *const response_why[] = {
+	"malformed HTTP response head", "too many HTTP response header lines",
+	"folded HTTP response header line",
+	"malformed HTTP response header line",
+};
+
+/*
+ * The next field of an HTTP head at *off: 1 with it in f, 0 at the blank
+ * line that ends the head, -1 with *why (from whys) when the line is not
+ * one, one too many, or folded.
+ */
+static int
+http_field(const char *p, size_t n, size_t *off, size_t *nhdr,
+    struct field *f, const char *const *whys, const char **why)
+{
+	struct line	l;
+
+	if (next_line(p, n, off, &l) == -1) {
+		*why = whys[0];
+		return -1;
+	}
+	if (l.len == 0)
+		return 0;
+	if (++*nhdr > ICAP_HEADERS_MAX) {
+		*why = whys[1];
+		return -1;
+	}
+	if (is_ows(l.p[0])) {
+		*why = whys[2];
+		return -1;
+	}
+	if (parse_field(&l, f) == -1) {
+		*why = whys[3];
+		return -1;
+	}
+	return 1;
+}
+
 /* METHOD SP request-target SP HTTP/1.x, then fields: the URL from the
  * target, with Host for the origin form. */
 static int
@@ -693,6 +736,7 @@ parse_http_req(const char *p, size_t n, struct icap_http *h,
 	struct field	 f;
 	const char	*host = NULL;
 	size_t		 off = 0, nhdr = 0, o = 0, i, hostlen = 0;
+	int		 rc;
 
 	if (!whole_head(p, n) || next_line(p, n, &off, &l) == -1) {
 		*why = "HTTP request head does not end at its offset";
@@ -703,25 +747,8 @@ parse_http_req(const char *p, size_t n, struct icap_http *h,
 		*why = "malformed HTTP request line";
 		return -1;
 	}
-	for (;;) {
-		if (next_line(p, n, &off, &l) == -1) {
-			*why = "malformed HTTP request head";
-			return -1;
-		}
-		if (l.len == 0)
-			break;
-		if (++nhdr > ICAP_HEADERS_MAX) {
-			*why = "too many HTTP request header lines";
-			return -1;
-		}
-		if (is_ows(l.p[0])) {
-			*why = "folded HTTP request header line";
-			return -1;
-		}
-		if (parse_field(&l, &f) == -1) {
-			*why = "malformed HTTP request header line";
-			return -1;
-		}
+	while ((rc = http_field(p, n, &off, &nhdr, &f, request_why,
+	    why)) == 1) {
 		if (field_is(&f, "Host")) {
 			if (host != NULL) {
 				*why = "duplicate Host";
@@ -736,6 +763,8 @@ parse_http_req(const char *p, size_t n, struct icap_http *h,
 			hostlen = f.vallen;
 		}
 	}
+	if (rc == -1)
+		return -1;
 
 	if (is_word(&w[0], "CONNECT")) {
 		for (i = 0; i < w[1].len; i++)
@@ -769,6 +798,7 @@ parse_http_res(const char *p, size_t n, struct icap_http *h,
 	struct line	 l, v;
 	struct field	 f;
 	size_t		 off = 0, nhdr = 0, i;
+	int		 rc;
 
 	if (!whole_head(p, n) || next_line(p, n, &off, &l) == -1) {
 		*why = "HTTP response head does not end at its offset";
@@ -789,29 +819,12 @@ parse_http_res(const char *p, size_t n, struct icap_http *h,
 		}
 	h->status = (l.p[9] - '0') * 100 + (l.p[10] - '0') * 10 +
 	    (l.p[11] - '0');
-	for (;;) {
-		if (next_line(p, n, &off, &l) == -1) {
-			*why = "malformed HTTP response head";
-			return -1;
-		}
-		if (l.len == 0)
-			break;
-		if (++nhdr > ICAP_HEADERS_MAX) {
-			*why = "too many HTTP response header lines";
-			return -1;
-		}
-		if (is_ows(l.p[0])) {
-			*why = "folded HTTP response header line";
-			return -1;
-		}
-		if (parse_field(&l, &f) == -1) {
-			*why = "malformed HTTP response header line";
-			return -1;
-		}
+	while ((rc = http_field(p, n, &off, &nhdr, &f, response_why,
+	    why)) == 1) {
 		if (field_is(&f, "Transfer-Encoding"))
 			h->chunked_te = 1;
 	}
-	return 0;
+	return rc;
 }
 
 int
