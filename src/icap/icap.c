@@ -130,6 +130,8 @@ static void	icap_io(struct ev_io *, int);
 static void	icap_timeout(struct ev_timer *);
 static void	icap_process(struct icap_conn *);
 static void	icap_close(struct icap_conn *);
+static int	out_chunk(struct icap_conn *, const char *, size_t);
+static int	spool_send(struct icap_conn *, size_t);
 
 /* ------------------------------------------------------------------ */
 /* ISTag: changes with the scanner's signatures                         */
@@ -378,8 +380,8 @@ static void
 answer_block(struct icap_conn *c, enum icap_decision d, const char *reason)
 {
 	struct buf	page, http;
-	char		chunk[24], threat[SCAN_NAME_MAX + 32];
-	size_t		hl, i;
+	char		threat[SCAN_NAME_MAX + 32];
+	size_t		i;
 
 	/* The name goes into a header: printable, no ';'. */
 	for (i = 0; reason[i] != '\0' && i < sizeof(threat) - 1; i++)
@@ -401,10 +403,8 @@ answer_block(struct icap_conn *c, enum icap_decision d, const char *reason)
 	buf_printf(&c->out, "Encapsulated: res-hdr=0, res-body=%zu\r\n\r\n",
 	    buf_used(&http));
 	buf_append(&c->out, buf_head(&http), buf_used(&http));
-	hl = icap_chunk_head(chunk, buf_used(&page));
-	buf_append(&c->out, chunk, hl);
-	buf_append(&c->out, buf_head(&page), buf_used(&page));
-	buf_printf(&c->out, "\r\n0\r\n\r\n");
+	(void)out_chunk(c, buf_head(&page), buf_used(&page));
+	buf_printf(&c->out, "0\r\n\r\n");
 	buf_free(&page);
 	buf_free(&http);
 }
@@ -695,8 +695,6 @@ static int
 body_out(void *arg, const char *p, size_t n)
 {
 	struct icap_conn	*c = arg;
-	char			 chunk[24];
-	size_t			 hl;
 
 	c->body_size += n;
 	/* A preview is what its header said, never more. */
@@ -704,14 +702,8 @@ body_out(void *arg, const char *p, size_t n)
 		c->preview_overrun = 1;
 		return -1;
 	}
-	if (c->streaming && c->stream_direct) {
-		hl = icap_chunk_head(chunk, n);
-		if (buf_append(&c->out, chunk, hl) == -1 ||
-		    buf_append(&c->out, p, n) == -1 ||
-		    buf_append(&c->out, "\r\n", 2) == -1)
-			return -1;
-		return 0;
-	}
+	if (c->streaming && c->stream_direct)
+		return out_chunk(c, p, n);
 	if (c->spool_failed)
 		return 0;
 	if (!c->over && c->body_size > I.conf->icap_max_body) {
@@ -774,31 +766,13 @@ stream_end(struct icap_conn *c)
 static void
 stream_fill(struct icap_conn *c)
 {
-	char	buf[ICAP_READ_CHUNK], chunk[24];
-	size_t	hl;
-	ssize_t	n;
-
-	while (!c->stream_direct && buf_used(&c->out) < ICAP_OUT_HIGH) {
-		if (c->echo_off >= c->spool.size) {
-			spool_reset(&c->spool);
-			c->stream_direct = 1;
-			break;
-		}
-		if ((n = spool_read(&c->spool, c->echo_off, buf,
-		    sizeof(buf))) <= 0) {
-			log_err(c->id, "icap spool read: %s", n == 0 ?
-			    "short" : strerror(errno));
-			c->keepalive = 0;
-			c->state = IS_CLOSE;
+	if (!c->stream_direct) {
+		if (spool_send(c, c->spool.size) != 1)
 			return;
-		}
-		hl = icap_chunk_head(chunk, (size_t)n);
-		buf_append(&c->out, chunk, hl);
-		buf_append(&c->out, buf, (size_t)n);
-		buf_append(&c->out, "\r\n", 2);
-		c->echo_off += (size_t)n;
+		spool_reset(&c->spool);
+		c->stream_direct = 1;
 	}
-	if (c->stream_direct && c->body_in)
+	if (c->body_in)
 		stream_end(c);
 }
 
@@ -883,11 +857,25 @@ body_feed(struct icap_conn *c)
  * answer's buffer has room. 1 when it got there, 0 when it must wait for
  * the proxy to read, -1 (the connection is to close) on a read error.
  */
+/* One chunk of the answer's body: its size line, the bytes, CRLF. */
+static int
+out_chunk(struct icap_conn *c, const char *p, size_t n)
+{
+	char	head[ICAP_CHUNK_HEAD_MAX];
+	size_t	hl = icap_chunk_head(head, n);
+
+	if (buf_append(&c->out, head, hl) == -1 ||
+	    buf_append(&c->out, p, n) == -1 ||
+	    buf_append(&c->out, "\r\n", 2) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 spool_send(struct icap_conn *c, size_t upto)
 {
-	char	buf[ICAP_READ_CHUNK], chunk[24];
-	size_t	hl, want;
+	char	buf[ICAP_READ_CHUNK];
+	size_t	want;
 	ssize_t	n;
 
 	while (c->echo_off < upto) {
@@ -902,10 +890,7 @@ spool_send(struct icap_conn *c, size_t upto)
 			c->state = IS_CLOSE;
 			return -1;
 		}
-		hl = icap_chunk_head(chunk, (size_t)n);
-		buf_append(&c->out, chunk, hl);
-		buf_append(&c->out, buf, (size_t)n);
-		buf_append(&c->out, "\r\n", 2);
+		(void)out_chunk(c, buf, (size_t)n);
 		c->echo_off += (size_t)n;
 	}
 	return 1;
