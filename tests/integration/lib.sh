@@ -136,6 +136,16 @@ wait_delivered() {
 	done
 }
 
+# wait_until SECONDS CMD...: wait until CMD succeeds.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
 sporkd_rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$LAB_SPORKD_PID")/status"
 }

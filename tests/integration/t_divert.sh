@@ -62,10 +62,13 @@ check "bypass removed: intercepted again" scanned alice
 	"overload_policy bypass" "overload_bypass_time 30s"; } >"$tmp/overload.conf"
 lab start-sporkd "$tmp/overload.conf" 2>/dev/null || fail "sporkd start" "overload"
 in_cli ip addr add 10.25.0.11/24 dev cli0
-printf 'expect 220\nsleep 3\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
+printf 'expect 220\nsleep 8\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
 in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
 hold=$!
-sleep 0.5
+# the checks below need sporkd to hold that session: a fixed pause was
+# too short for a loaded machine (the held client came second)
+held() { [ "$(ctl status | sed -n 's/^sessions=//p')" = 1 ]; }
+check "overload: sporkd holds the first client's session" wait_until 10 held
 send_mail "$tmp/t-over0" alice@example.test a@client.example.test "$SRV_V4"
 assert_grep 'reset by peer|closed connection unexpectedly' "$tmp/t-over0" "overload: the client holding the session is reset"
 assert_grep 'overload client=10\.25\.0\.1:[0-9]+ sessions=1 client_sessions=1 action=reset$' "$LAB_SPORKD_LOG" "overload: the client that filled the table is not exempted"

@@ -120,15 +120,6 @@ ip -n "$NS_CLI" addr add "$MGMT_PROXY/24" dev proxy0
 ip -n "$NS_CLI" addr add "$MGMT_OTHER/24" dev proxy0
 ip -n "$NS_CLI" link set proxy0 up
 
-wait_until() {	# wait_until SECONDS CMD...
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || return 1
-		sleep 0.1
-	done
-}
-
 icap_listening() { in_br ss -Hltn "sport = :$ICAP_PORT" | grep -q "$MGMT_BR:$ICAP_PORT"; }
 
 # start_sporkd LINES...: the lab's configuration with our signatures, the

@@ -72,7 +72,6 @@ cleanup() {
 trap cleanup EXIT
 lab_up
 
-wait_until() { local d=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $d ] || return 1; sleep 0.1; done; }
 # in the bridge namespace, where sporkd and the milters run
 tcp_listening() { in_br ss -Hltn "sport = :$1" | grep -q .; }
 unix_listening() { in_br ss -Hlx | grep -qF " $1 "; }

@@ -27,7 +27,6 @@ cleanup() {
 trap cleanup EXIT
 lab_up
 CHAT=$SPORK_REPO/tests/tools/smtpchat
-wait_until() { local d=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $d ] || return 1; sleep 0.1; done; }
 
 # --- the DNS server
 nib6=$(python3 -c 'import ipaddress; print(ipaddress.ip_address("fd25::1").reverse_pointer[:-len(".ip6.arpa")])')
