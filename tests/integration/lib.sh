@@ -146,6 +146,35 @@ wait_until() {
 	done
 }
 
+# wait_grep SECONDS PATTERN FILE NAME: assert_grep for a line another
+# process writes a moment after what the test saw (Postfix logs through
+# postlogd, a listener writes what it receives): passes as soon as the
+# extended regex matches in FILE, fails if it still does not after SECONDS.
+wait_grep() {
+	local t=$1
+	shift
+	wait_until "$t" grep -Eqs -- "$1" "$2" || true
+	assert_grep "$@"
+}
+
+# postfix_reload NS CONF_DIR MAILLOG: `postfix reload` of the Postfix in
+# namespace NS; back once its master has re-read the configuration (it
+# logs "reload --" as it does, a moment later in MAILLOG) and a beat more
+# for its idle daemons to make way for ones with the new settings. A fixed
+# pause alone can be too short on a loaded machine.
+postfix_reload() {
+	local ns=$1 conf=$2 log=$3 n
+	n=$(grep -Ecs 'postfix/master\[[0-9]+\]: reload -- ' "$log")
+	ip netns exec "$ns" postfix -c "$conf" reload >/dev/null 2>&1 || return 1
+	wait_until 20 postfix_reloaded "$log" "${n:-0}" || return 1
+	sleep 0.5
+}
+postfix_reloaded() {
+	local n
+	n=$(grep -Ecs 'postfix/master\[[0-9]+\]: reload -- ' "$1")
+	[ "${n:-0}" -gt "$2" ]
+}
+
 sporkd_rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$LAB_SPORKD_PID")/status"
 }

@@ -67,8 +67,10 @@ PY
 before=$(maildir_count alice)
 in_cli python3 "$tmp/drip.py" "$SRV_V4" >"$tmp/drip.out" 2>&1 &
 drip=$!
-sleep 1
-# A normal session while the slow one drips.
+# A normal session while the slow one drips: once sporkd holds its session
+# (a fixed pause can be too short for python to start on a loaded machine).
+dripping() { [ "$(ctl status | sed -n 's/^sessions=//p')" -ge 1 ] 2>/dev/null; }
+check "slow client: its session is up" wait_until 10 dripping
 cat >"$tmp/normal.eml" <<'MSG'
 From: sender@client.example.test
 To: bob@example.test

@@ -153,9 +153,10 @@ chat_env() {	# the envelope, one command at a time
 	done
 }
 chat_data() { printf '%s\n' "line DATA" "expect 354" "sendfile $1" "expect $2"; }
-# wait_out FILE REGEX COUNT: until FILE has COUNT lines matching (5 s).
+# wait_out FILE REGEX COUNT: until FILE has COUNT lines matching (20 s:
+# the scan and the relay's start take a while on a loaded machine).
 wait_out() {
-	local deadline=$((SECONDS + 5))
+	local deadline=$((SECONDS + 20))
 	until [ "$(grep -Ec -- "$2" "$1")" -ge "$3" ]; do
 		[ "$SECONDS" -lt "$deadline" ] || return 1
 		sleep 0.05

@@ -24,8 +24,7 @@ PFC=$LAB_DIR/postfix/etc
 server_conf() {	# server_conf "key = value"...: change the MX, reload it
 	local kv
 	for kv in "$@"; do in_srv postconf -c "$PFC" -e "$kv"; done
-	in_srv postfix -c "$PFC" reload >/dev/null 2>&1
-	sleep 1
+	postfix_reload "$NS_SRV" "$PFC" "$LAB_MAILLOG" || fail "server_conf $*" "no reload in $LAB_MAILLOG"
 }
 sent=0
 submit() {	# submit TAG [swaks args]: one message into the sending Postfix
@@ -79,7 +78,9 @@ done
 # 5. sporkd killed (SIGKILL) with a message in hand, restarted 3 s later
 head -c 30000000 /dev/urandom | base64 -w 76 >"$tmp/big.txt"
 submit killed-1 --attach "@$tmp/big.txt"
-for _ in $(seq 300); do ctl status 2>/dev/null | grep -q '^scan.busy=1' && break; sleep 0.02; done
+# (polled finely: the scan is short; 30 s for the transfer on a loaded machine)
+deadline=$((SECONDS + 30))
+until ctl status 2>/dev/null | grep -q '^scan.busy=1' || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.02; done
 kill -KILL "$(cat "$LAB_SPORKD_PID")"
 faults=$((faults + 1))
 sleep 3

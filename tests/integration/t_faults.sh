@@ -45,8 +45,11 @@ expect_close
 CHAT
 in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/chat-lost" >"$tmp/t-lost" 2>&1 &
 chat=$!
-sleep 1.5
-# Kill the smtpd serving the session, in the server namespace only.
+# Once the client has the server's 250 to MAIL (a fixed pause can come
+# before the session is up on a loaded machine, and kill the wrong smtpd):
+# kill the smtpd serving the session, in the server namespace only.
+mail_accepted() { [ "$(grep -c '^<- 250 ' "$tmp/t-lost" 2>/dev/null)" -ge 2 ]; }
+check "server lost mid-session: (precondition) the session reached MAIL" wait_until 10 mail_accepted
 for p in $(ip netns pids "$NS_SRV"); do
 	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = smtpd ] && kill -KILL "$p"
 done
@@ -88,7 +91,8 @@ except (socket.timeout, ConnectionError):
 PY3
 in_srv python3 "$tmp/bad3xx.py" "$SRV_V4" "$tmp/bad3xx.got" &
 bad_pid=$!
-sleep 0.5
+bad_listening() { in_srv ss -Hltn "sport = :25" | grep -q .; }
+wait_until 10 bad_listening || fail "server 3xx to RCPT: the fake server listening" "not after 10 s"
 cat >"$tmp/chat-3xx" <<'CHAT'
 expect 220
 line EHLO client.example.test
@@ -140,7 +144,8 @@ mkdir -p "$tmp/spool"
 chmod 755 "$tmp"	# the scanner workers run unprivileged
 ip netns exec "$NS_SRV" "$SPORKD" -c "$tmp/explicit.conf" >"$tmp/explicit.log" 2>&1 &
 explicit_pid=$!
-for _ in $(seq 50); do grep -q 'listening on 10.25.0.2:2525' "$tmp/explicit.log" && break; sleep 0.1; done
+wait_until 20 grep -q 'listening on 10.25.0.2:2525' "$tmp/explicit.log" ||
+	fail "explicit: sporkd listening on 10.25.0.2:2525" "$(tail -n 3 "$tmp/explicit.log")"
 b0=$(maildir_count bob)
 send_mail "$tmp/t-exp" bob@example.test a@client.example.test "$SRV_V4:2525" "" --header "Subject: explicit"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-exp" "explicit: clean message queued by Postfix"

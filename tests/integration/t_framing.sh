@@ -158,15 +158,19 @@ sys.stdout.write('send Subject: big header\\\\r\\\\n' + h.replace('\r\n', '\\\\r
   cat "$tmp/bighdr.line"
   printf 'expect 552 5.3.4 Error: message header size exceeds limit\nline QUIT\nexpect 221\n'; } >"$tmp/bighdr.chat"
 chat bighdr "header block over max_header_size: 552 5.3.4"
-printf 'expect 220\nsend NO\nsleep 1.2\nsend O\nsleep 1.2\nsend P\\r\\n\nexpect 421 4.4.2 Error: command not completed in time\nexpect_close\n' >"$tmp/drip.chat"
+# 3 s against timeout_request 2s: a margin a loaded machine cannot eat.
+printf 'expect 220\nsend NO\nsleep 1.5\nsend O\nsleep 1.5\nsend P\\r\\n\nexpect 421 4.4.2 Error: command not completed in time\nexpect_close\n' >"$tmp/drip.chat"
 chat drip "a command dripping past timeout_request: 421 4.4.2"
-# Two sessions held open, the third from the same address is refused.
-printf 'expect 220\nsleep 3\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
+# Two sessions held open, the third from the same address is refused:
+# once sporkd holds both (a fixed pause was too short on a loaded machine;
+# the holders stay long enough for the third to come while they are held).
+printf 'expect 220\nsleep 8\nline QUIT\nexpect 221\n' >"$tmp/hold.chat"
 in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
 h1=$!
 in_cli "$CHAT" "$SRV_V4" 25 <"$tmp/hold.chat" >/dev/null 2>&1 &
 h2=$!
-sleep 1
+both_held() { [ "$(ctl status | sed -n 's/^sessions=//p')" = 2 ]; }
+check "max_sessions_per_client: (precondition) sporkd holds the first two" wait_until 10 both_held
 printf 'expect 421 4.7.0 Error: too many connections from your address\nexpect_close\n' >"$tmp/third.chat"
 chat third "max_sessions_per_client: the third session gets 421 4.7.0"
 wait $h1 $h2

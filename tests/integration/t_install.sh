@@ -102,10 +102,10 @@ mail_round() {	# mail_round LABEL
 }
 mail_round "first generation"
 ctl reload >/dev/null
-for _ in $(seq 1 50); do
-	[ "$(ctl status | sed -n 's/^scan.generation=//p')" = 2 ] && break
-	sleep 0.2
-done
+# The workers below are the new generation's once it serves: wait for it
+# (a new engine loads slowly on a loaded machine).
+gen2() { [ "$(ctl status | sed -n 's/^scan.generation=//p')" = 2 ]; }
+check "reload: generation 2 serves" wait_until 30 gen2
 mail_round "after reload (loader forked after the drop)"
 n=0 good=0
 for w in $(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) .*/\1/p'); do

@@ -100,11 +100,12 @@ scanned() { grep -q '^X-Spork-Scanned: engine=' "$1"; }
 ALICE=$LAB_MAIL/alice
 BOB=$LAB_MAIL/bob
 
-# sender_conf PARAM=VALUE...: change the sending Postfix and reload it.
+# sender_conf PARAM=VALUE...: change the sending Postfix and reload it
+# (back once it has: the next submission must go with the new settings).
 sender_conf() {
 	postconf -c "$SENDER_ETC" -e "$@" &&
-		in_cli postfix -c "$SENDER_ETC" reload >/dev/null 2>&1
-	sleep 0.5
+		postfix_reload "$NS_CLI" "$SENDER_ETC" "$SENDER_LOG" ||
+		fail "sender_conf $*" "no reload in $SENDER_LOG"
 }
 # submit TO FROM SUBJECT [SWAKS_FLAGS...]: hand a message to the sending
 # Postfix and wait for its delivery attempt; that attempt's log line is
@@ -270,14 +271,8 @@ cp "$LAB_DIR/postfix/etc/master.cf" "$MX2_DIR/etc/"
 chown postfix: "$MX2_DIR/data"
 chown nobody: "$MX2_DIR/mail"
 MX2_ALICE=$MX2_DIR/mail/alice
-mx2_listening() {
-	for _ in $(seq 50); do
-		in_srv ss -Hltn | grep -q "$MX2_V4:25 " && return 0
-		sleep 0.1
-	done
-	return 1
-}
-if in_srv postfix -c "$MX2_DIR/etc" start >/dev/null 2>&1 && mx2_listening; then
+mx2_listening() { in_srv ss -Hltn | grep -q "$MX2_V4:25 "; }
+if in_srv postfix -c "$MX2_DIR/etc" start >/dev/null 2>&1 && wait_until 15 mx2_listening; then
 	pass "second MX: a second Postfix listens on $MX2_V4:25"
 else
 	fail "second MX: started" "$(tail -n 5 "$MX2_DIR/maillog" 2>/dev/null)"
@@ -432,10 +427,9 @@ for d in 0 0.3 0.6 1.0 1.5 0.3 0.6 1.0 1.5 0.3 0.6 1.0 1.5; do
 		fail "injection ${d} ms: client ran" "$out"
 		continue
 	fi
-	for _ in $(seq 50); do
-		tail -n +"$((pm + 1))" "$LAB_MAILLOG" | grep -q 'disconnect from unknown\[10\.25\.0\.1\]' && break
-		sleep 0.1
-	done
+	# Postfix logs the session's end a moment later (through postlogd).
+	pf_done() { tail -n +"$((pm + 1))" "$LAB_MAILLOG" | grep -q 'disconnect from unknown\[10\.25\.0\.1\]'; }
+	wait_until 20 pf_done || true
 	id=$(grep -m1 "connect client=10\.25\.0\.1:$port " "$LAB_SPORKD_LOG" | awk '{ print $3 }')
 	wait_log " $id disconnect " 1 || true
 	since "$m" "$tmp/slice"
@@ -483,12 +477,11 @@ rotate() {
 	mv "$TLS/key.pem.new" "$TLS/key.pem"
 	mv "$TLS/cert.pem.new" "$TLS/cert.pem"
 	in_srv postfix -c "$LAB_DIR/postfix/etc" reload >/dev/null 2>&1
-	for _ in $(seq 50); do
-		chain "$NS_SRV" "$SRV_V4:25" "$tmp/direct"
-		served_new && return 0
+	local deadline=$((SECONDS + 20))
+	until chain "$NS_SRV" "$SRV_V4:25" "$tmp/direct"; served_new; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 sent0=$(count 'status=sent' "$SENDER_LOG")
 m=$(mark)
@@ -512,6 +505,9 @@ for i in $(seq "$total"); do
 	[ "$n" -eq 1 ] || { ok=0; fail "rotation: message $i delivered once" "$n copies"; }
 done
 [ "$ok" = 1 ] && pass "rotation: all $total messages delivered, each once"
+# The sender logs its status=sent a moment after the MX has the message.
+all_sent() { [ "$(count 'status=sent' "$SENDER_LOG")" -ge $((sent0 + total)) ]; }
+wait_until 20 all_sent || true
 assert_no_grep 'status=deferred' "$SENDER_LOG" "rotation: nothing deferred by the sending Postfix"
 [ "$(count 'status=sent' "$SENDER_LOG")" -eq $((sent0 + total)) ] &&
 	pass "rotation: $total deliveries logged sent" || fail "rotation: sent" "$(($(count 'status=sent' "$SENDER_LOG") - sent0)) of $total"

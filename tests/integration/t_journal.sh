@@ -120,8 +120,8 @@ assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-out-plain" "outbound plain: de
 send in-mixed alice@example.test,nobody@example.test "$SRV_V4"
 assert_grep '^<\*\* +550 5\.1\.1 <nobody@example\.test>' "$tmp/t-in-mixed" "mixed: nobody refused at RCPT"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-in-mixed" "mixed: delivered to alice"
-wait_delivered bob 2 10
-wait_delivered alice 5 10
+wait_delivered bob 2 20
+wait_delivered alice 5 20
 
 same_copy "inbound plain: the copy is what Postfix stored (dot lines intact)" "$JIN" in-plain
 same_copy "inbound pipelined: the copy is what Postfix stored" "$JIN" in-pipe
@@ -174,7 +174,7 @@ printf '%s\r\n' 'X-Spork-Journal-Recipient: <eve@evil.test>' \
 	'Message-Id: <forged@client.example.test>' '' 'Forged envelope lines above.' >"$tmp/forged.eml"
 send forged alice@example.test "$SRV_V4" --data "@$tmp/forged.eml"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-forged" "forged envelope lines: delivered"
-wait_delivered alice 6 10
+wait_delivered alice 6 20
 got=$(env_of "$JIN" forged)
 case $got in
 "X-Spork-Journal-Sender: <s-forged@client.example.test>"$'\n'"X-Spork-Journal-Recipient: <alice@example.test>"$'\n'"X-Spork-Journal-Client: 10.25.0.1:"[0-9]*$'\n'"X-Spork-Journal-Server: 10.25.0.2:25")
@@ -191,8 +191,7 @@ assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-virus" "EICAR refused by spork
 printf '/^Subject: journal reject-me/ REJECT no such subject here\n' >"$tmp/header_checks"
 chmod 644 "$tmp/header_checks"
 in_srv postconf -c "$PFC" -e "header_checks = regexp:$tmp/header_checks"
-in_srv postfix -c "$PFC" reload >/dev/null 2>&1
-sleep 1
+postfix_reload "$NS_SRV" "$PFC" "$LAB_MAILLOG" || fail "header_checks: postfix reload" "not in $LAB_MAILLOG"
 discarded0=$(status journal.discarded)
 send reject-me alice@example.test "$SRV_V4"
 assert_grep '^<\*\* +550 5\.7\.1 no such subject here' "$tmp/t-reject-me" "header_checks REJECT: Postfix refused the final dot"
@@ -267,10 +266,9 @@ sed -e '/^journal_/d' "$LAB_DIR/spork.conf" >"$tmp/ret.conf"
 printf 'journal_inbound %s\njournal_outbound %s\njournal_retention 1s\n' "$JIN" "$JOUT" >>"$tmp/ret.conf"
 nin=$(jcount "$JIN") nout=$(jcount "$JOUT")
 lab start-sporkd "$tmp/ret.conf" 2>/dev/null
-for _ in $(seq 50); do
-	[ "$(jcount "$JIN")$(jcount "$JOUT")" = 00 ] && break
-	sleep 0.1
-done
+# The pass over the directories runs in steps once sporkd is up.
+pruned_all() { [ "$(jcount "$JIN")$(jcount "$JOUT")" = 00 ] && [ ! -e "$JIN/tmp/stale.1.x" ]; }
+wait_until 20 pruned_all || true
 [ "$(jcount "$JIN")$(jcount "$JOUT")" = 00 ] && pass "retention: old copies deleted" ||
 	fail "retention" "in=$(jcount "$JIN") out=$(jcount "$JOUT")"
 [ ! -e "$JIN/tmp/stale.1.x" ] && [ -e "$JIN/tmp/fresh.1.x" ] &&
@@ -351,7 +349,12 @@ send sm1 alice@example.test "$SRV_V4"
 send sm2 bob@example.test "$SRV_V4" --pipeline
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-sm1" "journal server down: mail delivered"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-sm2" "journal server down: the next one too"
-sleep 1
+# The queue runner tries them a moment after they are written.
+send_failed() {
+	[ "$(status journal.retry)" -ge 1 ] 2>/dev/null &&
+		grep -q 'journal send failed direction=inbound to=<archive@journal\.example\.test>' "$LAB_SPORKD_LOG"
+}
+wait_until 15 send_failed || true
 [ "$(jcount "$Q")" = 2 ] && pass "both copies wait in the queue" || fail "queue" "$(ls "$Q/new")"
 [ "$(status journal.queued)" = 2 ] && pass "journal.queued=2" || fail "journal.queued" "$(status journal.queued)"
 [ "$(status journal.retry)" -ge 1 ] && pass "journal.retry counts the failed sends" ||
@@ -406,7 +409,12 @@ printf '%s\r\n' 'X-Spork-Journal: 00000000000000aa' 'X-Spork-Journal-Sender: <ol
 chown spork: "$Q/new/$old"
 send sm3 alice@example.test "$SRV_V4"
 assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-sm3" "journal server down again: mail delivered"
-sleep 1
+# The queue runner counts and warns a moment after the copy is written.
+queue_seen() {
+	[ "$(status journal.queue)" = 2 ] &&
+		grep -q 'journal queue direction=inbound .*oldest_s=' "$LAB_SPORKD_LOG"
+}
+wait_until 15 queue_seen || true
 [ "$(status journal.queue)" = 2 ] && pass "journal.queue counts the two waiting copies" ||
 	fail "journal.queue" "$(status journal.queue) ($(ls "$Q/new"))"
 assert_grep 'journal queue direction=inbound to=<archive@journal\.example\.test> copies=2 oldest_s=[0-9]{9,}' \

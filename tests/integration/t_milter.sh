@@ -560,10 +560,10 @@ in_box() { grep -qs "^Subject: $2\$" "$LAB_MAIL/$1"/new/*; }
 # qid OUT: the Postfix queue id in swaks' transcript of a queued message
 qid() { sed -nE 's/^<- +250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+).*/\1/p' "$1" | tail -n1; }
 # maillog_has PATTERN: Postfix logged it (it logs a beat after delivery)
-maillog_has() { wait_until 5 grep -Eq -- "$1" "$LAB_MAILLOG"; }
+maillog_has() { wait_until 15 grep -Eq -- "$1" "$LAB_MAILLOG"; }
 # both_boxes SUBJECT NAME: alice and bob both got it
 both_boxes() {
-	if wait_until 10 in_box alice "$1" && wait_until 5 in_box bob "$1"; then pass "$2"
+	if wait_until 10 in_box alice "$1" && wait_until 10 in_box bob "$1"; then pass "$2"
 	else fail "$2" "alice: $(in_box alice "$1" && echo yes || echo no), bob: $(in_box bob "$1" && echo yes || echo no)"; fi
 }
 send_plain "$tmp/t-eadd4" "env-add v4" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt"
@@ -635,8 +635,8 @@ assert_grep '^<- +221 ' "$tmp/t-eref4" "envelope refused: and got the server's 2
 # The same without PIPELINING from the server: one command at a time.
 PFC=$LAB_DIR/postfix/etc
 in_srv postconf -c "$PFC" -e "smtpd_discard_ehlo_keywords = pipelining" &&
-	in_srv postfix -c "$PFC" reload >/dev/null 2>&1
-sleep 1
+	postfix_reload "$NS_SRV" "$PFC" "$LAB_MAILLOG" ||
+	fail "PIPELINING hidden: postfix reload" "not in $LAB_MAILLOG"
 send_plain "$tmp/t-eadd-np" "env-add no-pipelining" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt"
 send_plain "$tmp/t-eref-np" "env-refused no-pipelining" "$SRV_V4" a@client.example.test --body "@$tmp/clean.txt" \
 	--to alice@example.test,bob@example.test

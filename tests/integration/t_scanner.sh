@@ -183,10 +183,16 @@ in_cli smtp-source -d -s 4 -m 200 -l 2048 -f a@client.example.test \
 	-t alice@example.test "$SRV_V4:25" >"$tmp/src" 2>&1 &
 src=$!
 sleep 0.3
-# A new signature file: picked up by the directory watch ...
+swaps() { grep -c 'scan reload swap' "$LAB_SPORKD_LOG"; }
+swapped() { [ "$(swaps)" -ge "$1" ]; }
+swaps0=$(swaps)
+# A new signature file: picked up by the directory watch (2 s to settle,
+# then the load) ...
 echo "0123456789abcdef0123456789abcdef:99:Spork.Test.Reload" >"$db/reload.hdb"
-sleep 2.5
-# ... and an explicit reload over the control socket, still under load.
+# ... and, once that generation serves (a reload asked while one loads is
+# folded into it; a fixed pause was too short on a loaded machine), an
+# explicit reload over the control socket, still under load.
+wait_until 30 swapped $((swaps0 + 1)) || true
 ctl reload >/dev/null
 wait $src && pass "reload under load: smtp-source finished cleanly" ||
 	fail "reload under load: smtp-source" "$(tail -n 3 "$tmp/src")"
@@ -194,6 +200,7 @@ check "reload under load: all 200 delivered" wait_delivered alice $((a0 + 200)) 
 sleep 1
 [ "$(maildir_count alice)" -eq $((a0 + 200)) ] && pass "reload under load: exactly 200, none lost or doubled" ||
 	fail "reload under load: exactly 200" "$(($(maildir_count alice) - a0))"
+wait_until 30 swapped $((swaps0 + 2)) || true
 engine1=$(ctl status | sed -n 's/^scan.engine=//p')
 [ -n "$engine1" ] && [ "$engine1" != "$engine0" ] && pass "reload: engine changed ($engine0 -> $engine1)" ||
 	fail "reload: engine changed" "$engine0 -> $engine1"
@@ -202,8 +209,7 @@ engine1=$(ctl status | sed -n 's/^scan.engine=//p')
 assert_grep 'scan reload swap from=[0-9]+ to=[0-9]+ old_pss_kb=[0-9]+ new_pss_kb=[0-9]+' "$LAB_SPORKD_LOG" "reload: memory during reload reported"
 printf 'this is not a signature database\n:::\n' >"$db/broken.ndb"
 ctl reload >/dev/null
-sleep 2
-assert_grep 'scan engine refused generation=[0-9]+: cannot load signatures from .*/db: Malformed database \(previous engine keeps serving\)' "$LAB_SPORKD_LOG" "corrupt database: refused with a clear log line"
+wait_grep 30 'scan engine refused generation=[0-9]+: cannot load signatures from .*/db: Malformed database \(previous engine keeps serving\)' "$LAB_SPORKD_LOG" "corrupt database: refused with a clear log line"
 [ "$(ctl status | sed -n 's/^scan.engine=//p')" = "$engine1" ] && pass "corrupt database: old engine still active" ||
 	fail "corrupt database: old engine still active" "$(ctl status | sed -n 's/^scan.engine=//p')"
 send_mail "$tmp/t-after-bad" alice@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com"
@@ -324,7 +330,7 @@ assert_grep '^Subject: \[spork\] clean: Eicar-Test-Signature' "$f" "notice mail:
 assert_grep '^Recipient:  <bob@example\.test>$' "$f" "notice mail: names the recipient"
 assert_grep '^Removed:    1 part' "$f" "notice mail: says what was removed"
 assert_grep '^Return-Path: <>$' "$f" "notice mail: null sender"
-assert_grep 'notice to=<alice@example\.test> sent: 250' "$LAB_SPORKD_LOG" "notice mail: logged"
+wait_grep 10 'notice to=<alice@example\.test> sent: 250' "$LAB_SPORKD_LOG" "notice mail: logged"
 # Nothing to cut out (the virus is in a header): rejected, never passed.
 start_sporkd "virus_action clean"
 send_mail "$tmp/t-clean-hdr" bob@example.test a@client.example.test "$SRV_V4" "" \
@@ -373,10 +379,8 @@ EOF
 	ip netns exec "$NS_BR" clamd -c "$tmp/clamd$n/clamd.conf" >/dev/null 2>&1 &
 	clamd_pids+=($!)
 done
-for _ in $(seq 100); do
-	in_br ss -Hltn | grep -q ':3311 ' && in_br ss -Hltn | grep -q ':3310 ' && break
-	sleep 0.1
-done
+clamds_listening() { in_br ss -Hltn | grep -q ':3311 ' && in_br ss -Hltn | grep -q ':3310 '; }
+wait_until 30 clamds_listening || fail "clamd: both listening" "$(tail -n 3 "$tmp"/clamd*/log 2>/dev/null)"
 start_sporkd "scan_backend clamd" "clamd_servers [::1]:3310 [::1]:3311" "clamd_health_interval 1s"
 for i in 1 2 3 4; do
 	send_mail "$tmp/t-cd$i" bob@example.test a@client.example.test "$SRV_V4" "" --header "Subject: clamd $i"

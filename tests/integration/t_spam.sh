@@ -251,7 +251,7 @@ while True:
     c, _ = s.accept(); conns.append(c)
 ' &
 daemon_pids+=($!)
-wait_port 11333 10
+wait_port 11333 30 || fail "silent engine listening" "not after 30 s"
 t0=$(date +%s%N)
 send_mail "$tmp/t-slow" bob@example.test a@client.example.test "$SRV_V4" "$tmp/clean.txt" \
 	--header "Subject: engine slow"

@@ -29,7 +29,8 @@ with open(sys.argv[2], "ab", buffering=0) as out:
         out.write(s.recv(65536).replace(b"\n", b" ") + b"\n")
 PY
 listener=$!
-for _ in $(seq 50); do [ -S "$tmp/log" ] && break; sleep 0.1; done
+socket_up() { [ -S "$tmp/log" ]; }
+wait_until 20 socket_up || true
 
 mkdir -p "$tmp/olddev"
 cat >"$tmp/sporkd" <<WRAP
@@ -61,8 +62,9 @@ assert_grep '^<- +250 2\.0\.0 Ok: queued' "$tmp/t-clean" "syslog: clean mail del
 send_mail "$tmp/t-virus" alice@example.test sender@client.example.test "$SRV_V4" "" \
 	--attach "@$tmp/eicar.com"
 assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-virus" "syslog: EICAR refused by a worker"
-sleep 1
-assert_grep 'sporkd\[[0-9]+\]: .* message sender=' "$tmp/syslog.txt" "syslog: the relay's lines arrive"
-assert_grep 'sporkd-scan\[[0-9]+\]: .*scan generation=[0-9]+ loader' "$tmp/syslog.txt" "syslog: the scan loader's lines arrive"
+# The listener writes what it receives a moment later.
+wait_grep 10 'sporkd\[[0-9]+\]: .* message sender=' "$tmp/syslog.txt" "syslog: the relay's lines arrive"
+wait_grep 10 'sporkd-scan\[[0-9]+\]: .*scan generation=[0-9]+ loader' "$tmp/syslog.txt" "syslog: the scan loader's lines arrive"
+sleep 1	# for a scan worker lost after its answer to show in the log below
 assert_no_grep 'lost|worker died|bad reply' "$LAB_SPORKD_LOG" "syslog: no scan worker lost"
 summary
