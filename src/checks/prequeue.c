@@ -2,14 +2,14 @@
 /*
  * Pre-queue checks, before a message is taken: DNS block and allow lists
  * (c-ares), SPF (the libspf2 helper), greylisting (disk or Redis), early
- * talkers, and which direction they apply to. The relay asks at three
- * points, the banner, MAIL and RCPT, and gets pass, wait (a lookup is out;
- * the session is woken when it lands) or a reply to give the client
- * itself. Lookups start as early as their inputs are known: the lists at
- * connect, SPF at MAIL, greylisting at RCPT. Nothing here blocks; nothing
- * here writes to the client's connection (the banner check peeks, and
- * drains an early talker's bytes before its refusal). Every decision is
- * one log line and a counter.
+ * talkers, and which direction they apply to. The relay asks at four
+ * points, the banner, MAIL, RCPT and DATA, and gets pass, wait (a lookup
+ * is out; the session is woken when it lands) or a reply to give the
+ * client itself. Lookups start as early as their inputs are known: the
+ * lists at connect, SPF at MAIL, greylisting at RCPT. Nothing here
+ * blocks; nothing here writes to the client's connection (the banner
+ * check peeks, and drains an early talker's bytes before its refusal).
+ * Every decision is one log line and a counter.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -645,8 +645,28 @@ prequeue_rcpt(struct prequeue *pq, const char *args, size_t argslen,
 }
 
 /* ------------------------------------------------------------------ */
+/* DATA                                                                */
 
-/* Header lines for the message being delivered, CRLF-ended, or NULL. */
+/*
+ * DATA waits while the SPF check is out. RCPT has waited for it already,
+ * but a nested MAIL the server refused starts it again, for the sender
+ * that stands (prequeue_mail_restore()), after the recipients: the
+ * message's Received-SPF must be that check's, never left out.
+ */
+enum prequeue_answer
+prequeue_data(struct prequeue *pq)
+{
+	if (pq != NULL && pq->spf_step == STEP_PENDING)
+		return PREQUEUE_WAIT;
+	return PREQUEUE_PASS;
+}
+
+/* ------------------------------------------------------------------ */
+
+/*
+ * Header lines for the message being delivered, CRLF-ended, or NULL. The
+ * SPF check is done by now: DATA waited for it (prequeue_data()).
+ */
 const char *
 prequeue_headers(struct prequeue *pq)
 {

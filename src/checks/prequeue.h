@@ -32,6 +32,7 @@ void	prequeue_mail_restore(struct prequeue *, const char *sender,
 	    const char *helo);
 enum prequeue_answer prequeue_rcpt(struct prequeue *, const char *args,
 	    size_t argslen, int can_reply, char *reply, size_t len);
+enum prequeue_answer prequeue_data(struct prequeue *);
 const char *prequeue_headers(struct prequeue *);
 void	prequeue_status(struct buf *);
 

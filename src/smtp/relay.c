@@ -646,6 +646,8 @@ client_command(struct session *s, const char *line, size_t len)
 			reply(s, "503 5.5.1 Error: need RCPT command");
 		else if (s->rcpt_ok == 0)
 			reply(s, "554 5.5.1 Error: no valid recipients");
+		else if (prequeue_data(s->pq) == PREQUEUE_WAIT)
+			return 1;	/* the message's Received-SPF */
 		else
 			data_begin(s);
 		return 0;

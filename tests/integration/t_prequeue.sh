@@ -17,9 +17,11 @@ set -u
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 unbound_pid=
+slowdns_pid=
 redis_pid=
 cleanup() {
 	[ -n "$unbound_pid" ] && kill "$unbound_pid" 2>/dev/null
+	[ -n "$slowdns_pid" ] && kill "$slowdns_pid" 2>/dev/null
 	[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
 	lab_down
 	rm -rf "$tmp"
@@ -202,6 +204,44 @@ send spf-respawn a@pass.test
 wait_subject spf-respawn
 assert_grep '^Received-SPF: pass .*client-ip=10\.25\.0\.1' "$(delivered_file spf-respawn)" \
 	"spf after a helper's death: a real result (pass)"
+# The nested MAIL's refusal starts the check of the sender that stands
+# again; the message must wait for it. One helper, held by the refused
+# sender's lookup (its DNS answers after 1.5 s), keeps that check out when
+# DATA comes: the 354, and so the body, wait for it.
+ip netns exec "$NS_BR" "$SPORK_REPO/tests/tools/slowdns" 127.0.0.2 53 \
+	'soft.test=v=spf1 ~all' 'slow.test@1.5=v=spf1 -all' >"$tmp/slowdns.log" 2>&1 &
+slowdns_pid=$!
+slowdns_up() { in_br ss -Hlun 'sport = :53' | grep -q 127.0.0.2; }
+wait_until 10 slowdns_up || fail "slow DNS up" "$(tail -n 5 "$tmp/slowdns.log")"
+start_sporkd "spf_enable yes" "spf_softfail_action tag" "spf_helpers 1" \
+	"dns_servers 127.0.0.2:53"
+in_cli "$CHAT" "$SRV_V4" 25 >"$tmp/spf-slow.out" 2>&1 <<'CHAT'
+expect 220
+line EHLO client.example.test
+expect 250
+line MAIL FROM:<a@soft.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+line MAIL FROM:<b@slow.test>
+expect 503
+line DATA
+expect 354
+send Subject: spf-nested-slow\r\n\r\nbody\r\n.\r\n
+expect 250
+line QUIT
+expect 221
+CHAT
+[ $? -eq 0 ] && pass "spf nested MAIL, check restarted late: the message accepted" ||
+	fail "spf nested MAIL, slow" "$(tail -n 3 "$tmp/spf-slow.out")"
+check "spf nested MAIL, slow: the refused sender's lookup was held" grep -q ' slow\.test type=16 ' "$tmp/slowdns.log"
+wait_subject spf-nested-slow
+assert_grep '^Received-SPF: softfail .*envelope-from=.?a@soft\.test' "$(delivered_file spf-nested-slow)" \
+	"spf nested MAIL, slow: the message waited for the restarted check (Received-SPF)"
+assert_no_grep 'slow\.test' "$(delivered_file spf-nested-slow)" "spf nested MAIL, slow: the refused sender appears nowhere"
+kill "$slowdns_pid"
+wait "$slowdns_pid" 2>/dev/null
+slowdns_pid=
 
 # --- 4. early talker
 start_sporkd "greet_pause 1s" "early_talker yes"
