@@ -21,6 +21,7 @@
 #include "sock.h"
 
 #define CONF_LINE_MAX	4096
+#define CONF_TRACK_SIZE_MIN	(16ULL * 1024 * 1024)	/* track_max_size, but 0 */
 
 enum conf_type {
 	CT_ADDRS,	/* list of ADDR:PORT */
@@ -762,6 +763,15 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 	    sock_parse_addr(c->notice_server, &ss) == -1) {
 		snprintf(err, errlen, "notice_server: want ADDR:PORT, not "
 		    "'%s'", c->notice_server);
+		return -1;
+	}
+	/* Below this a commit of the tracking writer holds too few records
+	 * for its WAL to stay within its share (track.c): it keeps the
+	 * bound by doing a few thousand records a second at most. */
+	if (c->track_max_size != 0 && c->track_max_size < CONF_TRACK_SIZE_MIN) {
+		snprintf(err, errlen, "track_max_size: at least 16m (or 0: "
+		    "no bound), not %llu bytes",
+		    (unsigned long long)c->track_max_size);
 		return -1;
 	}
 	if (c->track_retention == 0 || c->greylist_min == 0 ||

@@ -41,7 +41,12 @@
 #include "track.h"
 
 #define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
-#define TRACK_DELETE_CHUNK	1000	/* messages deleted per transaction */
+#define TRACK_DELETE_CHUNK	1000	/* records (or deletes) a commit, at most */
+#define TRACK_VACUUM_PASSES	64	/* commits of freed pages a pass */
+#define TRACK_TXN_PAGES		6	/* pages a record dirties at most: the
+					   row's, 4 index leaves, one split */
+#define TRACK_TXN_GROW		2	/* a commit at most this many times
+					   the records of the last */
 #define TRACK_PRUNE_AT_PCT	80	/* of the db's share: a size pass */
 #define TRACK_TARGET_PCT	60	/* ... stops under this % of it */
 #define TRACK_BATCH_MS		250	/* a record waits at most this long */
@@ -96,6 +101,8 @@ struct track_fit {
 };
 
 static void	*track_writer(void *);
+static long long track_prune_at(void);
+static long long track_prune_size(void);
 static size_t	 track_cut(const char *, size_t);
 static int	 track_json_fit(const struct track_rec *, struct buf *,
 		    const struct track_fit *);
@@ -212,6 +219,11 @@ static struct {
 	size_t			 wal_limit;	/* the WAL's share of max_size */
 	size_t			 db_budget;	/* the database's */
 	size_t			 batch_min;	/* records that wake the writer */
+	size_t			 txn_max;	/* records (or deletes) a commit */
+	size_t			 ckpt_pages;	/* WAL pages: a checkpoint */
+	size_t			 txn_pages;	/* ... a commit's, aimed at */
+	size_t			 wal_frames;	/* in the WAL after the last commit */
+	size_t			 wal_commit;	/* ... of which that commit's */
 	unsigned long long	 written, dropped, errors, rcpts_cut;
 	unsigned long long	 db_bytes;
 	/* the writer's */
@@ -692,20 +704,54 @@ track_insert(const struct track_item *it)
 	return 0;
 }
 
-/* One transaction for the batch; on failure none of it is kept. */
-static void
-track_write(struct track_item *batch)
+static size_t
+track_txn_clamp(size_t n)
 {
-	struct track_item	*it, *next;
+	return n < 1 ? 1 : n > TRACK_DELETE_CHUNK ? TRACK_DELETE_CHUNK : n;
+}
+
+/*
+ * SQLite's autocheckpoint is a WAL hook; this one does what it does (a
+ * passive checkpoint once the WAL holds T.ckpt_pages) and notes the
+ * pages of the commit that called it, so that track_write_txn can size
+ * the next: a commit's pages go to the WAL before a checkpoint can take
+ * them, and with each aimed at T.txn_pages (half of T.ckpt_pages: the
+ * aim is learnt, and deletes write more a record) the file stays within
+ * its share. A checkpoint that took every page lets the next commit
+ * start the WAL over.
+ */
+static int
+track_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	int	log = 0, done = 0;
+
+	(void)arg;
+	T.wal_commit = (size_t)pages > T.wal_frames ?
+	    (size_t)pages - T.wal_frames : (size_t)pages;
+	T.wal_frames = (size_t)pages;
+	if ((size_t)pages >= T.ckpt_pages &&
+	    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
+	    &log, &done) == SQLITE_OK && done == log)
+		T.wal_frames = 0;
+	return SQLITE_OK;
+}
+
+/* Up to T.txn_max records from *itp in one transaction, *itp moved past
+ * them; on failure none of them is kept. */
+static void
+track_write_txn(struct track_item **itp)
+{
+	struct track_item	*it = *itp;
 	unsigned long long	 n = 0;
 	int			 ok = track_exec("BEGIN") == 0;
 
-	for (it = batch; ok && it != NULL; it = it->next, n++)
-		if (track_insert(it) == -1) {
+	for (; it != NULL && n < T.txn_max; it = it->next, n++)
+		if (ok && track_insert(it) == -1) {
 			track_fail("insert");
 			ok = 0;
 		}
-	/* The bindings point into the batch, freed below. */
+	*itp = it;
+	/* The bindings point into the batch, freed by the caller. */
 	sqlite3_reset(T.ins_msg);
 	sqlite3_clear_bindings(T.ins_msg);
 	sqlite3_reset(T.ins_rcpt);
@@ -714,15 +760,42 @@ track_write(struct track_item *batch)
 		ok = 0;
 	if (!ok && !sqlite3_get_autocommit(T.db))
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
-	for (it = batch; it != NULL; it = next) {
-		next = it->next;
-		free(it);
-	}
 	if (ok) {
 		pthread_mutex_lock(&T.mu);
 		T.written += n;
 		pthread_mutex_unlock(&T.mu);
+		/* As many records as make T.txn_pages, from this commit's
+		 * pages a record (fewer as more share them: growing only
+		 * by TRACK_TXN_GROW keeps it on the safe side). */
+		if (n > 0 && T.wal_commit > 0)
+			T.txn_max = track_txn_clamp(n * T.txn_pages /
+			    T.wal_commit < n * TRACK_TXN_GROW ? n *
+			    T.txn_pages / T.wal_commit : n * TRACK_TXN_GROW);
 	}
+}
+
+/* The batch in transactions of T.txn_max records, pruning between them
+ * when near the bound: a small track_max_size holds fewer records than a
+ * batch may carry. */
+static void
+track_write(struct track_item *batch)
+{
+	struct track_item	*it = batch, *next;
+	long long		 deleted = 0;
+
+	while (it != NULL) {
+		track_write_txn(&it);
+		if (it != NULL && T.max_size > 0 &&
+		    track_bytes(0) > track_prune_at())
+			deleted += track_prune_size();
+	}
+	for (it = batch; it != NULL; it = next) {
+		next = it->next;
+		free(it);
+	}
+	if (deleted > 0)
+		log_info(NULL, "track pruned=%lld db_bytes=%lld", deleted,
+		    track_bytes(1));
 }
 
 /* Deletes up to max of the oldest messages with ids under before, with
@@ -782,6 +855,33 @@ track_prune_at(void)
 	return (long long)(T.db_budget / 100 * TRACK_PRUNE_AT_PCT);
 }
 
+/* The oldest records go until the pages in use are under
+ * TRACK_TARGET_PCT of the database's share, in proportion to the excess
+ * (a small bound does not lose everything in one chunk) and in chunks of
+ * T.txn_max; their pages are free for the next inserts. How many went. */
+static long long
+track_prune_size(void)
+{
+	long long	n, used, count, chunk, deleted = 0;
+	long long	target = (long long)(T.db_budget / 100 *
+			    TRACK_TARGET_PCT);
+
+	if ((count = track_int("SELECT count(*) FROM messages")) <= 0)
+		return 0;
+	while (count > 0 && (used = track_bytes(0)) > target) {
+		/* In double: count times a large excess could overflow. */
+		chunk = (long long)((double)count * (double)(used - target) /
+		    (double)used) + 1;
+		if (chunk > (long long)(T.txn_max + 1) / 2)
+			chunk = (long long)(T.txn_max + 1) / 2;
+		if ((n = track_delete(INT64_MAX, chunk)) <= 0)
+			break;
+		deleted += n;
+		count -= n;
+	}
+	return deleted;
+}
+
 /* Retention, then size: records past track_retention go, then the oldest
  * until the pages in use are under TRACK_TARGET_PCT of the database's
  * share of track_max_size (the WAL has the rest);
@@ -790,43 +890,36 @@ track_prune_at(void)
 static void
 track_prune(void)
 {
-	long long	n, used, target, count, chunk, deleted = 0;
-	int		log_pages;
+	char		vacuum[64];
+	long long	n, deleted = 0;
+	int		log_pages, pass;
 
 	if (T.retention > 0) {
 		while ((n = track_delete(((sqlite3_int64)time(NULL) -
 		    (sqlite3_int64)T.retention) * TRACK_ID_PER_SEC,
-		    TRACK_DELETE_CHUNK)) > 0)
+		    (long long)(T.txn_max + 1) / 2)) > 0)
 			deleted += n;
 	}
-	if (T.max_size > 0 && track_bytes(0) > track_prune_at()) {
-		target = (long long)(T.db_budget / 100 * TRACK_TARGET_PCT);
-		/* In proportion to the excess, so that a small bound does
-		 * not lose everything in one chunk. */
-		while ((used = track_bytes(0)) > target &&
-		    (count = track_int("SELECT count(*) FROM messages")) > 0) {
-			/* In double: count times a large excess could
-			 * overflow. */
-			chunk = (long long)((double)count *
-			    (double)(used - target) / (double)used) + 1;
-			if (chunk > TRACK_DELETE_CHUNK)
-				chunk = TRACK_DELETE_CHUNK;
-			if ((n = track_delete(INT64_MAX, chunk)) <= 0)
-				break;
-			deleted += n;
-		}
-	}
-	if (track_int("PRAGMA freelist_count") > 0) {
+	if (T.max_size > 0 && track_bytes(0) > track_prune_at())
+		deleted += track_prune_size();
+	/* Free pages back to the file system, as many a commit as half
+	 * the WAL's share holds (a page moved is two written). */
+	snprintf(vacuum, sizeof(vacuum), "PRAGMA incremental_vacuum(%zu)",
+	    T.txn_pages / 2 + 1);
+	for (pass = 0; pass < TRACK_VACUUM_PASSES &&
+	    track_int("PRAGMA freelist_count") > 0; pass++) {
 		sqlite3_stmt	*st;
 
-		if (sqlite3_prepare_v2(T.db, "PRAGMA incremental_vacuum", -1,
-		    &st, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(T.db, vacuum, -1, &st, NULL) !=
+		    SQLITE_OK) {
 			track_fail("incremental_vacuum");
-		else {
-			while (sqlite3_step(st) == SQLITE_ROW)
-				;
-			if (sqlite3_finalize(st) != SQLITE_OK)
-				track_fail("incremental_vacuum");
+			break;
+		}
+		while (sqlite3_step(st) == SQLITE_ROW)
+			;
+		if (sqlite3_finalize(st) != SQLITE_OK) {
+			track_fail("incremental_vacuum");
+			break;
 		}
 	}
 	/* A reader holding a snapshot makes this busy: next time, then. */
@@ -1180,16 +1273,20 @@ track_open(const char *path, char *err, size_t errlen)
 	    T.wal_limit);
 	if (track_setup_exec(pragma, err, errlen) == -1)
 		return -1;
-	snprintf(pragma, sizeof(pragma), "PRAGMA wal_autocheckpoint=%zu",
-	    T.wal_limit / (size_t)T.page_size / 2);
-	if (track_setup_exec(pragma, err, errlen) == -1)
-		return -1;
+	/* A WAL frame is a page and its 24-byte header. */
+	T.ckpt_pages = T.wal_limit / ((size_t)T.page_size + 24) / 2;
+	T.txn_pages = T.ckpt_pages / 2;
+	T.wal_frames = 0;
+	sqlite3_wal_hook(T.db, track_wal_hook, NULL);
 	/* Random keys (Message-ID, addresses) dirty about one index page
 	 * per record: a larger batch shares more of them, and a cache that
 	 * holds the indexes' hot pages saves reading them back. The batch
 	 * grows with the WAL's share, which its pages go through: a record
 	 * per page of it, TRACK_BATCH_MIN to TRACK_BATCH_MAX. */
 	T.batch_min = T.wal_limit / (size_t)T.page_size;
+	/* The first commit as if each record dirtied a page of every
+	 * b-tree; track_write_txn learns from there. */
+	T.txn_max = track_txn_clamp(T.txn_pages / TRACK_TXN_PAGES);
 	if (T.batch_min < TRACK_BATCH_MIN)
 		T.batch_min = TRACK_BATCH_MIN;
 	if (T.batch_min > TRACK_BATCH_MAX)

@@ -78,6 +78,10 @@ test_conf(void)
 		    "spam_timeout 10m\n",
 		    "F: spam_timeout must not exceed scan_timeout" },
 		{ "scan_timeout 5s\n", NULL },
+		{ "track_max_size 2m\n", "F: track_max_size: at least 16m "
+		    "(or 0: no bound), not 2097152 bytes" },
+		{ "track_max_size 16m\n", NULL },
+		{ "track_max_size 0\n", NULL },
 		{ "notice_actions reject tempfail quarantine clean strip "
 		    "redact tag\n", NULL },
 		{ "notice_actions reject footer\n", "F: notice_actions: "

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,12 +591,39 @@ test_db(void)
 	rm_db(dir);
 }
 
+/* The largest db + wal seen every millisecond until told to stop. */
+struct size_sampler {
+	const char		*path, *wal;
+	volatile int		 stop;
+	long long		 max;
+};
+
+static void *
+size_sample(void *arg)
+{
+	struct size_sampler	*ss = arg;
+	struct stat		 sb, sw;
+
+	while (!ss->stop) {
+		if (stat(ss->path, &sb) == -1)
+			sb.st_size = 0;
+		if (stat(ss->wal, &sw) == -1)
+			sw.st_size = 0;
+		if (sb.st_size + sw.st_size > ss->max)
+			ss->max = sb.st_size + sw.st_size;
+		usleep(1000);
+	}
+	return NULL;
+}
+
 /* Many records under a small bound: the oldest go, and the files really
  * shrink. */
 static void
 test_size(void)
 {
 	const size_t	 max = 256 * 1024;
+	struct size_sampler ss;
+	pthread_t	 sampler;
 	char		 dir[] = "/tmp/spork-unit-tracksz.XXXXXX";
 	char		 path[256], wal[256], subject[901], sid[32];
 	struct conf	 c;
@@ -612,6 +640,15 @@ test_size(void)
 	}
 	if (track_conf(&c, dir, 0, max) == -1)
 		return;
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	snprintf(wal, sizeof(wal), "%s/track.db-wal", dir);
+	memset(&ss, 0, sizeof(ss));
+	ss.path = path;
+	ss.wal = wal;
+	if (pthread_create(&sampler, NULL, size_sample, &ss) != 0) {
+		CHECK(0, "sampler thread");
+		return;
+	}
 	memset(subject, 's', sizeof(subject) - 1);
 	subject[sizeof(subject) - 1] = '\0';
 	for (i = 0; i < 3000; i++) {
@@ -620,10 +657,16 @@ test_size(void)
 		r.session = sid;
 		r.subject = subject;
 		track_message(&r);
+		if (i % 500 == 499)	/* batches of 500, each over the bound */
+			track_prune_now();
 	}
 	track_prune_now();
-	snprintf(path, sizeof(path), "%s/track.db", dir);
-	snprintf(wal, sizeof(wal), "%s/track.db-wal", dir);
+	ss.stop = 1;
+	pthread_join(sampler, NULL);
+	/* Commits sized to what a checkpoint leaves of the WAL's share
+	 * (256 KiB at least) keep both files within the bound all along. */
+	CHECK((size_t)ss.max <= max + 256 * 1024, "db and wal reached %lld "
+	    "bytes during the fill, bound %zu", ss.max, max + 256 * 1024);
 	CHECK(stat(path, &sb) == 0 && (size_t)sb.st_size <= max,
 	    "db %lld bytes, bound %zu", (long long)sb.st_size, max);
 	if (stat(wal, &sw) == -1)
