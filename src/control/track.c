@@ -4,19 +4,12 @@
  * as one JSON log line. The event loop's side (track_message) copies the
  * record into one allocation and queues it under a mutex; it never runs
  * SQL and never waits for the writer. The writer, a thread of its own and
- * the only user of the database connection, inserts what is queued in one
- * transaction per batch and keeps the database within track_retention and
- * track_max_size. Strings are the sender's words: stored as they came (cut
+ * the only user of the database connection, inserts what is queued in
+ * transactions as large as the WAL's share allows (track_wal_hook) and
+ * keeps the database within track_retention and track_max_size. Strings are the sender's words: stored as they came (cut
  * at TRACK_FIELD_MAX), escaped in the JSON line; readers escape what they
  * print. A full queue or a failing disk costs records, counted, never the
  * session.
- *
- * The writer runs TRACK_NICE below the relay: a batch's commit is
- * milliseconds of b-tree work, and on a box whose few CPUs the sessions
- * keep busy it would otherwise hold a CPU they wake up wanting, which
- * showed as their p99 latency. The scheduler still gives it its share
- * when both want the CPU for long (a nice 10 thread gets about a tenth
- * of a busy one's), enough for about 8,000 records a second.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,9 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,7 +49,6 @@
 #define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
 #define TRACK_WAL_MAX		67108864 /* ... at most, and without a bound */
 #define TRACK_LOG_LINE		2040	/* what log.c's line holds */
-#define TRACK_NICE		10	/* the writer's nice above the relay's */
 #define TRACK_SCHEMA_VERSION	2
 #define TRACK_ID_T_MAX		1e11	/* ids for times before this (year 5138) */
 #define TRACK_XSTR(x)		#x
@@ -856,29 +846,19 @@ track_prune_at(void)
 }
 
 /* The oldest records go until the pages in use are under
- * TRACK_TARGET_PCT of the database's share, in proportion to the excess
- * (a small bound does not lose everything in one chunk) and in chunks of
- * T.txn_max; their pages are free for the next inserts. How many went. */
+ * TRACK_TARGET_PCT of the database's share, in chunks of half T.txn_max
+ * (a delete writes more pages a record than an insert), looking again
+ * after each; their pages are free for the next inserts. How many went. */
 static long long
 track_prune_size(void)
 {
-	long long	n, used, count, chunk, deleted = 0;
+	long long	n, deleted = 0;
 	long long	target = (long long)(T.db_budget / 100 *
 			    TRACK_TARGET_PCT);
 
-	if ((count = track_int("SELECT count(*) FROM messages")) <= 0)
-		return 0;
-	while (count > 0 && (used = track_bytes(0)) > target) {
-		/* In double: count times a large excess could overflow. */
-		chunk = (long long)((double)count * (double)(used - target) /
-		    (double)used) + 1;
-		if (chunk > (long long)(T.txn_max + 1) / 2)
-			chunk = (long long)(T.txn_max + 1) / 2;
-		if ((n = track_delete(INT64_MAX, chunk)) <= 0)
-			break;
+	while (track_bytes(0) > target &&
+	    (n = track_delete(INT64_MAX, (long long)(T.txn_max + 1) / 2)) > 0)
 		deleted += n;
-		count -= n;
-	}
 	return deleted;
 }
 
@@ -944,21 +924,6 @@ track_update_bytes(void)
 	pthread_mutex_unlock(&T.mu);
 }
 
-/* The writer's thread below the relay's (see the top of the file). A
- * failure (nothing here makes one likely) leaves it where it was. */
-static void
-track_nice(void)
-{
-	id_t	tid = (id_t)syscall(SYS_gettid);
-	int	nice;
-
-	errno = 0;
-	nice = getpriority(PRIO_PROCESS, tid);
-	if (errno == 0 && setpriority(PRIO_PROCESS, tid,
-	    nice + TRACK_NICE > 19 ? 19 : nice + TRACK_NICE) == -1)
-		log_warn(NULL, "track: writer priority: %s", strerror(errno));
-}
-
 static void *
 track_writer(void *arg)
 {
@@ -968,7 +933,6 @@ track_writer(void *arg)
 	int			 prune;
 
 	(void)arg;
-	track_nice();
 	clock_gettime(CLOCK_MONOTONIC, &next);	/* a pass at start */
 	pthread_mutex_lock(&T.mu);
 	for (;;) {

@@ -6,14 +6,12 @@
  * from times, schema 1 migrated), and `sporkctl track` on that database.
  */
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -733,66 +731,6 @@ test_overflow(void)
 	rm_db(dir);
 }
 
-/* The nice value of this process's other thread (the writer): field 19
- * of its stat; 100 if there is no such thread. */
-static int
-writer_nice(void)
-{
-	DIR		*d;
-	struct dirent	*e;
-	char		 path[300], line[1024], *p;
-	FILE		*fp;
-	int		 nice = 100, i;
-
-	if ((d = opendir("/proc/self/task")) == NULL)
-		return nice;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' || atoi(e->d_name) == getpid())
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/stat",
-		    e->d_name);
-		if ((fp = fopen(path, "r")) == NULL)
-			continue;
-		/* the space before field 3 follows the ')', 19 is 16 more */
-		if (fgets(line, sizeof(line), fp) != NULL &&
-		    (p = strrchr(line, ')')) != NULL) {
-			for (i = 0; i < 17 && p != NULL; i++)
-				p = strchr(p + 1, ' ');
-			if (p != NULL)
-				nice = atoi(p + 1);
-		}
-		fclose(fp);
-	}
-	closedir(d);
-	return nice;
-}
-
-/* The writer runs below the relay: nice 10 above the process's. */
-static void
-test_writer_nice(void)
-{
-	char		dir[] = "/tmp/spork-unit-trackn.XXXXXX";
-	struct conf	c;
-	int		i, self, nice = 100;
-
-	if (mkdtemp(dir) == NULL) {
-		CHECK(0, "mkdtemp");
-		return;
-	}
-	errno = 0;
-	self = getpriority(PRIO_PROCESS, 0);
-	if (track_conf(&c, dir, 0, 0) == -1)
-		return;
-	for (i = 0; i < 200 && (nice = writer_nice()) != self + 10; i++)
-		usleep(10000);
-	CHECK(nice == (self + 10 > 19 ? 19 : self + 10), "writer's nice %d, "
-	    "the process's %d", nice, self);
-	CHECK(getpriority(PRIO_PROCESS, 0) == self, "the relay's own nice "
-	    "moved: %d", getpriority(PRIO_PROCESS, 0));
-	track_shutdown();
-	rm_db(dir);
-}
-
 /* Ids grow with time, and still grow when two records share a
  * microsecond or the clock went back. */
 static void
@@ -1002,5 +940,4 @@ test_track(void)
 	test_migrate();
 	test_size();
 	test_overflow();
-	test_writer_nice();
 }
