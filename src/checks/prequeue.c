@@ -611,7 +611,9 @@ pq_rcpt(struct prequeue *pq, const char *rcpt, char *reply, size_t len)
  * RCPT: pass, wait, or refuse. The relay answers only once every earlier
  * reply is out (can_reply); a refusal decided before that is held here
  * and given when the same command is asked again, so that it is decided,
- * logged and counted once.
+ * logged and counted once. The relay asks only once it knows the sender
+ * the RCPT goes with: behind a nested MAIL, the server's answer to it says
+ * whether the checks are still that MAIL's or the restored sender's.
  */
 enum prequeue_answer
 prequeue_rcpt(struct prequeue *pq, const char *args, size_t argslen,

@@ -371,7 +371,7 @@ mail_answered(struct session *s, int ok)
 }
 
 /* The sender a RCPT goes with: the accepted one, or the MAIL pipelined
- * just before it. */
+ * just before it (rcpt_sender_known()). */
 static const char *
 rcpt_sender(const struct session *s)
 {
@@ -379,6 +379,21 @@ rcpt_sender(const struct session *s)
 	    s->mail_wait[(s->mail_wn - 1) % RELAY_MAIL_WAIT] != NULL)
 		return s->mail_wait[(s->mail_wn - 1) % RELAY_MAIL_WAIT];
 	return s->in_tx ? s->sender : "<>";
+}
+
+/*
+ * Whether the checks may judge a RCPT now. Behind a MAIL the server has
+ * not answered, only its answer says which sender the RCPT goes with when
+ * another could stand (a nested MAIL, or several pipelined): the first
+ * stays if it is refused (mail_answered()). A lone MAIL's RCPT goes with
+ * it: refused, the server refuses the RCPT too.
+ */
+static int
+rcpt_sender_known(const struct session *s)
+{
+	unsigned	n = s->mail_wn - s->mail_whead;
+
+	return n == 0 || (n == 1 && !s->in_tx);
 }
 
 /* Remember a forwarded RCPT's path, and its parameters for a replay,
@@ -728,6 +743,8 @@ client_command(struct session *s, const char *line, size_t len)
 			reply(s, "452 4.5.3 Error: too many recipients");
 			return 0;
 		}
+		if (!rcpt_sender_known(s))
+			return 1;	/* woken by the MAIL's answer */
 		switch (prequeue_rcpt(s->pq, c.args, c.argslen, s->pcount == 0,
 		    pqreply, sizeof(pqreply))) {
 		case PREQUEUE_WAIT:

@@ -6,7 +6,9 @@
 # - a listed client gets 554 at connect or at RCPT as configured, over
 #   IPv4 and IPv6; a tag list delivers with X-Spork-DNSBL; an allow list
 #   skips the block list; inside networks are exempt;
-# - SPF fail is refused by policy, pass is delivered with Received-SPF;
+# - SPF fail is refused by policy, pass is delivered with Received-SPF; a
+#   RCPT pipelined behind a nested MAIL is judged against the sender the
+#   server holds;
 # - an early talker is refused with 554;
 # - greylisting answers 450 and a real sending Postfix's retry is accepted,
 #   the message arrives exactly once; the state survives a restart;
@@ -18,10 +20,12 @@ tmp=$(mktemp -d)
 chmod 755 "$tmp"
 unbound_pid=
 slowdns_pid=
+nested_pid=
 redis_pid=
 cleanup() {
 	[ -n "$unbound_pid" ] && kill "$unbound_pid" 2>/dev/null
 	[ -n "$slowdns_pid" ] && kill "$slowdns_pid" 2>/dev/null
+	[ -n "$nested_pid" ] && kill "$nested_pid" 2>/dev/null
 	[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
 	lab_down
 	rm -rf "$tmp"
@@ -242,6 +246,123 @@ assert_no_grep 'slow\.test' "$(delivered_file spf-nested-slow)" "spf nested MAIL
 kill "$slowdns_pid"
 wait "$slowdns_pid" 2>/dev/null
 slowdns_pid=
+# A RCPT pipelined behind a nested MAIL goes with the sender the server
+# holds, known only from its answer to that MAIL. A fake server holds its
+# 503 for 1.5 s, long after the refused sender's check (its DNS answers at
+# once) is done: a RCPT judged against that check would get its SPF
+# refusal (first session), or pass when the sender that stands fails
+# (second). The RCPT must wait for the 503, then be judged against the
+# first sender.
+lab stop-postfix 2>/dev/null
+cat >"$tmp/nested.py" <<'PY3'
+import select, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 25)); s.listen(2); s.settimeout(30)
+log = open(sys.argv[2], "w")
+def session(c):
+    buf, sender = b"", None
+    c.sendall(b"220 nested.example.test ESMTP\r\n")
+    while True:
+        while b"\r\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                return
+            buf += d
+        line, buf = buf.split(b"\r\n", 1)
+        log.write(line.decode("latin-1") + "\n"); log.flush()
+        v = line[:4].upper()
+        if v == b"EHLO":
+            c.sendall(b"250-nested.example.test\r\n250 PIPELINING\r\n")
+        elif v == b"MAIL" and sender is None:
+            sender = line
+            c.sendall(b"250 2.1.0 Ok\r\n")
+        elif v == b"MAIL":
+            time.sleep(1.5)
+            early = buf or select.select([c], [], [], 0)[0]
+            log.write("503 sent, next command %s\n" %
+                      ("already in" if early else "not yet in")); log.flush()
+            c.sendall(b"503 5.5.1 Error: nested MAIL command\r\n")
+        elif v == b"RCPT":
+            c.sendall(b"250 2.1.5 Ok\r\n" if sender else
+                      b"503 5.5.1 Error: need MAIL command\r\n")
+        elif v == b"QUIT":
+            c.sendall(b"221 2.0.0 Bye\r\n")
+            return
+        else:
+            c.sendall(b"250 2.0.0 Ok\r\n")
+for _ in range(2):
+    c, _ = s.accept()
+    c.settimeout(20)
+    try:
+        session(c)
+    except (socket.timeout, ConnectionError):
+        pass
+    c.close()
+PY3
+in_srv python3 "$tmp/nested.py" "$SRV_V4" "$tmp/nested.got" &
+nested_pid=$!
+nested_up() { in_srv ss -Hltn "sport = :25" | grep -q .; }
+wait_until 10 nested_up || fail "spf nested MAIL, pipelined RCPT: the fake server listening" "not after 10 s"
+start_sporkd "spf_enable yes" "spf_fail_action reject" "spf_softfail_action tag"
+in_cli "$CHAT" "$SRV_V4" 25 20 >"$tmp/spf-nested-rcpt.out" 2>&1 <<'CHAT'
+expect 220
+line EHLO client.example.test
+expect 250
+line MAIL FROM:<a@pass.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+send MAIL FROM:<b@fail.test>\r\nRCPT TO:<bob@example.test>\r\n
+expect 503
+expect 250 2.1.5
+line QUIT
+expect 221
+CHAT
+[ $? -eq 0 ] && pass "spf nested MAIL, pipelined RCPT: the server's 250, not the refused sender's SPF fail" ||
+	fail "spf nested MAIL, pipelined RCPT" "$(grep '^<' "$tmp/spf-nested-rcpt.out" | tail -n 2 | tr '\n' '|')"
+check "spf nested MAIL, pipelined RCPT: the refused sender's check was done before the 503" \
+	log_has 'prequeue check=spf client=10\.25\.0\.1 sender="b@fail\.test" result=fail action=reject'
+assert_no_grep 'sender="b@fail\.test" rcpt=' "$LAB_SPORKD_LOG" \
+	"spf nested MAIL, pipelined RCPT: no decision against the refused sender"
+in_cli "$CHAT" "$SRV_V4" 25 20 >"$tmp/spf-nested-rcpt2.out" 2>&1 <<'CHAT'
+expect 220
+line EHLO client.example.test
+expect 250
+line MAIL FROM:<a@fail.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 550 5.7.23
+send MAIL FROM:<b@pass.test>\r\nRCPT TO:<bob@example.test>\r\n
+expect 503
+expect 550 5.7.23 <bob@example.test>
+line QUIT
+expect 221
+CHAT
+[ $? -eq 0 ] && pass "spf nested MAIL, pipelined RCPT: refused for the failing sender that stands" ||
+	fail "spf nested MAIL, pipelined RCPT, failing sender" "$(grep '^<' "$tmp/spf-nested-rcpt2.out" | tail -n 2 | tr '\n' '|')"
+wait "$nested_pid" 2>/dev/null
+nested_pid=
+# Each pipelined RCPT reached the server only after its 503, and only for
+# the sender that passes.
+cat >"$tmp/nested.want" <<'GOT'
+EHLO client.example.test
+MAIL FROM:<a@pass.test>
+RCPT TO:<alice@example.test>
+MAIL FROM:<b@fail.test>
+503 sent, next command not yet in
+RCPT TO:<bob@example.test>
+QUIT
+EHLO client.example.test
+MAIL FROM:<a@fail.test>
+MAIL FROM:<b@pass.test>
+503 sent, next command not yet in
+QUIT
+GOT
+cmp -s "$tmp/nested.want" "$tmp/nested.got" &&
+	pass "spf nested MAIL, pipelined RCPT: relayed only after the server's 503, for the sender that stands" ||
+	fail "spf nested MAIL, pipelined RCPT: what the server got" "$(tr '\n' '|' <"$tmp/nested.got")"
+lab start-postfix 2>/dev/null || fail "postfix restarted" ""
 
 # --- 4. early talker
 start_sporkd "greet_pause 1s" "early_talker yes"
