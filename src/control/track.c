@@ -6,9 +6,9 @@
  * SQL and never waits for the writer. The writer, a thread of its own and
  * the only user of the database connection, inserts what is queued in
  * transactions as large as the WAL's share allows (track_wal_hook) and
- * keeps the database within track_retention and track_max_size. Strings are the sender's words: stored as they came (cut
- * at TRACK_FIELD_MAX), escaped in the JSON line; readers escape what they
- * print. A full queue or a failing disk costs records, counted, never the
+ * keeps the database within track_retention and track_max_size. Strings
+ * are the sender's words: stored as they came (cut at TRACK_FIELD_MAX),
+ * escaped in the JSON line; readers escape what they print. A full queue or a failing disk costs records, counted, never the
  * session.
  */
 #include <errno.h>
@@ -34,8 +34,8 @@
 #define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
 #define TRACK_DELETE_CHUNK	1000	/* records (or deletes) a commit, at most */
 #define TRACK_VACUUM_PASSES	64	/* commits of freed pages a pass */
-#define TRACK_TXN_PAGES		6	/* pages a record dirties at most: the
-					   row's, 4 index leaves, one split */
+#define TRACK_TXN_PAGES		6	/* pages a row dirties, the first guess:
+					   its table's, 4 index leaves, a split */
 #define TRACK_TXN_GROW		2	/* a commit at most this many times
 					   the records of the last */
 #define TRACK_PRUNE_AT_PCT	80	/* of the db's share: a size pass */
@@ -156,11 +156,15 @@ static const char track_insert_msg[] =
 static const char track_insert_rcpt[] =
 	"INSERT INTO recipients (message, n, rcpt, code, reply) "
 	"VALUES (?, ?, ?, ?, ?)";
-/* Oldest first: the last id of the chunk, then ranges of both tables'
- * keys up to it. */
+/* Oldest first: the last id of the chunk (the oldest messages under id
+ * ?1 whose rows, a message's and its recipients' from the second on,
+ * come to ?2; the first message whatever its rows), then ranges of both
+ * tables' keys up to it. */
 static const char track_delete_upto[] =
-	"SELECT max(id) FROM (SELECT id FROM messages WHERE id < ?1 "
-	"ORDER BY id LIMIT ?2)";
+	"SELECT coalesce(max(CASE WHEN r <= ?2 THEN id END), min(id)) FROM "
+	"(SELECT id, sum(CASE WHEN rcpts > 1 THEN rcpts ELSE 1 END) OVER "
+	"(ORDER BY id) AS r FROM (SELECT id, rcpts FROM messages "
+	"WHERE id < ?1 ORDER BY id LIMIT ?2))";
 static const char track_delete_rcpts[] =
 	"DELETE FROM recipients WHERE message <= ?1";
 static const char track_delete_msgs[] =
@@ -209,14 +213,13 @@ static struct {
 	size_t			 wal_limit;	/* the WAL's share of max_size */
 	size_t			 db_budget;	/* the database's */
 	size_t			 batch_min;	/* records that wake the writer */
-	size_t			 txn_max;	/* records (or deletes) a commit */
-	size_t			 ckpt_pages;	/* WAL pages: a checkpoint */
-	size_t			 txn_pages;	/* ... a commit's, aimed at */
-	size_t			 wal_frames;	/* in the WAL after the last commit */
-	size_t			 wal_commit;	/* ... of which that commit's */
 	unsigned long long	 written, dropped, errors, rcpts_cut;
 	unsigned long long	 db_bytes;
 	/* the writer's */
+	size_t			 ckpt_pages;	/* WAL pages: a checkpoint */
+	size_t			 txn_pages;	/* ... a commit's, aimed at */
+	size_t			 txn_rows;	/* rows an insert commit */
+	size_t			 del_rows;	/* rows a delete commit */
 	sqlite3			*db;
 	sqlite3_stmt		*ins_msg, *ins_rcpt;
 	sqlite3_stmt		*del_upto, *del_rcpts, *del_msgs;
@@ -701,45 +704,79 @@ track_txn_clamp(size_t n)
 }
 
 /*
- * SQLite's autocheckpoint is a WAL hook; this one does what it does (a
- * passive checkpoint once the WAL holds T.ckpt_pages) and notes the
- * pages of the commit that called it, so that track_write_txn can size
- * the next: a commit's pages go to the WAL before a checkpoint can take
- * them, and with each aimed at T.txn_pages (half of T.ckpt_pages: the
- * aim is learnt, and deletes write more a record) the file stays within
- * its share. A checkpoint that took every page lets the next commit
- * start the WAL over.
+ * SQLite's autocheckpoint is a WAL hook; this one does what it does, a
+ * passive checkpoint once the WAL holds T.ckpt_pages, at half the WAL's
+ * share: commits of at most T.txn_pages (a quarter) then keep the file
+ * within it. (Legal here: the hook runs after the commit let go of its
+ * lock, and SQLite's own default hook checkpoints the same way.)
  */
 static int
 track_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-	int	log = 0, done = 0;
-
 	(void)arg;
-	T.wal_commit = (size_t)pages > T.wal_frames ?
-	    (size_t)pages - T.wal_frames : (size_t)pages;
-	T.wal_frames = (size_t)pages;
-	if ((size_t)pages >= T.ckpt_pages &&
-	    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
-	    &log, &done) == SQLITE_OK && done == log)
-		T.wal_frames = 0;
+	if ((size_t)pages >= T.ckpt_pages)
+		(void)sqlite3_wal_checkpoint_v2(db, name,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
 }
 
-/* Up to T.txn_max records from *itp in one transaction, *itp moved past
- * them; on failure none of them is kept. */
+/* Before a commit's BEGIN: its page count starts at 0. */
+static void
+track_pages_reset(void)
+{
+	int	cur, hi;
+
+	(void)sqlite3_db_status(T.db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi,
+	    1);
+}
+
+/*
+ * After its COMMIT: the units (rows, messages) a commit should hold to
+ * write T.txn_pages, from this one's n units and the pages the pager
+ * wrote for them (exactly the frames it added to the WAL, checkpoints
+ * and restarts aside). It grows at most TRACK_TXN_GROW times a step, as
+ * the pages a unit rise with the trees' depth, and only after a commit
+ * of most of max units: the short last one of a batch says little.
+ */
+static size_t
+track_pages_learn(size_t max, size_t n)
+{
+	int	pages = 0, hi;
+	size_t	fit;
+
+	if (n == 0 || sqlite3_db_status(T.db, SQLITE_DBSTATUS_CACHE_WRITE,
+	    &pages, &hi, 0) != SQLITE_OK || pages <= 0)
+		return max;
+	fit = n * T.txn_pages / (size_t)pages;
+	if (fit > max * TRACK_TXN_GROW)
+		fit = max * TRACK_TXN_GROW;
+	if (n < max / 4 * 3 && fit > max)
+		fit = max;
+	return track_txn_clamp(fit);
+}
+
+/* Records from *itp in one transaction, as many as make T.txn_rows rows
+ * (one at least), *itp moved past them; on failure none of them is
+ * kept. */
 static void
 track_write_txn(struct track_item **itp)
 {
 	struct track_item	*it = *itp;
 	unsigned long long	 n = 0;
-	int			 ok = track_exec("BEGIN") == 0;
+	size_t			 rows = 0;
+	int			 ok;
 
-	for (; it != NULL && n < T.txn_max; it = it->next, n++)
+	track_pages_reset();
+	ok = track_exec("BEGIN") == 0;
+	for (; it != NULL && (n == 0 || rows < T.txn_rows);
+	    it = it->next, n++) {
+		/* its row, and one in recipients from the second on */
+		rows += it->nrcpts > 1 ? it->nrcpts : 1;
 		if (ok && track_insert(it) == -1) {
 			track_fail("insert");
 			ok = 0;
 		}
+	}
 	*itp = it;
 	/* The bindings point into the batch, freed by the caller. */
 	sqlite3_reset(T.ins_msg);
@@ -754,17 +791,11 @@ track_write_txn(struct track_item **itp)
 		pthread_mutex_lock(&T.mu);
 		T.written += n;
 		pthread_mutex_unlock(&T.mu);
-		/* As many records as make T.txn_pages, from this commit's
-		 * pages a record (fewer as more share them: growing only
-		 * by TRACK_TXN_GROW keeps it on the safe side). */
-		if (n > 0 && T.wal_commit > 0)
-			T.txn_max = track_txn_clamp(n * T.txn_pages /
-			    T.wal_commit < n * TRACK_TXN_GROW ? n *
-			    T.txn_pages / T.wal_commit : n * TRACK_TXN_GROW);
+		T.txn_rows = track_pages_learn(T.txn_rows, rows);
 	}
 }
 
-/* The batch in transactions of T.txn_max records, pruning between them
+/* The batch in transactions of T.txn_rows rows, pruning between them
  * when near the bound: a small track_max_size holds fewer records than a
  * batch may carry. */
 static void
@@ -788,24 +819,26 @@ track_write(struct track_item *batch)
 		    track_bytes(1));
 }
 
-/* Deletes up to max of the oldest messages with ids under before, with
- * their recipients, in one transaction: how many, or -1. */
+/* Deletes the oldest messages with ids under before, as many as make
+ * T.del_rows rows (one at least), with their recipients, in one
+ * transaction: how many messages, or -1. */
 static long long
-track_delete(sqlite3_int64 before, long long max)
+track_delete(sqlite3_int64 before)
 {
 	sqlite3_stmt	*st[3] = { T.del_upto, T.del_rcpts, T.del_msgs };
 	sqlite3_int64	 upto = 0;
-	long long	 n = 0;
+	long long	 n = 0, rows = 0;
 	size_t		 i;
 	int		 rc;
 
+	track_pages_reset();
 	if (track_exec("BEGIN") == -1)
 		return -1;
 	for (i = 0; i < 3; i++) {
 		sqlite3_reset(st[i]);
 		if (i == 0) {
 			sqlite3_bind_int64(st[i], 1, before);
-			sqlite3_bind_int64(st[i], 2, max);
+			sqlite3_bind_int64(st[i], 2, (sqlite3_int64)T.del_rows);
 		} else
 			sqlite3_bind_int64(st[i], 1, upto);
 		rc = sqlite3_step(st[i]);
@@ -818,8 +851,10 @@ track_delete(sqlite3_int64 before, long long max)
 			sqlite3_reset(st[i]);
 			(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
-		} else
+		} else {
 			n = sqlite3_changes(T.db);
+			rows += n;
+		}
 		sqlite3_reset(st[i]);
 	}
 	sqlite3_reset(st[0]);
@@ -827,6 +862,7 @@ track_delete(sqlite3_int64 before, long long max)
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
+	T.del_rows = track_pages_learn(T.del_rows, (size_t)rows);
 	return n;
 }
 
@@ -837,8 +873,8 @@ ts_before(const struct timespec *a, const struct timespec *b)
 	    a->tv_nsec < b->tv_nsec);
 }
 
-/* The pages in use past which a size pass runs: the database's share
- * of track_max_size less room for a batch. */
+/* The pages in use past which a size pass runs: TRACK_PRUNE_AT_PCT of
+ * the database's share of track_max_size. */
 static long long
 track_prune_at(void)
 {
@@ -846,9 +882,9 @@ track_prune_at(void)
 }
 
 /* The oldest records go until the pages in use are under
- * TRACK_TARGET_PCT of the database's share, in chunks of half T.txn_max
- * (a delete writes more pages a record than an insert), looking again
- * after each; their pages are free for the next inserts. How many went. */
+ * TRACK_TARGET_PCT of the database's share, a commit of T.del_rows rows
+ * at a time, looking again after each; their pages are free for the
+ * next inserts. How many went. */
 static long long
 track_prune_size(void)
 {
@@ -857,7 +893,7 @@ track_prune_size(void)
 			    TRACK_TARGET_PCT);
 
 	while (track_bytes(0) > target &&
-	    (n = track_delete(INT64_MAX, (long long)(T.txn_max + 1) / 2)) > 0)
+	    (n = track_delete(INT64_MAX)) > 0)
 		deleted += n;
 	return deleted;
 }
@@ -876,8 +912,7 @@ track_prune(void)
 
 	if (T.retention > 0) {
 		while ((n = track_delete(((sqlite3_int64)time(NULL) -
-		    (sqlite3_int64)T.retention) * TRACK_ID_PER_SEC,
-		    (long long)(T.txn_max + 1) / 2)) > 0)
+		    (sqlite3_int64)T.retention) * TRACK_ID_PER_SEC)) > 0)
 			deleted += n;
 	}
 	if (T.max_size > 0 && track_bytes(0) > track_prune_at())
@@ -948,9 +983,9 @@ track_writer(void *arg)
 				pthread_cond_timedwait(&T.wake, &T.mu, &next);
 			continue;
 		}
-		/* One transaction for many records: each commit writes the
-		 * table's and every index's pages to the WAL, so a record a
-		 * commit would cost ten times what it does in a batch. */
+		/* Many records a commit: each commit writes the table's and
+		 * every index's pages to the WAL, so a record a commit would
+		 * cost ten times what it does in a batch. */
 		if (!prune && !T.stopping && T.queued < T.batch_min &&
 		    ts_before(&now, &T.first)) {
 			pthread_cond_timedwait(&T.wake, &T.mu, &T.first);
@@ -1239,8 +1274,7 @@ track_open(const char *path, char *err, size_t errlen)
 		return -1;
 	/* A WAL frame is a page and its 24-byte header. */
 	T.ckpt_pages = T.wal_limit / ((size_t)T.page_size + 24) / 2;
-	T.txn_pages = T.ckpt_pages / 2;
-	T.wal_frames = 0;
+	T.txn_pages = T.ckpt_pages / 2 > 0 ? T.ckpt_pages / 2 : 1;
 	sqlite3_wal_hook(T.db, track_wal_hook, NULL);
 	/* Random keys (Message-ID, addresses) dirty about one index page
 	 * per record: a larger batch shares more of them, and a cache that
@@ -1250,7 +1284,8 @@ track_open(const char *path, char *err, size_t errlen)
 	T.batch_min = T.wal_limit / (size_t)T.page_size;
 	/* The first commit as if each record dirtied a page of every
 	 * b-tree; track_write_txn learns from there. */
-	T.txn_max = track_txn_clamp(T.txn_pages / TRACK_TXN_PAGES);
+	T.txn_rows = track_txn_clamp(T.txn_pages / TRACK_TXN_PAGES);
+	T.del_rows = T.txn_rows;
 	if (T.batch_min < TRACK_BATCH_MIN)
 		T.batch_min = TRACK_BATCH_MIN;
 	if (T.batch_min > TRACK_BATCH_MAX)

@@ -592,7 +592,7 @@ test_db(void)
 /* The largest db + wal seen every millisecond until told to stop. */
 struct size_sampler {
 	const char		*path, *wal;
-	volatile int		 stop;
+	int			 stop;		/* __atomic */
 	long long		 max;
 };
 
@@ -602,7 +602,7 @@ size_sample(void *arg)
 	struct size_sampler	*ss = arg;
 	struct stat		 sb, sw;
 
-	while (!ss->stop) {
+	while (!__atomic_load_n(&ss->stop, __ATOMIC_RELAXED)) {
 		if (stat(ss->path, &sb) == -1)
 			sb.st_size = 0;
 		if (stat(ss->wal, &sw) == -1)
@@ -622,6 +622,8 @@ test_size(void)
 	const size_t	 max = 256 * 1024;
 	struct size_sampler ss;
 	pthread_t	 sampler;
+	static char	 many_addr[100][32];
+	struct track_rcpt many[100];
 	char		 dir[] = "/tmp/spork-unit-tracksz.XXXXXX";
 	char		 path[256], wal[256], subject[901], sid[32];
 	struct conf	 c;
@@ -645,21 +647,35 @@ test_size(void)
 	ss.wal = wal;
 	if (pthread_create(&sampler, NULL, size_sample, &ss) != 0) {
 		CHECK(0, "sampler thread");
+		track_shutdown();
+		rm_db(dir);
 		return;
 	}
 	memset(subject, 's', sizeof(subject) - 1);
 	subject[sizeof(subject) - 1] = '\0';
+	for (i = 0; i < 100; i++) {
+		snprintf(many_addr[i], sizeof(many_addr[i]),
+		    "rcpt%d@example.org", i);
+		many[i].addr = many_addr[i];
+		many[i].code = 250;
+		many[i].reply = "250 2.1.5 Ok";
+	}
 	for (i = 0; i < 3000; i++) {
 		r = rec_hostile(now - 3000 + i);
 		snprintf(sid, sizeof(sid), "s%d", i);
 		r.session = sid;
 		r.subject = subject;
+		/* a run of 100-recipient mail: a commit holds fewer */
+		if (i >= 1500 && i < 1600) {
+			r.rcpts = many;
+			r.nrcpts = 100;
+		}
 		track_message(&r);
-		if (i % 500 == 499)	/* batches of 500, each over the bound */
+		if (i % 500 == 499)	/* 500 at a time, each over the bound */
 			track_prune_now();
 	}
 	track_prune_now();
-	ss.stop = 1;
+	__atomic_store_n(&ss.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(sampler, NULL);
 	/* Commits sized to what a checkpoint leaves of the WAL's share
 	 * (256 KiB at least) keep both files within the bound all along. */
