@@ -159,23 +159,28 @@ check "spf: each decision logged" log_has 'prequeue check=spf client=10\.25\.0\.
 	fail "spf counters" "$(ctl status | grep spf)"
 # A nested MAIL the server refuses (503) changes nothing: the message is
 # from the first sender, and its Received-SPF says so.
-in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 >"$tmp/spf-nested.out" 2>&1 <<'CHAT'
+# nested_chat FIRST NESTED SUBJECT OUT: a message from FIRST to alice with
+# a MAIL FROM:<NESTED> between its RCPT and DATA, which Postfix refuses.
+nested_chat() {
+	in_cli "$SPORK_REPO/tests/tools/smtpchat" "$SRV_V4" 25 >"$4" 2>&1 <<CHAT
 expect 220
 line EHLO client.example.test
 expect 250
-line MAIL FROM:<a@soft.test>
+line MAIL FROM:<$1>
 expect 250
 line RCPT TO:<alice@example.test>
 expect 250
-line MAIL FROM:<a@pass.test>
+line MAIL FROM:<$2>
 expect 503
 line DATA
 expect 354
-send Subject: spf-nested\r\n\r\nbody\r\n.\r\n
+send Subject: $3\\r\\n\\r\\nbody\\r\\n.\\r\\n
 expect 250
 line QUIT
 expect 221
 CHAT
+}
+nested_chat a@soft.test a@pass.test spf-nested "$tmp/spf-nested.out"
 [ $? -eq 0 ] && pass "spf nested MAIL: the server's 503, the message accepted" ||
 	fail "spf nested MAIL" "$(tail -n 3 "$tmp/spf-nested.out")"
 wait_subject spf-nested
@@ -219,23 +224,7 @@ slowdns_up() { in_br ss -Hlun 'sport = :53' | grep -q 127.0.0.2; }
 wait_until 10 slowdns_up || fail "slow DNS up" "$(tail -n 5 "$tmp/slowdns.log")"
 start_sporkd "spf_enable yes" "spf_softfail_action tag" "spf_helpers 1" \
 	"dns_servers 127.0.0.2:53"
-in_cli "$CHAT" "$SRV_V4" 25 >"$tmp/spf-slow.out" 2>&1 <<'CHAT'
-expect 220
-line EHLO client.example.test
-expect 250
-line MAIL FROM:<a@soft.test>
-expect 250
-line RCPT TO:<alice@example.test>
-expect 250
-line MAIL FROM:<b@slow.test>
-expect 503
-line DATA
-expect 354
-send Subject: spf-nested-slow\r\n\r\nbody\r\n.\r\n
-expect 250
-line QUIT
-expect 221
-CHAT
+nested_chat a@soft.test b@slow.test spf-nested-slow "$tmp/spf-slow.out"
 [ $? -eq 0 ] && pass "spf nested MAIL, check restarted late: the message accepted" ||
 	fail "spf nested MAIL, slow" "$(tail -n 3 "$tmp/spf-slow.out")"
 check "spf nested MAIL, slow: the refused sender's lookup was held" grep -q ' slow\.test type=16 ' "$tmp/slowdns.log"
