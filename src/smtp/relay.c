@@ -610,7 +610,6 @@ client_command(struct session *s, const char *line, size_t len)
 		    ++s->njunk > relay_conf->max_junk_commands) {
 			if (s->pcount > 0) {
 				s->njunk--;
-				s->ncmds--;
 				return 1;
 			}
 			log_info(s->id, "protocol limit=max_junk_commands "
@@ -811,6 +810,7 @@ client_commands(struct session *s)
 	enum smtp_line	 r;
 	size_t		 ll, used;
 	const char	*head;
+	unsigned	 ncmds;
 	int		 rc;
 
 	while (s->state == RS_COMMAND && buf_used(&s->cin) > 0) {
@@ -906,9 +906,12 @@ client_commands(struct session *s)
 			buf_consume(&s->cin, used);
 			continue;
 		}
+		ncmds = s->ncmds;
 		rc = client_command(s, head, ll);
-		if (rc == 1)
+		if (rc == 1) {
+			s->ncmds = ncmds;	/* not taken yet: counted then */
 			return;
+		}
 		if (rc == -1)
 			return;
 		buf_consume(&s->cin, used);
