@@ -1179,15 +1179,20 @@ icap_accept(struct ev_io *io, int events)
 		}
 		if (I.nconns >= I.conf->icap_max_connections ||
 		    (c = calloc(1, sizeof(*c))) == NULL) {
-			static const char busy[] = "ICAP/1.0 503 Service "
-			    "Unavailable\r\nConnection: close\r\n"
-			    "Encapsulated: null-body=0\r\n\r\n";
+			char	busy[256];
+			int	n;
 
 			I.refused_max++;
 			log_warn(NULL, "icap refused: %zu connections "
 			    "(icap_max_connections)", I.nconns);
-			/* Best effort: a fresh socket takes this at once. */
-			(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+			/* Every answer has an ISTag (RFC 3507 4.7). Best
+			 * effort: a fresh socket takes this at once. */
+			n = snprintf(busy, sizeof(busy), "ICAP/1.0 503 Service "
+			    "Unavailable\r\nServer: sporkd\r\nISTag: %s\r\n"
+			    "Connection: close\r\nEncapsulated: null-body=0"
+			    "\r\n\r\n", icap_istag());
+			if (n > 0 && (size_t)n < sizeof(busy))
+				(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
 			close(fd);
 			continue;
 		}

@@ -16,7 +16,8 @@
 # - icap_max_body with limits_action reject and tag (passes), icap_block_page;
 # - bad input: malformed requests get 400 and the connection is closed, a
 #   client outside icap_networks is closed on without a reply, a wildcard
-#   icap_listen is refused; one log line and one tracking record per scan.
+#   icap_listen is refused; one log line and one tracking record per scan;
+# - past icap_max_connections: a 503 with the ISTag, and the close.
 #
 # Layout. sporkd's ICAP listener must be on a management address (a
 # wildcard would serve the bridged segment too), and br0 carries no
@@ -645,5 +646,25 @@ st=$(get eicar.com "$tmp/g-eicar")
 [ "$st" = 403 ] && pass "limits_action tag: EICAR (under icap_max_body) still blocked" ||
 	fail "limits_action tag: EICAR" "HTTP $st"
 expect_scans 1 "EICAR under icap_max_body"
+
+# --- 8. icap_max_connections: one held, the next refused with a 503 that
+# carries the ISTag as every ICAP answer must (RFC 3507 4.7), and closed
+start_sporkd "icap_max_connections 1" || exit 1
+# The first request's head, unfinished: its connection stays (6 s).
+# shellcheck disable=SC2059
+printf "OPTIONS $U ICAP/1.0\r\nHost: $MGMT_BR\r\n" |
+	in_cli python3 "$HERE/icap_raw.py" "$MGMT_BR" "$ICAP_PORT" 6 \
+	>"$tmp/held.out" 2>&1 &
+held=$!
+held_open() { ctl status | grep -qx 'icap.connections=1'; }
+wait_until 10 held_open || fail "icap_max_connections: the first connection" \
+	"$(ctl status | grep '^icap\.')"
+raw "over icap_max_connections" 503 yes "OPTIONS $U ICAP/1.0\r\nHost: $MGMT_BR\r\n\r\n"
+grep -q '^ISTag: "[^"]*"' "$tmp/raw.out" &&
+	pass "over icap_max_connections: the 503 carries the ISTag" ||
+	fail "over icap_max_connections: ISTag" "got: $(head -c 300 "$tmp/raw.out")"
+check "over icap_max_connections: logged" wait_until 5 grep -q \
+	'icap refused: 1 connections (icap_max_connections)' "$LAB_SPORKD_LOG"
+wait "$held"
 
 summary
