@@ -294,40 +294,34 @@ nested_pid=$!
 nested_up() { in_srv ss -Hltn "sport = :25" | grep -q .; }
 wait_until 10 nested_up || fail "spf nested MAIL, pipelined RCPT: the fake server listening" "not after 10 s"
 start_sporkd "spf_enable yes" "spf_fail_action reject" "spf_softfail_action tag"
-in_cli "$CHAT" "$SRV_V4" 25 20 >"$tmp/spf-nested-rcpt.out" 2>&1 <<'CHAT'
+# pipelined_chat FIRST FIRST_REPLY NESTED LAST_REPLY OUT: MAIL FROM FIRST and
+# a RCPT answered FIRST_REPLY, then MAIL FROM NESTED and a RCPT pipelined,
+# the fake server's 503 to the MAIL, and LAST_REPLY to the RCPT.
+pipelined_chat() {
+	in_cli "$CHAT" "$SRV_V4" 25 20 >"$5" 2>&1 <<CHAT
 expect 220
 line EHLO client.example.test
 expect 250
-line MAIL FROM:<a@pass.test>
+line MAIL FROM:<$1>
 expect 250
 line RCPT TO:<alice@example.test>
-expect 250
-send MAIL FROM:<b@fail.test>\r\nRCPT TO:<bob@example.test>\r\n
+expect $2
+send MAIL FROM:<$3>\\r\\nRCPT TO:<bob@example.test>\\r\\n
 expect 503
-expect 250 2.1.5
+expect $4
 line QUIT
 expect 221
 CHAT
+}
+pipelined_chat a@pass.test 250 b@fail.test "250 2.1.5" "$tmp/spf-nested-rcpt.out"
 [ $? -eq 0 ] && pass "spf nested MAIL, pipelined RCPT: the server's 250, not the refused sender's SPF fail" ||
 	fail "spf nested MAIL, pipelined RCPT" "$(grep '^<' "$tmp/spf-nested-rcpt.out" | tail -n 2 | tr '\n' '|')"
 check "spf nested MAIL, pipelined RCPT: the refused sender's check was done before the 503" \
 	log_has 'prequeue check=spf client=10\.25\.0\.1 sender="b@fail\.test" result=fail action=reject'
 assert_no_grep 'sender="b@fail\.test" rcpt=' "$LAB_SPORKD_LOG" \
 	"spf nested MAIL, pipelined RCPT: no decision against the refused sender"
-in_cli "$CHAT" "$SRV_V4" 25 20 >"$tmp/spf-nested-rcpt2.out" 2>&1 <<'CHAT'
-expect 220
-line EHLO client.example.test
-expect 250
-line MAIL FROM:<a@fail.test>
-expect 250
-line RCPT TO:<alice@example.test>
-expect 550 5.7.23
-send MAIL FROM:<b@pass.test>\r\nRCPT TO:<bob@example.test>\r\n
-expect 503
-expect 550 5.7.23 <bob@example.test>
-line QUIT
-expect 221
-CHAT
+pipelined_chat a@fail.test "550 5.7.23" b@pass.test "550 5.7.23 <bob@example.test>" \
+	"$tmp/spf-nested-rcpt2.out"
 [ $? -eq 0 ] && pass "spf nested MAIL, pipelined RCPT: refused for the failing sender that stands" ||
 	fail "spf nested MAIL, pipelined RCPT, failing sender" "$(grep '^<' "$tmp/spf-nested-rcpt2.out" | tail -n 2 | tr '\n' '|')"
 wait "$nested_pid" 2>/dev/null
