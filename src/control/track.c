@@ -8,8 +8,8 @@
  * transactions as large as the WAL's share allows (track_wal_hook) and
  * keeps the database within track_retention and track_max_size. Strings
  * are the sender's words: stored as they came (cut at TRACK_FIELD_MAX),
- * escaped in the JSON line; readers escape what they print. A full queue or a failing disk costs records, counted, never the
- * session.
+ * escaped in the JSON line; readers escape what they print. A full queue
+ * or a failing disk costs records, counted, never the session.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,12 +32,12 @@
 #include "track.h"
 
 #define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
-#define TRACK_DELETE_CHUNK	1000	/* records (or deletes) a commit, at most */
+#define TRACK_TXN_MAX		1000	/* rows a commit, insert or delete */
 #define TRACK_VACUUM_PASSES	64	/* commits of freed pages a pass */
 #define TRACK_TXN_PAGES		6	/* pages a row dirties, the first guess:
 					   its table's, 4 index leaves, a split */
 #define TRACK_TXN_GROW		2	/* a commit at most this many times
-					   the records of the last */
+					   the rows of the last */
 #define TRACK_PRUNE_AT_PCT	80	/* of the db's share: a size pass */
 #define TRACK_TARGET_PCT	60	/* ... stops under this % of it */
 #define TRACK_BATCH_MS		250	/* a record waits at most this long */
@@ -700,7 +700,7 @@ track_insert(const struct track_item *it)
 static size_t
 track_txn_clamp(size_t n)
 {
-	return n < 1 ? 1 : n > TRACK_DELETE_CHUNK ? TRACK_DELETE_CHUNK : n;
+	return n < 1 ? 1 : n > TRACK_TXN_MAX ? TRACK_TXN_MAX : n;
 }
 
 /*
