@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,9 @@
 
 #define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
 #define TRACK_TXN_MAX		1000	/* rows a commit, insert or delete */
+#define TRACK_YIELD_US		200	/* the writer's work between yields */
+#define TRACK_PROGRESS_OPS	1000	/* SQLite's steps between looks */
+#define TRACK_YIELD_QUEUE	4	/* ... unless 1/this of the queue waits */
 #define TRACK_VACUUM_PASSES	64	/* commits of freed pages a pass */
 #define TRACK_TXN_PAGES		6	/* pages a row dirties, the first guess:
 					   its table's, 4 index leaves, a split */
@@ -228,6 +232,7 @@ static struct {
 	unsigned long long	 max_size;
 	long long		 page_size;
 	time_t			 last_errlog;
+	struct timespec		 last_yield;
 	unsigned long long	 unlogged;
 } T = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -959,6 +964,57 @@ track_update_bytes(void)
 	pthread_mutex_unlock(&T.mu);
 }
 
+/*
+ * The writer works in bursts, a batch of records at a time, and none of
+ * its work is waited for: it must not take a core from the event loop the
+ * moment it wakes. SCHED_BATCH keeps its fair share of the CPU (a bound
+ * is kept under any load) but gives up wakeup preemption, so a burst
+ * starts when a running thread's slice ends, not in the middle of it. A
+ * kernel that refuses it costs nothing but that.
+ */
+static void
+track_batch_class(void)
+{
+	struct sched_param	sp = { .sched_priority = 0 };
+	int			rc;
+
+	if ((rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp)) != 0)
+		log_warn(NULL, "track: writer's SCHED_BATCH: %s", strerror(rc));
+}
+
+/*
+ * SQLite's progress handler, the writer's alone: every TRACK_PROGRESS_OPS
+ * steps of any statement (a batch's inserts, a prune's deletes, the
+ * vacuum), and after TRACK_YIELD_US of work the writer yields. A burst
+ * of a thousand rows is then a string of short turns between the event
+ * loop's, not milliseconds of a core the relay waits for; alone on the
+ * machine it costs a system call. Not when records pile up (a quarter of
+ * the queue): yielding gives up CPU, and a writer that falls behind
+ * drops records, so then it runs its full share.
+ */
+static int
+track_progress(void *arg)
+{
+	struct timespec	now;
+	long long	us;
+	int		behind;
+
+	(void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (now.tv_sec - T.last_yield.tv_sec) * 1000000LL +
+	    (now.tv_nsec - T.last_yield.tv_nsec) / 1000;
+	if (us < TRACK_YIELD_US)
+		return 0;
+	pthread_mutex_lock(&T.mu);
+	behind = T.queued >= TRACK_QUEUE_MAX / TRACK_YIELD_QUEUE ||
+	    T.qbytes >= TRACK_QUEUE_BYTES / TRACK_YIELD_QUEUE;
+	pthread_mutex_unlock(&T.mu);
+	if (!behind)
+		sched_yield();
+	clock_gettime(CLOCK_MONOTONIC, &T.last_yield);
+	return 0;
+}
+
 static void *
 track_writer(void *arg)
 {
@@ -968,6 +1024,7 @@ track_writer(void *arg)
 	int			 prune;
 
 	(void)arg;
+	track_batch_class();
 	clock_gettime(CLOCK_MONOTONIC, &next);	/* a pass at start */
 	pthread_mutex_lock(&T.mu);
 	for (;;) {
@@ -1276,6 +1333,8 @@ track_open(const char *path, char *err, size_t errlen)
 	T.ckpt_pages = T.wal_limit / ((size_t)T.page_size + 24) / 2;
 	T.txn_pages = T.ckpt_pages / 2 > 0 ? T.ckpt_pages / 2 : 1;
 	sqlite3_wal_hook(T.db, track_wal_hook, NULL);
+	sqlite3_progress_handler(T.db, TRACK_PROGRESS_OPS, track_progress,
+	    NULL);
 	/* Random keys (Message-ID, addresses) dirty about one index page
 	 * per record: a larger batch shares more of them, and a cache that
 	 * holds the indexes' hot pages saves reading them back. The batch
