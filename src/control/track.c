@@ -970,14 +970,16 @@ track_update_bytes(void)
  * moment it wakes. SCHED_BATCH keeps its fair share of the CPU (a bound
  * is kept under any load) but gives up wakeup preemption, so a burst
  * starts when a running thread's slice ends, not in the middle of it. A
- * kernel that refuses it costs nothing but that.
+ * kernel that refuses it costs nothing but that. Its name tells it apart
+ * in top -H and ps -L.
  */
 static void
-track_batch_class(void)
+track_thread_setup(void)
 {
 	struct sched_param	sp = { .sched_priority = 0 };
 	int			rc;
 
+	(void)pthread_setname_np(pthread_self(), TRACK_THREAD_NAME);
 	if ((rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp)) != 0)
 		log_warn(NULL, "track: writer's SCHED_BATCH: %s", strerror(rc));
 }
@@ -1024,7 +1026,7 @@ track_writer(void *arg)
 	int			 prune;
 
 	(void)arg;
-	track_batch_class();
+	track_thread_setup();
 	clock_gettime(CLOCK_MONOTONIC, &next);	/* a pass at start */
 	pthread_mutex_lock(&T.mu);
 	for (;;) {

@@ -57,6 +57,7 @@
  */
 
 #define TRACK_RCPTS_MAX		1000	/* recorded per message; more are counted */
+#define TRACK_THREAD_NAME	"sporkd-track"	/* the writer, in ps -L */
 #define TRACK_QUEUE_MAX		4096	/* records waiting for the writer */
 #define TRACK_QUEUE_BYTES	(64 * 1024 * 1024)	/* and their size */
 #define TRACK_FIELD_MAX		998	/* longest text field kept */

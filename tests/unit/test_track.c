@@ -5,10 +5,12 @@
  * for byte, recipients, retention, the size bound, a full queue, ids
  * from times, schema 1 migrated), and `sporkctl track` on that database.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,6 +460,40 @@ test_sporkctl(const char *dbpath, double now, long long id)
 	    strstr(out, "recipients   2\n") != NULL, "show %s: %s", args, out);
 }
 
+/* The scheduling policy of this process's thread named TRACK_THREAD_NAME
+ * (the writer names itself when it starts: waited for up to 2 s); -1 if
+ * there is none. */
+static int
+writer_policy(void)
+{
+	struct dirent	*de;
+	DIR		*d;
+	FILE		*f;
+	char		 path[300], comm[32];
+	int		 tries, policy = -1;
+
+	for (tries = 0; tries < 200 && policy == -1; tries++) {
+		if (tries > 0)
+			usleep(10000);
+		if ((d = opendir("/proc/self/task")) == NULL)
+			return -1;
+		while (policy == -1 && (de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			    de->d_name);
+			if ((f = fopen(path, "r")) == NULL)
+				continue;
+			if (fgets(comm, sizeof(comm), f) != NULL &&
+			    strcmp(strtok(comm, "\n"), TRACK_THREAD_NAME) == 0)
+				policy = sched_getscheduler(atoi(de->d_name));
+			fclose(f);
+		}
+		closedir(d);
+	}
+	return policy;
+}
+
 static void
 test_db(void)
 {
@@ -479,6 +515,10 @@ test_db(void)
 	}
 	if (track_conf(&c, dir, 30 * 86400, 1 << 30) == -1)
 		return;
+	/* A background thread that never preempts the event loop. */
+	CHECK(writer_policy() == SCHED_BATCH, "the writer thread's policy: %d "
+	    "(SCHED_BATCH is %d, -1: no thread named %s)", writer_policy(),
+	    SCHED_BATCH, TRACK_THREAD_NAME);
 	/* In the order of their times, as sessions end. */
 	r = rec_hostile(now - 40 * 86400);	/* past retention */
 	r.session = "s-old";
