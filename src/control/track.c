@@ -971,7 +971,7 @@ track_update_bytes(void)
  * is kept under any load) but gives up wakeup preemption, so a burst
  * starts when a running thread's slice ends, not in the middle of it. A
  * kernel that refuses it costs nothing but that. Its name tells it apart
- * in top -H and ps -L.
+ * in top -H and ps -L (given last: a thread so named is set up).
  */
 static void
 track_thread_setup(void)
@@ -979,9 +979,9 @@ track_thread_setup(void)
 	struct sched_param	sp = { .sched_priority = 0 };
 	int			rc;
 
-	(void)pthread_setname_np(pthread_self(), TRACK_THREAD_NAME);
 	if ((rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp)) != 0)
 		log_warn(NULL, "track: writer's SCHED_BATCH: %s", strerror(rc));
+	(void)pthread_setname_np(pthread_self(), TRACK_THREAD_NAME);
 }
 
 /*

@@ -485,7 +485,8 @@ writer_policy(void)
 			if ((f = fopen(path, "r")) == NULL)
 				continue;
 			if (fgets(comm, sizeof(comm), f) != NULL &&
-			    strcmp(strtok(comm, "\n"), TRACK_THREAD_NAME) == 0)
+			    (comm[strcspn(comm, "\n")] = '\0',
+			    strcmp(comm, TRACK_THREAD_NAME) == 0))
 				policy = sched_getscheduler(atoi(de->d_name));
 			fclose(f);
 		}
@@ -508,6 +509,7 @@ test_db(void)
 	double			 now = (double)time(NULL);
 	long long		 hid = -1;
 	size_t			 i;
+	int			 policy;
 
 	if (mkdtemp(dir) == NULL) {
 		CHECK(0, "mkdtemp");
@@ -516,8 +518,9 @@ test_db(void)
 	if (track_conf(&c, dir, 30 * 86400, 1 << 30) == -1)
 		return;
 	/* A background thread that never preempts the event loop. */
-	CHECK(writer_policy() == SCHED_BATCH, "the writer thread's policy: %d "
-	    "(SCHED_BATCH is %d, -1: no thread named %s)", writer_policy(),
+	policy = writer_policy();
+	CHECK(policy == SCHED_BATCH, "the writer thread's policy: %d "
+	    "(SCHED_BATCH is %d, -1: no thread named %s)", policy,
 	    SCHED_BATCH, TRACK_THREAD_NAME);
 	/* In the order of their times, as sessions end. */
 	r = rec_hostile(now - 40 * 86400);	/* past retention */
