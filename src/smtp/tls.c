@@ -106,19 +106,35 @@ tls_ctx_new(int server, int minv)
 	return ctx;
 }
 
+/* The CAs a server's chain is verified against: cafile's, or the
+ * system's when it is empty. NULL, err set, when none load. */
+static X509_STORE *
+tls_store_new(const char *cafile, char *err, size_t errlen)
+{
+	X509_STORE	*st;
+
+	if ((st = X509_STORE_new()) == NULL) {
+		snprintf(err, errlen, "OpenSSL: %s", tls_errstr());
+		return NULL;
+	}
+	if (cafile[0] == '\0' ? X509_STORE_set_default_paths(st) != 1 :
+	    X509_STORE_load_file(st, cafile) != 1) {
+		snprintf(err, errlen, "%s: %s", cafile[0] != '\0' ? cafile :
+		    "system CA store", tls_errstr());
+		X509_STORE_free(st);
+		return NULL;
+	}
+	return st;
+}
+
 static int
 tls_verify_setup(SSL_CTX *ctx, const char *cafile, char *err, size_t errlen)
 {
-	if (cafile[0] == '\0') {
-		if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-			snprintf(err, errlen, "system CA store: %s",
-			    tls_errstr());
-			return -1;
-		}
-	} else if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
-		snprintf(err, errlen, "%s: %s", cafile, tls_errstr());
+	X509_STORE	*st;
+
+	if ((st = tls_store_new(cafile, err, errlen)) == NULL)
 		return -1;
-	}
+	SSL_CTX_set_cert_store(ctx, st);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	return 0;
 }
@@ -213,15 +229,13 @@ ssl_fail:
 	return -1;
 }
 
-/* sporkctl reload, SIGHUP: a new key set, or the old one stays. */
-int
+/* A new key set, or the old one stays. */
+static int
 tls_reload_keys(void)
 {
 	struct tls_keys	*ks;
 	char		 err[512];
 
-	if (tls_conf == NULL)
-		return 0;
 	if ((ks = tls_keys_load(err, sizeof(err))) == NULL) {
 		log_err(NULL, "tls keys refused: %s (previous keys keep "
 		    "serving)", err);
@@ -232,6 +246,60 @@ tls_reload_keys(void)
 	tls_dest_keys_changed();
 	log_info(NULL, "tls keys reloaded keys=%zu", tls_keys_count(ks));
 	return 0;
+}
+
+/*
+ * The CAs servers are verified against (tls_ca_file and
+ * tls_outbound_verify_ca_file, or the system's), read again as the relay
+ * user: both new sets or neither. A CA taken out must stop vouching at
+ * once, so upstream sessions kept for resumption (a resumed session is
+ * not verified again) are forgotten.
+ */
+static int
+tls_reload_cas(void)
+{
+	const struct conf	*c = tls_conf;
+	X509_STORE		*in = NULL, *out = NULL;
+	char			 err[512];
+
+	if (c->tls_verify && (in = tls_store_new(c->tls_ca_file, err,
+	    sizeof(err))) == NULL)
+		goto refused;
+	if (tls_outbound_ctx != NULL && (out = tls_store_new(
+	    c->tls_outbound_verify_ca_file, err, sizeof(err))) == NULL)
+		goto refused;
+	if (in == NULL && out == NULL)
+		return 0;
+	if (in != NULL)
+		SSL_CTX_set_cert_store(tls_client_ctx, in);
+	if (out != NULL)
+		SSL_CTX_set_cert_store(tls_outbound_ctx, out);
+	tls_dest_trust_changed();
+	log_info(NULL, "tls CAs reloaded verify=%s outbound_verify=%s",
+	    in == NULL ? "none" : c->tls_ca_file[0] != '\0' ?
+	    c->tls_ca_file : "system", out == NULL ? "none" :
+	    c->tls_outbound_verify_ca_file[0] != '\0' ?
+	    c->tls_outbound_verify_ca_file : "system");
+	return 0;
+refused:
+	X509_STORE_free(in);
+	log_err(NULL, "tls CAs refused: %s (previous CAs keep verifying)",
+	    err);
+	return -1;
+}
+
+/* sporkctl reload, SIGHUP: the key set and the CAs, each kept as it was
+ * when its files do not load. */
+int
+tls_reload(void)
+{
+	int	keys_rc, cas_rc;
+
+	if (tls_conf == NULL)
+		return 0;
+	keys_rc = tls_reload_keys();
+	cas_rc = tls_reload_cas();
+	return keys_rc == -1 || cas_rc == -1 ? -1 : 0;
 }
 
 size_t

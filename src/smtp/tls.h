@@ -14,7 +14,7 @@ struct conf;
 struct tls_dest;
 
 int		 tls_init(const struct conf *, char *err, size_t errlen);
-int		 tls_reload_keys(void);
+int		 tls_reload(void);
 size_t		 tls_keys_held(void);
 enum tls_policy	 tls_policy_for(const struct sockaddr_storage *server,
 		    const struct sockaddr_storage *client);

@@ -185,6 +185,22 @@ tls_dest_keys_changed(void)
 			d->checked = 0;
 }
 
+/* The CAs changed: every server gets a full, verified handshake next. */
+void
+tls_dest_trust_changed(void)
+{
+	struct tls_dest	*d;
+	int		 i;
+
+	for (i = 0; i < TLS_DEST_BUCKETS; i++)
+		for (d = tls_dests[i]; d != NULL; d = d->next) {
+			SSL_SESSION_free(d->session);
+			d->session = NULL;
+			d->session_t = 0;
+			d->checked = 0;
+		}
+}
+
 void
 tls_dest_save_session(struct tls_dest *d, SSL_SESSION *sess, uint64_t now)
 {

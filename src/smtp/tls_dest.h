@@ -39,6 +39,7 @@ void		 tls_dest_keyed(struct tls_dest *, const struct tls_key *,
 void		 tls_dest_count(struct tls_dest *, enum tls_cov);
 SSL_SESSION	*tls_dest_session(struct tls_dest *, uint64_t now);
 void		 tls_dest_keys_changed(void);
+void		 tls_dest_trust_changed(void);
 void		 tls_dest_save_session(struct tls_dest *, SSL_SESSION *,
 		    uint64_t now);
 X509		*tls_dest_minted(struct tls_dest *, const unsigned char *spki);

@@ -245,9 +245,9 @@ reload(const char *why)
 	    (rs = content_read(sporkd_conf, err, sizeof(err))) == NULL)
 		log_err(NULL, "content rules refused: %s (previous rules keep "
 		    "serving)", err);
-	/* A key set that does not load leaves the old one serving and
-	 * fails the reload, as rules that do not parse do not. */
-	tls_rc = tls_reload_keys();
+	/* A key set or a CA file that does not load leaves the old one
+	 * serving and fails the reload, as rules that do not parse do not. */
+	tls_rc = tls_reload();
 	icap_reload(sporkd_conf);
 	rc = scanner != NULL ? scanner->reload(scanner, rs) : -1;
 	content_rules_free(rs);

@@ -8,6 +8,9 @@
 #   refused inside TLS, the server sees TLS from the client's address;
 #   when TLS with the server fails at the box, the client's own TLS is
 #   passed through instead (never a failure caused by the box);
+# - the CA file is read again on reload: a CA put in vouches at once, one
+#   taken out stops at once (no upstream session resumed past it), a file
+#   that does not load fails the reload and the old CAs keep verifying;
 # - plaintext injected behind STARTTLS by the client or behind the 220 by
 #   a server is never executed;
 # - a sending Postfix that verifies the MX delivers when the appliance holds
@@ -72,13 +75,52 @@ assert_grep '^<~\* +550 5\.7\.1 Message rejected: virus found: Eicar' "$tmp/t-in
 
 # --- TLS with the server fails at the box: the client's own TLS passes
 "$SPORK_REPO/scripts/spork-cert" "$tmp/otherca" other.example.test >/dev/null
-start_sporkd "${intercept[@]}" "tls_ca_file $tmp/otherca/ca.pem"
+cp "$tmp/otherca/ca.pem" "$tmp/rot-ca.pem"
+start_sporkd "${intercept[@]}" "tls_ca_file $tmp/rot-ca.pem"
 send_mail "$tmp/t-fail" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-fail" "upstream verification fails at the box: the client's TLS passes through, delivered"
 assert_grep '^=== TLS peer DN="/CN=mx\.example\.test"' "$tmp/t-fail" "upstream verification fails at the box: the client still sees the MX's certificate"
 assert_no_grep '^ -> MAIL FROM' "$tmp/t-fail" "upstream verification fails at the box: no plaintext downgrade"
 assert_grep 'tls upstream failed server=10\.25\.0\.2:25 error="certificate verification failed' "$LAB_SPORKD_LOG" "upstream verification failure logged"
 assert_grep 'starttls tls=passthrough scanned=no reason=upstream-tls-failed' "$LAB_SPORKD_LOG" "and the passthrough it led to"
+
+# --- the CAs are read again on reload (the box's CA bundle rotates): a CA
+# put in vouches for the server at once, one taken out stops at once (no
+# upstream session verified under it is resumed), a file that does not
+# load is refused and the CAs before it keep verifying
+count() { grep -cE "$1" "$LAB_SPORKD_LOG"; }
+verified='tls upstream proto=TLSv1\.[23] .*peer="/CN=mx\.example\.test" verify=ok'
+vfailed='tls upstream failed server=10\.25\.0\.2:25 error="certificate verification failed'
+cp "$TLS/ca.pem" "$tmp/rot-ca.pem"
+v0=$(count "$verified")
+[ "$(ctl reload)" = "ok reload started" ] && pass "CA rotation: sporkctl reload accepted" ||
+	fail "CA rotation: sporkctl reload accepted"
+wait_grep 10 "tls CAs reloaded verify=$tmp/rot-ca\.pem" "$LAB_SPORKD_LOG" "CA rotation: the CA file read again, logged"
+send_mail "$tmp/t-rot-in" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-in" "CA put in: delivered"
+check "CA put in: the server verified against it, the session intercepted" \
+	test "$(count "$verified")" -gt "$v0"
+send_mail "$tmp/t-rot-in2" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-in2" "CA put in: a second message (its upstream session may be resumed)"
+cp "$tmp/otherca/ca.pem" "$tmp/rot-ca.pem"
+f0=$(count "$vfailed")
+ctl reload >/dev/null
+reloads() { [ "$(count 'tls CAs reloaded')" -ge "$1" ]; }
+wait_until 10 reloads 2
+check "CA taken out: reloaded" reloads 2
+send_mail "$tmp/t-rot-out" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-out" "CA taken out: delivered (the client's own TLS passed through)"
+check "CA taken out: the server no longer verifies, nothing resumed past it" \
+	test "$(count "$vfailed")" -gt "$f0"
+printf 'not a certificate\n' >"$tmp/rot-ca.pem"
+[ "$(ctl reload)" = "error: reload failed" ] && pass "CA file that does not load: the reload fails" ||
+	fail "CA file that does not load: the reload fails"
+wait_grep 10 "tls CAs refused: $tmp/rot-ca\.pem: .*\(previous CAs keep verifying\)" "$LAB_SPORKD_LOG" "CA file that does not load: refused, logged"
+f0=$(count "$vfailed")
+send_mail "$tmp/t-rot-bad" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-bad" "CA file that does not load: mail still delivered"
+check "CA file that does not load: the previous CAs still verify (and still refuse the server)" \
+	test "$(count "$vfailed")" -gt "$f0"
 
 # --- client injection: STARTTLS and RSET in one segment
 start_sporkd "${intercept[@]}"
