@@ -53,6 +53,7 @@
 #define POOL_LOAD_WAIT_MS	600000	/* first engine at startup */
 #define POOL_RESPAWN_BURST	10	/* worker deaths per window ... */
 #define POOL_RESPAWN_WINDOW	10	/* ... seconds, before backing off */
+#define POOL_PSS_EVERY_MS	10000	/* a worker reads its PSS this often */
 
 enum pool_msg_type {
 	PM_READY = 1,		/* loader: engine compiled; text = version */
@@ -60,10 +61,16 @@ enum pool_msg_type {
 	PM_WORKER,		/* loader: a worker, its socket attached */
 };
 
+/*
+ * Memory (PSS) is reported by each process of its own: the relay may not
+ * read the /proc files of processes that changed to scan_user and are not
+ * dumpable. A number, never trusted for more than the status line.
+ */
 struct pool_msg {
 	uint32_t	type;
 	int32_t		pid;
 	uint32_t	load_ms;
+	uint64_t	pss_kb;		/* the loader's, with READY and WORKER */
 	char		text[512];
 };
 
@@ -75,6 +82,7 @@ struct job_msg {
 
 struct job_reply {
 	uint64_t		id;
+	uint64_t		pss_kb;		/* the worker's, lately */
 	struct scan_result	r;
 };
 
@@ -97,6 +105,7 @@ struct pool_gen {
 	char			 engine[SCAN_ENGINE_MAX];
 	struct pool_worker	*workers;
 	int			 nworkers;
+	unsigned long		 loader_pss_kb;	/* as it last said */
 	uint64_t		 started;
 	struct content_rules	*content;	/* what its workers apply */
 	struct pool_gen		*next;		/* retired list */
@@ -109,6 +118,7 @@ struct pool_worker {
 	struct ev_io		 io;
 	struct scan_job		*job;
 	unsigned		 scans;
+	unsigned long		 pss_kb;	/* as it last said (0: not yet) */
 	struct pool_worker	*next;
 };
 
@@ -202,6 +212,25 @@ tmpdir_usable(const char *dir, char *err, size_t errlen)
 	}
 	(void)rmdir(path);
 	return 0;
+}
+
+/* This process's proportional set size in kB (0 if it cannot be read):
+ * the loader and the workers read their own, which a process may even
+ * when it is not dumpable. */
+static uint64_t
+self_pss_kb(void)
+{
+	char		 line[256];
+	FILE		*fp;
+	unsigned long	 v = 0;
+
+	if ((fp = fopen("/proc/self/smaps_rollup", "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "Pss: %lu kB", &v) == 1)
+			break;
+	fclose(fp);
+	return v;
 }
 
 static void
@@ -327,6 +356,7 @@ worker_main(int fd, const struct scan_engine *engine,
 	struct job_reply	 rep;
 	char			 err[SCAN_PATH_MAX + 128];
 	char			 dir[SCAN_PATH_MAX + 16];
+	uint64_t		 pss, pss_t;
 	ssize_t			 n;
 	int			 mfd, out;
 
@@ -357,6 +387,8 @@ worker_main(int fd, const struct scan_engine *engine,
 		log_err(NULL, "scan worker pid=%d: %s", (int)getpid(), err);
 		_exit(1);
 	}
+	pss = self_pss_kb();
+	pss_t = ev_now();
 	for (;;) {
 		n = sock_recv_fd(fd, &jm, sizeof(jm), &mfd);
 		if (n == 0)
@@ -368,6 +400,12 @@ worker_main(int fd, const struct scan_engine *engine,
 		}
 		memset(&rep, 0, sizeof(rep));
 		rep.id = jm.id;
+		/* Read again now and then: scanning dirties pages. */
+		if (ev_now() - pss_t >= POOL_PSS_EVERY_MS) {
+			pss = self_pss_kb();
+			pss_t = ev_now();
+		}
+		rep.pss_kb = pss;
 		if (tmpdir_usable(dir, rep.r.name, sizeof(rep.r.name)) == -1)
 			rep.r.verdict = SCAN_ERROR;
 		else
@@ -405,6 +443,7 @@ loader_spawn(int ctl, int sfd, const struct scan_engine *engine,
 	memset(&m, 0, sizeof(m));
 	m.type = PM_WORKER;
 	m.pid = pid;
+	m.pss_kb = self_pss_kb();
 	return sock_hand_over(ctl, &m, sizeof(m), fd, pid);
 }
 
@@ -446,6 +485,7 @@ loader_main(int ctl, const struct scan_pool_conf *c, unsigned gen)
 		_exit(1);
 	}
 	m.type = PM_READY;
+	m.pss_kb = self_pss_kb();
 	snprintf(m.text, sizeof(m.text), "%s", scan_engine_version(engine));
 	if (sock_send_fd(ctl, &m, sizeof(m), -1) == -1)
 		_exit(1);
@@ -666,6 +706,7 @@ worker_cb(struct ev_io *io, int events)
 	rep.r.name[sizeof(rep.r.name) - 1] = '\0';
 	rep.r.engine[sizeof(rep.r.engine) - 1] = '\0';
 	w->scans++;
+	w->pss_kb = (unsigned long)rep.pss_kb;
 	p->scans++;
 	job_finish(j, &rep.r);
 	if (w->gen->state == GEN_RETIRED)
@@ -779,31 +820,15 @@ pool_cancel(struct scan_backend *be, struct scan_job *j)
 /* ------------------------------------------------------------------ */
 /* Generations                                                         */
 
-static unsigned long
-pss_kb(pid_t pid)
-{
-	char		 path[64], line[256];
-	FILE		*fp;
-	unsigned long	 v = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), fp) != NULL)
-		if (sscanf(line, "Pss: %lu kB", &v) == 1)
-			break;
-	fclose(fp);
-	return v;
-}
-
+/* The whole generation, as its processes last said. */
 static unsigned long
 gen_pss_kb(const struct pool_gen *g)
 {
 	const struct pool_worker	*w;
-	unsigned long			 kb = g->loader > 0 ? pss_kb(g->loader) : 0;
+	unsigned long			 kb = g->loader_pss_kb;
 
 	for (w = g->workers; w != NULL; w = w->next)
-		kb += pss_kb(w->pid);
+		kb += w->pss_kb;
 	return kb;
 }
 
@@ -883,6 +908,7 @@ gen_msg(struct pool_gen *g, const struct pool_msg *m, int fd)
 
 	switch (m->type) {
 	case PM_READY:
+		g->loader_pss_kb = (unsigned long)m->pss_kb;
 		snprintf(g->engine, sizeof(g->engine), "%.*s",
 		    (int)sizeof(g->engine) - 1, m->text);
 		old = p->active;
@@ -919,6 +945,7 @@ gen_msg(struct pool_gen *g, const struct pool_msg *m, int fd)
 				close(fd);
 			break;
 		}
+		g->loader_pss_kb = (unsigned long)m->pss_kb;
 		w->gen = g;
 		w->pid = m->pid;
 		w->fd = fd;
@@ -1078,8 +1105,9 @@ pool_status(struct scan_backend *be, struct buf *out)
 		    p->active->engine, p->active->id, p->active->nworkers,
 		    busy, gen_pss_kb(p->active));
 		for (w = p->active->workers; w != NULL; w = w->next)
-			buf_printf(out, "scan.worker pid=%d state=%s scans=%u\n",
-			    (int)w->pid, w->job ? "busy" : "idle", w->scans);
+			buf_printf(out, "scan.worker pid=%d state=%s scans=%u "
+			    "pss_kb=%lu\n", (int)w->pid, w->job ? "busy" : "idle",
+			    w->scans, w->pss_kb);
 	}
 	if (p->loading != NULL)
 		buf_printf(out, "scan.loading=%u\n", p->loading->id);

@@ -6,6 +6,8 @@
 # - a worker killed mid-scan costs that message a 451 and nothing else;
 # - signature reload under smtp-source load loses nothing and changes the
 #   engine; a corrupt database is refused and scanning goes on;
+# - the workers' identity (scan_user) and sandbox, and the memory they
+#   report in the status;
 # - every verdict policy end to end, quarantine release included;
 # - the clamd backend against two real clamd, one stopped mid-test.
 set -u
@@ -248,6 +250,25 @@ fi
 send_mail "$tmp/t-after-ids" alice@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com"
 assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-after-ids" "identity: workers as scan_user still scan (EICAR 550)"
 assert_no_grep 'outside its sandbox' "$LAB_SPORKD_LOG" "identity: no worker left its allow list"
+
+# --- 4c. memory in the status: the relay may not read the /proc files of
+# processes that run as scan_user, so each reports its own PSS; what the
+# status says matches what root reads (a worker reports as it answers)
+pss() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
+within2x() { [ "$1" -gt 0 ] && [ $(($1 * 2)) -ge "$2" ] && [ "$1" -le $(($2 * 2)) ]; }
+st=$(ctl status)
+total=$(sed -n 's/^scan\.pss_kb=//p' <<<"$st")
+read -r w wkb < <(sed -n 's/^scan\.worker pid=\([0-9]*\) .* pss_kb=\([1-9][0-9]*\)$/\1 \2/p' <<<"$st" | head -n1)
+if [ -n "${w:-}" ]; then
+	loader=$(awk '/^PPid:/ { print $2 }' "/proc/$w/status")
+	root_w=$(pss "$w") root_l=$(pss "$loader")
+	check "memory: a worker's PSS in the status ($wkb kB) is what root reads ($root_w kB), within 2x" \
+		within2x "$wkb" "$root_w"
+	check "memory: scan.pss_kb ($total kB) holds the loader's ($root_l kB as root reads it) and the workers'" \
+		test "${total:-0}" -ge $((root_l / 2 + wkb))
+else
+	fail "memory: a worker that answered reports its PSS" "$(grep '^scan\.' <<<"$st" | tr '\n' ';')"
+fi
 
 # --- 5. verdict policies
 policy() {	# policy NAME EXPECT_REGEX [config lines...]
