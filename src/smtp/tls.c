@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@ static struct tls_keys		*tls_active;		/* held key pairs */
 static X509			*tls_ca_cert;		/* outbound: mints */
 static EVP_PKEY			*tls_ca_key;
 static EVP_PKEY			*tls_mint_key;		/* minted leaves' */
+static uintptr_t		 tls_trust_gen;		/* CA sets loaded */
+static int			 tls_trust_idx = -1;	/* an upstream SSL's
+							 * tls_trust_gen */
 
 static const char *
 tls_errstr(void)
@@ -64,13 +68,16 @@ tls_min_version(const char *s)
 	return -1;
 }
 
-/* A new upstream session: kept for the server it came from. */
+/* A new upstream session: kept for the server it came from, unless the
+ * connection began under CAs a reload has since replaced (its chain was
+ * verified, or a session it resumed was, against those). */
 static int
 tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_dest	*d = SSL_get_app_data(ssl);
 
-	if (d == NULL)
+	if (d == NULL ||
+	    (uintptr_t)SSL_get_ex_data(ssl, tls_trust_idx) != tls_trust_gen)
 		return 0;
 	tls_dest_save_session(d, sess, ev_now());
 	return 1;		/* the reference is ours */
@@ -189,6 +196,9 @@ tls_init(const struct conf *c, char *err, size_t errlen)
 	int	minv;
 
 	tls_conf = c;
+	if ((tls_trust_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+	    NULL)) == -1)
+		goto ssl_fail;
 	if ((minv = tls_min_version(c->tls_min_protocol)) == -1) {
 		snprintf(err, errlen, "tls_min_protocol must be TLSv1.2 or "
 		    "TLSv1.3");
@@ -253,7 +263,8 @@ tls_reload_keys(void)
  * tls_outbound_verify_ca_file, or the system's), read again as the relay
  * user: both new sets or neither. A CA taken out must stop vouching at
  * once, so upstream sessions kept for resumption (a resumed session is
- * not verified again) are forgotten.
+ * not verified again) are forgotten, and connections begun before are
+ * not let keep new ones (tls_trust_gen).
  */
 static int
 tls_reload_cas(void)
@@ -274,6 +285,7 @@ tls_reload_cas(void)
 		SSL_CTX_set_cert_store(tls_client_ctx, in);
 	if (out != NULL)
 		SSL_CTX_set_cert_store(tls_outbound_ctx, out);
+	tls_trust_gen++;
 	tls_dest_trust_changed();
 	log_info(NULL, "tls CAs reloaded verify=%s outbound_verify=%s",
 	    in == NULL ? "none" : c->tls_ca_file[0] != '\0' ?
@@ -382,6 +394,7 @@ tls_new_upstream(int fd, struct tls_dest *d, int outbound)
 		return NULL;
 	}
 	SSL_set_app_data(ssl, d);
+	(void)SSL_set_ex_data(ssl, tls_trust_idx, (void *)tls_trust_gen);
 	if ((sess = tls_dest_session(d, ev_now())) != NULL) {
 		(void)SSL_set_session(ssl, sess);
 		SSL_SESSION_free(sess);
