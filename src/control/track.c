@@ -16,6 +16,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,7 +34,9 @@
 #include "track.h"
 
 #define TRACK_PRUNE_EVERY	60	/* seconds between retention passes */
-#define TRACK_TXN_MAX		1000	/* rows a commit, insert or delete */
+#define TRACK_TXN_MAX		1000	/* rows a delete commit */
+#define TRACK_TXN_BYTES_MAX	(2 * 1024 * 1024) /* records' bytes an insert
+					   commit */
 #define TRACK_YIELD_US		200	/* the writer's work between yields */
 #define TRACK_PROGRESS_OPS	1000	/* SQLite's steps between looks */
 #define TRACK_YIELD_QUEUE	4	/* ... unless 1/this of the queue waits */
@@ -41,7 +44,7 @@
 #define TRACK_TXN_PAGES		6	/* pages a row dirties, the first guess:
 					   its table's, 4 index leaves, a split */
 #define TRACK_TXN_GROW		2	/* a commit at most this many times
-					   the rows of the last */
+					   the units of the last */
 #define TRACK_PRUNE_AT_PCT	80	/* of the db's share: a size pass */
 #define TRACK_TARGET_PCT	60	/* ... stops under this % of it */
 #define TRACK_BATCH_MS		250	/* a record waits at most this long */
@@ -53,7 +56,17 @@
 #define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
 #define TRACK_WAL_MAX		67108864 /* ... at most, and without a bound */
 #define TRACK_LOG_LINE		2040	/* what log.c's line holds */
-#define TRACK_SCHEMA_VERSION	2
+#define TRACK_SCHEMA_VERSION	3
+#define TRACK_SEG_PARTS		32	/* a segment: at most 1/this of the
+					 * db's share and of track_retention */
+#define TRACK_SEG_ROWS_MAX	32768	/* records a segment (a search scans
+					 * the current one): track_seal_size */
+#define TRACK_SEG_BYTES_MIN	(1024 * 1024)	/* ... and its size, at least:
+					 * a segment is 7 b-trees */
+#define TRACK_SEGS_MAX		400	/* segments (a view of them is one
+					 * compound SELECT: SQLite takes 500
+					 * terms) */
+#define TRACK_SQL_MAX		(1024 * 1024)	/* the views' text */
 #define TRACK_ID_T_MAX		1e11	/* ids for times before this (year 5138) */
 #define TRACK_XSTR(x)		#x
 #define TRACK_STR(x)		TRACK_XSTR(x)
@@ -120,59 +133,101 @@ static const struct track_fit track_fits[] = {
 };
 
 /*
- * Schema 2 (track.h has it in words). Each record costs as few b-tree
+ * Schema 3 (track.h has it in words). Each record costs as few b-tree
  * inserts as its searches allow: the id is its time, so a time range is a
  * range of the table itself (no index on t); the first recipient lives in
  * the message's row, so one-recipient mail (most mail) writes one table
- * row and four index entries; only the second recipient on goes to
- * recipients, keyed by (message, n) without a rowid of its own.
+ * row; only the second recipient on goes to recipients, keyed by
+ * (message, n) without a rowid of its own.
+ *
+ * The records are kept in segments, each a pair of tables. The current
+ * one has no index at all: an insert is a row appended, and a search
+ * scans it (TRACK_SEG_ROWS_MAX records at most). Full, it gets the
+ * search indexes in one CREATE INDEX each, a sort and pages written in
+ * order, which costs a third of what the same entries cost one random
+ * insert at a time, and a new segment takes the records. Pruning drops
+ * the oldest segments whole instead of deleting rows and index entries
+ * one by one. The views messages and recipients join the segments for
+ * the readers, who never see the layout: SQLite pushes a search's terms
+ * into each segment and merges them in id order.
  */
+#define TRACK_MSG_COLS	"id, t, session, client, client_addr, server, " \
+	"direction, helo, sender, size, message_id, subject, verdict, " \
+	"action, score, tls, quarantine, reply, rcpts, rcpt, rcpt_code, " \
+	"rcpt_reply"
+#define TRACK_RCPT_COLS	"message, n, rcpt, code, reply"
+
+/* rows: NULL for the current segment, its records once it is sealed;
+ * last: its newest id, once sealed. */
 static const char track_schema[] =
-	"CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, "
-	"t REAL NOT NULL, session TEXT, client TEXT, client_addr TEXT, "
-	"server TEXT, direction TEXT, helo TEXT, sender TEXT, size INTEGER, "
-	"message_id TEXT, subject TEXT, verdict TEXT, action TEXT, "
-	"score REAL, tls TEXT, quarantine TEXT, reply TEXT, "
-	"rcpts INTEGER NOT NULL, rcpt TEXT, rcpt_code INTEGER, "
-	"rcpt_reply TEXT);"
-	"CREATE TABLE IF NOT EXISTS recipients (message INTEGER NOT NULL, "
-	"n INTEGER NOT NULL, rcpt TEXT, code INTEGER, reply TEXT, "
-	"PRIMARY KEY (message, n)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS messages_sender ON "
-	"messages(sender COLLATE NOCASE);"
-	"CREATE INDEX IF NOT EXISTS messages_message_id ON "
-	"messages(message_id);"
-	"CREATE INDEX IF NOT EXISTS messages_client_addr ON "
-	"messages(client_addr);"
-	"CREATE INDEX IF NOT EXISTS messages_rcpt ON "
-	"messages(rcpt COLLATE NOCASE);"
-	"CREATE INDEX IF NOT EXISTS recipients_rcpt ON "
-	"recipients(rcpt COLLATE NOCASE);";
+	"CREATE TABLE IF NOT EXISTS segments (n INTEGER PRIMARY KEY, "
+	"rows INTEGER, last INTEGER);";
+
+/* Segment %1$u's tables, made current. */
+#define TRACK_SEG_TABLES \
+	"CREATE TABLE messages_%1$u (id INTEGER PRIMARY KEY, " \
+	"t REAL NOT NULL, session TEXT, client TEXT, client_addr TEXT, " \
+	"server TEXT, direction TEXT, helo TEXT, sender TEXT, size INTEGER, " \
+	"message_id TEXT, subject TEXT, verdict TEXT, action TEXT, " \
+	"score REAL, tls TEXT, quarantine TEXT, reply TEXT, " \
+	"rcpts INTEGER NOT NULL, rcpt TEXT, rcpt_code INTEGER, " \
+	"rcpt_reply TEXT);" \
+	"CREATE TABLE recipients_%1$u (message INTEGER NOT NULL, " \
+	"n INTEGER NOT NULL, rcpt TEXT, code INTEGER, reply TEXT, " \
+	"PRIMARY KEY (message, n)) WITHOUT ROWID;" \
+	"INSERT INTO segments (n) VALUES (%1$u);"
+
+/* Segment %1$u sealed: its searches' indexes, its count and newest id. */
+#define TRACK_SEG_INDEXES \
+	"CREATE INDEX messages_%1$u_sender ON " \
+	"messages_%1$u(sender COLLATE NOCASE);" \
+	"CREATE INDEX messages_%1$u_message_id ON messages_%1$u(message_id);" \
+	"CREATE INDEX messages_%1$u_client_addr ON " \
+	"messages_%1$u(client_addr);" \
+	"CREATE INDEX messages_%1$u_rcpt ON messages_%1$u(rcpt COLLATE NOCASE);" \
+	"CREATE INDEX recipients_%1$u_rcpt ON " \
+	"recipients_%1$u(rcpt COLLATE NOCASE);" \
+	"UPDATE segments SET rows = (SELECT count(*) FROM messages_%1$u), " \
+	"last = (SELECT max(id) FROM messages_%1$u) WHERE n = %1$u;"
+
+#define TRACK_SEG_DROP \
+	"DROP TABLE messages_%1$u; DROP TABLE recipients_%1$u; " \
+	"DELETE FROM segments WHERE n = %1$u;"
 
 /* The values in the order of the text fields (enum track_field); the
- * migration from schema 1 selects its columns in this order too. */
-static const char track_insert_msg[] =
-	"INSERT INTO messages (id, t, session, client, client_addr, server, "
-	"direction, helo, sender, message_id, subject, verdict, action, tls, "
-	"quarantine, reply, size, score, rcpts, rcpt, rcpt_code, rcpt_reply) "
-	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	"?, ?)";
-static const char track_insert_rcpt[] =
-	"INSERT INTO recipients (message, n, rcpt, code, reply) "
-	"VALUES (?, ?, ?, ?, ?)";
-/* Oldest first: the last id of the chunk (the oldest messages under id
- * ?1 whose rows, a message's and its recipients' from the second on,
- * come to ?2; the first message whatever its rows), then ranges of both
- * tables' keys up to it. */
-static const char track_delete_upto[] =
-	"SELECT coalesce(max(CASE WHEN r <= ?2 THEN id END), min(id)) FROM "
-	"(SELECT id, sum(CASE WHEN rcpts > 1 THEN rcpts ELSE 1 END) OVER "
-	"(ORDER BY id) AS r FROM (SELECT id, rcpts FROM messages "
-	"WHERE id < ?1 ORDER BY id LIMIT ?2))";
-static const char track_delete_rcpts[] =
-	"DELETE FROM recipients WHERE message <= ?1";
-static const char track_delete_msgs[] =
-	"DELETE FROM messages WHERE id <= ?1";
+ * migration from schema 1 selects its columns in this order too. Into
+ * the current segment, %1$u. */
+#define TRACK_INSERT_MSG \
+	"INSERT INTO messages_%1$u (id, t, session, client, client_addr, " \
+	"server, direction, helo, sender, message_id, subject, verdict, " \
+	"action, tls, quarantine, reply, size, score, rcpts, rcpt, rcpt_code, " \
+	"rcpt_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " \
+	"?, ?, ?, ?, ?, ?)"
+#define TRACK_INSERT_RCPT \
+	"INSERT INTO recipients_%1$u (message, n, rcpt, code, reply) " \
+	"VALUES (?, ?, ?, ?, ?)"
+/* Oldest first, in the current segment (the sealed ones go whole): the
+ * last id of the chunk (the oldest messages under id ?1 whose rows, a
+ * message's and its recipients' from the second on, come to ?2; the
+ * first message whatever its rows), then ranges of both tables' keys up
+ * to it. */
+#define TRACK_DELETE_UPTO \
+	"SELECT coalesce(max(CASE WHEN r <= ?2 THEN id END), min(id)) FROM " \
+	"(SELECT id, sum(CASE WHEN rcpts > 1 THEN rcpts ELSE 1 END) OVER " \
+	"(ORDER BY id) AS r FROM (SELECT id, rcpts FROM messages_%1$u " \
+	"WHERE id < ?1 ORDER BY id LIMIT ?2))"
+#define TRACK_DELETE_RCPTS \
+	"DELETE FROM recipients_%1$u WHERE message <= ?1"
+#define TRACK_DELETE_MSGS \
+	"DELETE FROM messages_%1$u WHERE id <= ?1"
+
+/* Schema 2: one pair of tables with its indexes, sealed segment 1 as it
+ * is (after track_schema). */
+static const char track_v2_rename[] =
+	"ALTER TABLE messages RENAME TO messages_1;"
+	"ALTER TABLE recipients RENAME TO recipients_1;"
+	"INSERT INTO segments (n, rows, last) SELECT 1, count(*), max(id) "
+	"FROM messages_1;";
 
 /* Schema 1 (one index per search and on t, every recipient in
  * recipients), renamed aside and copied oldest first. */
@@ -222,12 +277,22 @@ static struct {
 	/* the writer's */
 	size_t			 ckpt_pages;	/* WAL pages: a checkpoint */
 	size_t			 txn_pages;	/* ... a commit's, aimed at */
-	size_t			 txn_rows;	/* rows an insert commit */
+	size_t			 txn_bytes;	/* records' bytes an insert commit */
 	size_t			 del_rows;	/* rows a delete commit */
 	sqlite3			*db;
 	sqlite3_stmt		*ins_msg, *ins_rcpt;
 	sqlite3_stmt		*del_upto, *del_rcpts, *del_msgs;
 	sqlite3_int64		 last_id;	/* the greatest id written */
+	unsigned		 seg;		/* the current segment */
+	unsigned		 nsegs;		/* segments, the current one too */
+	size_t			 seg_msgs;	/* records in the current one */
+	size_t			 seg_bytes;	/* ... their size, queued */
+	size_t			 seal_bytes;	/* the size that fills it */
+	sqlite3_int64		 seg_first;	/* its oldest id, 0: empty */
+	size_t			 seal_rows;	/* records that fill it */
+	size_t			 seal_fixed;	/* a test's seal_rows */
+	time_t			 seal_retry;	/* after a failed seal */
+	int			 segs_full;	/* TRACK_SEGS_MAX logged */
 	double			 retention;
 	unsigned long long	 max_size;
 	long long		 page_size;
@@ -703,9 +768,9 @@ track_insert(const struct track_item *it)
 }
 
 static size_t
-track_txn_clamp(size_t n)
+track_txn_clamp(size_t n, size_t cap)
 {
-	return n < 1 ? 1 : n > TRACK_TXN_MAX ? TRACK_TXN_MAX : n;
+	return n < 1 ? 1 : n > cap ? cap : n;
 }
 
 /*
@@ -736,15 +801,16 @@ track_pages_reset(void)
 }
 
 /*
- * After its COMMIT: the units (rows, messages) a commit should hold to
- * write T.txn_pages, from this one's n units and the pages the pager
+ * After its COMMIT: the units (records' bytes, rows) a commit should hold
+ * to write T.txn_pages, from this one's n units and the pages the pager
  * wrote for them (exactly the frames it added to the WAL, checkpoints
- * and restarts aside). It grows at most TRACK_TXN_GROW times a step, as
- * the pages a unit rise with the trees' depth, and only after a commit
- * of most of max units: the short last one of a batch says little.
+ * and restarts aside), cap at most. It grows at most TRACK_TXN_GROW
+ * times a step, as the pages a unit rise with the trees' depth, and only
+ * after a commit of most of max units: the short last one of a batch
+ * says little.
  */
 static size_t
-track_pages_learn(size_t max, size_t n)
+track_pages_learn(size_t max, size_t n, size_t cap)
 {
 	int	pages = 0, hi;
 	size_t	fit;
@@ -757,30 +823,254 @@ track_pages_learn(size_t max, size_t n)
 		fit = max * TRACK_TXN_GROW;
 	if (n < max / 4 * 3 && fit > max)
 		fit = max;
-	return track_txn_clamp(fit);
+	return track_txn_clamp(fit, cap);
 }
 
-/* Records from *itp in one transaction, as many as make T.txn_rows rows
- * (one at least), *itp moved past them; on failure none of them is
- * kept. */
+/* ---------------------------------------------------------- segments */
+
+static int	track_execf(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+static int	track_preparef(sqlite3_stmt **, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+static int
+track_execf(const char *fmt, ...)
+{
+	char	sql[1024];
+	va_list	ap;
+	int	len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(sql)) {
+		track_fail("statement too long");
+		return -1;
+	}
+	return track_exec(sql);
+}
+
+static int
+track_preparef(sqlite3_stmt **st, const char *fmt, ...)
+{
+	char	sql[1024];
+	va_list	ap;
+	int	len;
+
+	sqlite3_finalize(*st);
+	*st = NULL;
+	va_start(ap, fmt);
+	len = vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(sql) ||
+	    sqlite3_prepare_v2(T.db, sql, -1, st, NULL) != SQLITE_OK) {
+		track_fail("prepare");
+		return -1;
+	}
+	return 0;
+}
+
+/* The writer's statements, on the current segment's tables. */
+static int
+track_seg_prepare(void)
+{
+	unsigned	n = T.seg;
+
+	if (track_preparef(&T.ins_msg, TRACK_INSERT_MSG, n) == -1 ||
+	    track_preparef(&T.ins_rcpt, TRACK_INSERT_RCPT, n) == -1 ||
+	    track_preparef(&T.del_upto, TRACK_DELETE_UPTO, n) == -1 ||
+	    track_preparef(&T.del_rcpts, TRACK_DELETE_RCPTS, n) == -1 ||
+	    track_preparef(&T.del_msgs, TRACK_DELETE_MSGS, n) == -1)
+		return -1;
+	return 0;
+}
+
+/* The views messages and recipients made again over the segments there
+ * are, oldest first, inside the caller's transaction. */
+static int
+track_views(void)
+{
+	struct buf	 m, r;
+	sqlite3_stmt	*st = NULL;
+	unsigned	 n;
+	int		 i, rc, bad = 0;
+
+	buf_init(&m, TRACK_SQL_MAX);
+	buf_init(&r, TRACK_SQL_MAX);
+	if (sqlite3_prepare_v2(T.db, "SELECT n FROM segments ORDER BY n", -1,
+	    &st, NULL) != SQLITE_OK) {
+		track_fail("segments");
+		return -1;
+	}
+	bad |= buf_printf(&m, "DROP VIEW IF EXISTS messages; "
+	    "DROP VIEW IF EXISTS recipients; CREATE VIEW messages AS ");
+	bad |= buf_printf(&r, "; CREATE VIEW recipients AS ");
+	for (i = 0; (rc = sqlite3_step(st)) == SQLITE_ROW; i++) {
+		n = (unsigned)sqlite3_column_int64(st, 0);
+		bad |= buf_printf(&m, "%sSELECT " TRACK_MSG_COLS
+		    " FROM messages_%u", i > 0 ? " UNION ALL " : "", n);
+		bad |= buf_printf(&r, "%sSELECT " TRACK_RCPT_COLS
+		    " FROM recipients_%u", i > 0 ? " UNION ALL " : "", n);
+	}
+	sqlite3_finalize(st);
+	bad |= buf_append(&m, buf_head(&r), buf_used(&r));
+	bad |= buf_append(&m, "", 1);
+	if (rc != SQLITE_DONE || i == 0 || bad)
+		track_fail("segments' views");
+	else if (track_exec(buf_head(&m)) == 0) {
+		buf_free(&m);
+		buf_free(&r);
+		return 0;
+	}
+	buf_free(&m);
+	buf_free(&r);
+	return -1;
+}
+
+/*
+ * What fills a segment: 1/TRACK_SEG_PARTS of the database's share of
+ * track_max_size (the records' size as queued, their indexes aside), so
+ * that a size pass drops a small part of what is kept, but
+ * TRACK_SEG_BYTES_MIN at least (each of a segment's tables and indexes
+ * takes a page however few its records: a database too small for one
+ * such segment keeps everything in the current one, unindexed, and
+ * prunes it row by row), or TRACK_SEG_ROWS_MAX records. Past half of TRACK_SEGS_MAX segments'
+ * worth, a segment holds that share of the records there are, so the
+ * count of segments grows only with the logarithm of the records (a
+ * database without a size bound).
+ */
+static void
+track_seal_size(void)
+{
+	long long	rows;
+	size_t		n = T.seal_fixed > 0 ? T.seal_fixed : TRACK_SEG_ROWS_MAX;
+
+	T.seal_bytes = T.max_size > 0 ? T.db_budget / TRACK_SEG_PARTS :
+	    SIZE_MAX;
+	if (T.seal_bytes < TRACK_SEG_BYTES_MIN)
+		T.seal_bytes = TRACK_SEG_BYTES_MIN;
+	if (T.seal_fixed == 0 && (rows = track_int("SELECT "
+	    "coalesce(sum(rows), 0) FROM segments")) >= 0 &&
+	    (size_t)rows / (TRACK_SEGS_MAX / 2) > n)
+		n = (size_t)rows / (TRACK_SEGS_MAX / 2);
+	T.seal_rows = n;
+}
+
+/*
+ * The current segment is sealed and a new one takes the records: its
+ * indexes made in bulk, the new tables, the views, in one transaction (a
+ * reader sees the one layout or the other). On failure all stays as it
+ * was and the next try comes TRACK_ERRLOG_EVERY seconds later.
+ */
+static int
+track_seal(void)
+{
+	struct timespec	t0, t1;
+	unsigned	old = T.seg;
+	size_t		msgs = T.seg_msgs;
+
+	if (msgs == 0 || time(NULL) < T.seal_retry)
+		return -1;
+	if (T.nsegs >= TRACK_SEGS_MAX) {
+		if (!T.segs_full)
+			log_warn(NULL, "track segments=%u: at the most there "
+			    "may be; the current one grows without indexes",
+			    T.nsegs);
+		T.segs_full = 1;
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (track_exec("BEGIN") == -1)
+		goto fail;
+	if (track_execf(TRACK_SEG_INDEXES, old) == -1 ||
+	    track_execf(TRACK_SEG_TABLES, old + 1) == -1 ||
+	    track_views() == -1 || track_exec("COMMIT") == -1) {
+		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	T.seg = old + 1;
+	T.nsegs++;
+	T.seg_msgs = 0;
+	T.seg_bytes = 0;
+	T.seg_first = 0;
+	T.segs_full = 0;
+	(void)track_seg_prepare();
+	track_seal_size();
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info(NULL, "track segment=%u sealed records=%zu segments=%u "
+	    "next_at=%zu ms=%lld", old, msgs, T.nsegs, T.seal_rows,
+	    (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	return 0;
+fail:
+	T.seal_retry = time(NULL) + TRACK_ERRLOG_EVERY;
+	return -1;
+}
+
+/* The oldest sealed segment: 1 and its number, records and newest id; 0
+ * when all there is is the current one; -1 on failure. */
+static int
+track_seg_oldest(unsigned *n, long long *rows, sqlite3_int64 *last)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(T.db, "SELECT n, rows, last FROM segments "
+	    "WHERE rows IS NOT NULL ORDER BY n LIMIT 1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		track_fail("segments");
+		return -1;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*n = (unsigned)sqlite3_column_int64(st, 0);
+		*rows = sqlite3_column_int64(st, 1);
+		*last = sqlite3_column_int64(st, 2);
+	} else if (rc != SQLITE_DONE)
+		track_fail("segments");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Sealed segment n goes whole, its tables and their indexes (their pages
+ * free for the next records): its records, or -1. */
+static long long
+track_seg_drop(unsigned n, long long rows)
+{
+	if (track_exec("BEGIN") == -1)
+		return -1;
+	if (track_execf(TRACK_SEG_DROP, n) == -1 || track_views() == -1 ||
+	    track_exec("COMMIT") == -1) {
+		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	T.nsegs--;
+	return rows;
+}
+
+/* Records from *itp in one transaction, as many as make T.txn_bytes of
+ * them (one at least; what a record takes in pages follows its size, not
+ * its rows: a hundred recipients are smaller than one long subject), *itp
+ * moved past them; on failure none of them is kept. */
 static void
 track_write_txn(struct track_item **itp)
 {
 	struct track_item	*it = *itp;
 	unsigned long long	 n = 0;
-	size_t			 rows = 0;
+	sqlite3_int64		 first = 0;
+	size_t			 bytes = 0;
 	int			 ok;
 
 	track_pages_reset();
 	ok = track_exec("BEGIN") == 0;
-	for (; it != NULL && (n == 0 || rows < T.txn_rows);
+	for (; it != NULL && (n == 0 || bytes < T.txn_bytes);
 	    it = it->next, n++) {
-		/* its row, and one in recipients from the second on */
-		rows += it->nrcpts > 1 ? it->nrcpts : 1;
+		bytes += it->bytes;
 		if (ok && track_insert(it) == -1) {
 			track_fail("insert");
 			ok = 0;
 		}
+		if (first == 0)
+			first = T.last_id;
 	}
 	*itp = it;
 	/* The bindings point into the batch, freed by the caller. */
@@ -796,11 +1086,16 @@ track_write_txn(struct track_item **itp)
 		pthread_mutex_lock(&T.mu);
 		T.written += n;
 		pthread_mutex_unlock(&T.mu);
-		T.txn_rows = track_pages_learn(T.txn_rows, rows);
+		T.txn_bytes = track_pages_learn(T.txn_bytes, bytes,
+		    TRACK_TXN_BYTES_MAX);
+		if (T.seg_first == 0)
+			T.seg_first = first;
+		T.seg_msgs += n;
+		T.seg_bytes += bytes;
 	}
 }
 
-/* The batch in transactions of T.txn_rows rows, pruning between them
+/* The batch in transactions of T.txn_bytes, pruning between them
  * when near the bound: a small track_max_size holds fewer records than a
  * batch may carry. */
 static void
@@ -811,6 +1106,8 @@ track_write(struct track_item *batch)
 
 	while (it != NULL) {
 		track_write_txn(&it);
+		if (T.seg_msgs >= T.seal_rows || T.seg_bytes >= T.seal_bytes)
+			(void)track_seal();
 		if (it != NULL && T.max_size > 0 &&
 		    track_bytes(0) > track_prune_at())
 			deleted += track_prune_size();
@@ -824,9 +1121,10 @@ track_write(struct track_item *batch)
 		    track_bytes(1));
 }
 
-/* Deletes the oldest messages with ids under before, as many as make
- * T.del_rows rows (one at least), with their recipients, in one
- * transaction: how many messages, or -1. */
+/* Deletes the current segment's oldest messages with ids under before,
+ * as many as make T.del_rows rows (one at least), with their recipients,
+ * in one transaction: how many messages, or -1. The segment has no index
+ * to update: each row deleted is a row. */
 static long long
 track_delete(sqlite3_int64 before)
 {
@@ -867,7 +1165,16 @@ track_delete(sqlite3_int64 before)
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	T.del_rows = track_pages_learn(T.del_rows, (size_t)rows);
+	T.del_rows = track_pages_learn(T.del_rows, (size_t)rows,
+	    TRACK_TXN_MAX);
+	if (n > 0) {
+		T.seg_bytes = T.seg_msgs > (size_t)n ? T.seg_bytes /
+		    T.seg_msgs * (T.seg_msgs - (size_t)n) : 0;
+		T.seg_msgs = (size_t)n < T.seg_msgs ? T.seg_msgs - (size_t)n :
+		    0;
+		/* at most the oldest id left: it is only compared */
+		T.seg_first = T.seg_msgs > 0 ? upto + 1 : 0;
+	}
 	return n;
 }
 
@@ -887,19 +1194,58 @@ track_prune_at(void)
 }
 
 /* The oldest records go until the pages in use are under
- * TRACK_TARGET_PCT of the database's share, a commit of T.del_rows rows
- * at a time, looking again after each; their pages are free for the
- * next inserts. How many went. */
+ * TRACK_TARGET_PCT of the database's share: the oldest sealed segment
+ * at a time, then (none left) the current segment's oldest rows, a
+ * commit of T.del_rows at a time, looking again after each; their pages
+ * are free for the next inserts. How many went. */
 static long long
 track_prune_size(void)
 {
-	long long	n, deleted = 0;
+	sqlite3_int64	last;
+	long long	n, rows, deleted = 0;
 	long long	target = (long long)(T.db_budget / 100 *
 			    TRACK_TARGET_PCT);
+	unsigned	seg;
+	int		rc;
 
 	while (track_bytes(0) > target &&
-	    (n = track_delete(INT64_MAX)) > 0)
+	    (rc = track_seg_oldest(&seg, &rows, &last)) != -1) {
+		n = rc == 1 ? track_seg_drop(seg, rows) :
+		    track_delete(INT64_MAX);
+		if (n < 0 || (rc == 0 && n == 0))
+			break;
 		deleted += n;
+	}
+	return deleted;
+}
+
+/*
+ * Records past track_retention: the sealed segments whose newest record
+ * is, whole, then the current segment's, row by row (no index to
+ * update). A sealed segment that holds records on both sides of the
+ * line stays until its newest passes it: the current one is sealed
+ * once its oldest record is TRACK_SEG_PARTS of track_retention old, so
+ * that a record outlives track_retention by that part of it at most.
+ */
+static long long
+track_prune_retention(void)
+{
+	time_t		now = time(NULL);
+	sqlite3_int64	cut, last;
+	long long	n, rows, deleted = 0;
+	unsigned	seg;
+
+	cut = ((sqlite3_int64)now - (sqlite3_int64)T.retention) *
+	    TRACK_ID_PER_SEC;
+	while (track_seg_oldest(&seg, &rows, &last) == 1 && last < cut &&
+	    (n = track_seg_drop(seg, rows)) >= 0)
+		deleted += n;
+	while ((n = track_delete(cut)) > 0)
+		deleted += n;
+	if (T.seg_first > 0 && T.seg_first < ((sqlite3_int64)now -
+	    (sqlite3_int64)(T.retention / TRACK_SEG_PARTS)) *
+	    TRACK_ID_PER_SEC)
+		(void)track_seal();
 	return deleted;
 }
 
@@ -915,11 +1261,8 @@ track_prune(void)
 	long long	n, deleted = 0;
 	int		log_pages, pass;
 
-	if (T.retention > 0) {
-		while ((n = track_delete(((sqlite3_int64)time(NULL) -
-		    (sqlite3_int64)T.retention) * TRACK_ID_PER_SEC)) > 0)
-			deleted += n;
-	}
+	if (T.retention > 0)
+		deleted += track_prune_retention();
 	if (T.max_size > 0 && track_bytes(0) > track_prune_at())
 		deleted += track_prune_size();
 	/* Free pages back to the file system, as many a commit as half
@@ -1109,27 +1452,9 @@ track_setup_exec(const char *sql, char *err, size_t errlen)
 	return 0;
 }
 
-/* The writer's statements, on the tables of this schema. */
-static int
-track_prepare(const char *path, char *err, size_t errlen)
-{
-	if (sqlite3_prepare_v2(T.db, track_insert_msg, -1, &T.ins_msg,
-	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_insert_rcpt,
-	    -1, &T.ins_rcpt, NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db,
-	    track_delete_upto, -1, &T.del_upto, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(T.db, track_delete_rcpts, -1, &T.del_rcpts,
-	    NULL) != SQLITE_OK || sqlite3_prepare_v2(T.db, track_delete_msgs,
-	    -1, &T.del_msgs, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "track_db %s: %s", path,
-		    sqlite3_errmsg(T.db));
-		return -1;
-	}
-	return 0;
-}
-
 /*
- * Schema 1 to 2, inside track_schema_setup's transaction, the old tables
- * already renamed aside and the new ones made: every message copied
+ * Schema 1, inside track_schema_setup's transaction, the old tables
+ * already renamed aside and the first segment made: every message copied
  * oldest first under its new id (from its time, as the writer makes
  * them), its first recipient into its row, the others into recipients;
  * then the old tables dropped. Copied rather than renamed aside whole so
@@ -1206,6 +1531,49 @@ fail:
 	return -1;
 }
 
+/* The current segment: the newest unsealed one, or a new one. */
+static int
+track_seg_setup(void)
+{
+	long long	n;
+
+	if ((n = track_int("SELECT coalesce((SELECT max(n) FROM segments "
+	    "WHERE rows IS NULL), 0)")) < 0)
+		return -1;
+	if (n == 0) {
+		if ((n = track_int("SELECT coalesce(max(n), 0) + 1 FROM "
+		    "segments")) < 0 || track_execf(TRACK_SEG_TABLES,
+		    (unsigned)n) == -1)
+			return -1;
+	}
+	T.seg = (unsigned)n;
+	if ((n = track_int("SELECT count(*) FROM segments")) < 0)
+		return -1;
+	T.nsegs = (unsigned)n;
+	return track_views() == -1 || track_seg_prepare() == -1 ? -1 : 0;
+}
+
+/* What the current segment's tables take, after a restart: SQLite's
+ * dbstat table where it has one (Debian's has), else 0 (a segment then
+ * holds up to twice its share once). */
+static size_t
+track_seg_pages(void)
+{
+	sqlite3_stmt	*st;
+	char		 sql[160];
+	long long	 v = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT coalesce(sum(pgsize), 0) FROM "
+	    "dbstat WHERE name IN ('messages_%1$u', 'recipients_%1$u')",
+	    T.seg);
+	if (sqlite3_prepare_v2(T.db, sql, -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v > 0 ? (size_t)v : 0;
+}
+
 /* Makes the tables (a new database), migrates an older schema, or finds
  * them made, in one transaction; prepares the writer's statements. A
  * newer schema than ours is an error: its tables are not ours to
@@ -1213,6 +1581,7 @@ fail:
 static int
 track_schema_setup(const char *path, char *err, size_t errlen)
 {
+	char		sql[128];
 	long long	v;
 
 	if (track_setup_exec("BEGIN IMMEDIATE", err, errlen) == -1)
@@ -1231,19 +1600,40 @@ track_schema_setup(const char *path, char *err, size_t errlen)
 	T.last_id = 0;
 	if ((v == 1 && track_setup_exec(track_v1_aside, err, errlen) == -1) ||
 	    track_setup_exec(track_schema, err, errlen) == -1 ||
-	    track_prepare(path, err, errlen) == -1 ||
-	    (v == 1 && track_migrate(path, err, errlen) == -1) ||
+	    (v == 2 && track_setup_exec(track_v2_rename, err, errlen) == -1))
+		goto fail;
+	if (track_seg_setup() == -1) {
+		snprintf(err, errlen, "track_db %s: segments: %s", path,
+		    sqlite3_errmsg(T.db));
+		goto fail;
+	}
+	if ((v == 1 && track_migrate(path, err, errlen) == -1) ||
 	    track_setup_exec("PRAGMA user_version=" TRACK_STR(
 	    TRACK_SCHEMA_VERSION), err, errlen) == -1 ||
 	    track_setup_exec("COMMIT", err, errlen) == -1)
 		goto fail;
-	if ((T.last_id = track_int("SELECT coalesce(max(id), 0) FROM "
-	    "messages")) < 0) {
-		snprintf(err, errlen, "track_db %s: %s", path,
-		    sqlite3_errmsg(T.db));
-		return -1;
-	}
+	if (v == 2)
+		log_info(NULL, "track_db %s: schema 2 made segment 1 (sealed "
+		    "as it was)", path);
+	/* The current segment's count and oldest id; the newest id of all
+	 * is the current segment's, else the newest sealed one's. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages_%u", T.seg);
+	if ((v = track_int(sql)) < 0)
+		goto fail_read;
+	T.seg_msgs = (size_t)v;
+	T.seg_bytes = track_seg_pages();
+	snprintf(sql, sizeof(sql), "SELECT coalesce(min(id), 0) FROM "
+	    "messages_%u", T.seg);
+	if ((T.seg_first = track_int(sql)) < 0)
+		goto fail_read;
+	snprintf(sql, sizeof(sql), "SELECT coalesce((SELECT max(id) FROM "
+	    "messages_%u), (SELECT max(last) FROM segments), 0)", T.seg);
+	if ((T.last_id = track_int(sql)) < 0)
+		goto fail_read;
 	return 0;
+fail_read:
+	snprintf(err, errlen, "track_db %s: %s", path, sqlite3_errmsg(T.db));
+	return -1;
 fail:
 	if (!sqlite3_get_autocommit(T.db))
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
@@ -1343,10 +1733,13 @@ track_open(const char *path, char *err, size_t errlen)
 	 * grows with the WAL's share, which its pages go through: a record
 	 * per page of it, TRACK_BATCH_MIN to TRACK_BATCH_MAX. */
 	T.batch_min = T.wal_limit / (size_t)T.page_size;
-	/* The first commit as if each record dirtied a page of every
-	 * b-tree; track_write_txn learns from there. */
-	T.txn_rows = track_txn_clamp(T.txn_pages / TRACK_TXN_PAGES);
-	T.del_rows = T.txn_rows;
+	/* The first commit as if a record took twice its size in pages,
+	 * a delete as if each row dirtied a page of every b-tree;
+	 * track_write_txn and track_delete learn from there. */
+	T.txn_bytes = track_txn_clamp(T.txn_pages * (size_t)T.page_size / 2,
+	    TRACK_TXN_BYTES_MAX);
+	T.del_rows = track_txn_clamp(T.txn_pages / TRACK_TXN_PAGES,
+	    TRACK_TXN_MAX);
 	if (T.batch_min < TRACK_BATCH_MIN)
 		T.batch_min = TRACK_BATCH_MIN;
 	if (T.batch_min > TRACK_BATCH_MAX)
@@ -1357,6 +1750,7 @@ track_open(const char *path, char *err, size_t errlen)
 	    (unsigned long long)TRACK_CACHE_KIB);
 	if (track_setup_exec(pragma, err, errlen) == -1)
 		return -1;
+	track_seal_size();
 	return 0;
 }
 
@@ -1376,6 +1770,8 @@ track_init(const struct conf *c, char *err, size_t errlen)
 	T.prune_asked = T.prune_done = 0;
 	T.last_errlog = 0;
 	T.unlogged = 0;
+	T.seal_retry = 0;
+	T.segs_full = 0;
 	if (c->track_db[0] == '\0')
 		return 0;
 	/* The writer is SQLite's only user in this process: its memory
@@ -1404,6 +1800,12 @@ track_init(const struct conf *c, char *err, size_t errlen)
 	}
 	T.running = 1;
 	return 0;
+}
+
+void
+track_segment_rows(size_t n)
+{
+	T.seal_fixed = n;
 }
 
 void

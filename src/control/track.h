@@ -114,6 +114,9 @@ void	track_shutdown(void);
  * not known. -1 (ENOBUFS) when b is full. */
 int	track_json(const struct track_rec *, struct buf *b);
 
+/* For the tests, before track_init: the records that fill a segment (0:
+ * as track_max_size and the records' size make it). */
+void	track_segment_rows(size_t);
 /* For the tests: while held, the writer takes nothing from the queue. */
 void	track_hold(int);
 /* For the tests: waits until the writer has written what is queued and

@@ -566,7 +566,7 @@ test_db(void)
 	    "messages: %lld", db_int(db, "SELECT count(*) FROM messages"));
 	CHECK(db_int(db, "SELECT count(*) FROM messages WHERE session = "
 	    "'s-old'") == 0, "retention");
-	CHECK(db_int(db, "PRAGMA user_version") == 2, "schema 2");
+	CHECK(db_int(db, "PRAGMA user_version") == 3, "schema 3");
 	/* The first recipient in the row, the others numbered from 1. */
 	CHECK(db_int(db, "SELECT rcpts FROM messages WHERE session = "
 	    "'s-newest'") == TRACK_RCPTS_MAX && db_int(db, "SELECT count(*) "
@@ -928,7 +928,7 @@ test_migrate(void)
 		rm_db(dir);
 		return;
 	}
-	CHECK(db_int(db, "PRAGMA user_version") == 2, "user_version %lld",
+	CHECK(db_int(db, "PRAGMA user_version") == 3, "user_version %lld",
 	    db_int(db, "PRAGMA user_version"));
 	CHECK(db_int(db, "SELECT count(*) FROM sqlite_schema WHERE name "
 	    "LIKE '%v1' OR name IN ('messages_t', 'recipients_message')") == 0,
@@ -980,12 +980,12 @@ test_migrate(void)
 	}
 	snprintf(path, sizeof(path), "%s/track.db", dir);
 	if (sqlite3_open(path, &db) == SQLITE_OK)
-		(void)exec_sql(db, "PRAGMA user_version=3");
+		(void)exec_sql(db, "PRAGMA user_version=4");
 	sqlite3_close(db);
 	conf_defaults(&c);
 	snprintf(c.track_db, sizeof(c.track_db), "%s", path);
 	CHECK(track_init(&c, err, sizeof(err)) == -1 &&
-	    strstr(err, "schema version 3") != NULL, "newer schema: %s", err);
+	    strstr(err, "schema version 4") != NULL, "newer schema: %s", err);
 	rm_db(dir);
 }
 
