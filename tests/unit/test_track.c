@@ -3,7 +3,9 @@
  * Message tracking: the JSON of a record (escaping, truncation, the log
  * line that must fit log.c's), the database the writer fills (fields byte
  * for byte, recipients, retention, the size bound, a full queue, ids
- * from times, schema 1 migrated), and `sporkctl track` on that database.
+ * from times, schemas 1 and 2 migrated, segments sealed, searched,
+ * dropped for retention and size), and `sporkctl track` on that
+ * database.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -989,6 +991,445 @@ test_migrate(void)
 	rm_db(dir);
 }
 
+/* A record of its own: sender, recipients, Message-ID and client from i,
+ * the second recipient in recipients. */
+static struct track_rec
+rec_nth(double t, int i, char bufs[5][64], struct track_rcpt rc[2])
+{
+	struct track_rec	r = rec_hostile(t);
+
+	snprintf(bufs[0], 64, "s%04d", i);
+	snprintf(bufs[1], 64, "from%d@example.net", i);
+	snprintf(bufs[2], 64, "<m%d@example.net>", i);
+	snprintf(bufs[3], 64, "192.0.2.%d", 100 + i);
+	snprintf(bufs[4], 64, "second%d@example.org", i);
+	r.session = bufs[0];
+	r.sender = bufs[1];
+	r.message_id = bufs[2];
+	r.client_addr = bufs[3];
+	rc[0] = hostile_rcpts[0];
+	rc[1].addr = bufs[4];
+	rc[1].code = 250;
+	rc[1].reply = "250 ok";
+	r.rcpts = rc;
+	r.nrcpts = 2;
+	return r;
+}
+
+static long long
+seg_indexes(sqlite3 *db, unsigned n)
+{
+	char	sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_schema WHERE "
+	    "type = 'index' AND tbl_name IN ('messages_%u', "
+	    "'recipients_%u')", n, n);
+	return db_int(db, sql);
+}
+
+/* Whether a search's plan uses index name. */
+static int
+plan_uses(sqlite3 *db, const char *sql, const char *name)
+{
+	sqlite3_stmt	*st;
+	const char	*d;
+	char		 q[512];
+	int		 found = 0;
+
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if ((d = (const char *)sqlite3_column_text(st, 3)) != NULL &&
+		    strstr(d, name) != NULL)
+			found = 1;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Segments of four: two sealed with their indexes, the current one
+ * without; the views and sporkctl's searches find records in each. */
+static void
+test_segments(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackseg.XXXXXX";
+	char			 path[256], out[65536], args[128];
+	char			 bufs[10][5][64];
+	struct track_rcpt	 rc[10][2];
+	struct conf		 c;
+	struct track_rec	 r;
+	sqlite3			*db = NULL;
+	double			 now = (double)time(NULL);
+	int			 i, rcode;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	track_segment_rows(4);
+	if (track_conf(&c, dir, 0, 0) == -1) {
+		track_segment_rows(0);
+		rm_db(dir);
+		return;
+	}
+	for (i = 0; i < 10; i++) {
+		r = rec_nth(now - 100 + i, i, bufs[i], rc[i]);
+		track_message(&r);
+		if (i % 4 == 3)
+			track_prune_now();	/* a commit of four */
+	}
+	track_prune_now();
+	CHECK(stat_of("written") == 10 && stat_of("errors") == 0,
+	    "written %lld errors %lld", stat_of("written"),
+	    stat_of("errors"));
+	track_shutdown();
+	track_segment_rows(0);
+
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	CHECK(db_int(db, "SELECT count(*) FROM segments") == 3 &&
+	    db_int(db, "SELECT count(*) FROM segments WHERE rows = 4 AND "
+	    "last IS NOT NULL") == 2 && db_int(db, "SELECT n FROM segments "
+	    "WHERE rows IS NULL") == 3, "segments: %lld, %lld sealed",
+	    db_int(db, "SELECT count(*) FROM segments"), db_int(db,
+	    "SELECT count(*) FROM segments WHERE rows IS NOT NULL"));
+	CHECK(seg_indexes(db, 1) == 5 && seg_indexes(db, 2) == 5 &&
+	    seg_indexes(db, 3) == 0, "indexes: %lld %lld %lld",
+	    seg_indexes(db, 1), seg_indexes(db, 2), seg_indexes(db, 3));
+	CHECK(db_int(db, "SELECT count(*) FROM messages") == 10 &&
+	    db_int(db, "SELECT count(*) FROM recipients") == 10 &&
+	    db_int(db, "SELECT count(*) FROM messages_3") == 2,
+	    "views: %lld messages", db_int(db, "SELECT count(*) FROM "
+	    "messages"));
+	CHECK(db_int(db, "SELECT last FROM segments WHERE n = 1") ==
+	    db_int(db, "SELECT max(id) FROM messages_1"), "newest id kept");
+	/* A search reaches each sealed segment through its index. */
+	CHECK(plan_uses(db, "SELECT id FROM messages WHERE sender = 'x' "
+	    "COLLATE NOCASE", "messages_1_sender") && plan_uses(db,
+	    "SELECT id FROM messages WHERE sender = 'x' COLLATE NOCASE",
+	    "messages_2_sender") && plan_uses(db, "SELECT message FROM "
+	    "recipients WHERE rcpt = 'x' COLLATE NOCASE", "recipients_2_rcpt"),
+	    "sender and recipient searches use the segments' indexes");
+	sqlite3_close(db);
+
+	/* sporkctl: one of each segment by each search. */
+	for (i = 1; i < 10; i += 4) {
+		snprintf(args, sizeof(args), "-f FROM%d@EXAMPLE.NET", i);
+		rcode = sporkctl(path, args, out, sizeof(out));
+		CHECK(rcode == 0 && lines(out) == 1 && strstr(out,
+		    bufs[i][0]) != NULL, "%s: %s", args, out);
+		snprintf(args, sizeof(args), "-r second%d@example.org", i);
+		rcode = sporkctl(path, args, out, sizeof(out));
+		CHECK(rcode == 0 && lines(out) == 1 && strstr(out,
+		    bufs[i][0]) != NULL, "%s: %s", args, out);
+		snprintf(args, sizeof(args), "-m m%d@example.net", i);
+		rcode = sporkctl(path, args, out, sizeof(out));
+		CHECK(rcode == 0 && lines(out) == 1 && strstr(out,
+		    bufs[i][0]) != NULL, "%s: %s", args, out);
+		snprintf(args, sizeof(args), "-a 192.0.2.%d", 100 + i);
+		rcode = sporkctl(path, args, out, sizeof(out));
+		CHECK(rcode == 0 && lines(out) == 1 && strstr(out,
+		    bufs[i][0]) != NULL, "%s: %s", args, out);
+		rcode = sporkctl(path, bufs[i][0], out, sizeof(out));
+		CHECK(rcode == 0 && strstr(out, "recipients   2\n") != NULL &&
+		    strstr(out, bufs[i][4]) != NULL, "show %s: %s",
+		    bufs[i][0], out);
+	}
+	/* Newest first across the segments; a time range spanning two. */
+	rcode = sporkctl(path, "-n 3", out, sizeof(out));
+	CHECK(rcode == 0 && lines(out) == 3 && strstr(out, "s0009 ") <
+	    strstr(out, "s0008 ") && strstr(out, "s0008 ") <
+	    strstr(out, "s0007 ") && strstr(out, "s0007 ") != NULL,
+	    "newest first: %s", out);
+	snprintf(args, sizeof(args), "-s %.0f -u %.0f", now - 100 + 2,
+	    now - 100 + 5);
+	rcode = sporkctl(path, args, out, sizeof(out));
+	CHECK(rcode == 0 && lines(out) == 4 && strstr(out, "s0002 ") !=
+	    NULL && strstr(out, "s0005 ") != NULL, "%s: %s", args, out);
+	rm_db(dir);
+}
+
+/* Retention over segments: a sealed segment past it goes whole, one that
+ * straddles it stays until its newest record passes; the current
+ * segment's old rows go one by one, and it is sealed once its oldest is
+ * 1/32 of the retention old. */
+static void
+test_segments_retention(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackret.XXXXXX";
+	char			 path[256], bufs[8][5][64];
+	struct track_rcpt	 rc[8][2];
+	static const int	 age[] = { 7200, 7100, 7000, 6900, 4000, 3900,
+				    10, 0 };
+	struct conf		 c;
+	struct track_rec	 r;
+	sqlite3			*db = NULL;
+	double			 now = (double)time(NULL);
+	int			 i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	/* The writer's first pass (at start) meets an empty database. */
+	track_segment_rows(4);
+	if (track_conf(&c, dir, 3600, 0) == -1) {
+		track_segment_rows(0);
+		rm_db(dir);
+		return;
+	}
+	track_hold(1);
+	for (i = 0; i < 8; i++) {
+		r = rec_nth(now - age[i], i, bufs[i], rc[i]);
+		track_message(&r);
+		if (i == 3) {
+			track_hold(0);
+			track_prune_now();
+			track_hold(1);
+		}
+	}
+	track_prune_now();
+	CHECK(stat_of("written") == 8 && stat_of("errors") == 0,
+	    "written %lld errors %lld", stat_of("written"),
+	    stat_of("errors"));
+	track_shutdown();
+	track_segment_rows(0);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		/* Segment 1 (7200-6900 s old) past the 3600 s: gone whole;
+		 * segment 2 (4000 s to now) stays, its two old ones too. */
+		CHECK(db_int(db, "SELECT count(*) FROM sqlite_schema WHERE "
+		    "name IN ('messages_1', 'recipients_1')") == 0 &&
+		    db_int(db, "SELECT count(*) FROM messages") == 4 &&
+		    db_int(db, "SELECT count(*) FROM messages WHERE session "
+		    "= 's0004'") == 1, "sealed segments: %lld kept",
+		    db_int(db, "SELECT count(*) FROM messages"));
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rm_db(dir);
+
+	/* The current segment: old rows go, the rest is sealed (its oldest
+	 * is over 3600/32 s old). */
+	if (mkdtemp(strcpy(dir, "/tmp/spork-unit-trackret.XXXXXX")) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	track_segment_rows(8);
+	if (track_conf(&c, dir, 3600, 0) == -1) {
+		track_segment_rows(0);
+		rm_db(dir);
+		return;
+	}
+	for (i = 0; i < 4; i++) {
+		r = rec_nth(now - (i < 2 ? 7200 - i : i == 2 ? 200 : 0), i,
+		    bufs[i], rc[i]);
+		track_message(&r);
+	}
+	track_prune_now();
+	track_shutdown();
+	track_segment_rows(0);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		CHECK(db_int(db, "SELECT count(*) FROM messages") == 2 &&
+		    db_int(db, "SELECT count(*) FROM recipients") == 2 &&
+		    db_int(db, "SELECT count(*) FROM messages WHERE session "
+		    "IN ('s0000', 's0001')") == 0, "current segment: %lld "
+		    "kept", db_int(db, "SELECT count(*) FROM messages"));
+		CHECK(db_int(db, "SELECT rows FROM segments WHERE n = 1") ==
+		    2 && seg_indexes(db, 1) == 5 && db_int(db, "SELECT n "
+		    "FROM segments WHERE rows IS NULL") == 2,
+		    "sealed for its age: %lld rows", db_int(db, "SELECT rows "
+		    "FROM segments WHERE n = 1"));
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rm_db(dir);
+}
+
+/* A bound that holds several segments (1 MiB each at least), filled
+ * three times over: the oldest segments go whole, the files stay within
+ * the bound, the newest records stay. */
+static void
+test_segments_size(void)
+{
+	const size_t	 max = 8 * 1024 * 1024, wal = max / 8;
+	struct size_sampler ss;
+	pthread_t	 sampler;
+	char		 dir[] = "/tmp/spork-unit-tracksg.XXXXXX";
+	char		 path[256], walpath[256], subject[901], sid[32];
+	struct conf	 c;
+	struct track_rec r;
+	sqlite3		*db;
+	double		 now = (double)time(NULL);
+	int		 i, n = 24000;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	if (track_conf(&c, dir, 0, max) == -1) {
+		rm_db(dir);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	snprintf(walpath, sizeof(walpath), "%s/track.db-wal", dir);
+	memset(&ss, 0, sizeof(ss));
+	ss.path = path;
+	ss.wal = walpath;
+	if (pthread_create(&sampler, NULL, size_sample, &ss) != 0) {
+		CHECK(0, "sampler thread");
+		track_shutdown();
+		rm_db(dir);
+		return;
+	}
+	memset(subject, 's', sizeof(subject) - 1);
+	subject[sizeof(subject) - 1] = '\0';
+	for (i = 0; i < n; i++) {
+		r = rec_hostile(now - n + i);
+		snprintf(sid, sizeof(sid), "s%d", i);
+		r.session = sid;
+		r.subject = subject;
+		track_message(&r);
+		if (i % 2000 == 1999)
+			track_prune_now();
+	}
+	track_prune_now();
+	__atomic_store_n(&ss.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(sampler, NULL);
+	CHECK(stat_of("written") == n && stat_of("dropped") == 0 &&
+	    stat_of("errors") == 0, "written %lld dropped %lld errors %lld",
+	    stat_of("written"), stat_of("dropped"), stat_of("errors"));
+	CHECK((size_t)ss.max <= max + wal, "db and wal reached %lld bytes, "
+	    "bound %zu", ss.max, max + wal);
+	track_shutdown();
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		long long kept = db_int(db, "SELECT count(*) FROM messages");
+
+		CHECK(kept > 1000 && kept < n, "kept %lld of %d", kept, n);
+		CHECK(db_int(db, "SELECT min(n) FROM segments") > 1 &&
+		    db_int(db, "SELECT count(*) FROM segments WHERE rows IS "
+		    "NOT NULL") >= 2, "oldest segments dropped, %lld sealed "
+		    "left", db_int(db, "SELECT count(*) FROM segments WHERE "
+		    "rows IS NOT NULL"));
+		CHECK(db_int(db, "SELECT count(*) FROM messages WHERE session "
+		    "= 's23999'") == 1 && db_int(db, "SELECT count(*) FROM "
+		    "messages WHERE session = 's0'") == 0, "the newest kept, "
+		    "the oldest gone");
+		CHECK(db_int(db, "SELECT count(*) FROM recipients WHERE "
+		    "message NOT IN (SELECT id FROM messages)") == 0,
+		    "no orphans");
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rm_db(dir);
+}
+
+/* A database of schema 2, as sporkd wrote it before segments: one pair
+ * of tables with their indexes. */
+static const char track_v2[] =
+	"PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY, "
+	"t REAL NOT NULL, session TEXT, client TEXT, client_addr TEXT, "
+	"server TEXT, direction TEXT, helo TEXT, sender TEXT, size INTEGER, "
+	"message_id TEXT, subject TEXT, verdict TEXT, action TEXT, "
+	"score REAL, tls TEXT, quarantine TEXT, reply TEXT, "
+	"rcpts INTEGER NOT NULL, rcpt TEXT, rcpt_code INTEGER, "
+	"rcpt_reply TEXT);"
+	"CREATE TABLE recipients (message INTEGER NOT NULL, "
+	"n INTEGER NOT NULL, rcpt TEXT, code INTEGER, reply TEXT, "
+	"PRIMARY KEY (message, n)) WITHOUT ROWID;"
+	"CREATE INDEX messages_sender ON messages(sender COLLATE NOCASE);"
+	"CREATE INDEX messages_message_id ON messages(message_id);"
+	"CREATE INDEX messages_client_addr ON messages(client_addr);"
+	"CREATE INDEX messages_rcpt ON messages(rcpt COLLATE NOCASE);"
+	"CREATE INDEX recipients_rcpt ON recipients(rcpt COLLATE NOCASE);"
+	"INSERT INTO messages VALUES (1700000000000000, 1700000000, "
+	"'sess0001', '192.0.2.1:1025', '192.0.2.1', '198.51.100.25:25', "
+	"'inbound', 'h1', 'a@example.net', 100, '<m1@example.net>', 'one', "
+	"'clean', 'deliver', NULL, 'none', NULL, '250 ok 1', 2, "
+	"'x@example.org', 250, '250 x');"
+	"INSERT INTO recipients VALUES (1700000000000000, 1, "
+	"'y@example.org', 450, '450 y');"
+	"INSERT INTO messages VALUES (1700000100000000, 1700000100, "
+	"'sess0002', '192.0.2.2:1026', '192.0.2.2', '198.51.100.25:25', "
+	"'inbound', 'h2', 'b@example.net', 200, '<m2@example.net>', 'two', "
+	"'virus', 'reject', NULL, 'none', NULL, '550 virus', 0, NULL, NULL, "
+	"NULL);"
+	"PRAGMA user_version=2;";
+
+/* sporkd opens a schema-2 database: its tables become segment 1, sealed
+ * as they are (indexes and all, nothing copied), and are searched with
+ * the new records. */
+static void
+test_migrate_v2(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackv2.XXXXXX";
+	char			 path[256], out[65536];
+	struct conf		 c;
+	struct track_rec	 r;
+	sqlite3			*db = NULL;
+	int			 rc;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    exec_sql(db, track_v2) == -1) {
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	sqlite3_close(db);
+	if (track_conf(&c, dir, 0, 0) == -1) {
+		rm_db(dir);
+		return;
+	}
+	r = rec_hostile(1700000300);
+	track_message(&r);
+	track_prune_now();
+	CHECK(stat_of("written") == 1 && stat_of("errors") == 0,
+	    "written %lld errors %lld after migrating", stat_of("written"),
+	    stat_of("errors"));
+	track_shutdown();
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		CHECK(db_int(db, "PRAGMA user_version") == 3, "user_version "
+		    "%lld", db_int(db, "PRAGMA user_version"));
+		CHECK(db_int(db, "SELECT count(*) FROM segments WHERE n = 1 "
+		    "AND rows = 2 AND last = 1700000100000000") == 1 &&
+		    db_int(db, "SELECT n FROM segments WHERE rows IS NULL") ==
+		    2 && seg_indexes(db, 1) == 5, "segment 1 sealed as it was");
+		CHECK(db_int(db, "SELECT count(*) FROM messages") == 3 &&
+		    db_int(db, "SELECT count(*) FROM recipients") == 2 &&
+		    db_int(db, "SELECT count(*) FROM messages_2") == 1 &&
+		    db_int(db, "SELECT id FROM messages WHERE session = "
+		    "'a1b2c3d4'") == 1700000300000000LL, "views: %lld "
+		    "messages", db_int(db, "SELECT count(*) FROM messages"));
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rc = sporkctl(path, "-r Y@EXAMPLE.ORG", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "sess0001 ") != NULL,
+	    "sporkctl -r after migrating: %s", out);
+	rc = sporkctl(path, "-n 5", out, sizeof(out));
+	CHECK(rc == 0 && lines(out) == 3 && strstr(out, "a1b2c3d4 ") <
+	    strstr(out, "sess0002 ") && strstr(out, "sess0002 ") <
+	    strstr(out, "sess0001 "), "newest first: %s", out);
+	rm_db(dir);
+}
+
 void
 test_track(void)
 {
@@ -997,6 +1438,10 @@ test_track(void)
 	test_db();
 	test_ids();
 	test_migrate();
+	test_migrate_v2();
+	test_segments();
+	test_segments_retention();
+	test_segments_size();
 	test_size();
 	test_overflow();
 }
