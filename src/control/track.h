@@ -16,15 +16,16 @@
  * bounded queue; a thread of its own writes it.
  *
  * The database (read by sporkctl and spork-console, never written by
- * them), schema 2 (PRAGMA user_version; sporkd migrates a schema-1
- * database, one index per search and every recipient in recipients, when
- * it opens it):
+ * them), schema 3 (PRAGMA user_version; sporkd migrates a schema-1
+ * database by copying it into the first segment, and makes a schema-2
+ * database's tables the first segment, sealed as they are, when it
+ * opens it). The records are kept in segments, each a pair of tables:
  *
- *   messages(id INTEGER PRIMARY KEY: the time in microseconds since the
- *            epoch (t * TRACK_ID_PER_SEC), or the last id + 1 when that
- *            is not greater (same microsecond, clock set back): ids grow
- *            with time, and a time range is a range of ids, searched
- *            without an index of its own,
+ *   messages_N(id INTEGER PRIMARY KEY: the time in microseconds since
+ *            the epoch (t * TRACK_ID_PER_SEC), or the last id + 1 when
+ *            that is not greater (same microsecond, clock set back): ids
+ *            grow with time, and a time range is a range of ids,
+ *            searched without an index of its own,
  *            t REAL unix time, session TEXT,
  *            client TEXT "addr:port", client_addr TEXT "addr",
  *            server TEXT, direction TEXT inbound|outbound, helo TEXT,
@@ -33,16 +34,25 @@
  *            quarantine TEXT NULL, reply TEXT,
  *            rcpts INTEGER recipients recorded, and the first of them:
  *            rcpt TEXT NULL, rcpt_code INTEGER NULL, rcpt_reply TEXT NULL)
- *   recipients(message INTEGER -> messages.id, n INTEGER 1.. (the first,
- *            n 0, is in messages), rcpt TEXT, code INTEGER, reply TEXT,
- *            PRIMARY KEY (message, n)) WITHOUT ROWID
- *   indexes: messages(sender COLLATE NOCASE), messages(message_id),
- *            messages(client_addr), messages(rcpt COLLATE NOCASE),
- *            recipients(rcpt COLLATE NOCASE)
+ *   recipients_N(message INTEGER -> messages_N.id, n INTEGER 1.. (the
+ *            first, n 0, is in messages_N), rcpt TEXT, code INTEGER,
+ *            reply TEXT, PRIMARY KEY (message, n)) WITHOUT ROWID
+ *   segments(n INTEGER PRIMARY KEY, rows INTEGER NULL, last INTEGER
+ *            NULL): rows and last (the newest id) once sealed; the one
+ *            with rows NULL is the current segment
+ *   views:   messages and recipients, every segment's rows (UNION ALL,
+ *            oldest segment first): what readers query
+ *   indexes, a sealed segment's only: messages_N(sender COLLATE NOCASE),
+ *            (message_id), (client_addr), (rcpt COLLATE NOCASE),
+ *            recipients_N(rcpt COLLATE NOCASE)
  *
- * A search by recipient looks in both tables (UNION); a message's
- * recipients in order are its row's, then recipients' by n. Most mail
- * has one recipient: one table row and four index entries a record.
+ * The current segment has no index: a record is a row appended, and a
+ * search scans it. Full (track.c: track_seal_size), it is sealed: its
+ * indexes built in bulk and a new segment made, in one transaction.
+ * Pruning drops the oldest segments whole. A search by recipient looks
+ * in both views (UNION); a message's recipients in order are its row's,
+ * then recipients' by n. Most mail has one recipient: one table row a
+ * record.
  *
  * The JSON line (track_json) is written by track_message() itself through
  * log.c, so the event loop pays one snprintf for it.
