@@ -55,6 +55,8 @@
 #define TRACK_ERRLOG_EVERY	60	/* seconds between error log lines */
 #define TRACK_BUSY_MS		1000	/* waiting on a reader's lock */
 #define TRACK_WAL_MAX		67108864 /* ... at most, and without a bound */
+#define TRACK_CKPT_MAX		(4 * 1024 * 1024) /* WAL bytes that start a
+					   checkpoint, at most */
 #define TRACK_LOG_LINE		2040	/* what log.c's line holds */
 #define TRACK_SCHEMA_VERSION	3
 #define TRACK_SEG_PARTS		32	/* a segment: at most 1/this of the
@@ -177,19 +179,6 @@ static const char track_schema[] =
 	"PRIMARY KEY (message, n)) WITHOUT ROWID;" \
 	"INSERT INTO segments (n) VALUES (%1$u);"
 
-/* Segment %1$u sealed: its searches' indexes, its count and newest id. */
-#define TRACK_SEG_INDEXES \
-	"CREATE INDEX messages_%1$u_sender ON " \
-	"messages_%1$u(sender COLLATE NOCASE);" \
-	"CREATE INDEX messages_%1$u_message_id ON messages_%1$u(message_id);" \
-	"CREATE INDEX messages_%1$u_client_addr ON " \
-	"messages_%1$u(client_addr);" \
-	"CREATE INDEX messages_%1$u_rcpt ON messages_%1$u(rcpt COLLATE NOCASE);" \
-	"CREATE INDEX recipients_%1$u_rcpt ON " \
-	"recipients_%1$u(rcpt COLLATE NOCASE);" \
-	"UPDATE segments SET rows = (SELECT count(*) FROM messages_%1$u), " \
-	"last = (SELECT max(id) FROM messages_%1$u) WHERE n = %1$u;"
-
 #define TRACK_SEG_DROP \
 	"DROP TABLE messages_%1$u; DROP TABLE recipients_%1$u; " \
 	"DELETE FROM segments WHERE n = %1$u;"
@@ -292,6 +281,9 @@ static struct {
 	size_t			 seal_rows;	/* records that fill it */
 	size_t			 seal_fixed;	/* a test's seal_rows */
 	time_t			 seal_retry;	/* after a failed seal */
+	unsigned		 sealing;	/* the segment being indexed */
+	int			 seal_step;	/* its next step */
+	long long		 seal_us;	/* its steps' time so far */
 	int			 segs_full;	/* TRACK_SEGS_MAX logged */
 	double			 retention;
 	unsigned long long	 max_size;
@@ -957,19 +949,105 @@ track_seal_size(void)
 }
 
 /*
- * The current segment is sealed and a new one takes the records: its
- * indexes made in bulk, the new tables, the views, in one transaction (a
- * reader sees the one layout or the other). On failure all stays as it
- * was and the next try comes TRACK_ERRLOG_EVERY seconds later.
+ * Sealing segment n, a step at a time: each index in a transaction of
+ * its own (CREATE INDEX reads the segment once, sorts, and writes the
+ * index's pages in order), then its count and newest id, which make it
+ * sealed. IF NOT EXISTS: a sealing cut short by a restart goes on where
+ * it stopped.
+ */
+#define TRACK_SEAL_STEPS	6
+
+static int
+track_seal_sql(unsigned n, int step)
+{
+	switch (step) {
+	case 0:
+		return track_execf("CREATE INDEX IF NOT EXISTS "
+		    "messages_%1$u_sender ON messages_%1$u(sender COLLATE "
+		    "NOCASE)", n);
+	case 1:
+		return track_execf("CREATE INDEX IF NOT EXISTS "
+		    "messages_%1$u_message_id ON messages_%1$u(message_id)", n);
+	case 2:
+		return track_execf("CREATE INDEX IF NOT EXISTS "
+		    "messages_%1$u_client_addr ON messages_%1$u(client_addr)",
+		    n);
+	case 3:
+		return track_execf("CREATE INDEX IF NOT EXISTS "
+		    "messages_%1$u_rcpt ON messages_%1$u(rcpt COLLATE NOCASE)",
+		    n);
+	case 4:
+		return track_execf("CREATE INDEX IF NOT EXISTS "
+		    "recipients_%1$u_rcpt ON recipients_%1$u(rcpt COLLATE "
+		    "NOCASE)", n);
+	default:
+		return track_execf("UPDATE segments SET rows = (SELECT "
+		    "count(*) FROM messages_%1$u), last = (SELECT max(id) FROM "
+		    "messages_%1$u) WHERE n = %1$u", n);
+	}
+}
+
+/*
+ * The next step of the segment being sealed, if there is one: the writer
+ * takes one between commits of records, so a segment's indexes are a few
+ * short bursts of work instead of one long one. On failure the step is
+ * tried again TRACK_ERRLOG_EVERY seconds later; until the last step the
+ * segment is searched without its indexes and is not pruned.
+ */
+static void
+track_seal_step(void)
+{
+	struct timespec	t0, t1;
+	long long	rows;
+	char		sql[64];
+
+	if (T.sealing == 0 || time(NULL) < T.seal_retry)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (track_seal_sql(T.sealing, T.seal_step) == -1) {
+		T.seal_retry = time(NULL) + TRACK_ERRLOG_EVERY;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	T.seal_us += (long long)(t1.tv_sec - t0.tv_sec) * 1000000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000;
+	if (++T.seal_step < TRACK_SEAL_STEPS)
+		return;
+	snprintf(sql, sizeof(sql), "SELECT rows FROM segments WHERE n = %u",
+	    T.sealing);
+	rows = track_int(sql);
+	log_info(NULL, "track segment=%u sealed records=%lld segments=%u "
+	    "ms=%lld", T.sealing, rows, T.nsegs, T.seal_us / 1000);
+	T.sealing = 0;
+	track_seal_size();
+}
+
+/* Every step of the segment being sealed: 0 when none is left. */
+static int
+track_seal_finish(void)
+{
+	while (T.sealing != 0) {
+		track_seal_step();
+		if (T.sealing != 0 && time(NULL) < T.seal_retry)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * A new segment takes the records (its tables and the views, in one
+ * transaction: a reader sees the one layout or the other), and the one
+ * that was current is sealed by the steps that follow. A segment still
+ * being sealed is finished first. On failure all stays as it was and the
+ * next try comes TRACK_ERRLOG_EVERY seconds later.
  */
 static int
 track_seal(void)
 {
-	struct timespec	t0, t1;
 	unsigned	old = T.seg;
-	size_t		msgs = T.seg_msgs;
 
-	if (msgs == 0 || time(NULL) < T.seal_retry)
+	if (T.seg_msgs == 0 || time(NULL) < T.seal_retry ||
+	    track_seal_finish() == -1)
 		return -1;
 	if (T.nsegs >= TRACK_SEGS_MAX) {
 		if (!T.segs_full)
@@ -979,11 +1057,9 @@ track_seal(void)
 		T.segs_full = 1;
 		return -1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (track_exec("BEGIN") == -1)
 		goto fail;
-	if (track_execf(TRACK_SEG_INDEXES, old) == -1 ||
-	    track_execf(TRACK_SEG_TABLES, old + 1) == -1 ||
+	if (track_execf(TRACK_SEG_TABLES, old + 1) == -1 ||
 	    track_views() == -1 || track_exec("COMMIT") == -1) {
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
@@ -994,13 +1070,10 @@ track_seal(void)
 	T.seg_bytes = 0;
 	T.seg_first = 0;
 	T.segs_full = 0;
+	T.sealing = old;
+	T.seal_step = 0;
+	T.seal_us = 0;
 	(void)track_seg_prepare();
-	track_seal_size();
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info(NULL, "track segment=%u sealed records=%zu segments=%u "
-	    "next_at=%zu ms=%lld", old, msgs, T.nsegs, T.seal_rows,
-	    (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
-	    (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	return 0;
 fail:
 	T.seal_retry = time(NULL) + TRACK_ERRLOG_EVERY;
@@ -1108,6 +1181,8 @@ track_write(struct track_item *batch)
 		track_write_txn(&it);
 		if (T.seg_msgs >= T.seal_rows || T.seg_bytes >= T.seal_bytes)
 			(void)track_seal();
+		else
+			track_seal_step();
 		if (it != NULL && T.max_size > 0 &&
 		    track_bytes(0) > track_prune_at())
 			deleted += track_prune_size();
@@ -1261,8 +1336,13 @@ track_prune(void)
 	long long	n, deleted = 0;
 	int		log_pages, pass;
 
+	/* A segment being sealed goes on to the end, before the passes
+	 * (which drop sealed segments only) and after them (one the
+	 * retention pass sealed for its age). */
+	(void)track_seal_finish();
 	if (T.retention > 0)
 		deleted += track_prune_retention();
+	(void)track_seal_finish();
 	if (T.max_size > 0 && track_bytes(0) > track_prune_at())
 		deleted += track_prune_size();
 	/* Free pages back to the file system, as many a commit as half
@@ -1535,6 +1615,7 @@ fail:
 static int
 track_seg_setup(void)
 {
+	char		sql[128];
 	long long	n;
 
 	if ((n = track_int("SELECT coalesce((SELECT max(n) FROM segments "
@@ -1550,6 +1631,14 @@ track_seg_setup(void)
 	if ((n = track_int("SELECT count(*) FROM segments")) < 0)
 		return -1;
 	T.nsegs = (unsigned)n;
+	/* One a restart cut short: the writer finishes it. */
+	snprintf(sql, sizeof(sql), "SELECT coalesce((SELECT min(n) FROM "
+	    "segments WHERE rows IS NULL AND n < %u), 0)", T.seg);
+	if ((n = track_int(sql)) < 0)
+		return -1;
+	T.sealing = (unsigned)n;
+	T.seal_step = 0;
+	T.seal_us = 0;
 	return track_views() == -1 || track_seg_prepare() == -1 ? -1 : 0;
 }
 
@@ -1706,10 +1795,13 @@ track_open(const char *path, char *err, size_t errlen)
 	}
 	/* track_max_size bounds the database and its WAL together: the WAL
 	 * gets an eighth (256 KiB to 64 MiB), checkpointed when half full
-	 * and cut back to its share after, the database the rest. A large
-	 * share saves more than it costs: a checkpoint writes each page
-	 * once however many commits rewrote it (the hot index pages), so
-	 * checkpoints and their fsyncs come seldom. */
+	 * or at TRACK_CKPT_MAX and cut back to its share after, the
+	 * database the rest. The share is room for a seal's commit (a
+	 * segment's indexes). Records are appended to the current segment:
+	 * no page is rewritten by many commits, so a larger WAL would save
+	 * no page write, and a checkpoint is a burst of copying the writer
+	 * cannot yield in (the progress handler sees statements only):
+	 * checkpoints of a few MiB keep the bursts short. */
 	T.wal_limit = T.max_size > 0 ? T.max_size / 8 : TRACK_WAL_MAX;
 	if (T.wal_limit < TRACK_WAL_MIN)
 		T.wal_limit = TRACK_WAL_MIN;
@@ -1722,7 +1814,8 @@ track_open(const char *path, char *err, size_t errlen)
 	if (track_setup_exec(pragma, err, errlen) == -1)
 		return -1;
 	/* A WAL frame is a page and its 24-byte header. */
-	T.ckpt_pages = T.wal_limit / ((size_t)T.page_size + 24) / 2;
+	T.ckpt_pages = (T.wal_limit / 2 < TRACK_CKPT_MAX ? T.wal_limit / 2 :
+	    TRACK_CKPT_MAX) / ((size_t)T.page_size + 24);
 	T.txn_pages = T.ckpt_pages / 2 > 0 ? T.ckpt_pages / 2 : 1;
 	sqlite3_wal_hook(T.db, track_wal_hook, NULL);
 	sqlite3_progress_handler(T.db, TRACK_PROGRESS_OPS, track_progress,

@@ -11,6 +11,8 @@
   tree PID...              print PID and all its descendants, comma separated
   cpu PID...               print the CPU time (user+system, ms) of the
                            PIDs and of their children, living or reaped
+  threadcpu PID NAME       print the CPU time (ms) of PID's threads named
+                           NAME (sporkd's tracking writer: sporkd-track)
   eicar HOST PORT          send one message whose body is the EICAR test
                            string; print the final reply as "CODE TEXT"
   snapshot OUT             write every process's CPU time (with its reaped
@@ -108,6 +110,25 @@ def cpu_ms(pid, seen):
     ticks = sum(int(x) for x in fields[11:15])
     total = ticks * 1000 // os.sysconf("SC_CLK_TCK")
     return total + sum(cpu_ms(k, seen) for k in children(pid))
+
+
+def cmd_threadcpu(pid, name):
+    total = 0
+    try:
+        tids = os.listdir("/proc/%s/task" % pid)
+    except OSError:
+        tids = []
+    for tid in tids:
+        try:
+            with open("/proc/%s/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() != name:
+                    continue
+            with open("/proc/%s/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:13])
+    print(total * 1000 // os.sysconf("SC_CLK_TCK"))
 
 
 def descendants(pid):
@@ -340,6 +361,7 @@ def cmd_foreign(snap, root, *namespaces):
 
 def main():
     cmds = {"mem": cmd_mem, "peak": cmd_peak, "cpu": cmd_cpu, "tree": cmd_tree,
+            "threadcpu": cmd_threadcpu,
             "eicar": cmd_eicar, "reset-hwm": cmd_reset_hwm, "snapshot": cmd_snapshot,
             "foreign": cmd_foreign, "fsize": cmd_fsize,
             "trackdb": cmd_trackdb, "pss": cmd_pss, "pssum": cmd_pssum, "treepeak": cmd_treepeak}

@@ -696,9 +696,9 @@ def table_track(meta, runs, w, targets):
       "line per message either way.")
     w("   ratios per repetition, then median [min-max]: msg/s on/off (higher "
       "is better), latency on/off (lower is better)")
-    w("   %8s  %-8s %-18s %-18s %-20s %-9s %-16s %-16s %s" % (
+    w("   %8s  %-8s %-18s %-18s %-20s %-10s %-8s %-16s %-16s %s" % (
         "sessions", "tracking", "msg/s", "p50 ms", "p99 ms", "CPU us/msg",
-        "msg/s vs off", "p50 vs off", "p99 vs off"))
+        "writer", "msg/s vs off", "p50 vs off", "p99 vs off"))
     names = (("track-off", "off"), ("track-on", "on"),
              ("track-bound", "bounded"))
     verdicts = {}
@@ -717,14 +717,18 @@ def table_track(meta, runs, w, targets):
                 rr, p50, p99 = (r.fmt("%.2f"), l50.fmt("%.2f"),
                                 l99.fmt("%.2f"))
                 verdicts[(var, lvl)] = (r.med, l50.med, l99.med)
-            w("   %8s  %-8s %-18s %-18s %-20s %-9s %-16s %-16s %s" % (
+            wr = cpu_per_msg(runs, "track", var, lvl, "writer_cpu_ms")
+            w("   %8s  %-8s %-18s %-18s %-20s %-10s %-8s %-16s %-16s %s" % (
                 lvl if var == "track-off" else "", name,
                 stat(runs, "rate", "track", var, lvl).fmt(),
                 stat(runs, "lat_p50_us", "track", var, lvl, 1e-3).fmt("%.1f"),
                 stat(runs, "lat_p99_us", "track", var, lvl, 1e-3).fmt("%.1f"),
-                cpu_per_msg(runs, "track", var, lvl).fmt(), rr, p50, p99))
+                cpu_per_msg(runs, "track", var, lvl).fmt(),
+                "%.1f" % wr.med if var != "track-off" and wr else "",
+                rr, p50, p99))
     w("   CPU us/msg: sporkd's, its writer thread included (utime+stime of "
-      "the process over the run's messages)")
+      "the process over the run's messages); writer: the writer thread's "
+      "alone (median)")
     for var, name in names[1:]:
         d = runs.get(("track-db", var, 0))
         if d:

@@ -1152,6 +1152,34 @@ test_segments(void)
 	rcode = sporkctl(path, args, out, sizeof(out));
 	CHECK(rcode == 0 && lines(out) == 4 && strstr(out, "s0002 ") !=
 	    NULL && strstr(out, "s0005 ") != NULL, "%s: %s", args, out);
+
+	/* A sealing a restart cut short (segment 2 with one index of five
+	 * and no count): the writer finishes it. */
+	if (sqlite3_open(path, &db) != SQLITE_OK || exec_sql(db, "DROP INDEX "
+	    "messages_2_sender; DROP INDEX recipients_2_rcpt; UPDATE segments "
+	    "SET rows = NULL, last = NULL WHERE n = 2") == -1) {
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	sqlite3_close(db);
+	if (track_conf(&c, dir, 0, 0) == -1) {
+		rm_db(dir);
+		return;
+	}
+	track_prune_now();
+	track_shutdown();
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		CHECK(db_int(db, "SELECT rows FROM segments WHERE n = 2") == 4 &&
+		    seg_indexes(db, 2) == 5 && db_int(db, "SELECT n FROM "
+		    "segments WHERE rows IS NULL") == 3 && db_int(db,
+		    "SELECT count(*) FROM messages") == 10, "sealing resumed: "
+		    "%lld rows, %lld indexes", db_int(db, "SELECT rows FROM "
+		    "segments WHERE n = 2"), seg_indexes(db, 2));
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
 	rm_db(dir);
 }
 
