@@ -1283,6 +1283,10 @@ track_prune_size(void)
 	unsigned	seg;
 	int		rc;
 
+	/* A segment being sealed holds records older than the current
+	 * one's: sealed, it goes first. */
+	if (track_bytes(0) > target)
+		(void)track_seal_finish();
 	while (track_bytes(0) > target &&
 	    (rc = track_seg_oldest(&seg, &rows, &last)) != -1) {
 		n = rc == 1 ? track_seg_drop(seg, rows) :
