@@ -65,9 +65,8 @@
 					 * the current one): track_seal_size */
 #define TRACK_SEG_BYTES_MIN	(1024 * 1024)	/* ... and its size, at least:
 					 * a segment is 7 b-trees */
-#define TRACK_SEGS_MAX		400	/* segments (a view of them is one
-					 * compound SELECT: SQLite takes 500
-					 * terms) */
+#define TRACK_SEGS_MAX		128	/* segments: a query of the views
+					 * plans each (SQLite takes 500) */
 #define TRACK_SQL_MAX		(1024 * 1024)	/* the views' text */
 #define TRACK_ID_T_MAX		1e11	/* ids for times before this (year 5138) */
 #define TRACK_XSTR(x)		#x
@@ -926,10 +925,13 @@ track_views(void)
  * TRACK_SEG_BYTES_MIN at least (each of a segment's tables and indexes
  * takes a page however few its records: a database too small for one
  * such segment keeps everything in the current one, unindexed, and
- * prunes it row by row), or TRACK_SEG_ROWS_MAX records. Past half of TRACK_SEGS_MAX segments'
- * worth, a segment holds that share of the records there are, so the
- * count of segments grows only with the logarithm of the records (a
- * database without a size bound).
+ * prunes it row by row), or TRACK_SEG_ROWS_MAX records. Past
+ * TRACK_SEG_PARTS segments' worth, a segment holds that share of the
+ * records there are, so that a database without a size bound keeps
+ * about TRACK_SEG_PARTS segments once retention prunes it, and as it
+ * grows their count grows with the logarithm of its records: a query
+ * through the views plans every segment, and one with a subquery on
+ * them plans it once per segment.
  */
 static void
 track_seal_size(void)
@@ -943,8 +945,8 @@ track_seal_size(void)
 		T.seal_bytes = TRACK_SEG_BYTES_MIN;
 	if (T.seal_fixed == 0 && (rows = track_int("SELECT "
 	    "coalesce(sum(rows), 0) FROM segments")) >= 0 &&
-	    (size_t)rows / (TRACK_SEGS_MAX / 2) > n)
-		n = (size_t)rows / (TRACK_SEGS_MAX / 2);
+	    (size_t)rows / TRACK_SEG_PARTS > n)
+		n = (size_t)rows / TRACK_SEG_PARTS;
 	T.seal_rows = n;
 }
 
