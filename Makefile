@@ -68,9 +68,9 @@ UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 
 all: build/sporkd build/sporkctl build/spork-console
 
-build/sporkctl: src/sporkctl/sporkctl.c
+build/sporkctl: src/sporkctl/sporkctl.c src/control/track_read.c src/control/track_read.h
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ src/sporkctl/sporkctl.c $(LDFLAGS) \
+	$(CC) $(CFLAGS) -o $@ src/sporkctl/sporkctl.c src/control/track_read.c $(LDFLAGS) \
 	    $(shell pkg-config --libs sqlite3 2>/dev/null)
 
 # The web console: its own process, libmicrohttpd over TLS, reading the

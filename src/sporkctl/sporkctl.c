@@ -21,6 +21,8 @@
 
 #include <sqlite3.h>
 
+#include "track_read.h"
+
 #define SPORKCTL_DEFAULT_SOCKET	"/run/spork/sporkd.sock"
 #define SPORKCTL_DEFAULT_CONF	"/etc/spork/spork.conf"
 #define TRACK_DEFAULT_LIMIT	50
@@ -352,16 +354,18 @@ track_show_rcpt(sqlite3_stmt *st, int i)
 	putchar('\n');
 }
 
-/* The whole record: every field, each recipient with its answer. */
+/* The whole record: every field, each recipient with its answer (in
+ * segment seg's tables). */
 static int
-track_show_row(sqlite3 *db, sqlite3_stmt *st)
+track_show_row(sqlite3 *db, sqlite3_stmt *st, unsigned seg)
 {
 	static const char *const names[] = { "id", "time", "session",
 	    "client", "client_addr", "server", "direction", "helo", "sender",
 	    "size", "message_id", "subject", "verdict", "action", "score",
 	    "tls", "quarantine", "reply" };
-	sqlite3_stmt	*r;
+	sqlite3_stmt	*r = NULL;
 	long long	 id = sqlite3_column_int64(st, 0);
+	char		*sql;
 	int		 i, n = 0, rc;
 	const int	 ncols = (int)(sizeof(names) / sizeof(names[0]));
 
@@ -382,8 +386,14 @@ track_show_row(sqlite3 *db, sqlite3_stmt *st)
 		track_show_rcpt(st, ncols + 1);
 		n++;
 	}
-	if (sqlite3_prepare_v2(db, "SELECT rcpt, code, reply FROM recipients "
-	    "WHERE message = ? ORDER BY n", -1, &r, NULL) != SQLITE_OK) {
+	if ((sql = track_read_sql("SELECT rcpt, code, reply FROM @R WHERE "
+	    "message = ? ORDER BY n", seg)) == NULL) {
+		fprintf(stderr, "sporkctl: out of memory\n");
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(db, sql, -1, &r, NULL);
+	free(sql);
+	if (rc != SQLITE_OK) {
 		fprintf(stderr, "sporkctl: %s\n", sqlite3_errmsg(db));
 		return -1;
 	}
@@ -490,6 +500,9 @@ cmd_track(int argc, char *argv[], const char *confpath)
 	char			 dbpath[TRACK_PATH_MAX] = "", *ep;
 	char			 sql[sizeof(q.sql) + 512];
 	const char		*id = NULL;
+	unsigned		*segs = NULL;
+	size_t			 nsegs = 0, s;
+	char			*segsql;
 	long			 limit = TRACK_DEFAULT_LIMIT;
 	int			 ch, i, n, rc = 1, rows = 0, bad = 0;
 
@@ -509,11 +522,11 @@ cmd_track(int argc, char *argv[], const char *confpath)
 			break;
 		case 'r':
 			bad = q_add_addr(&q, "m.id IN (SELECT id FROM "
-			    "messages WHERE rcpt = ? COLLATE NOCASE UNION "
-			    "SELECT message FROM recipients WHERE rcpt = ? "
+			    "@M WHERE rcpt = ? COLLATE NOCASE UNION "
+			    "SELECT message FROM @R WHERE rcpt = ? "
 			    "COLLATE NOCASE)", "m.id IN (SELECT id FROM "
-			    "messages WHERE rcpt LIKE ? ESCAPE '\\' UNION "
-			    "SELECT message FROM recipients WHERE rcpt LIKE ? "
+			    "@M WHERE rcpt LIKE ? ESCAPE '\\' UNION "
+			    "SELECT message FROM @R WHERE rcpt LIKE ? "
 			    "ESCAPE '\\')", optarg, 1);
 			break;
 		case 'm':
@@ -547,7 +560,7 @@ cmd_track(int argc, char *argv[], const char *confpath)
 			free(q.text[i]);
 		usage();
 	}
-	n = snprintf(sql, sizeof(sql), "SELECT %s FROM messages m WHERE 1%s "
+	n = snprintf(sql, sizeof(sql), "SELECT %s FROM @M m WHERE 1%s "
 	    "ORDER BY m.id DESC LIMIT %ld",
 	    id != NULL ? TRACK_SHOW_COLS : TRACK_LIST_COLS, q.sql,
 	    limit > 0 ? limit : -1L);
@@ -558,38 +571,62 @@ cmd_track(int argc, char *argv[], const char *confpath)
 	if (dbpath[0] == '\0' && conf_track_db(confpath, dbpath,
 	    sizeof(dbpath)) == -1)
 		goto done;
-	if ((db = track_open(dbpath, sql, &st)) == NULL)
+	if ((db = track_open(dbpath, "SELECT 1 FROM sqlite_schema", &st)) ==
+	    NULL)
 		goto done;
-	for (i = 0; i < q.nargs; i++) {
-		if (q.isnum[i])
-			sqlite3_bind_int64(st, i + 1, q.num[i]);
-		else
-			sqlite3_bind_text(st, i + 1, q.text[i], -1,
-			    SQLITE_STATIC);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Segment by segment, newest first (track_read.h), in one read
+	 * transaction: the list and the tables stay as they were. */
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    track_read_segments(db, &segs, &nsegs) == -1)
+		goto dberr;
+	for (s = 0, ch = SQLITE_DONE; s < nsegs && ch == SQLITE_DONE &&
+	    (limit <= 0 || rows < limit); s++) {
+		if ((segsql = track_read_sql(sql, segs[s])) == NULL) {
+			fprintf(stderr, "sporkctl: out of memory\n");
+			goto done;
+		}
+		sqlite3_finalize(st);
+		ch = sqlite3_prepare_v2(db, segsql, -1, &st, NULL);
+		free(segsql);
+		if (ch != SQLITE_OK)
+			goto dberr;
+		for (i = 0; i < q.nargs; i++) {
+			if (q.isnum[i])
+				sqlite3_bind_int64(st, i + 1, q.num[i]);
+			else
+				sqlite3_bind_text(st, i + 1, q.text[i], -1,
+				    SQLITE_STATIC);
+		}
+		while ((limit <= 0 || rows < limit) &&
+		    (ch = sqlite3_step(st)) == SQLITE_ROW) {
+			if (id != NULL) {
+				if (rows > 0)
+					putchar('\n');
+				if (track_show_row(db, st, segs[s]) == -1)
+					goto done;
+			} else
+				track_list_row(st);
+			rows++;
+		}
+		if (ch == SQLITE_ROW)		/* the limit */
+			ch = SQLITE_DONE;
 	}
-	while ((ch = sqlite3_step(st)) == SQLITE_ROW) {
-		if (id != NULL) {
-			if (rows > 0)
-				putchar('\n');
-			if (track_show_row(db, st) == -1)
-				goto done;
-		} else
-			track_list_row(st);
-		rows++;
-	}
-	if (ch != SQLITE_DONE) {
-		fprintf(stderr, "sporkctl: %s: %s\n", dbpath,
-		    sqlite3_errmsg(db));
-		goto done;
-	}
+	if (ch != SQLITE_DONE)
+		goto dberr;
 	if (id != NULL && rows == 0) {
 		fprintf(stderr, "sporkctl: no message %s\n", id);
 		goto done;
 	}
 	rc = 0;
+	goto done;
+dberr:
+	fprintf(stderr, "sporkctl: %s: %s\n", dbpath, sqlite3_errmsg(db));
 done:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	free(segs);
 	for (i = 0; i < q.nargs; i++)
 		free(q.text[i]);
 	return rc;
