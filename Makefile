@@ -78,7 +78,7 @@ build/sporkctl: src/sporkctl/sporkctl.c src/control/track_read.c src/control/tra
 CONSOLE_SRC = src/console/console.c src/console/console_http.c \
 	      src/console/console_pages.c src/console/console_data.c \
 	      src/base/action.c src/base/conf.c src/base/cidr.c src/base/log.c \
-	      src/base/buf.c src/base/sock.c
+	      src/base/buf.c src/base/sock.c src/control/track_read.c
 CONSOLE_PKGS = libmicrohttpd sqlite3
 
 build/spork-console: $(CONSOLE_SRC) $(HDRS) $(wildcard src/console/*.h)

@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "console.h"
+#include "track_read.h"
 #include "log.h"
 
 #define STATUS_KEYS_MAX		512
@@ -677,11 +678,11 @@ struct search_field {
 
 /* A time is the bound of a range of ids (an id is its record's time);
  * the first recipient is in the message's row, the others in
- * recipients. */
+ * recipients. @M and @R are a segment's tables (track_read.h). */
 static const struct search_field search_fields[] = {
 	{ "sender", "Sender", "m.sender LIKE ? ESCAPE '\\'", 1 },
 	{ "rcpt", "Recipient", "(m.rcpt LIKE ? ESCAPE '\\' OR EXISTS (SELECT "
-	    "1 FROM recipients r WHERE r.message = m.id AND r.rcpt LIKE ? "
+	    "1 FROM @R r WHERE r.message = m.id AND r.rcpt LIKE ? "
 	    "ESCAPE '\\'))", 2 },
 	{ "msgid", "Message-ID", "m.message_id LIKE ? ESCAPE '\\'", 1 },
 	{ "client", "Client address", "(m.client_addr = ? OR m.client LIKE "
@@ -696,8 +697,10 @@ page_track(struct console_page *p, const struct console_req *r)
 {
 	char		 val[NFIELDS][ARG_MAX], err[512];
 	char		 logv[LOG_VALUE_MAX * 4 + 8];
-	char		*sql = NULL, *bound[NFIELDS];
-	size_t		 sqllen = 0, i;
+	char		*sql = NULL, *bound[NFIELDS], *segsql;
+	sqlite3_int64	 ids[NFIELDS];
+	unsigned	*segs = NULL;
+	size_t		 sqllen = 0, i, nsegs = 0, si;
 	FILE		*sf;
 	sqlite3		*db = NULL;
 	sqlite3_stmt	*q = NULL;
@@ -743,8 +746,8 @@ page_track(struct console_page *p, const struct console_req *r)
 		goto fail;
 	fputs("SELECT m.id, m.t, m.client, m.sender, CASE WHEN m.rcpts > 1 "
 	    "THEN m.rcpt || ' ' || (SELECT group_concat(rcpt, ' ') FROM "
-	    "recipients r WHERE r.message = m.id) ELSE m.rcpt END, "
-	    "m.subject, m.verdict, m.action, m.reply FROM messages m WHERE 1",
+	    "@R r WHERE r.message = m.id) ELSE m.rcpt END, "
+	    "m.subject, m.verdict, m.action, m.reply FROM @M m WHERE 1",
 	    sf);
 	for (i = 0; i < NFIELDS; i++)
 		if (val[i][0] != '\0')
@@ -757,17 +760,13 @@ page_track(struct console_page *p, const struct console_req *r)
 		fputs("</p>", p->fp);
 		goto done;
 	}
-	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-		goto dberr;
+	/* The values: LIKE patterns, ids from times. */
 	for (i = 0; i < NFIELDS; i++) {
 		if (val[i][0] == '\0')
 			continue;
 		if (search_fields[i].like) {
 			if ((bound[i] = like_arg(val[i])) == NULL)
 				goto fail;
-			for (j = 0; j < search_fields[i].like; j++)
-				sqlite3_bind_text(q, k++, bound[i], -1,
-				    SQLITE_STATIC);
 		} else if (i >= 4) {
 			double	t = parse_time(val[i]);
 
@@ -777,34 +776,66 @@ page_track(struct console_page *p, const struct console_req *r)
 				html(p->fp, val[i]);
 				fputs(" (want YYYY-MM-DD HH:MM, UTC)</p>", p->fp);
 			}
-			sqlite3_bind_int64(q, k++, (sqlite3_int64)(t *
-			    TRACK_ID_PER_SEC));
+			ids[i] = (sqlite3_int64)(t * TRACK_ID_PER_SEC);
 		} else {
 			/* The address, or "ADDRESS:port" with its % _ as
 			 * themselves. */
 			if ((bound[i] = like_escape("", val[i], ":%")) == NULL)
 				goto fail;
-			sqlite3_bind_text(q, k++, val[i], -1, SQLITE_STATIC);
-			sqlite3_bind_text(q, k++, bound[i], -1, SQLITE_STATIC);
 		}
 	}
 	if (bad)
 		goto done;
+	/* Segment by segment, newest first, in one read transaction
+	 * (track_read.h). */
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    track_read_segments(db, &segs, &nsegs) == -1)
+		goto dberr;
 	fputs("<table id=\"results\"><tr><th>time (UTC)</th><th>client</th>"
 	    "<th>sender</th><th>recipients</th><th>subject</th><th>verdict</th>"
 	    "<th>action</th><th>reply</th></tr>", p->fp);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		rows++;
-		fprintf(p->fp, "<tr><td><a href=\"/track/message?id=%lld\">",
-		    (long long)sqlite3_column_int64(q, 0));
-		when(p->fp, sqlite3_column_double(q, 1));
-		fputs("</a></td>", p->fp);
-		for (k = 2; k <= 8; k++) {
-			fputs("<td>", p->fp);
-			html(p->fp, (const char *)sqlite3_column_text(q, k));
-			fputs("</td>", p->fp);
+	for (si = 0, rc = SQLITE_DONE; si < nsegs && rc == SQLITE_DONE &&
+	    rows < TRACK_RESULTS_MAX; si++) {
+		if ((segsql = track_read_sql(sql, segs[si])) == NULL)
+			goto fail;
+		sqlite3_finalize(q);
+		rc = sqlite3_prepare_v2(db, segsql, -1, &q, NULL);
+		free(segsql);
+		if (rc != SQLITE_OK)
+			goto dberr;
+		for (i = 0, k = 1; i < NFIELDS; i++) {
+			if (val[i][0] == '\0')
+				continue;
+			if (search_fields[i].like) {
+				for (j = 0; j < search_fields[i].like; j++)
+					sqlite3_bind_text(q, k++, bound[i], -1,
+					    SQLITE_STATIC);
+			} else if (i >= 4)
+				sqlite3_bind_int64(q, k++, ids[i]);
+			else {
+				sqlite3_bind_text(q, k++, val[i], -1,
+				    SQLITE_STATIC);
+				sqlite3_bind_text(q, k++, bound[i], -1,
+				    SQLITE_STATIC);
+			}
 		}
-		fputs("</tr>", p->fp);
+		while (rows < TRACK_RESULTS_MAX &&
+		    (rc = sqlite3_step(q)) == SQLITE_ROW) {
+			rows++;
+			fprintf(p->fp, "<tr><td><a href=\"/track/message?"
+			    "id=%lld\">", (long long)sqlite3_column_int64(q, 0));
+			when(p->fp, sqlite3_column_double(q, 1));
+			fputs("</a></td>", p->fp);
+			for (k = 2; k <= 8; k++) {
+				fputs("<td>", p->fp);
+				html(p->fp, (const char *)sqlite3_column_text(q,
+				    k));
+				fputs("</td>", p->fp);
+			}
+			fputs("</tr>", p->fp);
+		}
+		if (rc == SQLITE_ROW)		/* the limit */
+			rc = SQLITE_DONE;
 	}
 	fprintf(p->fp, "</table><p id=\"count\">%d message%s%s.</p>", rows,
 	    rows == 1 ? "" : "s", rows == TRACK_RESULTS_MAX ?
@@ -820,6 +851,7 @@ fail:
 done:
 	sqlite3_finalize(q);
 	sqlite3_close(db);
+	free(segs);
 	for (i = 0; i < NFIELDS; i++)
 		free(bound[i]);
 	free(sql);

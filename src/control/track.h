@@ -41,7 +41,8 @@
  *            NULL): rows and last (the newest id) once sealed; the one
  *            with rows NULL is the current segment
  *   views:   messages and recipients, every segment's rows (UNION ALL,
- *            oldest segment first): what readers query
+ *            oldest segment first), for queries by hand; sporkctl and
+ *            the console search segment by segment (track_read.h)
  *   indexes, a sealed segment's only: messages_N(sender COLLATE NOCASE),
  *            (message_id), (client_addr), (rcpt COLLATE NOCASE),
  *            recipients_N(rcpt COLLATE NOCASE)
