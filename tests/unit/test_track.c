@@ -659,6 +659,31 @@ size_sample(void *arg)
 	return NULL;
 }
 
+/* Tracking into dir under the bound max, with a thread sampling the
+ * files' sizes into ss (path and wal, 256 bytes each, are their names):
+ * 0, or -1 with dir removed. */
+static int
+size_fill_start(struct conf *c, const char *dir, size_t max,
+    struct size_sampler *ss, pthread_t *sampler, char *path, char *wal)
+{
+	if (track_conf(c, dir, 0, max) == -1) {
+		rm_db(dir);
+		return -1;
+	}
+	snprintf(path, 256, "%s/track.db", dir);
+	snprintf(wal, 256, "%s/track.db-wal", dir);
+	memset(ss, 0, sizeof(*ss));
+	ss->path = path;
+	ss->wal = wal;
+	if (pthread_create(sampler, NULL, size_sample, ss) != 0) {
+		CHECK(0, "sampler thread");
+		track_shutdown();
+		rm_db(dir);
+		return -1;
+	}
+	return 0;
+}
+
 /* Many records under a small bound: the oldest go, and the files really
  * shrink. */
 static void
@@ -683,19 +708,8 @@ test_size(void)
 		CHECK(0, "mkdtemp");
 		return;
 	}
-	if (track_conf(&c, dir, 0, max) == -1)
+	if (size_fill_start(&c, dir, max, &ss, &sampler, path, wal) == -1)
 		return;
-	snprintf(path, sizeof(path), "%s/track.db", dir);
-	snprintf(wal, sizeof(wal), "%s/track.db-wal", dir);
-	memset(&ss, 0, sizeof(ss));
-	ss.path = path;
-	ss.wal = wal;
-	if (pthread_create(&sampler, NULL, size_sample, &ss) != 0) {
-		CHECK(0, "sampler thread");
-		track_shutdown();
-		rm_db(dir);
-		return;
-	}
 	memset(subject, 's', sizeof(subject) - 1);
 	subject[sizeof(subject) - 1] = '\0';
 	for (i = 0; i < 100; i++) {
@@ -887,33 +901,27 @@ exec_sql(sqlite3 *db, const char *sql)
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
-/* sporkd opens a schema-1 database and finds its records under the new
- * schema; a schema newer than its own it refuses. */
-static void
-test_migrate(void)
+/* A database an older sporkd made (sql1, then sql2 if not NULL), opened
+ * by track_init, one record written (rec_hostile at 1700000300) and the
+ * writer stopped: 0, or -1 with dir removed. */
+static int
+old_db_opened(const char *dir, const char *path, const char *sql1,
+    const char *sql2)
 {
-	char			 dir[] = "/tmp/spork-unit-trackmv.XXXXXX";
-	char			 path[256], out[65536], err[256];
 	struct conf		 c;
 	struct track_rec	 r;
 	sqlite3			*db = NULL;
-	int			 rc;
 
-	if (mkdtemp(dir) == NULL) {
-		CHECK(0, "mkdtemp");
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/track.db", dir);
-	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    exec_sql(db, track_v1) == -1 || exec_sql(db, track_v1_rows) == -1) {
+	if (sqlite3_open(path, &db) != SQLITE_OK || exec_sql(db, sql1) == -1 ||
+	    (sql2 != NULL && exec_sql(db, sql2) == -1)) {
 		sqlite3_close(db);
 		rm_db(dir);
-		return;
+		return -1;
 	}
 	sqlite3_close(db);
 	if (track_conf(&c, dir, 0, 0) == -1) {
 		rm_db(dir);
-		return;
+		return -1;
 	}
 	r = rec_hostile(1700000300);
 	track_message(&r);
@@ -922,6 +930,27 @@ test_migrate(void)
 	    "written %lld errors %lld after migrating", stat_of("written"),
 	    stat_of("errors"));
 	track_shutdown();
+	return 0;
+}
+
+/* sporkd opens a schema-1 database and finds its records under the new
+ * schema; a schema newer than its own it refuses. */
+static void
+test_migrate(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackmv.XXXXXX";
+	char			 path[256], out[65536], err[256];
+	struct conf		 c;
+	sqlite3			*db = NULL;
+	int			 rc;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (old_db_opened(dir, path, track_v1, track_v1_rows) == -1)
+		return;
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
 	    SQLITE_OK) {
@@ -1304,21 +1333,9 @@ test_segments_size(void)
 		CHECK(0, "mkdtemp");
 		return;
 	}
-	if (track_conf(&c, dir, 0, max) == -1) {
-		rm_db(dir);
+	if (size_fill_start(&c, dir, max, &ss, &sampler, path, walpath) ==
+	    -1)
 		return;
-	}
-	snprintf(path, sizeof(path), "%s/track.db", dir);
-	snprintf(walpath, sizeof(walpath), "%s/track.db-wal", dir);
-	memset(&ss, 0, sizeof(ss));
-	ss.path = path;
-	ss.wal = walpath;
-	if (pthread_create(&sampler, NULL, size_sample, &ss) != 0) {
-		CHECK(0, "sampler thread");
-		track_shutdown();
-		rm_db(dir);
-		return;
-	}
 	memset(subject, 's', sizeof(subject) - 1);
 	subject[sizeof(subject) - 1] = '\0';
 	for (i = 0; i < n; i++) {
@@ -1403,8 +1420,6 @@ test_migrate_v2(void)
 {
 	char			 dir[] = "/tmp/spork-unit-trackv2.XXXXXX";
 	char			 path[256], out[65536];
-	struct conf		 c;
-	struct track_rec	 r;
 	sqlite3			*db = NULL;
 	int			 rc;
 
@@ -1413,24 +1428,8 @@ test_migrate_v2(void)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/track.db", dir);
-	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    exec_sql(db, track_v2) == -1) {
-		sqlite3_close(db);
-		rm_db(dir);
+	if (old_db_opened(dir, path, track_v2, NULL) == -1)
 		return;
-	}
-	sqlite3_close(db);
-	if (track_conf(&c, dir, 0, 0) == -1) {
-		rm_db(dir);
-		return;
-	}
-	r = rec_hostile(1700000300);
-	track_message(&r);
-	track_prune_now();
-	CHECK(stat_of("written") == 1 && stat_of("errors") == 0,
-	    "written %lld errors %lld after migrating", stat_of("written"),
-	    stat_of("errors"));
-	track_shutdown();
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK) {
 		CHECK(db_int(db, "PRAGMA user_version") == 3, "user_version "
