@@ -1082,20 +1082,22 @@ fail:
 	return -1;
 }
 
-/* The oldest sealed segment: 1 and its number, records and newest id; 0
- * when all there is is the current one; -1 on failure. */
+/* The oldest segment but the current one: 1 and its number, records and
+ * newest id (-1 and 0 for one still being sealed: a failed step left
+ * it so); 0 when all there is is the current one; -1 on failure. */
 static int
 track_seg_oldest(unsigned *n, long long *rows, sqlite3_int64 *last)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (sqlite3_prepare_v2(T.db, "SELECT n, rows, last FROM segments "
-	    "WHERE rows IS NOT NULL ORDER BY n LIMIT 1", -1, &st, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_prepare_v2(T.db, "SELECT n, coalesce(rows, -1), "
+	    "coalesce(last, 0) FROM segments WHERE n <> ? ORDER BY n LIMIT 1",
+	    -1, &st, NULL) != SQLITE_OK) {
 		track_fail("segments");
 		return -1;
 	}
+	sqlite3_bind_int64(st, 1, T.seg);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*n = (unsigned)sqlite3_column_int64(st, 0);
 		*rows = sqlite3_column_int64(st, 1);
@@ -1106,19 +1108,26 @@ track_seg_oldest(unsigned *n, long long *rows, sqlite3_int64 *last)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Sealed segment n goes whole, its tables and their indexes (their pages
- * free for the next records): its records, or -1. */
+/* Segment n (not the current one) goes whole, its tables and their
+ * indexes (their pages free for the next records): its records (rows, or
+ * counted for one being sealed), or -1. */
 static long long
 track_seg_drop(unsigned n, long long rows)
 {
+	char	sql[64];
+
 	if (track_exec("BEGIN") == -1)
 		return -1;
-	if (track_execf(TRACK_SEG_DROP, n) == -1 || track_views() == -1 ||
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages_%u", n);
+	if ((rows < 0 && (rows = track_int(sql)) < 0) ||
+	    track_execf(TRACK_SEG_DROP, n) == -1 || track_views() == -1 ||
 	    track_exec("COMMIT") == -1) {
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
 	T.nsegs--;
+	if (n == T.sealing)
+		T.sealing = 0;
 	return rows;
 }
 
@@ -1136,7 +1145,9 @@ track_write_txn(struct track_item **itp)
 	int			 ok;
 
 	track_pages_reset();
-	ok = track_exec("BEGIN") == 0;
+	/* statements a failed prepare after a seal left out */
+	ok = (T.ins_msg != NULL || track_seg_prepare() == 0) &&
+	    track_exec("BEGIN") == 0;
 	for (; it != NULL && (n == 0 || bytes < T.txn_bytes);
 	    it = it->next, n++) {
 		bytes += it->bytes;
@@ -1198,22 +1209,40 @@ track_write(struct track_item *batch)
 		    track_bytes(1));
 }
 
-/* Deletes the current segment's oldest messages with ids under before,
- * as many as make T.del_rows rows (one at least), with their recipients,
- * in one transaction: how many messages, or -1. The segment has no index
- * to update: each row deleted is a row. */
+/*
+ * Deletes segment seg's oldest messages with ids under before, as many
+ * as make T.del_rows rows (one at least), with their recipients, in one
+ * transaction: how many messages, or -1. The current segment has no
+ * index to update: each row deleted is a row. A sealed segment's rows go
+ * this way only when it is too large to drop whole (track_prune_size);
+ * its count goes down with them.
+ */
 static long long
-track_delete(sqlite3_int64 before)
+track_delete(unsigned seg, sqlite3_int64 before)
 {
+	sqlite3_stmt	*own[3] = { NULL, NULL, NULL };
 	sqlite3_stmt	*st[3] = { T.del_upto, T.del_rcpts, T.del_msgs };
 	sqlite3_int64	 upto = 0;
 	long long	 n = 0, rows = 0;
 	size_t		 i;
 	int		 rc;
+	char		 sql[64];
 
+	if (seg != T.seg) {
+		if (track_preparef(&own[0], TRACK_DELETE_UPTO, seg) == -1 ||
+		    track_preparef(&own[1], TRACK_DELETE_RCPTS, seg) == -1 ||
+		    track_preparef(&own[2], TRACK_DELETE_MSGS, seg) == -1) {
+			n = -1;
+			goto done;
+		}
+		for (i = 0; i < 3; i++)
+			st[i] = own[i];
+	}
 	track_pages_reset();
-	if (track_exec("BEGIN") == -1)
-		return -1;
+	if (track_exec("BEGIN") == -1) {
+		n = -1;
+		goto done;
+	}
 	for (i = 0; i < 3; i++) {
 		sqlite3_reset(st[i]);
 		if (i == 0) {
@@ -1230,7 +1259,8 @@ track_delete(sqlite3_int64 before)
 			track_fail("delete");
 			sqlite3_reset(st[i]);
 			(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
+			n = -1;
+			goto done;
 		} else {
 			n = sqlite3_changes(T.db);
 			rows += n;
@@ -1238,20 +1268,28 @@ track_delete(sqlite3_int64 before)
 		sqlite3_reset(st[i]);
 	}
 	sqlite3_reset(st[0]);
-	if (track_exec("COMMIT") == -1) {
+	if ((seg != T.seg && n > 0 && track_execf("UPDATE segments SET rows = "
+	    "rows - %lld WHERE n = %u", n, seg) == -1) ||
+	    track_exec("COMMIT") == -1) {
 		(void)sqlite3_exec(T.db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		n = -1;
+		goto done;
 	}
 	T.del_rows = track_pages_learn(T.del_rows, (size_t)rows,
 	    TRACK_TXN_MAX);
-	if (n > 0) {
+	if (seg == T.seg && n > 0) {
 		T.seg_bytes = T.seg_msgs > (size_t)n ? T.seg_bytes /
 		    T.seg_msgs * (T.seg_msgs - (size_t)n) : 0;
 		T.seg_msgs = (size_t)n < T.seg_msgs ? T.seg_msgs - (size_t)n :
 		    0;
-		/* at most the oldest id left: it is only compared */
-		T.seg_first = T.seg_msgs > 0 ? upto + 1 : 0;
+		snprintf(sql, sizeof(sql), "SELECT coalesce(min(id), 0) FROM "
+		    "messages_%u", seg);
+		if ((T.seg_first = track_int(sql)) < 0)
+			T.seg_first = 0;
 	}
+done:
+	for (i = 0; i < 3; i++)
+		sqlite3_finalize(own[i]);
 	return n;
 }
 
@@ -1270,11 +1308,37 @@ track_prune_at(void)
 	return (long long)(T.db_budget / 100 * TRACK_PRUNE_AT_PCT);
 }
 
+/*
+ * Whether a segment of rows records is too large to drop for need bytes:
+ * one sealed under a larger track_max_size, or a whole database of an
+ * older schema made segment 1, would take with it far more than the size
+ * pass frees (down to nothing). When it is larger than what is needed
+ * by more than two segments' worth, its rows go oldest first instead, at
+ * the cost of their index entries. Its size is its share of the pages in
+ * use.
+ */
+static int
+track_seg_oversized(long long rows, long long need)
+{
+	long long	total, used;
+
+	if (rows <= 0 || T.seal_bytes == SIZE_MAX ||
+	    (total = track_int("SELECT coalesce(sum(rows), 0) FROM "
+	    "segments")) < 0 || (used = track_bytes(0)) <= 0)
+		return 0;
+	total += (long long)T.seg_msgs;
+	if (total <= 0)
+		return 0;
+	used = (long long)((double)used * (double)rows / (double)total);
+	return used > need + 2 * (long long)T.seal_bytes;
+}
+
 /* The oldest records go until the pages in use are under
- * TRACK_TARGET_PCT of the database's share: the oldest sealed segment
- * at a time, then (none left) the current segment's oldest rows, a
- * commit of T.del_rows at a time, looking again after each; their pages
- * are free for the next inserts. How many went. */
+ * TRACK_TARGET_PCT of the database's share: the oldest segment at a time
+ * (an oversized one a chunk of rows at a time), then (none left) the
+ * current segment's oldest rows, a commit of T.del_rows at a time,
+ * looking again after each; their pages are free for the next inserts.
+ * How many went. */
 static long long
 track_prune_size(void)
 {
@@ -1282,20 +1346,28 @@ track_prune_size(void)
 	long long	n, rows, deleted = 0;
 	long long	target = (long long)(T.db_budget / 100 *
 			    TRACK_TARGET_PCT);
+	long long	used;
 	unsigned	seg;
 	int		rc;
 
 	/* A segment being sealed holds records older than the current
-	 * one's: sealed, it goes first. */
-	if (track_bytes(0) > target)
+	 * one's: sealed, it goes first (half sealed, it goes all the
+	 * same). */
+	if ((used = track_bytes(0)) > target)
 		(void)track_seal_finish();
-	while (track_bytes(0) > target &&
+	while ((used = track_bytes(0)) > target &&
 	    (rc = track_seg_oldest(&seg, &rows, &last)) != -1) {
-		n = rc == 1 ? track_seg_drop(seg, rows) :
-		    track_delete(INT64_MAX);
+		if (rc == 0)
+			n = track_delete(T.seg, INT64_MAX);
+		else if (track_seg_oversized(rows, used - target))
+			n = track_delete(seg, INT64_MAX);
+		else
+			n = track_seg_drop(seg, rows);
 		if (n < 0 || (rc == 0 && n == 0))
 			break;
-		deleted += n;
+		if (n == 0)		/* an oversized one, emptied */
+			n = track_seg_drop(seg, 0);
+		deleted += n > 0 ? n : 0;
 	}
 	return deleted;
 }
@@ -1318,10 +1390,10 @@ track_prune_retention(void)
 
 	cut = ((sqlite3_int64)now - (sqlite3_int64)T.retention) *
 	    TRACK_ID_PER_SEC;
-	while (track_seg_oldest(&seg, &rows, &last) == 1 && last < cut &&
-	    (n = track_seg_drop(seg, rows)) >= 0)
+	while (track_seg_oldest(&seg, &rows, &last) == 1 && rows >= 0 &&
+	    last < cut && (n = track_seg_drop(seg, rows)) >= 0)
 		deleted += n;
-	while ((n = track_delete(cut)) > 0)
+	while ((n = track_delete(T.seg, cut)) > 0)
 		deleted += n;
 	if (T.seg_first > 0 && T.seg_first < ((sqlite3_int64)now -
 	    (sqlite3_int64)(T.retention / TRACK_SEG_PARTS)) *
@@ -1676,7 +1748,7 @@ track_seg_pages(void)
 static int
 track_schema_setup(const char *path, char *err, size_t errlen)
 {
-	char		sql[128];
+	char		sql[256];
 	long long	v;
 
 	if (track_setup_exec("BEGIN IMMEDIATE", err, errlen) == -1)
@@ -1721,8 +1793,10 @@ track_schema_setup(const char *path, char *err, size_t errlen)
 	    "messages_%u", T.seg);
 	if ((T.seg_first = track_int(sql)) < 0)
 		goto fail_read;
-	snprintf(sql, sizeof(sql), "SELECT coalesce((SELECT max(id) FROM "
-	    "messages_%u), (SELECT max(last) FROM segments), 0)", T.seg);
+	snprintf(sql, sizeof(sql), "SELECT max(coalesce((SELECT max(id) FROM "
+	    "messages_%u), 0), coalesce((SELECT max(id) FROM messages_%u), "
+	    "0), coalesce((SELECT max(last) FROM segments), 0))", T.seg,
+	    T.sealing > 0 ? T.sealing : T.seg);
 	if ((T.last_id = track_int(sql)) < 0)
 		goto fail_read;
 	return 0;

@@ -1172,10 +1172,10 @@ test_segments(void)
 	}
 	/* Newest first across the segments; a time range spanning two. */
 	rcode = sporkctl(path, "-n 3", out, sizeof(out));
-	CHECK(rcode == 0 && lines(out) == 3 && strstr(out, "s0009 ") <
-	    strstr(out, "s0008 ") && strstr(out, "s0008 ") <
-	    strstr(out, "s0007 ") && strstr(out, "s0007 ") != NULL,
-	    "newest first: %s", out);
+	CHECK(rcode == 0 && lines(out) == 3 && strstr(out, "s0009 ") !=
+	    NULL && strstr(out, "s0009 ") < strstr(out, "s0008 ") &&
+	    strstr(out, "s0008 ") < strstr(out, "s0007 ") &&
+	    strstr(out, "s0007 ") != NULL, "newest first: %s", out);
 	snprintf(args, sizeof(args), "-s %.0f -u %.0f", now - 100 + 2,
 	    now - 100 + 5);
 	rcode = sporkctl(path, args, out, sizeof(out));
@@ -1451,9 +1451,133 @@ test_migrate_v2(void)
 	CHECK(rc == 0 && lines(out) == 1 && strstr(out, "sess0001 ") != NULL,
 	    "sporkctl -r after migrating: %s", out);
 	rc = sporkctl(path, "-n 5", out, sizeof(out));
-	CHECK(rc == 0 && lines(out) == 3 && strstr(out, "a1b2c3d4 ") <
-	    strstr(out, "sess0002 ") && strstr(out, "sess0002 ") <
-	    strstr(out, "sess0001 "), "newest first: %s", out);
+	CHECK(rc == 0 && lines(out) == 3 && strstr(out, "a1b2c3d4 ") !=
+	    NULL && strstr(out, "a1b2c3d4 ") < strstr(out, "sess0002 ") &&
+	    strstr(out, "sess0002 ") < strstr(out, "sess0001 ") &&
+	    strstr(out, "sess0001 ") != NULL, "newest first: %s", out);
+	rm_db(dir);
+}
+
+/* A schema-2 database near its bound becomes one large segment 1: the
+ * size pass deletes its oldest rows instead of dropping it whole (which
+ * would take every record of before the upgrade). */
+static void
+test_migrate_v2_full(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackv2f.XXXXXX";
+	char			 path[256], subject[901];
+	struct conf		 c;
+	struct track_rec	 r;
+	struct stat		 sb;
+	sqlite3			*db = NULL;
+	double			 now = (double)time(NULL);
+	long long		 old;
+	int			 i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    exec_sql(db, track_v2) == -1 || exec_sql(db, "WITH RECURSIVE "
+	    "c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 4500) "
+	    "INSERT INTO messages SELECT 1700000200000000 + i, "
+	    "1700000200 + i / 1e6, 'old' || i, '192.0.2.1:1025', '192.0.2.1', "
+	    "'198.51.100.25:25', 'inbound', 'h', 'a' || i || '@example.net', "
+	    "100, '<m' || i || '@example.net>', hex(randomblob(450)), "
+	    "'clean', 'deliver', NULL, 'none', NULL, '250 ok', 1, "
+	    "'r' || i || '@example.org', 250, '250 ok' FROM c") == -1) {
+		sqlite3_close(db);
+		rm_db(dir);
+		return;
+	}
+	sqlite3_close(db);
+	if (track_conf(&c, dir, 0, 8 * 1024 * 1024) == -1) {
+		rm_db(dir);
+		return;
+	}
+	memset(subject, 's', sizeof(subject) - 1);
+	subject[sizeof(subject) - 1] = '\0';
+	for (i = 0; i < 1500; i++) {
+		r = rec_hostile(now - 1500 + i);
+		r.subject = subject;
+		track_message(&r);
+	}
+	track_prune_now();
+	CHECK(stat_of("written") == 1500 && stat_of("errors") == 0,
+	    "written %lld errors %lld", stat_of("written"), stat_of("errors"));
+	track_shutdown();
+	CHECK(stat(path, &sb) == 0 && sb.st_size <= 8 * 1024 * 1024,
+	    "db %lld bytes", (long long)sb.st_size);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		old = db_int(db, "SELECT count(*) FROM messages_1");
+		CHECK(old >= 1500 && old < 4502 && db_int(db, "SELECT rows "
+		    "FROM segments WHERE n = 1") == old && db_int(db,
+		    "SELECT count(*) FROM messages WHERE session = 'old4500'") ==
+		    1 && db_int(db, "SELECT count(*) FROM messages WHERE "
+		    "session = 'sess0001'") == 0, "the upgraded segment kept "
+		    "%lld of 4502, its newest", old);
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	rm_db(dir);
+}
+
+/* sporkd stopped with a segment still being sealed: after the restart a
+ * record whose clock went back still gets an id above every other. */
+static void
+test_segments_restart_ids(void)
+{
+	char			 dir[] = "/tmp/spork-unit-trackri.XXXXXX";
+	char			 path[256];
+	struct conf		 c;
+	struct track_rec	 r;
+	sqlite3			*db = NULL;
+	double			 now = (double)time(NULL);
+	int			 i;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
+	track_segment_rows(4);
+	if (track_conf(&c, dir, 0, 0) == -1) {
+		track_segment_rows(0);
+		rm_db(dir);
+		return;
+	}
+	/* Written and sealed at exit, the sealing's steps not taken. */
+	track_hold(1);
+	r = rec_hostile(now);
+	for (i = 0; i < 4; i++)
+		track_message(&r);
+	track_shutdown();
+	if (track_conf(&c, dir, 0, 0) == -1) {
+		track_segment_rows(0);
+		rm_db(dir);
+		return;
+	}
+	r = rec_hostile(now - 1000);
+	r.session = "s-back";
+	track_message(&r);
+	track_prune_now();
+	track_shutdown();
+	track_segment_rows(0);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK) {
+		CHECK(db_int(db, "SELECT id FROM messages WHERE session = "
+		    "'s-back'") > db_int(db, "SELECT max(id) FROM messages "
+		    "WHERE session <> 's-back'") && db_int(db, "SELECT rows "
+		    "FROM segments WHERE n = 1") == 4, "ids after a restart: "
+		    "%lld after %lld", db_int(db, "SELECT id FROM messages "
+		    "WHERE session = 's-back'"), db_int(db, "SELECT max(id) "
+		    "FROM messages WHERE session <> 's-back'"));
+	} else
+		CHECK(0, "open: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
 	rm_db(dir);
 }
 
@@ -1466,7 +1590,9 @@ test_track(void)
 	test_ids();
 	test_migrate();
 	test_migrate_v2();
+	test_migrate_v2_full();
 	test_segments();
+	test_segments_restart_ids();
 	test_segments_retention();
 	test_segments_size();
 	test_size();
