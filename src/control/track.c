@@ -149,8 +149,9 @@ static const struct track_fit track_fits[] = {
  * insert at a time, and a new segment takes the records. Pruning drops
  * the oldest segments whole instead of deleting rows and index entries
  * one by one. The views messages and recipients join the segments for
- * the readers, who never see the layout: SQLite pushes a search's terms
- * into each segment and merges them in id order.
+ * queries by hand; sporkctl and the console search segment by segment
+ * (track_read.h), since a query with a subquery on the views is planned
+ * once per segment for every segment.
  */
 #define TRACK_MSG_COLS	"id, t, session, client, client_addr, server, " \
 	"direction, helo, sender, size, message_id, subject, verdict, " \
@@ -194,11 +195,11 @@ static const char track_schema[] =
 #define TRACK_INSERT_RCPT \
 	"INSERT INTO recipients_%1$u (message, n, rcpt, code, reply) " \
 	"VALUES (?, ?, ?, ?, ?)"
-/* Oldest first, in the current segment (the sealed ones go whole): the
- * last id of the chunk (the oldest messages under id ?1 whose rows, a
- * message's and its recipients' from the second on, come to ?2; the
- * first message whatever its rows), then ranges of both tables' keys up
- * to it. */
+/* Oldest first, in segment %1$u (the current one, or one too large to
+ * drop: track_seg_oversized): the last id of the chunk (the oldest
+ * messages under id ?1 whose rows, a message's and its recipients' from
+ * the second on, come to ?2; the first message whatever its rows), then
+ * ranges of both tables' keys up to it. */
 #define TRACK_DELETE_UPTO \
 	"SELECT coalesce(max(CASE WHEN r <= ?2 THEN id END), min(id)) FROM " \
 	"(SELECT id, sum(CASE WHEN rcpts > 1 THEN rcpts ELSE 1 END) OVER " \
