@@ -103,7 +103,8 @@ build/fuzz/fuzz_header: tests/fuzz/fuzz_header.c tests/fuzz/fuzz.h \
 # The web console's request words: its files but console.c (main; the
 # target defines console_conf), with libmicrohttpd and SQLite.
 FUZZ_CONSOLE_SRC = src/console/console_http.c src/console/console_pages.c \
-		   src/console/console_data.c src/base/cidr.c src/base/log.c
+		   src/console/console_data.c src/base/cidr.c src/base/log.c \
+		   src/control/track_read.c
 build/fuzz/fuzz_console: tests/fuzz/fuzz_console.c tests/fuzz/fuzz.h \
     $(FUZZ_CONSOLE_SRC) $(wildcard src/*/*.h)
 	@mkdir -p build/fuzz
