@@ -692,19 +692,73 @@ static const struct search_field search_fields[] = {
 };
 #define NFIELDS	(sizeof(search_fields) / sizeof(search_fields[0]))
 
+/* A search's values for track_read_each's hooks: each field's as typed,
+ * as bound (a pattern, an address), as an id (a time). */
+struct search {
+	char		 (*val)[ARG_MAX];
+	char		**bound;
+	sqlite3_int64	*ids;
+	FILE		*fp;
+};
+
+static void
+search_bind(sqlite3_stmt *q, void *arg)
+{
+	const struct search	*ts = arg;
+	size_t			 i;
+	int			 j, k = 1;
+
+	for (i = 0; i < NFIELDS; i++) {
+		if (ts->val[i][0] == '\0')
+			continue;
+		if (search_fields[i].like) {
+			for (j = 0; j < search_fields[i].like; j++)
+				sqlite3_bind_text(q, k++, ts->bound[i], -1,
+				    SQLITE_STATIC);
+		} else if (i >= 4)
+			sqlite3_bind_int64(q, k++, ts->ids[i]);
+		else {
+			sqlite3_bind_text(q, k++, ts->val[i], -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_text(q, k++, ts->bound[i], -1,
+			    SQLITE_STATIC);
+		}
+	}
+}
+
+static int
+search_row(sqlite3_stmt *q, unsigned seg, void *arg)
+{
+	const struct search	*ts = arg;
+	int			 k;
+
+	(void)seg;
+	fprintf(ts->fp, "<tr><td><a href=\"/track/message?id=%lld\">",
+	    (long long)sqlite3_column_int64(q, 0));
+	when(ts->fp, sqlite3_column_double(q, 1));
+	fputs("</a></td>", ts->fp);
+	for (k = 2; k <= 8; k++) {
+		fputs("<td>", ts->fp);
+		html(ts->fp, (const char *)sqlite3_column_text(q, k));
+		fputs("</td>", ts->fp);
+	}
+	fputs("</tr>", ts->fp);
+	return 0;
+}
+
 void
 page_track(struct console_page *p, const struct console_req *r)
 {
 	char		 val[NFIELDS][ARG_MAX], err[512];
 	char		 logv[LOG_VALUE_MAX * 4 + 8];
-	char		*sql = NULL, *bound[NFIELDS], *segsql;
+	char		*sql = NULL, *bound[NFIELDS];
 	sqlite3_int64	 ids[NFIELDS];
-	unsigned	*segs = NULL;
-	size_t		 sqllen = 0, i, nsegs = 0, si;
+	struct search	 ts;
+	size_t		 sqllen = 0, i;
 	FILE		*sf;
 	sqlite3		*db = NULL;
-	sqlite3_stmt	*q = NULL;
-	int		 any = 0, rows = 0, rc, k = 1, bad = 0, j;
+	long		 rows;
+	int		 any = 0, bad = 0;
 
 	page_begin(p, r, "Tracking center");
 	fputs("<form class=\"search\" method=\"get\" action=\"/track\">",
@@ -786,62 +840,24 @@ page_track(struct console_page *p, const struct console_req *r)
 	}
 	if (bad)
 		goto done;
-	/* Segment by segment, newest first, in one read transaction
-	 * (track_read.h). */
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    track_read_segments(db, &segs, &nsegs) == -1)
-		goto dberr;
+	/* Segment by segment, newest first (track_read.h). */
 	fputs("<table id=\"results\"><tr><th>time (UTC)</th><th>client</th>"
 	    "<th>sender</th><th>recipients</th><th>subject</th><th>verdict</th>"
 	    "<th>action</th><th>reply</th></tr>", p->fp);
-	for (si = 0, rc = SQLITE_DONE; si < nsegs && rc == SQLITE_DONE &&
-	    rows < TRACK_RESULTS_MAX; si++) {
-		if ((segsql = track_read_sql(sql, segs[si])) == NULL)
-			goto fail;
-		sqlite3_finalize(q);
-		rc = sqlite3_prepare_v2(db, segsql, -1, &q, NULL);
-		free(segsql);
-		if (rc != SQLITE_OK)
-			goto dberr;
-		for (i = 0, k = 1; i < NFIELDS; i++) {
-			if (val[i][0] == '\0')
-				continue;
-			if (search_fields[i].like) {
-				for (j = 0; j < search_fields[i].like; j++)
-					sqlite3_bind_text(q, k++, bound[i], -1,
-					    SQLITE_STATIC);
-			} else if (i >= 4)
-				sqlite3_bind_int64(q, k++, ids[i]);
-			else {
-				sqlite3_bind_text(q, k++, val[i], -1,
-				    SQLITE_STATIC);
-				sqlite3_bind_text(q, k++, bound[i], -1,
-				    SQLITE_STATIC);
-			}
-		}
-		while (rows < TRACK_RESULTS_MAX &&
-		    (rc = sqlite3_step(q)) == SQLITE_ROW) {
-			rows++;
-			fprintf(p->fp, "<tr><td><a href=\"/track/message?"
-			    "id=%lld\">", (long long)sqlite3_column_int64(q, 0));
-			when(p->fp, sqlite3_column_double(q, 1));
-			fputs("</a></td>", p->fp);
-			for (k = 2; k <= 8; k++) {
-				fputs("<td>", p->fp);
-				html(p->fp, (const char *)sqlite3_column_text(q,
-				    k));
-				fputs("</td>", p->fp);
-			}
-			fputs("</tr>", p->fp);
-		}
-		if (rc == SQLITE_ROW)		/* the limit */
-			rc = SQLITE_DONE;
-	}
-	fprintf(p->fp, "</table><p id=\"count\">%d message%s%s.</p>", rows,
+	ts.val = val;
+	ts.bound = bound;
+	ts.ids = ids;
+	ts.fp = p->fp;
+	rows = track_read_each(db, sql, TRACK_RESULTS_MAX, search_bind,
+	    search_row, &ts);
+	fputs("</table>", p->fp);
+	if (rows == TRACK_READ_NOMEM)
+		goto fail;
+	if (rows < 0)
+		goto dberr;
+	fprintf(p->fp, "<p id=\"count\">%ld message%s%s.</p>", rows,
 	    rows == 1 ? "" : "s", rows == TRACK_RESULTS_MAX ?
 	    " (the newest; narrow the search)" : "");
-	if (rc != SQLITE_DONE)
-		goto dberr;
 	goto done;
 dberr:
 	track_dberr(p->fp, db);
@@ -849,9 +865,7 @@ dberr:
 fail:
 	fputs("<p class=\"err\">out of memory</p>", p->fp);
 done:
-	sqlite3_finalize(q);
 	sqlite3_close(db);
-	free(segs);
 	for (i = 0; i < NFIELDS; i++)
 		free(bound[i]);
 	free(sql);

@@ -75,3 +75,52 @@ track_read_sql(const char *sql, unsigned seg)
 	*o = '\0';
 	return out;
 }
+
+long
+track_read_each(sqlite3 *db, const char *sql, long limit,
+    void (*bind)(sqlite3_stmt *, void *),
+    int (*row)(sqlite3_stmt *, unsigned, void *), void *arg)
+{
+	sqlite3_stmt	*st = NULL;
+	unsigned	*segs = NULL;
+	size_t		 nsegs, s;
+	long		 rows = 0, ret;
+	char		*segsql;
+	int		 rc = SQLITE_DONE;
+
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    track_read_segments(db, &segs, &nsegs) == -1)
+		return TRACK_READ_DB;
+	for (s = 0; s < nsegs && (limit <= 0 || rows < limit); s++) {
+		if ((segsql = track_read_sql(sql, segs[s])) == NULL) {
+			ret = TRACK_READ_NOMEM;
+			goto out;
+		}
+		rc = sqlite3_prepare_v2(db, segsql, -1, &st, NULL);
+		free(segsql);
+		if (rc != SQLITE_OK) {
+			ret = TRACK_READ_DB;
+			goto out;
+		}
+		bind(st, arg);
+		while ((limit <= 0 || rows < limit) &&
+		    (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (row(st, segs[s], arg) == -1) {
+				ret = TRACK_READ_STOP;
+				goto out;
+			}
+			rows++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			ret = TRACK_READ_DB;
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	ret = rows;
+out:
+	sqlite3_finalize(st);	/* keeps sqlite3_errmsg */
+	free(segs);
+	return ret;
+}

@@ -30,4 +30,18 @@ int	 track_read_segments(sqlite3 *, unsigned **segs, size_t *n);
  * memory. */
 char	*track_read_sql(const char *sql, unsigned seg);
 
+/* track_read_each's failures (it returns the rows taken otherwise). */
+#define TRACK_READ_DB		-1	/* a database error: sqlite3_errmsg */
+#define TRACK_READ_NOMEM	-2
+#define TRACK_READ_STOP		-3	/* row() stopped it and said why */
+
+/* A search: sql (its tables @M and @R) on each segment, newest first,
+ * in one read transaction that it begins (the caller's close ends it),
+ * up to limit rows (0: all). bind binds a segment's statement's
+ * parameters, the same for each; row takes a row of segment seg, -1 to
+ * stop. */
+long	 track_read_each(sqlite3 *, const char *sql, long limit,
+	    void (*bind)(sqlite3_stmt *, void *),
+	    int (*row)(sqlite3_stmt *, unsigned seg, void *), void *arg);
+
 #endif

@@ -491,6 +491,43 @@ q_add_id(struct track_query *q, const char *id)
 	return q_add(q, "m.session = ?", strdup(id), NULL, NULL);
 }
 
+/* A search's state for track_read_each's hooks. */
+struct track_each {
+	const struct track_query *q;
+	sqlite3		*db;
+	int		 show;		/* one message's whole record */
+	long		 rows;
+};
+
+static void
+track_bind(sqlite3_stmt *st, void *arg)
+{
+	const struct track_query *q = ((struct track_each *)arg)->q;
+	int			 i;
+
+	for (i = 0; i < q->nargs; i++) {
+		if (q->isnum[i])
+			sqlite3_bind_int64(st, i + 1, q->num[i]);
+		else
+			sqlite3_bind_text(st, i + 1, q->text[i], -1,
+			    SQLITE_STATIC);
+	}
+}
+
+static int
+track_row(sqlite3_stmt *st, unsigned seg, void *arg)
+{
+	struct track_each	*tr = arg;
+
+	if (!tr->show) {
+		track_list_row(st);
+		return 0;
+	}
+	if (tr->rows++ > 0)
+		putchar('\n');
+	return track_show_row(tr->db, st, seg);
+}
+
 static int
 cmd_track(int argc, char *argv[], const char *confpath)
 {
@@ -499,12 +536,10 @@ cmd_track(int argc, char *argv[], const char *confpath)
 	sqlite3_stmt		*st = NULL;
 	char			 dbpath[TRACK_PATH_MAX] = "", *ep;
 	char			 sql[sizeof(q.sql) + 512];
+	struct track_each	 tr;
 	const char		*id = NULL;
-	unsigned		*segs = NULL;
-	size_t			 nsegs = 0, s;
-	char			*segsql;
-	long			 limit = TRACK_DEFAULT_LIMIT;
-	int			 ch, i, n, rc = 1, rows = 0, bad = 0;
+	long			 limit = TRACK_DEFAULT_LIMIT, rows;
+	int			 ch, i, n, rc = 1, bad = 0;
 
 	memset(&q, 0, sizeof(q));
 	optind = 0;	/* glibc: a new scan, with a new optstring */
@@ -576,45 +611,21 @@ cmd_track(int argc, char *argv[], const char *confpath)
 		goto done;
 	sqlite3_finalize(st);
 	st = NULL;
-	/* Segment by segment, newest first (track_read.h), in one read
-	 * transaction: the list and the tables stay as they were. */
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    track_read_segments(db, &segs, &nsegs) == -1)
+	/* Segment by segment, newest first (track_read.h). */
+	tr.q = &q;
+	tr.db = db;
+	tr.show = id != NULL;
+	tr.rows = 0;
+	switch (rows = track_read_each(db, sql, limit, track_bind, track_row,
+	    &tr)) {
+	case TRACK_READ_DB:
 		goto dberr;
-	for (s = 0, ch = SQLITE_DONE; s < nsegs && ch == SQLITE_DONE &&
-	    (limit <= 0 || rows < limit); s++) {
-		if ((segsql = track_read_sql(sql, segs[s])) == NULL) {
-			fprintf(stderr, "sporkctl: out of memory\n");
-			goto done;
-		}
-		sqlite3_finalize(st);
-		ch = sqlite3_prepare_v2(db, segsql, -1, &st, NULL);
-		free(segsql);
-		if (ch != SQLITE_OK)
-			goto dberr;
-		for (i = 0; i < q.nargs; i++) {
-			if (q.isnum[i])
-				sqlite3_bind_int64(st, i + 1, q.num[i]);
-			else
-				sqlite3_bind_text(st, i + 1, q.text[i], -1,
-				    SQLITE_STATIC);
-		}
-		while ((limit <= 0 || rows < limit) &&
-		    (ch = sqlite3_step(st)) == SQLITE_ROW) {
-			if (id != NULL) {
-				if (rows > 0)
-					putchar('\n');
-				if (track_show_row(db, st, segs[s]) == -1)
-					goto done;
-			} else
-				track_list_row(st);
-			rows++;
-		}
-		if (ch == SQLITE_ROW)		/* the limit */
-			ch = SQLITE_DONE;
+	case TRACK_READ_NOMEM:
+		fprintf(stderr, "sporkctl: out of memory\n");
+		goto done;
+	case TRACK_READ_STOP:
+		goto done;
 	}
-	if (ch != SQLITE_DONE)
-		goto dberr;
 	if (id != NULL && rows == 0) {
 		fprintf(stderr, "sporkctl: no message %s\n", id);
 		goto done;
@@ -626,7 +637,6 @@ dberr:
 done:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	free(segs);
 	for (i = 0; i < q.nargs; i++)
 		free(q.text[i]);
 	return rc;

@@ -36,6 +36,14 @@ def wait_ready(d, css):
         "complete")
 
 
+def gone_away(e):
+    """Whether e says the element's document went away: a stale element,
+    or chromedriver's "does not belong to the document" when the page is
+    replaced while it looks the element up."""
+    return isinstance(e, StaleElementReferenceException) or \
+        "does not belong to the document" in str(e)
+
+
 def retry(fn):
     """Runs fn, which loads its page itself, again when the page went away
     under it (chromedriver: "does not belong to the document", a stale
@@ -45,8 +53,7 @@ def retry(fn):
         try:
             return fn()
         except WebDriverException as e:
-            if i == 4 or not (isinstance(e, StaleElementReferenceException)
-                              or "does not belong to the document" in str(e)):
+            if i == 4 or not gone_away(e):
                 raise
             time.sleep(1)
 
@@ -80,12 +87,35 @@ def quarantine_ids(d, url):
     return retry(load)
 
 
+def click(el):
+    """Clicks el, which loads a new page: the page may go while the click
+    is answered, which is what the click was for."""
+    try:
+        el.click()
+    except WebDriverException as e:
+        if not gone_away(e):
+            raise
+
+
+def stale(el):
+    """A wait's condition: el's page is gone."""
+    def check(_):
+        try:
+            el.is_enabled()
+            return False
+        except WebDriverException as e:
+            if gone_away(e):
+                return True
+            raise
+    return check
+
+
 def click_and_wait(d, el, css):
     """Click what loads a new page, then wait for that page: the old one
     goes stale and an element of the new one (css) is there. A loaded
     machine answers slowly; reading the page before it came is a race."""
-    el.click()
-    WebDriverWait(d, 60).until(EC.staleness_of(el))
+    click(el)
+    WebDriverWait(d, 60).until(stale(el))
     wait_ready(d, css)
 
 
@@ -112,11 +142,11 @@ def browser():
 def login(d, url, user, password):
     button = fill(d, url + "/login", (("user", user),
                                       ("password", password)), "login")
-    button.click()
+    click(button)
     # A failed login is answered after a second or more: wait for the
     # answer's page, not the form's; a good one is a redirect to the
     # dashboard, whose page is the one to wait for.
-    WebDriverWait(d, 60).until(EC.staleness_of(button))
+    WebDriverWait(d, 60).until(stale(button))
     WebDriverWait(d, 60).until(
         lambda drv: "/login" in drv.current_url or
         drv.title.startswith("Dashboard"))
@@ -262,9 +292,14 @@ def main():
         result("browser: the released message left the quarantine",
                a.release not in ids, repr(ids))
 
-        # Logging out ends the session on the server.
-        click_and_wait(d, d.find_element(By.CSS_SELECTOR,
-                                         "header form button"), "body")
+        # Logging out ends the session on the server. The button is
+        # clicked on a page that stayed (chromedriver may answer a click
+        # in a page being replaced with "does not belong to the
+        # document"), and its answer is a redirect to the login page.
+        open_page(d, a.url + "/", "header form button")
+        click(d.find_element(By.CSS_SELECTOR, "header form button"))
+        WebDriverWait(d, 60).until(lambda drv: "/login" in drv.current_url)
+        wait_ready(d, "body")
         d.get(a.url + "/")
         result("browser: after logout the dashboard wants a login",
                "/login" in d.current_url, d.current_url)

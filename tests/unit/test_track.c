@@ -345,6 +345,26 @@ rm_db(const char *dir)
 	rmdir(dir);
 }
 
+/* A database in a fresh directory made from the template dir, with
+ * segments of rows records (so that a test fills several): 0, or -1 with
+ * nothing left behind. */
+static int
+seg_start(char *dir, int rows, unsigned retention, size_t max_size,
+    struct conf *c)
+{
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return -1;
+	}
+	track_segment_rows(rows);
+	if (track_conf(c, dir, retention, max_size) == -1) {
+		track_segment_rows(0);
+		rm_db(dir);
+		return -1;
+	}
+	return 0;
+}
+
 /* `sporkctl track ARGS` on the test's database: its exit status, its
  * output in out. */
 static int
@@ -1091,16 +1111,8 @@ test_segments(void)
 	double			 now = (double)time(NULL);
 	int			 i, rcode;
 
-	if (mkdtemp(dir) == NULL) {
-		CHECK(0, "mkdtemp");
+	if (seg_start(dir, 4, 0, 0, &c) == -1)
 		return;
-	}
-	track_segment_rows(4);
-	if (track_conf(&c, dir, 0, 0) == -1) {
-		track_segment_rows(0);
-		rm_db(dir);
-		return;
-	}
 	for (i = 0; i < 10; i++) {
 		r = rec_nth(now - 100 + i, i, bufs[i], rc[i]);
 		track_message(&r);
@@ -1230,18 +1242,10 @@ test_segments_retention(void)
 	double			 now = (double)time(NULL);
 	int			 i;
 
-	if (mkdtemp(dir) == NULL) {
-		CHECK(0, "mkdtemp");
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/track.db", dir);
 	/* The writer's first pass (at start) meets an empty database. */
-	track_segment_rows(4);
-	if (track_conf(&c, dir, 3600, 0) == -1) {
-		track_segment_rows(0);
-		rm_db(dir);
+	if (seg_start(dir, 4, 3600, 0, &c) == -1)
 		return;
-	}
+	snprintf(path, sizeof(path), "%s/track.db", dir);
 	track_hold(1);
 	for (i = 0; i < 8; i++) {
 		r = rec_nth(now - age[i], i, bufs[i], rc[i]);
@@ -1275,17 +1279,10 @@ test_segments_retention(void)
 
 	/* The current segment: old rows go, the rest is sealed (its oldest
 	 * is over 3600/32 s old). */
-	if (mkdtemp(strcpy(dir, "/tmp/spork-unit-trackret.XXXXXX")) == NULL) {
-		CHECK(0, "mkdtemp");
+	if (seg_start(strcpy(dir, "/tmp/spork-unit-trackret.XXXXXX"), 8, 3600,
+	    0, &c) == -1)
 		return;
-	}
 	snprintf(path, sizeof(path), "%s/track.db", dir);
-	track_segment_rows(8);
-	if (track_conf(&c, dir, 3600, 0) == -1) {
-		track_segment_rows(0);
-		rm_db(dir);
-		return;
-	}
 	for (i = 0; i < 4; i++) {
 		r = rec_nth(now - (i < 2 ? 7200 - i : i == 2 ? 200 : 0), i,
 		    bufs[i], rc[i]);
@@ -1538,17 +1535,9 @@ test_segments_restart_ids(void)
 	double			 now = (double)time(NULL);
 	int			 i;
 
-	if (mkdtemp(dir) == NULL) {
-		CHECK(0, "mkdtemp");
+	if (seg_start(dir, 4, 0, 0, &c) == -1)
 		return;
-	}
 	snprintf(path, sizeof(path), "%s/track.db", dir);
-	track_segment_rows(4);
-	if (track_conf(&c, dir, 0, 0) == -1) {
-		track_segment_rows(0);
-		rm_db(dir);
-		return;
-	}
 	/* Written and sealed at exit, the sealing's steps not taken. */
 	track_hold(1);
 	r = rec_hostile(now);
