@@ -146,37 +146,15 @@ tls_verify_setup(SSL_CTX *ctx, const char *cafile, char *err, size_t errlen)
 	return 0;
 }
 
-/* The local CA that signs outbound leaves, and the key they carry. */
+/* The local CA that signs outbound leaves, read through the key reader
+ * (its key is root's), and the key the leaves carry. */
 static int
-tls_outbound_init(const struct conf *c, char *err, size_t errlen)
+tls_outbound_init(char *err, size_t errlen)
 {
-	FILE		*f;
 	EVP_PKEY_CTX	*kc;
 
-	if ((f = fopen(c->tls_outbound_ca_file, "r")) == NULL ||
-	    (tls_ca_cert = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "tls_outbound_ca_file %s: %s",
-		    c->tls_outbound_ca_file, f ? tls_errstr() : strerror(errno));
-		if (f != NULL)
-			fclose(f);
+	if (tls_ca_load(&tls_ca_cert, &tls_ca_key, err, errlen) == -1)
 		return -1;
-	}
-	fclose(f);
-	if ((f = fopen(c->tls_outbound_ca_key_file, "r")) == NULL ||
-	    (tls_ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "tls_outbound_ca_key_file %s: %s",
-		    c->tls_outbound_ca_key_file, f ? tls_errstr() :
-		    strerror(errno));
-		if (f != NULL)
-			fclose(f);
-		return -1;
-	}
-	fclose(f);
-	if (X509_check_private_key(tls_ca_cert, tls_ca_key) != 1) {
-		snprintf(err, errlen, "tls_outbound_ca_key_file does not match "
-		    "tls_outbound_ca_file");
-		return -1;
-	}
 	if ((kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL)) == NULL ||
 	    EVP_PKEY_keygen_init(kc) != 1 ||
 	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc,
@@ -214,18 +192,19 @@ tls_init(const struct conf *c, char *err, size_t errlen)
 			return -1;
 	} else
 		SSL_CTX_set_verify(tls_client_ctx, SSL_VERIFY_NONE, NULL);
+	/* Key files are read by a reader forked now, as root. */
+	if (tls_keyd_start(c->tls_keys_dir, c->tls_cert_file, c->tls_key_file,
+	    c->tls_outbound_clients.n > 0 ? c->tls_outbound_ca_file : "",
+	    c->tls_outbound_ca_key_file, err, errlen) == -1)
+		return -1;
 	if (c->tls_outbound_clients.n > 0) {
 		if ((tls_outbound_ctx = tls_ctx_new(0, minv)) == NULL)
 			goto ssl_fail;
 		if (tls_verify_setup(tls_outbound_ctx,
 		    c->tls_outbound_verify_ca_file, err, errlen) == -1 ||
-		    tls_outbound_init(c, err, errlen) == -1)
+		    tls_outbound_init(err, errlen) == -1)
 			return -1;
 	}
-	/* Key files are read by a reader forked now, as root. */
-	if (tls_keyd_start(c->tls_keys_dir, c->tls_cert_file, c->tls_key_file,
-	    err, errlen) == -1)
-		return -1;
 	if ((tls_active = tls_keys_load(err, errlen)) == NULL)
 		return -1;
 	log_info(NULL, "tls ready policy=%s keys=%zu keys_dir=%s verify=%s "
@@ -300,18 +279,50 @@ refused:
 	return -1;
 }
 
-/* sporkctl reload, SIGHUP: the key set and the CAs, each kept as it was
- * when its files do not load. */
+/*
+ * The local CA that signs outbound leaves, read again (a rotated CA, or
+ * its key): the leaves minted under the old one are forgotten, so each
+ * server's next one is signed by the new CA. Connections already up keep
+ * the leaf they were given. A CA that does not load leaves the old one
+ * signing.
+ */
+static int
+tls_reload_mint_ca(void)
+{
+	X509		*ca;
+	EVP_PKEY	*key;
+	char		 err[512], subject[256];
+
+	if (tls_outbound_ctx == NULL)
+		return 0;
+	if (tls_ca_load(&ca, &key, err, sizeof(err)) == -1) {
+		log_err(NULL, "tls outbound CA refused: %s (the previous CA "
+		    "keeps signing)", err);
+		return -1;
+	}
+	X509_free(tls_ca_cert);
+	EVP_PKEY_free(tls_ca_key);
+	tls_ca_cert = ca;
+	tls_ca_key = key;
+	tls_dest_minted_forget();
+	X509_NAME_oneline(X509_get_subject_name(ca), subject, sizeof(subject));
+	log_info(NULL, "tls outbound CA reloaded subject=\"%s\"", subject);
+	return 0;
+}
+
+/* sporkctl reload, SIGHUP: the key set, the CAs and the outbound CA, each
+ * kept as it was when its files do not load. */
 int
 tls_reload(void)
 {
-	int	keys_rc, cas_rc;
+	int	keys_rc, cas_rc, mint_rc;
 
 	if (tls_conf == NULL)
 		return 0;
 	keys_rc = tls_reload_keys();
 	cas_rc = tls_reload_cas();
-	return keys_rc == -1 || cas_rc == -1 ? -1 : 0;
+	mint_rc = tls_reload_mint_ca();
+	return keys_rc == -1 || cas_rc == -1 || mint_rc == -1 ? -1 : 0;
 }
 
 size_t

@@ -201,6 +201,20 @@ tls_dest_trust_changed(void)
 		}
 }
 
+/* The outbound CA changed: every leaf minted under the old one goes. */
+void
+tls_dest_minted_forget(void)
+{
+	struct tls_dest	*d;
+	int		 i;
+
+	for (i = 0; i < TLS_DEST_BUCKETS; i++)
+		for (d = tls_dests[i]; d != NULL; d = d->next) {
+			X509_free(d->minted);
+			d->minted = NULL;
+		}
+}
+
 void
 tls_dest_save_session(struct tls_dest *d, SSL_SESSION *sess, uint64_t now)
 {

@@ -45,6 +45,9 @@ void		 tls_dest_save_session(struct tls_dest *, SSL_SESSION *,
 X509		*tls_dest_minted(struct tls_dest *, const unsigned char *spki);
 void		 tls_dest_set_minted(struct tls_dest *, X509 *,
 		    const unsigned char *spki);
+/* The outbound CA was reloaded: no leaf minted under the old one is
+ * given again. */
+void		 tls_dest_minted_forget(void);
 
 void		 tls_cov_count(enum tls_cov);
 void		 tls_cov_message(void);

@@ -5,7 +5,8 @@
  * Key files stay readable by root only: a small child forked before
  * privileges are dropped reads them on request (at start and at each
  * reload) and sends their bytes over a socket pair; nothing else in it
- * runs. A set is built whole or refused whole with the file that broke it
+ * runs. It also reads the local CA that signs outbound leaves
+ * (tls_outbound_ca_file and its key), on a request of its own. A set is built whole or refused whole with the file that broke it
  * named, so a bad file never leaves the daemon half-loaded. Scan workers
  * are forked by the scan loader, which never sees this set.
  *
@@ -31,6 +32,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "log.h"
 #include "sandbox.h"
@@ -40,6 +42,10 @@
 #define TLS_KEYFILE_MAX		(60 * 1024)	/* one file's bytes */
 #define TLS_KEYFILES_MAX	512		/* files in the directory */
 #define TLS_KEYD_TIMEOUT_S	10
+
+/* Requests to the reader: one byte. */
+#define KEYD_ASK_KEYS	'R'	/* tls_keys_dir, tls_cert_file */
+#define KEYD_ASK_CA	'C'	/* the outbound CA: its certificate, key */
 
 /* Messages from the reader: a type byte, then its payload. */
 #define KEYD_FILE	'F'	/* NAME NUL BYTES */
@@ -88,9 +94,10 @@ keyd_error(int fd, const char *path, const char *why)
 	keyd_send(fd, KEYD_ERROR, text, strlen(text), NULL, 0);
 }
 
-/* Send one file; 0, or -1 after an error message. */
+/* Send one file (a link too when follow); 0, or -1 after an error
+ * message. */
 static int
-keyd_file(int fd, const char *path, const char *name)
+keyd_file(int fd, const char *path, const char *name, int follow)
 {
 	static char	data[TLS_KEYFILE_MAX + 1];
 	struct stat	st;
@@ -98,7 +105,8 @@ keyd_file(int fd, const char *path, const char *name)
 	size_t		len = 0;
 	int		f;
 
-	if ((f = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	if ((f = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)))
+	    == -1 ||
 	    fstat(f, &st) == -1) {
 		keyd_error(fd, path, strerror(errno));
 		if (f != -1)
@@ -151,7 +159,7 @@ keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
 			if (ok && names[i] != NULL) {
 				snprintf(path, sizeof(path), "%.700s/%.255s",
 				    dir, names[i]);
-				ok = keyd_file(fd, path, names[i]) == 0;
+				ok = keyd_file(fd, path, names[i], 0) == 0;
 			}
 			free(names[i]);
 		}
@@ -184,8 +192,19 @@ keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
 	keyd_send(fd, KEYD_END, "", 0, NULL, 0);
 }
 
+/* The outbound CA: its certificate as "ca", its key as "ca-key". */
+static void
+keyd_read_ca(int fd, const char *ca, const char *ca_key)
+{
+	if (ca[0] == '\0' || ca_key[0] == '\0')
+		keyd_error(fd, "tls_outbound_ca_file", "not set");
+	else if (keyd_file(fd, ca, "ca", 1) == 0 &&
+	    keyd_file(fd, ca_key, "ca-key", 1) == 0)
+		keyd_send(fd, KEYD_END, "", 0, NULL, 0);
+}
+
 static void __attribute__((noreturn))
-keyd_main(int fd, const char *dir, const char *cert, const char *key)
+keyd_main(int fd, const char *const paths[5])
 {
 	struct sandbox_conf	sc = { 0, 0, 0 };
 	char			req, err[256];
@@ -205,31 +224,40 @@ keyd_main(int fd, const char *dir, const char *cert, const char *key)
 		log_err(NULL, "tls key reader: %s", err);
 		_exit(1);
 	}
-	while (recv(fd, &req, 1, 0) == 1)
-		keyd_read_all(fd, dir, cert, key);
+	while (recv(fd, &req, 1, 0) == 1) {
+		if (req == KEYD_ASK_CA)
+			keyd_read_ca(fd, paths[3], paths[4]);
+		else
+			keyd_read_all(fd, paths[0], paths[1], paths[2]);
+	}
 	_exit(0);
 }
 
 int
 tls_keyd_start(const char *dir, const char *cert_file, const char *key_file,
-    char *err, size_t errlen)
+    const char *ca_file, const char *ca_key_file, char *err, size_t errlen)
 {
-	struct timeval	tv = { TLS_KEYD_TIMEOUT_S, 0 };
-	static char	d[1024], c[1024], k[1024];
-	pid_t		pid;
-	int		fd;
+	struct timeval	 tv = { TLS_KEYD_TIMEOUT_S, 0 };
+	static char	 p[5][1024];
+	const char	*in[5] = { dir, cert_file, key_file, ca_file,
+			    ca_key_file };
+	const char	*paths[5];
+	pid_t		 pid;
+	size_t		 i;
+	int		 fd;
 
-	if (dir[0] == '\0' && cert_file[0] == '\0')
+	if (dir[0] == '\0' && cert_file[0] == '\0' && ca_file[0] == '\0')
 		return 0;
-	snprintf(d, sizeof(d), "%s", dir);
-	snprintf(c, sizeof(c), "%s", cert_file);
-	snprintf(k, sizeof(k), "%s", key_file);
+	for (i = 0; i < 5; i++) {
+		snprintf(p[i], sizeof(p[i]), "%s", in[i]);
+		paths[i] = p[i];
+	}
 	if ((pid = sock_fork_pair(&fd)) == -1) {
 		snprintf(err, errlen, "key reader: %s", strerror(errno));
 		return -1;
 	}
 	if (pid == 0)
-		keyd_main(fd, d, c, k);
+		keyd_main(fd, paths);
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	keyd_fd = fd;
 	keyd_pid = pid;
@@ -405,23 +433,41 @@ fail:
 	return NULL;
 }
 
-struct tls_keys *
-tls_keys_load(char *err, size_t errlen)
+/* The files of one answer of the reader, as it sent them. */
+struct keyd_answer {
+	char		*names[TLS_KEYFILES_MAX + 1];
+	char		*texts[TLS_KEYFILES_MAX + 1];
+	size_t		 lens[TLS_KEYFILES_MAX + 1];
+	size_t		 n;
+};
+
+static void
+keyd_answer_free(struct keyd_answer *a)
+{
+	size_t	i;
+
+	for (i = 0; i < a->n; i++) {
+		OPENSSL_cleanse(a->texts[i], a->lens[i]);
+		free(a->texts[i]);
+		free(a->names[i]);
+	}
+	a->n = 0;
+}
+
+/* Ask the reader (KEYD_ASK_*) and take its answer into a: 0, or -1 with
+ * err (a's files freed). */
+static int
+keyd_ask(char req, struct keyd_answer *a, char *err, size_t errlen)
 {
 	static char	 msg[1 + 256 + 1 + TLS_KEYFILE_MAX + 1];
-	char		*names[TLS_KEYFILES_MAX + 1], *texts[TLS_KEYFILES_MAX + 1];
-	size_t		 lens[TLS_KEYFILES_MAX + 1], n = 0, i, nl;
-	struct tls_keys	*ks = NULL;
 	ssize_t		 r = 0;
-	char		 req = 'R';
+	size_t		 nl;
+	int		 rc = -1;
 
-	if (keyd_fd == -1) {
-		/* Nothing configured: an empty set. */
-		return tls_keys_parse(NULL, NULL, NULL, 0, err, errlen);
-	}
+	a->n = 0;
 	if (send(keyd_fd, &req, 1, MSG_NOSIGNAL) != 1) {
 		snprintf(err, errlen, "key reader: %s", strerror(errno));
-		return NULL;
+		return -1;
 	}
 	for (;;) {
 		if ((r = recv(keyd_fd, msg, sizeof(msg) - 1, 0)) <= 0) {
@@ -438,38 +484,103 @@ tls_keys_load(char *err, size_t errlen)
 		}
 		nl = strnlen(msg + 1, (size_t)r - 1);
 		if (msg[0] != KEYD_FILE || 1 + nl >= (size_t)r ||
-		    n == TLS_KEYFILES_MAX + 1) {
+		    a->n == TLS_KEYFILES_MAX + 1) {
 			snprintf(err, errlen, "key reader: bad message");
 			goto done;
 		}
-		names[n] = strdup(msg + 1);
-		lens[n] = (size_t)r - 2 - nl;
-		texts[n] = malloc(lens[n] + 1);
-		if (names[n] == NULL || texts[n] == NULL) {
-			free(names[n]);
-			free(texts[n]);
+		a->names[a->n] = strdup(msg + 1);
+		a->lens[a->n] = (size_t)r - 2 - nl;
+		a->texts[a->n] = malloc(a->lens[a->n] + 1);
+		if (a->names[a->n] == NULL || a->texts[a->n] == NULL) {
+			free(a->names[a->n]);
+			free(a->texts[a->n]);
 			snprintf(err, errlen, "out of memory");
 			goto done;
 		}
-		memcpy(texts[n], msg + 2 + nl, lens[n]);
-		texts[n][lens[n]] = '\0';
-		n++;
+		memcpy(a->texts[a->n], msg + 2 + nl, a->lens[a->n]);
+		a->texts[a->n][a->lens[a->n]] = '\0';
+		a->n++;
 	}
-	ks = tls_keys_parse((const char *const *)names,
-	    (const char *const *)texts, lens, n, err, errlen);
+	rc = 0;
 done:
 	/* Cut short in the middle of an answer: read the rest of it, so
 	 * that the next request gets its own. */
 	while (r > 0 && msg[0] != KEYD_END && msg[0] != KEYD_ERROR &&
 	    (r = recv(keyd_fd, msg, sizeof(msg), 0)) > 0)
 		;
-	for (i = 0; i < n; i++) {
-		OPENSSL_cleanse(texts[i], lens[i]);
-		free(texts[i]);
-		free(names[i]);
-	}
 	OPENSSL_cleanse(msg, sizeof(msg));
+	if (rc == -1)
+		keyd_answer_free(a);
+	return rc;
+}
+
+struct tls_keys *
+tls_keys_load(char *err, size_t errlen)
+{
+	static struct keyd_answer	 a;
+	struct tls_keys			*ks;
+
+	if (keyd_fd == -1) {
+		/* Nothing configured: an empty set. */
+		return tls_keys_parse(NULL, NULL, NULL, 0, err, errlen);
+	}
+	if (keyd_ask(KEYD_ASK_KEYS, &a, err, errlen) == -1)
+		return NULL;
+	ks = tls_keys_parse((const char *const *)a.names,
+	    (const char *const *)a.texts, a.lens, a.n, err, errlen);
+	keyd_answer_free(&a);
 	return ks;
+}
+
+int
+tls_ca_parse(const char *cert, size_t certlen, const char *key,
+    size_t keylen, X509 **ca, EVP_PKEY **ca_key, char *err, size_t errlen)
+{
+	*ca = pem_leaf(cert, certlen);
+	*ca_key = pem_key(key, keylen);
+	if (*ca == NULL || *ca_key == NULL)
+		snprintf(err, errlen, "%s: no %s", *ca == NULL ?
+		    "tls_outbound_ca_file" : "tls_outbound_ca_key_file",
+		    *ca == NULL ? "certificate" : "private key");
+	else if (X509_check_private_key(*ca, *ca_key) != 1)
+		snprintf(err, errlen, "tls_outbound_ca_key_file does not "
+		    "match tls_outbound_ca_file");
+	else if (X509_check_ca(*ca) == 0)
+		snprintf(err, errlen, "tls_outbound_ca_file: not a CA "
+		    "certificate");
+	else
+		return 0;
+	ERR_clear_error();
+	X509_free(*ca);
+	EVP_PKEY_free(*ca_key);
+	*ca = NULL;
+	*ca_key = NULL;
+	return -1;
+}
+
+int
+tls_ca_load(X509 **ca, EVP_PKEY **ca_key, char *err, size_t errlen)
+{
+	static struct keyd_answer	 a;
+	int				 rc;
+
+	*ca = NULL;
+	*ca_key = NULL;
+	if (keyd_fd == -1) {
+		snprintf(err, errlen, "key reader: not started");
+		return -1;
+	}
+	if (keyd_ask(KEYD_ASK_CA, &a, err, errlen) == -1)
+		return -1;
+	if (a.n != 2) {
+		snprintf(err, errlen, "key reader: bad answer");
+		keyd_answer_free(&a);
+		return -1;
+	}
+	rc = tls_ca_parse(a.texts[0], a.lens[0], a.texts[1], a.lens[1], ca,
+	    ca_key, err, errlen);
+	keyd_answer_free(&a);
+	return rc;
 }
 
 void

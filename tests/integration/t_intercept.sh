@@ -22,7 +22,9 @@
 #   the sessions after it passed through, interception again once the new
 #   pair is installed and reloaded;
 # - outbound (tls_outbound_clients): a leaf minted by a local CA with the
-#   MX's subject and names, the sender verifies it, the mail is scanned
+#   MX's subject and names; the local CA rotated and reloaded (a key that
+#   does not match refused, the old CA signing on), the next leaf signed
+#   by the new one; the sender verifies it, the mail is scanned
 #   and an outbound DLP rule refuses a card number; an MX the box cannot
 #   verify gets the client 421 4.7.0, never plaintext.
 set -u
@@ -579,6 +581,43 @@ if [ -s "$tmp/box.c1" ]; then
 		pass "outbound: the local CA's certificate follows it in the chain" || fail "outbound: chain" "$(tr '\n' ' ' <"$tmp/box")"
 else
 	fail "outbound: a certificate was shown" "none"
+fi
+# A rotated local CA: read again on reload (through the key reader: its
+# key stays root's), the next leaf signed by it. A key that does not match
+# the certificate is refused first, and the old CA keeps signing.
+"$SPORK_REPO/scripts/spork-cert" "$tmp/newca" unused.example.test >/dev/null
+cp "$tmp/localca/ca.pem" "$tmp/oldca.pem"
+cp "$tmp/newca/ca-key.pem" "$tmp/localca/ca-key.pem"
+m=$(mark)
+ctl reload >/dev/null
+wait_log 'tls outbound CA (refused|reloaded)' "$(($(count 'tls outbound CA (refused|reloaded)' "$LAB_SPORKD_LOG") + 1))" || true
+since "$m" "$tmp/slice"
+assert_grep 'sporkd\[error\] tls outbound CA refused: tls_outbound_ca_key_file does not match tls_outbound_ca_file \(the previous CA keeps signing\)$' \
+	"$tmp/slice" "outbound CA rotation: a key that does not match refused on reload, the reason named"
+chain "$NS_CLI" "$SRV_V4:25" "$tmp/box"
+[ -s "$tmp/box.c1" ] && openssl verify -CAfile "$tmp/oldca.pem" "$tmp/box.c1" >/dev/null 2>&1 &&
+	pass "outbound CA rotation: refused, the old CA still signs the leaf" ||
+	fail "outbound CA rotation: the old CA still signs" "$(tr '\n' ' ' <"$tmp/box")"
+cp "$tmp/newca/ca.pem" "$tmp/localca/ca.pem"
+m=$(mark)
+ctl reload >/dev/null
+wait_log 'tls outbound CA (refused|reloaded)' "$(($(count 'tls outbound CA (refused|reloaded)' "$LAB_SPORKD_LOG") + 1))" || true
+since "$m" "$tmp/slice"
+assert_grep 'tls outbound CA reloaded subject="/CN=spork lab CA"$' "$tmp/slice" \
+	"outbound CA rotation: the new CA and key loaded on reload"
+chain "$NS_CLI" "$SRV_V4:25" "$tmp/box"
+if [ -s "$tmp/box.c1" ]; then
+	openssl verify -CAfile "$tmp/newca/ca.pem" "$tmp/box.c1" >/dev/null 2>&1 &&
+		pass "outbound CA rotation: the next leaf is signed by the new CA" ||
+		fail "outbound CA rotation: leaf signed by the new CA" "$(openssl x509 -in "$tmp/box.c1" -noout -issuer -serial)"
+	openssl verify -CAfile "$tmp/oldca.pem" "$tmp/box.c1" >/dev/null 2>&1 &&
+		fail "outbound CA rotation: no leaf of the old CA" "it verifies against the old CA" ||
+		pass "outbound CA rotation: the leaf minted under the old CA is not given again"
+	[ "$(sed -n 2p "$tmp/box")" = "$(der_sha "$tmp/newca/ca.pem")" ] &&
+		pass "outbound CA rotation: the new CA's certificate follows it in the chain" ||
+		fail "outbound CA rotation: chain" "$(tr '\n' ' ' <"$tmp/box")"
+else
+	fail "outbound CA rotation: a certificate was shown" "none"
 fi
 sender_conf "smtp_tls_CAfile = $tmp/localca/ca.pem" \
 	"smtp_tls_policy_maps = inline:{ {[10.25.0.2]:25 = verify match=mx.example.test} }"

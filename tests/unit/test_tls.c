@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The key set: which files make a pair, which are refused and why, and
- * the lookup by SPKI digest (tests/data/tls holds test-only pairs).
+ * the lookup by SPKI digest; the outbound CA's checks (tests/data/tls
+ * holds test-only pairs).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +13,11 @@
 #include "tls_keys.h"
 #include "unit.h"
 
-#define NFILES	8
+#define NFILES	10
 
 static const char *const tls_files[NFILES] = {
 	"a.pem", "a-key.pem", "b.pem", "b-key.pem", "c.pem", "c-key.pem",
-	"a-both.pem", "README",
+	"a-both.pem", "README", "leaf.pem", "leaf-key.pem",
 };
 static char	*tls_text[NFILES];
 static size_t	 tls_len[NFILES];
@@ -138,6 +139,46 @@ test_tls_lookup(void)
 	tls_keys_free(ks);
 }
 
+/* The outbound CA: a CA with its own key, or refused with the reason. */
+static void
+test_tls_ca(void)
+{
+	static const struct {
+		const char	*cert, *key, *err;
+	} t[] = {
+		{ "a.pem", "a-key.pem", NULL },
+		{ "a-both.pem", "a-both.pem", NULL },
+		{ "a.pem", "b-key.pem", "does not match" },
+		{ "leaf.pem", "leaf-key.pem", "not a CA" },
+		{ "README", "a-key.pem", "tls_outbound_ca_file: no certificate" },
+		{ "a.pem", "README", "tls_outbound_ca_key_file: no private key" },
+		{ "a-key.pem", "a.pem", "no certificate" },
+	};
+	const char	*ct, *kt;
+	size_t		 i, cl = 0, kl = 0;
+	X509		*ca;
+	EVP_PKEY	*key;
+	char		 err[256];
+	int		 rc;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		err[0] = '\0';
+		ct = text_of(t[i].cert, &cl);
+		kt = text_of(t[i].key, &kl);
+		rc = tls_ca_parse(ct, cl, kt, kl, &ca, &key, err, sizeof(err));
+		if (t[i].err == NULL)
+			CHECK(rc == 0 && ca != NULL && key != NULL,
+			    "CA %s + %s: %s", t[i].cert, t[i].key, err);
+		else
+			CHECK(rc == -1 && ca == NULL && key == NULL &&
+			    strstr(err, t[i].err) != NULL,
+			    "CA %s + %s refused (%s): %s", t[i].cert, t[i].key,
+			    t[i].err, err);
+		X509_free(ca);
+		EVP_PKEY_free(key);
+	}
+}
+
 void
 test_tls(void)
 {
@@ -154,6 +195,7 @@ test_tls(void)
 	}
 	test_tls_pairs();
 	test_tls_lookup();
+	test_tls_ca();
 	for (i = 0; i < NFILES; i++)
 		free(tls_text[i]);
 }
