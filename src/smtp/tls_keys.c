@@ -168,9 +168,10 @@ keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
 	}
 	if (cert[0] != '\0') {
 		/* The single pair of tls_cert_file and tls_key_file: one
-		 * file's worth, the key after the chain. */
+		 * file's worth, the key after the chain, each followed by a
+		 * newline. Larger is refused, never cut. */
 		int	 f;
-		ssize_t	 r;
+		ssize_t	 r = 0;
 		size_t	 len = 0;
 		const char *p[2] = { cert, key };
 
@@ -184,7 +185,15 @@ keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
 			while (len < TLS_KEYFILE_MAX && (r = read(f, both + len,
 			    TLS_KEYFILE_MAX - len)) > 0)
 				len += (size_t)r;
+			if (r != -1 && len == TLS_KEYFILE_MAX)
+				r = read(f, both + len, 1);
 			close(f);
+			if (r == -1 || len + r >= TLS_KEYFILE_MAX) {
+				keyd_error(fd, p[i], r == -1 ? strerror(errno) :
+				    i == 0 ? "larger than 60 KiB" :
+				    "larger than 60 KiB with tls_cert_file");
+				return;
+			}
 			both[len++] = '\n';
 		}
 		keyd_send(fd, KEYD_FILE, cert, strlen(cert), both, len);

@@ -11,6 +11,8 @@
 # - the CA file is read again on reload: a CA put in vouches at once, one
 #   taken out stops at once (no upstream session resumed past it), a file
 #   that does not load fails the reload and the old CAs keep verifying;
+# - a tls_cert_file past its 60 KiB is refused on reload by name (never
+#   cut), and the key reader answers the next reload;
 # - plaintext injected behind STARTTLS by the client or behind the 220 by
 #   a server is never executed;
 # - a sending Postfix that verifies the MX delivers when the appliance holds
@@ -121,6 +123,26 @@ send_mail "$tmp/t-rot-bad" alice@example.test a@client.example.test "$SRV_V4" ""
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-bad" "CA file that does not load: mail still delivered"
 check "CA file that does not load: the previous CAs still verify (and still refuse the server)" \
 	test "$(count "$vfailed")" -gt "$f0"
+
+# --- tls_cert_file past its 60 KiB (a chain padded with copies of a CA):
+# refused on reload with the file named, never cut; the key reader answers
+# the next reload, which takes the file back
+cp "$TLS/cert.pem" "$tmp/big-cert.pem"
+start_sporkd "${intercept[@]}" "tls_cert_file $tmp/big-cert.pem"
+for _ in $(seq 150); do cat "$TLS/ca.pem"; done >>"$tmp/big-cert.pem"
+k0=$(count 'tls keys reloaded')
+[ "$(ctl reload)" = "error: reload failed" ] && pass "tls_cert_file over 60 KiB: the reload fails" ||
+	fail "tls_cert_file over 60 KiB: the reload fails"
+wait_grep 10 "tls keys refused: $tmp/big-cert\.pem: larger than 60 KiB \(previous keys keep serving\)" \
+	"$LAB_SPORKD_LOG" "tls_cert_file over 60 KiB: refused, the file and its limit named"
+cp "$TLS/cert.pem" "$tmp/big-cert.pem"
+[ "$(ctl reload)" = "ok reload started" ] && pass "tls_cert_file back to its size: the reload is accepted" ||
+	fail "tls_cert_file back to its size: the reload is accepted"
+keys_reloaded() { [ "$(count 'tls keys reloaded keys=1$')" -gt "$k0" ]; }
+wait_until 10 keys_reloaded
+check "tls_cert_file back to its size: the key reader still answers, the pair loaded" keys_reloaded
+send_mail "$tmp/t-big" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-big" "tls_cert_file back to its size: mail intercepted and delivered"
 
 # --- client injection: STARTTLS and RSET in one segment
 start_sporkd "${intercept[@]}"
