@@ -89,6 +89,16 @@ wait_log() {	# wait_log PATTERN COUNT [FILE]
 	return 1
 }
 count() { grep -Ec -- "$1" "$2" 2>/dev/null; }
+# reload_slice PATTERN: sporkctl reload, then what sporkd logged until one
+# more line matches PATTERN (its answer), into $tmp/slice.
+reload_slice() {
+	local m n
+	m=$(mark)
+	n=$(count "$1" "$LAB_SPORKD_LOG")
+	ctl reload >/dev/null
+	wait_log "$1" "$((n + 1))" || true
+	since "$m" "$tmp/slice"
+}
 # mail_with DIR SUBJECT: the delivered messages in Maildir DIR with it.
 mail_with() { grep -lxF -- "Subject: $2" "$1"/new/* 2>/dev/null; }
 wait_mail() {	# wait_mail DIR SUBJECT [TIMEOUT]
@@ -238,10 +248,7 @@ done
 "$SPORK_REPO/scripts/spork-cert" "$tmp/junk" junk.example.test >/dev/null
 cp "$tmp/junk/junk.example.test.pem" "$TLS/keys/broken.pem"
 openssl genrsa -out "$TLS/keys/broken-key.pem" 2048 2>/dev/null
-m=$(mark)
-ctl reload >/dev/null
-wait_log 'tls keys (refused|reloaded)' "$(($(count 'tls keys (refused|reloaded)' "$LAB_SPORKD_LOG") + 1))" || true
-since "$m" "$tmp/slice"
+reload_slice 'tls keys (refused|reloaded)'
 assert_grep 'sporkd\[error\] tls keys refused: broken\.pem: the private key does not match the certificate \(previous keys keep serving\)$' \
 	"$tmp/slice" "bad key file: refused on reload, the file and the reason named"
 assert_no_grep 'tls keys reloaded' "$tmp/slice" "bad key file: no new key set taken"
@@ -588,10 +595,7 @@ fi
 "$SPORK_REPO/scripts/spork-cert" "$tmp/newca" unused.example.test >/dev/null
 cp "$tmp/localca/ca.pem" "$tmp/oldca.pem"
 cp "$tmp/newca/ca-key.pem" "$tmp/localca/ca-key.pem"
-m=$(mark)
-ctl reload >/dev/null
-wait_log 'tls outbound CA (refused|reloaded)' "$(($(count 'tls outbound CA (refused|reloaded)' "$LAB_SPORKD_LOG") + 1))" || true
-since "$m" "$tmp/slice"
+reload_slice 'tls outbound CA (refused|reloaded)'
 assert_grep 'sporkd\[error\] tls outbound CA refused: tls_outbound_ca_key_file does not match tls_outbound_ca_file \(the previous CA keeps signing\)$' \
 	"$tmp/slice" "outbound CA rotation: a key that does not match refused on reload, the reason named"
 chain "$NS_CLI" "$SRV_V4:25" "$tmp/box"
@@ -599,10 +603,7 @@ chain "$NS_CLI" "$SRV_V4:25" "$tmp/box"
 	pass "outbound CA rotation: refused, the old CA still signs the leaf" ||
 	fail "outbound CA rotation: the old CA still signs" "$(tr '\n' ' ' <"$tmp/box")"
 cp "$tmp/newca/ca.pem" "$tmp/localca/ca.pem"
-m=$(mark)
-ctl reload >/dev/null
-wait_log 'tls outbound CA (refused|reloaded)' "$(($(count 'tls outbound CA (refused|reloaded)' "$LAB_SPORKD_LOG") + 1))" || true
-since "$m" "$tmp/slice"
+reload_slice 'tls outbound CA (refused|reloaded)'
 assert_grep 'tls outbound CA reloaded subject="/CN=spork lab CA"$' "$tmp/slice" \
 	"outbound CA rotation: the new CA and key loaded on reload"
 chain "$NS_CLI" "$SRV_V4:25" "$tmp/box"
