@@ -6,7 +6,8 @@
  * privileges are dropped reads them on request (at start and at each
  * reload) and sends their bytes over a socket pair; nothing else in it
  * runs. It also reads the local CA that signs outbound leaves
- * (tls_outbound_ca_file and its key), on a request of its own. A set is built whole or refused whole with the file that broke it
+ * (tls_outbound_ca_file and its key), on a request of its own. A set is
+ * built whole or refused whole with the file that broke it
  * named, so a bad file never leaves the daemon half-loaded. Scan workers
  * are forked by the scan loader, which never sees this set.
  *
@@ -43,11 +44,14 @@
 #define TLS_KEYFILES_MAX	512		/* files in the directory */
 #define TLS_KEYD_TIMEOUT_S	10
 
-/* Requests to the reader: one byte. */
+/* Requests to the reader: the kind, then a sequence number that each of
+ * its messages answering it carries (an answer that came after its
+ * request timed out is told apart from the next one's). */
 #define KEYD_ASK_KEYS	'R'	/* tls_keys_dir, tls_cert_file */
 #define KEYD_ASK_CA	'C'	/* the outbound CA: its certificate, key */
 
-/* Messages from the reader: a type byte, then its payload. */
+/* Messages from the reader: a type byte, the request's sequence number,
+ * then its payload. */
 #define KEYD_FILE	'F'	/* NAME NUL BYTES */
 #define KEYD_ERROR	'E'	/* text */
 #define KEYD_END	'Z'
@@ -57,8 +61,12 @@ struct tls_keys {
 	struct tls_key	 k[];
 };
 
-static int	 keyd_fd = -1;
-static pid_t	 keyd_pid = -1;
+#define KEYD_MSG_MAX	(2 + 256 + 1 + TLS_KEYFILE_MAX + 1)
+
+static int		 keyd_fd = -1;
+static pid_t		 keyd_pid = -1;
+static unsigned char	 keyd_seq;	/* the reader: the request it answers;
+					 * the daemon: the last it sent */
 
 /* ------------------------------------------------------------------ */
 /* The reader (child)                                                  */
@@ -67,12 +75,13 @@ static void
 keyd_send(int fd, char type, const char *a, size_t alen, const char *b,
     size_t blen)
 {
-	static char	msg[1 + 256 + 1 + TLS_KEYFILE_MAX + 1];
+	static char	msg[KEYD_MSG_MAX];
 	size_t		n = 0;
 
 	if (alen > 256 || blen > TLS_KEYFILE_MAX + 1)
 		_exit(2);
 	msg[n++] = type;
+	msg[n++] = (char)keyd_seq;
 	memcpy(msg + n, a, alen);
 	n += alen;
 	if (b != NULL) {
@@ -105,8 +114,9 @@ keyd_file(int fd, const char *path, const char *name, int follow)
 	size_t		len = 0;
 	int		f;
 
-	if ((f = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)))
-	    == -1 ||
+	/* O_NONBLOCK: a FIFO does not hang the reader (it is not a file). */
+	if ((f = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    (follow ? 0 : O_NOFOLLOW))) == -1 ||
 	    fstat(f, &st) == -1) {
 		keyd_error(fd, path, strerror(errno));
 		if (f != -1)
@@ -115,7 +125,10 @@ keyd_file(int fd, const char *path, const char *name, int follow)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(f);
-		return 0;
+		if (!follow)
+			return 0;	/* in tls_keys_dir: not a pair */
+		keyd_error(fd, path, "not a regular file");
+		return -1;
 	}
 	while ((n = read(f, data + len, sizeof(data) - len)) > 0)
 		len += (size_t)n;
@@ -170,25 +183,34 @@ keyd_read_all(int fd, const char *dir, const char *cert, const char *key)
 		/* The single pair of tls_cert_file and tls_key_file: one
 		 * file's worth, the key after the chain, each followed by a
 		 * newline. Larger is refused, never cut. */
-		int	 f;
-		ssize_t	 r = 0;
-		size_t	 len = 0;
-		const char *p[2] = { cert, key };
+		struct stat	 st;
+		int		 f;
+		ssize_t		 r = 0;
+		size_t		 len = 0;
+		const char	*p[2] = { cert, key };
 
 		for (i = 0; i < 2; i++) {
 			if (p[i][0] == '\0')
 				continue;
-			if ((f = open(p[i], O_RDONLY | O_CLOEXEC)) == -1) {
+			if ((f = open(p[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK))
+			    == -1 || fstat(f, &st) == -1) {
 				keyd_error(fd, p[i], strerror(errno));
+				if (f != -1)
+					close(f);
 				return;
 			}
-			while (len < TLS_KEYFILE_MAX && (r = read(f, both + len,
-			    TLS_KEYFILE_MAX - len)) > 0)
+			if (!S_ISREG(st.st_mode)) {
+				close(f);
+				keyd_error(fd, p[i], "not a regular file");
+				return;
+			}
+			/* One byte past the limit tells a file that is
+			 * larger (len stays within both's 2 x limit). */
+			while (len <= TLS_KEYFILE_MAX && (r = read(f, both +
+			    len, TLS_KEYFILE_MAX + 1 - len)) > 0)
 				len += (size_t)r;
-			if (r != -1 && len == TLS_KEYFILE_MAX)
-				r = read(f, both + len, 1);
 			close(f);
-			if (r == -1 || len + r >= TLS_KEYFILE_MAX) {
+			if (r == -1 || len > TLS_KEYFILE_MAX) {
 				keyd_error(fd, p[i], r == -1 ? strerror(errno) :
 				    i == 0 ? "larger than 60 KiB" :
 				    "larger than 60 KiB with tls_cert_file");
@@ -216,7 +238,7 @@ static void __attribute__((noreturn))
 keyd_main(int fd, const char *const paths[5])
 {
 	struct sandbox_conf	sc = { 0, 0, 0 };
-	char			req, err[256];
+	char			req[2], err[256];
 
 	/* Nothing of the daemon's but the request channel. */
 	if (fd > 3)
@@ -233,8 +255,9 @@ keyd_main(int fd, const char *const paths[5])
 		log_err(NULL, "tls key reader: %s", err);
 		_exit(1);
 	}
-	while (recv(fd, &req, 1, 0) == 1) {
-		if (req == KEYD_ASK_CA)
+	while (recv(fd, req, sizeof(req), 0) == (ssize_t)sizeof(req)) {
+		keyd_seq = (unsigned char)req[1];
+		if (req[0] == KEYD_ASK_CA)
 			keyd_read_ca(fd, paths[3], paths[4]);
 		else
 			keyd_read_all(fd, paths[0], paths[1], paths[2]);
@@ -466,15 +489,19 @@ keyd_answer_free(struct keyd_answer *a)
 /* Ask the reader (KEYD_ASK_*) and take its answer into a: 0, or -1 with
  * err (a's files freed). */
 static int
-keyd_ask(char req, struct keyd_answer *a, char *err, size_t errlen)
+keyd_ask(char kind, struct keyd_answer *a, char *err, size_t errlen)
 {
-	static char	 msg[1 + 256 + 1 + TLS_KEYFILE_MAX + 1];
+	static char	 msg[KEYD_MSG_MAX + 1];
+	char		 req[2];
 	ssize_t		 r = 0;
 	size_t		 nl;
 	int		 rc = -1;
 
 	a->n = 0;
-	if (send(keyd_fd, &req, 1, MSG_NOSIGNAL) != 1) {
+	req[0] = kind;
+	req[1] = (char)++keyd_seq;
+	if (send(keyd_fd, req, sizeof(req), MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(req)) {
 		snprintf(err, errlen, "key reader: %s", strerror(errno));
 		return -1;
 	}
@@ -485,20 +512,26 @@ keyd_ask(char req, struct keyd_answer *a, char *err, size_t errlen)
 			goto done;
 		}
 		msg[r] = '\0';
+		if (r < 2) {
+			snprintf(err, errlen, "key reader: bad message");
+			goto done;
+		}
+		if (msg[1] != req[1])
+			continue;	/* an earlier request's, late */
 		if (msg[0] == KEYD_END)
 			break;
 		if (msg[0] == KEYD_ERROR) {
-			snprintf(err, errlen, "%s", msg + 1);
+			snprintf(err, errlen, "%s", msg + 2);
 			goto done;
 		}
-		nl = strnlen(msg + 1, (size_t)r - 1);
-		if (msg[0] != KEYD_FILE || 1 + nl >= (size_t)r ||
+		nl = strnlen(msg + 2, (size_t)r - 2);
+		if (msg[0] != KEYD_FILE || 2 + nl >= (size_t)r ||
 		    a->n == TLS_KEYFILES_MAX + 1) {
 			snprintf(err, errlen, "key reader: bad message");
 			goto done;
 		}
-		a->names[a->n] = strdup(msg + 1);
-		a->lens[a->n] = (size_t)r - 2 - nl;
+		a->names[a->n] = strdup(msg + 2);
+		a->lens[a->n] = (size_t)r - 3 - nl;
 		a->texts[a->n] = malloc(a->lens[a->n] + 1);
 		if (a->names[a->n] == NULL || a->texts[a->n] == NULL) {
 			free(a->names[a->n]);
@@ -506,16 +539,18 @@ keyd_ask(char req, struct keyd_answer *a, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			goto done;
 		}
-		memcpy(a->texts[a->n], msg + 2 + nl, a->lens[a->n]);
+		memcpy(a->texts[a->n], msg + 3 + nl, a->lens[a->n]);
 		a->texts[a->n][a->lens[a->n]] = '\0';
 		a->n++;
 	}
 	rc = 0;
 done:
 	/* Cut short in the middle of an answer: read the rest of it, so
-	 * that the next request gets its own. */
-	while (r > 0 && msg[0] != KEYD_END && msg[0] != KEYD_ERROR &&
-	    (r = recv(keyd_fd, msg, sizeof(msg), 0)) > 0)
+	 * that the next request does not wade through it (a late one is
+	 * told apart by its number). */
+	while (r >= 2 && msg[1] == req[1] && msg[0] != KEYD_END &&
+	    msg[0] != KEYD_ERROR && (r = recv(keyd_fd, msg, sizeof(msg), 0))
+	    > 0)
 		;
 	OPENSSL_cleanse(msg, sizeof(msg));
 	if (rc == -1)

@@ -620,6 +620,18 @@ if [ -s "$tmp/box.c1" ]; then
 else
 	fail "outbound CA rotation: a certificate was shown" "none"
 fi
+# A CA path that is a FIFO: refused at once by name (the key reader does
+# not wait on it), and the reload after it is answered as its own.
+mv "$tmp/localca/ca.pem" "$tmp/ca.pem.keep"
+mkfifo "$tmp/localca/ca.pem"
+reload_slice 'tls outbound CA (refused|reloaded)'
+assert_grep "tls outbound CA refused: $tmp/localca/ca\\.pem: not a regular file \\(the previous CA keeps signing\\)\$" \
+	"$tmp/slice" "outbound CA: a FIFO in its place refused, named, without waiting"
+rm -f "$tmp/localca/ca.pem"
+mv "$tmp/ca.pem.keep" "$tmp/localca/ca.pem"
+reload_slice 'tls outbound CA (refused|reloaded)'
+assert_grep 'tls keys reloaded keys=' "$tmp/slice" "outbound CA: the reload after it gets the key set"
+assert_grep 'tls outbound CA reloaded subject=' "$tmp/slice" "outbound CA: and the CA back"
 sender_conf "smtp_tls_CAfile = $tmp/localca/ca.pem" \
 	"smtp_tls_policy_maps = inline:{ {[10.25.0.2]:25 = verify match=mx.example.test} }"
 n=$(count 'Verified TLS connection established to 10\.25\.0\.2' "$SENDER_LOG")
