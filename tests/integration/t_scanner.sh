@@ -154,6 +154,18 @@ for _ in $(seq 200); do
 	[ -n "$victim" ] && break
 	sleep 0.05
 done
+# A second session's message meanwhile: with the only worker busy, it is
+# sent to that worker ahead, behind the big one. The kill must not cost it
+# anything: it goes back to the queue and the replacement scans it.
+ahead=
+if [ -n "$victim" ]; then
+	send_mail "$tmp/t-ahead" bob@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com" &
+	ahead_mail=$!
+	for _ in $(seq 200); do
+		ctl status | grep -q "^scan.worker pid=$victim state=busy ahead=1 " && { ahead=1; break; }
+		sleep 0.05
+	done
+fi
 if [ -n "$victim" ]; then
 	kill -KILL "$victim"
 	pass "worker kill: caught worker $victim busy with the big message"
@@ -164,6 +176,14 @@ if wait $chat; then
 	pass "worker kill: that message got 451, the next ones in the session 250 and 550"
 else
 	fail "worker kill: same session" "$(tail -n 5 "$tmp/t-kill")"
+fi
+if [ -n "$ahead" ]; then
+	pass "worker kill: another session's message was sent ahead to the busy worker"
+	wait $ahead_mail
+	assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-ahead" "worker kill: the message sent ahead is scanned by the replacement (550, not 451)"
+	assert_grep "scan worker pid=$victim generation=[0-9]+ lost: .*\\(the message sent ahead is queued again\\)" "$LAB_SPORKD_LOG" "worker kill: the requeue logged"
+else
+	fail "worker kill: a message sent ahead" "$(ctl status | grep '^scan\.')"
 fi
 send_mail "$tmp/t-after" bob@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com"
 assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-after" "worker kill: another session is scanned by the replacement"
