@@ -547,6 +547,7 @@ page_dashboard(struct console_page *p, const struct console_req *r)
 	    p->fp);
 	status_row(p->fp, &st, "workers", "scan.workers");
 	status_row(p->fp, &st, "busy", "scan.busy");
+	status_row(p->fp, &st, "sent ahead", "scan.ahead");
 	status_row(p->fp, &st, "queue", "scan.queue");
 	status_row(p->fp, &st, "memory (PSS kB)", "scan.pss_kb");
 	status_row(p->fp, &st, "timeouts", "scan.timeouts");

@@ -12,7 +12,10 @@
  *
  *   scanbound -d DBDIR [-w WORKERS] [-l BYTES] [-T SECS] [-W SECS]
  *
- * Prints one line: workers=N msgs=N secs=S rate=R load_ms=L sigs=N.
+ * Prints one line: workers=N msgs=N secs=S rate=R load_ms=L sigs=N
+ * not_clean=N window_closed=S cpu_us_per_msg=U (the workers' CPU over the
+ * scans they ran in the window: the work a message costs, which unlike
+ * the rate does not depend on how much of the CPUs the bound got).
  */
 #include <errno.h>
 #include <signal.h>
@@ -50,6 +53,16 @@ now(void)
 	struct timespec	ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* This process's CPU time (user and system), seconds. */
+static double
+cpu_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -100,7 +113,8 @@ worker(const struct scan_engine *e, const char *pool, size_t body, int w,
 {
 	struct scan_result	 r;
 	size_t			 cap = body + 4096, len;
-	unsigned long		 n = 0, counted = 0, bad = 0;
+	unsigned long		 n = 0, counted = 0, bad = 0, cpu_scans = 0;
+	double			 cpu0 = -1;
 	char			*buf;
 	int			 fd;
 
@@ -118,10 +132,18 @@ worker(const struct scan_engine *e, const char *pool, size_t body, int w,
 		scan_engine_scan(e, fd, len, &r);
 		if (r.verdict != SCAN_CLEAN)
 			bad++;
-		if (now() >= start + warm)
+		if (now() >= start + warm) {
 			counted++;
+			/* CPU per scan: from the end of the window's first
+			 * scan, over the scans after it. */
+			if (cpu0 < 0)
+				cpu0 = cpu_now();
+			else
+				cpu_scans++;
+		}
 	}
-	dprintf(out, "%lu %lu\n", counted, bad);
+	dprintf(out, "%lu %lu %lu %.3f\n", counted, bad, cpu_scans,
+	    cpu0 < 0 ? 0 : (cpu_now() - cpu0) * 1000);
 	exit(0);
 }
 
@@ -137,7 +159,8 @@ main(int argc, char *argv[])
 	char			 err[512], *pool, *p, line[64];
 	double			 secs = 10, warm = 1, t0, t1, load;
 	size_t			 body = 10240, i, j;
-	unsigned long		 msgs = 0, bad = 0, c, b;
+	unsigned long		 msgs = 0, bad = 0, c, b, cs, cpu_scans = 0;
+	double			 cpu_ms = 0, cm;
 	int			 ch, nw = 2, pfd[2], st;
 	FILE			*in;
 
@@ -210,9 +233,11 @@ main(int argc, char *argv[])
 	if ((in = fdopen(pfd[0], "r")) == NULL)
 		die("fdopen");
 	while (fgets(line, sizeof(line), in) != NULL)
-		if (sscanf(line, "%lu %lu", &c, &b) == 2) {
+		if (sscanf(line, "%lu %lu %lu %lf", &c, &b, &cs, &cm) == 4) {
 			msgs += c;
 			bad += b;
+			cpu_scans += cs;
+			cpu_ms += cm;
 		}
 	for (i = 0; i < (size_t)nw; i++)
 		waitpid(pids[i], &st, 0);
@@ -220,9 +245,9 @@ main(int argc, char *argv[])
 	 * window is the time until the last worker stopped. */
 	secs = now() - (t0 + warm);
 	printf("workers=%d msgs=%lu secs=%.3f rate=%.1f load_ms=%.0f sigs=%u "
-	    "not_clean=%lu window_closed=%.3f\n", nw, msgs, secs,
-	    msgs / secs, load * 1000, scan_engine_signatures(e), bad,
-	    t1 - t0 - warm);
+	    "not_clean=%lu window_closed=%.3f cpu_us_per_msg=%.0f\n", nw, msgs,
+	    secs, msgs / secs, load * 1000, scan_engine_signatures(e), bad,
+	    t1 - t0 - warm, cpu_scans ? cpu_ms * 1000 / cpu_scans : 0);
 	scan_engine_free(e);
 	return bad > 0;
 usage:

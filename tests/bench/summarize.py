@@ -129,6 +129,20 @@ def cpu_bound_ratio(runs, sec, lvl, direct="direct", via="sporkd"):
     return Stat([d[k] / v[k] for k in d if k in v and v[k] > 0])
 
 
+def bound_cpu_ratio(runs, sec, var, lvl):
+    """Per repetition: scanbound's CPU per message over sporkd's (its
+    tree: relay, loader, workers). The share of sporkd's work per message
+    that is the scan itself: what its msg/s over the bound tends to on
+    CPUs it does not share with the client and the sink."""
+    b = {r["rep"]: r["cpu_us_per_msg"]
+         for r in runs.get((sec, "scanbound", lvl), [])
+         if r.get("cpu_us_per_msg", 0) > 0}
+    v = {r["rep"]: r["cpu_ms"] * 1000.0 / r["total"]
+         for r in runs.get((sec, var, lvl), [])
+         if r.get("total", 0) > 0 and r.get("cpu_ms", 0) > 0}
+    return Stat([b[k] / v[k] for k in b if k in v])
+
+
 def verdict(ok):
     return "MET" if ok else "MISSED"
 
@@ -293,6 +307,14 @@ def table(meta, runs):
                   "sporkd explicit / bound %sx" % (
                       lvl, stat(runs, "rate", "scan", "scanbound", lvl).fmt(),
                       rt.fmt("%.2f"), re_.fmt("%.2f")))
+                bc = stat(runs, "cpu_us_per_msg", "scan", "scanbound", lvl)
+                ct = bound_cpu_ratio(runs, "scan", "sporkd-transparent", lvl)
+                ce = bound_cpu_ratio(runs, "scan", "sporkd-explicit", lvl)
+                if bc and (ct or ce):
+                    w("   %8s  CPU per message: bound %s us; bound / sporkd "
+                      "transparent %sx, explicit %sx (the scan's share of "
+                      "sporkd's work per message)" % (
+                          "", bc.fmt(), ct.fmt("%.2f"), ce.fmt("%.2f")))
                 for var, name in (("sporkd-transparent", "transparent"),
                                   ("sporkd-explicit", "explicit")):
                     r = paired_ratio(runs, "rate", "scan", var, "scanbound",
