@@ -9,8 +9,7 @@
  * then forks the workers, which share the compiled engine copy-on-write.
  * The loader hands the relay one SOCK_SEQPACKET socket per worker and
  * replaces workers that die. A message goes to an idle worker as a file
- * descriptor; the answer comes back as one datagram. A scan that outlives
- * its wall-clock budget gets its worker killed.
+ * descriptor; the answer comes back as one datagram.
  *
  * When more messages wait than workers are idle, a busy worker is sent its
  * next message ahead, behind the one it scans: it starts on it the moment
@@ -19,6 +18,11 @@
  * time). Answers come in the order the messages were sent. A message sent
  * ahead counts as not started: if the worker dies or is killed, it goes
  * back to the front of the queue.
+ *
+ * scan_timeout is a message's budget from its submission, the queue
+ * included: when it is spent the message is answered. The worker is
+ * killed only if that scan itself has run a whole budget; one that began
+ * late keeps the rest of its own, and its answer is discarded.
  *
  * Reload starts a new generation; when it is ready it becomes the active
  * one and the old generation retires: idle old workers are closed at once,
@@ -143,8 +147,9 @@ struct scan_job {
 	scan_done_cb		*cb;
 	void			*arg;
 	struct pool_worker	*w;
-	struct ev_timer		 timer;
-	uint64_t		 t0;
+	struct ev_timer		 timer;		/* the budget; then the scan's */
+	uint64_t		 t0;		/* submitted */
+	uint64_t		 started;	/* its worker began it (0: not) */
 	unsigned		 flags;
 	int			 cancelled;	/* no one waits for the answer */
 	struct scan_job		*qnext;
@@ -591,6 +596,19 @@ job_answer(struct scan_job *j, const struct scan_result *r)
 		close(r->cleaned_fd);
 }
 
+/*
+ * The worker begins a job: now, or as it answers the one before. A job
+ * answered already (its budget spent while it waited) still gets a scan's
+ * budget, so that a scan of it that hangs gets its worker killed.
+ */
+static void
+job_start(struct scan_job *j)
+{
+	j->started = ev_now();
+	if (j->timer.when == 0)
+		ev_timer_set(j->pool->loop, &j->timer, j->pool->conf.timeout_ms);
+}
+
 /* Answered and let go: the job sent ahead, if any, is the worker's next. */
 static void
 job_finish(struct scan_job *j, const struct scan_result *r)
@@ -601,6 +619,8 @@ job_finish(struct scan_job *j, const struct scan_result *r)
 		if (w->job == j) {
 			w->job = w->ahead;
 			w->ahead = NULL;
+			if (w->job != NULL)
+				job_start(w->job);
 		} else if (w->ahead == j)
 			w->ahead = NULL;
 		j->w = NULL;
@@ -633,11 +653,7 @@ job_fail(struct scan_job *j, enum scan_verdict v, const char *why)
 	job_finish(j, &r);
 }
 
-/*
- * Failed, but still the worker's to answer: kept until it does, with a
- * budget of its own again, so that a scan of it that hangs still gets its
- * worker killed.
- */
+/* Failed, but still the worker's to answer: kept until it does. */
 static void
 job_fail_keep(struct scan_job *j, enum scan_verdict v, const char *why)
 {
@@ -645,7 +661,6 @@ job_fail_keep(struct scan_job *j, enum scan_verdict v, const char *why)
 
 	job_fail_result(j, v, why, &r);
 	job_answer(j, &r);
-	ev_timer_set(j->pool->loop, &j->timer, j->pool->conf.timeout_ms);
 }
 
 /* A job that was first in line goes back there. */
@@ -696,34 +711,44 @@ worker_free(struct pool_worker *w)
 }
 
 /*
- * A worker that will not answer again: the message it scanned fails, the
- * one sent ahead goes back to the front of the queue (still waiting for
- * its answer) or, if no one waits for it any more, is let go.
+ * A worker that will not answer again. It is let go first, and only then
+ * are its jobs answered: a callback may submit, and must not find it idle.
+ * The one it scanned fails; the one sent ahead goes back to the front of
+ * the queue, unless no one waits for it or its budget is spent.
  */
 static void
 worker_lost(struct pool_worker *w, enum scan_verdict v, const char *why)
 {
 	struct pool	*p = w->gen->pool;
-	struct scan_job	*a = w->ahead;
+	struct scan_job	*j = w->job, *a = w->ahead;
 
-	if (a != NULL) {
-		w->ahead = NULL;
+	w->job = w->ahead = NULL;
+	if (j != NULL)
+		j->w = NULL;
+	if (a != NULL)
 		a->w = NULL;
-	}
-	if (w->job != NULL)
-		job_fail(w->job, v, why);
 	worker_free(w);
 	if (a != NULL) {
 		if (a->cancelled)
 			job_finish(a, NULL);
-		else
+		else if (ev_now() - a->t0 >= p->conf.timeout_ms) {
+			p->timeouts++;
+			job_fail(a, SCAN_TIMEOUT, "no scanner free in time");
+		} else
 			queue_push_front(p, a);
+	}
+	if (j != NULL) {
+		if (v == SCAN_TIMEOUT && !j->cancelled)
+			p->timeouts++;
+		job_fail(j, v, why);
 	}
 	pool_dispatch(p);
 }
 
+/* kill: the process may still run (it answered wrong, or could not be
+ * sent to); not after it closed its end, when its pid may be reused. */
 static void
-worker_dead(struct pool_worker *w, const char *why)
+worker_dead(struct pool_worker *w, const char *why, int kill_it)
 {
 	struct pool	*p = w->gen->pool;
 
@@ -731,6 +756,8 @@ worker_dead(struct pool_worker *w, const char *why)
 	log_warn(NULL, "scan worker pid=%d generation=%u lost: %s%s",
 	    (int)w->pid, w->gen->id, why, w->ahead != NULL && !w->ahead->cancelled
 	    ? " (the message sent ahead is queued again)" : "");
+	if (kill_it)
+		kill(w->pid, SIGKILL);
 	worker_lost(w, SCAN_ERROR, "scanner worker died");
 }
 
@@ -753,7 +780,7 @@ worker_cb(struct ev_io *io, int events)
 	    rep.id != j->id) {
 		if (fd != -1)
 			close(fd);
-		worker_dead(w, n == 0 ? "exited" : "bad reply");
+		worker_dead(w, n == 0 ? "exited" : "bad reply", n > 0);
 		return;
 	}
 	/* A cleaned or rewritten message comes with its descriptor,
@@ -799,31 +826,45 @@ worker_cb(struct ev_io *io, int events)
 	pool_dispatch(p);
 }
 
+/*
+ * A job's budget (from its submission, the queue included) is spent. The
+ * client gets its answer now. A worker is killed only for a scan that has
+ * itself run a whole budget: one begun late (it waited in the queue, or
+ * behind another scan) keeps the rest of its own, and its answer is
+ * discarded.
+ */
 static void
 job_timer_cb(struct ev_timer *t)
 {
 	struct scan_job	*j = t->arg;
 	struct pool	*p = j->pool;
 	struct pool_worker *w = j->w;
+	uint64_t	 ran;
 
-	p->timeouts++;
 	if (w == NULL) {
+		p->timeouts++;
 		queue_remove(p, j);
 		log_warn(NULL, "scan timeout queued_ms=%llu",
 		    (unsigned long long)(ev_now() - j->t0));
 		job_fail(j, SCAN_TIMEOUT, "no scanner free in time");
 		return;
 	}
-	if (w->ahead == j) {
-		/* Not started: answered now, its scan's answer discarded. */
-		log_warn(NULL, "scan timeout queued_ms=%llu behind worker "
-		    "pid=%d", (unsigned long long)(ev_now() - j->t0),
-		    (int)w->pid);
-		job_fail_keep(j, SCAN_TIMEOUT, "no scanner free in time");
+	ran = j->started != 0 ? ev_now() - j->started : 0;
+	if (j->started == 0 || ran < p->conf.timeout_ms) {
+		if (!j->cancelled) {
+			p->timeouts++;
+			log_warn(NULL, "scan timeout queued_ms=%llu worker "
+			    "pid=%d", (unsigned long long)(ev_now() - j->t0 - ran),
+			    (int)w->pid);
+			job_fail_keep(j, SCAN_TIMEOUT, "no scanner free in time");
+		}
+		if (j->started != 0)
+			ev_timer_set(p->loop, &j->timer,
+			    p->conf.timeout_ms - ran);
 		return;
 	}
 	log_warn(NULL, "scan timeout worker pid=%d scan_ms=%llu action=kill",
-	    (int)w->pid, (unsigned long long)(ev_now() - j->t0));
+	    (int)w->pid, (unsigned long long)ran);
 	kill(w->pid, SIGKILL);
 	worker_lost(w, SCAN_TIMEOUT, "scan took too long");
 }
@@ -840,8 +881,12 @@ pool_pick(struct pool_gen *g)
 	for (w = g->workers; w != NULL; w = w->next) {
 		if (w->job == NULL)
 			return w;
+		/* Not behind a scan that has run half its budget: it may
+		 * be one that hangs. */
 		if (w->ahead == NULL && (w->job->size <= POOL_AHEAD_SIZE_MAX ||
 		    g->nworkers == 1) &&
+		    ev_now() - w->job->started <
+		    g->pool->conf.timeout_ms / 2 &&
 		    (best == NULL || w->job->size < best->job->size))
 			best = w;
 	}
@@ -854,6 +899,7 @@ pool_dispatch(struct pool *p)
 	struct pool_worker	*w;
 	struct scan_job		*j;
 	struct job_msg		 jm;
+	int			 e;
 
 	while (p->qhead != NULL && p->active != NULL) {
 		if ((w = pool_pick(p->active)) == NULL)
@@ -866,15 +912,18 @@ pool_dispatch(struct pool *p)
 		jm.flags = j->flags;
 		if (sock_send_fd(w->fd, &jm, sizeof(jm), j->fd) == -1) {
 			/* Put the job back first: the worker is gone. */
+			e = errno;
 			queue_push_front(p, j);
-			worker_dead(w, strerror(errno));
+			worker_dead(w, strerror(e), e != EPIPE &&
+			    e != ECONNRESET);
 			return;
 		}
-		if (w->job == NULL)
-			w->job = j;
-		else
-			w->ahead = j;
 		j->w = w;
+		if (w->job == NULL) {
+			w->job = j;
+			job_start(j);
+		} else
+			w->ahead = j;
 	}
 }
 

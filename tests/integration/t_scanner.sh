@@ -197,6 +197,63 @@ else
 	fail "worker kill: temporary files" "$(ls "$LAB_DIR/spool/scan-tmp")"
 fi
 
+# --- 3b. a scan that hangs: a worker stopped (SIGSTOP) with the big
+# message. At scan_timeout that message gets 451 and the worker is killed;
+# the message sent ahead behind it still has budget left, goes back to the
+# queue and is scanned by the replacement.
+start_sporkd "scan_workers 1" "scan_timeout 6s"
+cat >"$tmp/hang.chat" <<CHAT
+expect 220
+line EHLO hang.example.test
+expect 250
+line MAIL FROM:<a@client.example.test>
+expect 250
+line RCPT TO:<alice@example.test>
+expect 250
+line DATA
+expect 354
+sendfile $tmp/big.data
+expect 451 4.3.0
+line QUIT
+expect 221
+CHAT
+t_hang0=$SECONDS
+in_cli "$CHAT" "$SRV_V4" 25 60 <"$tmp/hang.chat" >"$tmp/t-hang" 2>&1 &
+chat=$!
+hung=
+for _ in $(seq 200); do
+	hung=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) state=busy.*/\1/p')
+	[ -n "$hung" ] && break
+	sleep 0.05
+done
+ahead=
+if [ -n "$hung" ]; then
+	kill -STOP "$hung"
+	send_mail "$tmp/t-behind" bob@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com" &
+	behind_mail=$!
+	for _ in $(seq 60); do
+		ctl status | grep -q "^scan.worker pid=$hung state=busy ahead=1 " && { ahead=1; break; }
+		sleep 0.05
+	done
+	[ -n "$ahead" ] && pass "hung scan: a message sent ahead behind it" ||
+		fail "hung scan: a message sent ahead" "$(ctl status | grep '^scan\.')"
+	if wait $chat; then
+		pass "hung scan: 451 to its message after scan_timeout ($((SECONDS - t_hang0)) s)"
+	else
+		fail "hung scan: 451" "$(tail -n 5 "$tmp/t-hang")"
+	fi
+	wait_grep 10 "scan timeout worker pid=$hung scan_ms=[0-9]+ action=kill" "$LAB_SPORKD_LOG" "hung scan: its worker killed, logged"
+	wait $behind_mail
+	assert_grep '^<\*\* +550 5\.7\.1 .*Eicar' "$tmp/t-behind" "hung scan: the message sent ahead scanned by the replacement (550, not 451)"
+	ctl status >"$tmp/status"
+	assert_grep '^scan.timeouts=1$' "$tmp/status" "hung scan: one timeout counted"
+	[ ! -e "/proc/$hung" ] || [ "$(awk '{print $3}' "/proc/$hung/stat" 2>/dev/null)" = Z ] &&
+		pass "hung scan: the stopped worker is gone" ||
+		fail "hung scan: the stopped worker is gone" "$(cat "/proc/$hung/stat" 2>/dev/null)"
+else
+	fail "hung scan: a busy worker to stop" "none seen busy"
+fi
+
 # --- 4. reload under load; a corrupt database is refused
 start_sporkd "scan_workers 2"
 engine0=$(ctl status | sed -n 's/^scan.engine=//p')
