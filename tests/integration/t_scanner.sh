@@ -115,9 +115,11 @@ msg = (b"From: a@client.example.test\r\nTo: alice@example.test\r\nSubject: big\r
        b"Content-Transfer-Encoding: base64\r\n\r\n" + blob + b"--XX--\r\n.\r\n")
 open(sys.argv[1], "wb").write(msg)
 PY
-cat >"$tmp/kill.chat" <<CHAT
+# big_chat HELO: a chat's start, up to the big message's 451
+big_chat() {
+	cat <<CHAT
 expect 220
-line EHLO victim.example.test
+line EHLO $1
 expect 250
 line MAIL FROM:<a@client.example.test>
 expect 250
@@ -127,6 +129,27 @@ line DATA
 expect 354
 sendfile $tmp/big.data
 expect 451 4.3.0
+CHAT
+}
+# busy_worker: the pid of a worker busy with a scan, once there is one
+busy_worker() {
+	local w
+	for _ in $(seq 200); do
+		w=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) state=busy.*/\1/p')
+		[ -n "$w" ] && { echo "$w"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+# sent_ahead PID: true once worker PID holds a message sent ahead
+sent_ahead() {
+	for _ in $(seq 100); do
+		ctl status | grep -q "^scan.worker pid=$1 state=busy ahead=1 " && return 0
+		sleep 0.05
+	done
+	return 1
+}
+{ big_chat victim.example.test; cat <<CHAT
 line MAIL FROM:<a@client.example.test>
 expect 250
 line RCPT TO:<alice@example.test>
@@ -146,14 +169,10 @@ expect 550 5.7.1
 line QUIT
 expect 221
 CHAT
+} >"$tmp/kill.chat"
 in_cli "$CHAT" "$SRV_V4" 25 60 <"$tmp/kill.chat" >"$tmp/t-kill" 2>&1 &
 chat=$!
-victim=
-for _ in $(seq 200); do
-	victim=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) state=busy.*/\1/p')
-	[ -n "$victim" ] && break
-	sleep 0.05
-done
+victim=$(busy_worker) || victim=
 # A second session's message meanwhile: with the only worker busy, it is
 # sent to that worker ahead, behind the big one. The kill must not cost it
 # anything: it goes back to the queue and the replacement scans it.
@@ -161,12 +180,7 @@ ahead=
 if [ -n "$victim" ]; then
 	send_mail "$tmp/t-ahead" bob@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com" &
 	ahead_mail=$!
-	for _ in $(seq 200); do
-		ctl status | grep -q "^scan.worker pid=$victim state=busy ahead=1 " && { ahead=1; break; }
-		sleep 0.05
-	done
-fi
-if [ -n "$victim" ]; then
+	sent_ahead "$victim" && ahead=1
 	kill -KILL "$victim"
 	pass "worker kill: caught worker $victim busy with the big message"
 else
@@ -202,40 +216,15 @@ fi
 # the message sent ahead behind it still has budget left, goes back to the
 # queue and is scanned by the replacement.
 start_sporkd "scan_workers 1" "scan_timeout 6s"
-cat >"$tmp/hang.chat" <<CHAT
-expect 220
-line EHLO hang.example.test
-expect 250
-line MAIL FROM:<a@client.example.test>
-expect 250
-line RCPT TO:<alice@example.test>
-expect 250
-line DATA
-expect 354
-sendfile $tmp/big.data
-expect 451 4.3.0
-line QUIT
-expect 221
-CHAT
+{ big_chat hang.example.test; printf 'line QUIT\nexpect 221\n'; } >"$tmp/hang.chat"
 t_hang0=$SECONDS
 in_cli "$CHAT" "$SRV_V4" 25 60 <"$tmp/hang.chat" >"$tmp/t-hang" 2>&1 &
 chat=$!
-hung=
-for _ in $(seq 200); do
-	hung=$(ctl status | sed -n 's/^scan.worker pid=\([0-9]*\) state=busy.*/\1/p')
-	[ -n "$hung" ] && break
-	sleep 0.05
-done
-ahead=
-if [ -n "$hung" ]; then
+if hung=$(busy_worker); then
 	kill -STOP "$hung"
 	send_mail "$tmp/t-behind" bob@example.test a@client.example.test "$SRV_V4" "" --attach "@$tmp/eicar.com" &
 	behind_mail=$!
-	for _ in $(seq 60); do
-		ctl status | grep -q "^scan.worker pid=$hung state=busy ahead=1 " && { ahead=1; break; }
-		sleep 0.05
-	done
-	[ -n "$ahead" ] && pass "hung scan: a message sent ahead behind it" ||
+	sent_ahead "$hung" && pass "hung scan: a message sent ahead behind it" ||
 		fail "hung scan: a message sent ahead" "$(ctl status | grep '^scan\.')"
 	if wait $chat; then
 		pass "hung scan: 451 to its message after scan_timeout ($((SECONDS - t_hang0)) s)"
