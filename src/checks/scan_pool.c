@@ -70,6 +70,10 @@
  * a big one it could wait while another worker idles (with one worker it
  * waits in any case). */
 #define POOL_AHEAD_SIZE_MAX	(1024 * 1024)
+/* A scan begun this soon after its message was submitted counts as begun
+ * with it: its worker is killed when the message's budget runs out, not
+ * a few milliseconds after. */
+#define POOL_BEGUN_AT_ONCE_MS	50
 
 enum pool_msg_type {
 	PM_READY = 1,		/* loader: engine compiled; text = version */
@@ -605,6 +609,8 @@ static void
 job_start(struct scan_job *j)
 {
 	j->started = ev_now();
+	if (j->started - j->t0 < POOL_BEGUN_AT_ONCE_MS)
+		j->started = j->t0;
 	if (j->timer.when == 0)
 		ev_timer_set(j->pool->loop, &j->timer, j->pool->conf.timeout_ms);
 }
