@@ -659,14 +659,19 @@ job_fail(struct scan_job *j, enum scan_verdict v, const char *why)
 	job_finish(j, &r);
 }
 
-/* Failed, but still the worker's to answer: kept until it does. */
+/*
+ * Failed, but still the worker's to answer: kept until it does, its timer
+ * left as it is. The last use of j: the callback may submit, and so lose
+ * the worker and free j.
+ */
 static void
 job_fail_keep(struct scan_job *j, enum scan_verdict v, const char *why)
 {
 	struct scan_result	r;
 
 	job_fail_result(j, v, why, &r);
-	job_answer(j, &r);
+	j->cancelled = 1;
+	j->cb(j->arg, &r);
 }
 
 /* A job that was first in line goes back there. */
@@ -757,11 +762,13 @@ static void
 worker_dead(struct pool_worker *w, const char *why, int kill_it)
 {
 	struct pool	*p = w->gen->pool;
+	struct scan_job	*a = w->ahead;
 
 	p->deaths++;
 	log_warn(NULL, "scan worker pid=%d generation=%u lost: %s%s",
-	    (int)w->pid, w->gen->id, why, w->ahead != NULL && !w->ahead->cancelled
-	    ? " (the message sent ahead is queued again)" : "");
+	    (int)w->pid, w->gen->id, why, a != NULL && !a->cancelled &&
+	    ev_now() - a->t0 < p->conf.timeout_ms ?
+	    " (the message sent ahead is queued again)" : "");
 	if (kill_it)
 		kill(w->pid, SIGKILL);
 	worker_lost(w, SCAN_ERROR, "scanner worker died");
@@ -857,6 +864,10 @@ job_timer_cb(struct ev_timer *t)
 	}
 	ran = j->started != 0 ? ev_now() - j->started : 0;
 	if (j->started == 0 || ran < p->conf.timeout_ms) {
+		/* Sent ahead: promotion arms its scan's budget. */
+		if (j->started != 0)
+			ev_timer_set(p->loop, &j->timer,
+			    p->conf.timeout_ms - ran);
 		if (!j->cancelled) {
 			p->timeouts++;
 			log_warn(NULL, "scan timeout queued_ms=%llu worker "
@@ -864,9 +875,6 @@ job_timer_cb(struct ev_timer *t)
 			    (int)w->pid);
 			job_fail_keep(j, SCAN_TIMEOUT, "no scanner free in time");
 		}
-		if (j->started != 0)
-			ev_timer_set(p->loop, &j->timer,
-			    p->conf.timeout_ms - ran);
 		return;
 	}
 	log_warn(NULL, "scan timeout worker pid=%d scan_ms=%llu action=kill",
