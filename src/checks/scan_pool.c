@@ -721,6 +721,15 @@ worker_free(struct pool_worker *w)
 		gen_free(g);
 }
 
+/* Whether a job sent ahead to a worker that is lost goes back to the
+ * queue: someone waits for it and its budget is not spent. */
+static int
+job_requeues(const struct scan_job *a)
+{
+	return a != NULL && !a->cancelled &&
+	    ev_now() - a->t0 < a->pool->conf.timeout_ms;
+}
+
 /*
  * A worker that will not answer again. It is let go first, and only then
  * are its jobs answered: a callback may submit, and must not find it idle.
@@ -739,14 +748,13 @@ worker_lost(struct pool_worker *w, enum scan_verdict v, const char *why)
 	if (a != NULL)
 		a->w = NULL;
 	worker_free(w);
-	if (a != NULL) {
-		if (a->cancelled)
-			job_finish(a, NULL);
-		else if (ev_now() - a->t0 >= p->conf.timeout_ms) {
-			p->timeouts++;
-			job_fail(a, SCAN_TIMEOUT, "no scanner free in time");
-		} else
-			queue_push_front(p, a);
+	if (job_requeues(a))
+		queue_push_front(p, a);
+	else if (a != NULL && a->cancelled)
+		job_finish(a, NULL);
+	else if (a != NULL) {
+		p->timeouts++;
+		job_fail(a, SCAN_TIMEOUT, "no scanner free in time");
 	}
 	if (j != NULL) {
 		if (v == SCAN_TIMEOUT && !j->cancelled)
@@ -762,12 +770,10 @@ static void
 worker_dead(struct pool_worker *w, const char *why, int kill_it)
 {
 	struct pool	*p = w->gen->pool;
-	struct scan_job	*a = w->ahead;
 
 	p->deaths++;
 	log_warn(NULL, "scan worker pid=%d generation=%u lost: %s%s",
-	    (int)w->pid, w->gen->id, why, a != NULL && !a->cancelled &&
-	    ev_now() - a->t0 < p->conf.timeout_ms ?
+	    (int)w->pid, w->gen->id, why, job_requeues(w->ahead) ?
 	    " (the message sent ahead is queued again)" : "");
 	if (kill_it)
 		kill(w->pid, SIGKILL);
