@@ -19,6 +19,7 @@ import sys
 
 # The targets, as stated for the appliance.
 T_RELAY_RATIO = 0.90		# unscanned relay / direct, 100 sessions
+T_RELAY_CPU_US = 25		# sporkd's CPU per relayed 10 KB message
 T_SCAN_RATIO = 2.0		# sporkd explicit / ClamSMTP+clamd, 100 sessions
 T_SESSION_KIB = 16.0		# RSS per idle session, 10,000 held
 T_BIG_KIB = 2048		# 50 MB message: peak RSS - idle RSS
@@ -243,6 +244,24 @@ def table(meta, runs):
                                 "%.2fx" % rs.med, "(information)"))
             w("   TARGET relay >= %.2fx direct at %d sessions: %.2fx  %s" % (
                 T_RELAY_RATIO, TARGET_LEVEL, r.med, verdict(r.med >= T_RELAY_RATIO)))
+        c = cpu_per_msg(runs, "relay", "sporkd", TARGET_LEVEL)
+        if c:
+            label = "sporkd CPU per relayed 10 KB message <= %d us at %d " \
+                "sessions" % (T_RELAY_CPU_US, TARGET_LEVEL)
+            value = "%.0f us" % c.med
+            cb = paired_cpu_ratio(runs, "relay", "sporkd", "base",
+                                  TARGET_LEVEL)
+            if cb:
+                value += " (new/base %.2f)" % cb.med
+            targets.append((label, value, verdict(c.med <= T_RELAY_CPU_US)))
+            # One TCP endpoint with nothing to parse, for scale: the relay
+            # terminates one connection and originates another.
+            cc = cpu_per_msg(runs, "relay", "sporkd", TARGET_LEVEL,
+                             "client_cpu_ms")
+            w("   TARGET %s: %s  %s  (the client, one connection and no "
+              "parsing: %.0f us)" % (label, value,
+                                     verdict(c.med <= T_RELAY_CPU_US),
+                                     cc.med if cc else float("nan")))
         w("")
 
     # 2 ---------------------------------------------------------------
