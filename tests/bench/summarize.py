@@ -1008,11 +1008,46 @@ def chart(meta, runs, png):
     rows = []
     for lvl in levels(runs, "scan") or [TARGET_LEVEL]:
         r = ['"%d session%s"' % (lvl, "" if lvl == 1 else "s")]
-        for var, _ in names:
+        for var in [v for v, _ in names] + ["amavis", "scanbound"]:
             s = stat(runs, "rate", "scan", var, lvl)
             r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
         rows.append(r)
     g.append(block("scan", rows))
+    # sporkd's CPU per relayed message, the client's beside it for scale
+    rows = []
+    for lvl in levels(runs, "relay") or [TARGET_LEVEL]:
+        r = ['"%d"' % lvl]
+        for key in ("cpu_ms", "client_cpu_ms"):
+            s = cpu_per_msg(runs, "relay", "sporkd", lvl, key)
+            r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
+        rows.append(r)
+    g.append(block("relaycpu", rows))
+    # tracking on / off: the three ratios of section 7's target
+    rows = []
+    for lvl in levels(runs, "track") or [TARGET_LEVEL]:
+        r = ['"%d sessions"' % lvl]
+        for key in ("rate", "lat_p50_us", "lat_p99_us"):
+            s = paired_ratio(runs, key, "track", "track-on", "track-off", lvl)
+            r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
+        rows.append(r)
+    g.append(block("track", rows))
+    # the real-sized signature set: a worker's memory against the engine,
+    # a reload's peak against one generation
+    pss = uss = 0.0
+    for kv in runs.get(("bigsigs", "mem", 1), [])[:1]:
+        for lo, ws in mem_rows(kv).values():
+            if ws and lo.get("rss"):
+                pss = max(x["pss"] for x in ws) / lo["rss"]
+                uss = max(x["uss"] for x in ws) / lo["rss"]
+    peaks = Stat([r.get("peak_pss", 0) / r["pre_tree_pss"]
+                  for l in levels(runs, "bigsigs")
+                  for r in runs.get(("bigsigs", "reload", l), [])
+                  if r.get("pre_tree_pss")])
+    g.append(block("bigmem", [
+        ['"PSS / engine"', pss, pss, pss],
+        ['"USS / engine"', uss, uss, uss],
+        ['"reload peak"'] + ([peaks.med, peaks.lo, peaks.hi]
+                                   if peaks else [0, 0, 0])]))
     rows = []
     for var, name in names:
         p50 = stat(runs, "lat_p50_us", "scan", var, TARGET_LEVEL, 1e-3)
@@ -1081,9 +1116,9 @@ def chart(meta, runs, png):
                       TARGET_LEVEL)
 
     g.append("""
-set terminal pngcairo size 1500,1350 font "sans,10"
+set terminal pngcairo size 1500,1800 font "sans,10"
 set output "%(png)s"
-set multiplot layout 3,3 title "spork benchmark %(date)s, commit %(commit)s: median, bars min-max"
+set multiplot layout 4,3 title "spork benchmark %(date)s, commit %(commit)s: median, bars min-max"
 set grid ytics
 set key top left
 set style fill solid 0.8 border -1
@@ -1109,11 +1144,38 @@ set title "2. scanning: msg/s (sporkd explicit/ClamSMTP at 100: %(sr).2fx)"
 set ylabel "msg/s"
 plot $scan using 2:3:4:xtic(1) title "sporkd transparent", \\
      '' using 5:6:7 title "sporkd explicit", \\
-     '' using 8:9:10 title "ClamSMTP+clamd"
+     '' using 8:9:10 title "ClamSMTP+clamd", \\
+     '' using 11:12:13 title "amavisd-new+clamd", \\
+     '' using 14:15:16 title "scan-only bound"
 
 set title "2. scanning at 100 sessions: final dot to reply"
 set ylabel "ms"
 plot $lat using 2:3:4:xtic(1) title "p50", '' using 5:6:7 title "p99"
+
+set title "1. sporkd CPU per relayed 10 KB message (target <= %(tcpu)d us)"
+set xlabel "parallel sessions"
+set ylabel "microseconds"
+plot $relaycpu using 2:3:4:xtic(1) title "sporkd", \\
+     '' using 5:6:7 title "the client (one connection)", \\
+     %(tcpu)d with lines lw 2 dt 2 lc rgb "red" title "target"
+unset xlabel
+
+set title "7. tracking on / off (targets: msg/s >= %(tr_rate).1f, latency <= %(tr_lat).1f)"
+set ylabel "on / off"
+set yrange [0:2]
+plot $track using 2:3:4:xtic(1) title "msg/s", \\
+     '' using 5:6:7 title "p50", '' using 8:9:10 title "p99", \\
+     %(tr_rate).2f with lines lw 2 dt 2 lc rgb "red" notitle, \\
+     %(tr_lat).2f with lines lw 2 dt 2 lc rgb "red" title "targets"
+set yrange [0:*]
+
+set title "8. real-sized set: worker / engine, reload peak (targets %(tpss).2f, %(tpeak).1f)"
+set ylabel "ratio"
+set arrow 1 from -0.4,%(tpss).2f to 0.4,%(tpss).2f nohead lw 2 dt 2 lc rgb "red"
+set arrow 2 from 1.6,%(tpeak).2f to 2.4,%(tpeak).2f nohead lw 2 dt 2 lc rgb "red"
+plot $bigmem using 2:3:4:xtic(1) notitle
+unset arrow 1
+unset arrow 2
 
 set title "5. command round trip (median)"
 set ylabel "microseconds"
@@ -1149,7 +1211,9 @@ unset multiplot
 """ % {"png": png, "date": meta.get("date", ""),
        "commit": meta.get("commit", ""), "rr": rr.med if rr else 0,
        "sr": sr.med if sr else 0, "held": held.med if held else 0,
-       "tr": tr.med if tr else 0})
+       "tr": tr.med if tr else 0, "tcpu": T_RELAY_CPU_US,
+       "tr_rate": T_TRACK_RATIO, "tr_lat": T_TRACK_LAT,
+       "tpss": T_WORKER_PSS, "tpeak": T_RELOAD_PEAK})
     subprocess.run(["gnuplot"], input="".join(g).encode(), check=True)
 
 
