@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -41,6 +43,10 @@ static struct tls_keys		*tls_active;		/* held key pairs */
 static X509			*tls_ca_cert;		/* outbound: mints */
 static EVP_PKEY			*tls_ca_key;
 static EVP_PKEY			*tls_mint_key;		/* minted leaves' */
+static unsigned char		 tls_cas_md[2][SHA256_DIGEST_LENGTH];
+							/* what the CA sets
+							 * hold: tls_client_ctx's,
+							 * tls_outbound_ctx's */
 static uintptr_t		 tls_trust_gen;		/* CA sets loaded */
 static int			 tls_trust_idx = -1;	/* an upstream SSL's
 							 * tls_trust_gen */
@@ -135,12 +141,118 @@ tls_store_new(const char *cafile, char *err, size_t errlen)
 }
 
 static int
-tls_verify_setup(SSL_CTX *ctx, const char *cafile, char *err, size_t errlen)
+tls_md_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SHA256_DIGEST_LENGTH);
+}
+
+/* A digest tls_store_digest could not make. */
+static int
+tls_md_unknown(const unsigned char md[SHA256_DIGEST_LENGTH])
+{
+	static const unsigned char	zero[SHA256_DIGEST_LENGTH];
+
+	return memcmp(md, zero, SHA256_DIGEST_LENGTH) == 0;
+}
+
+/*
+ * The system store's hashed directories (SSL_CERT_DIR, or OpenSSL's
+ * default), which OpenSSL reads certificates from only as it needs them:
+ * each one's identity and modification time, hashed in as one more
+ * entry. update-ca-certificates and c_rehash add and remove entries,
+ * which changes the directory's time.
+ */
+static void
+tls_certdirs_digest(unsigned char md[SHA256_DIGEST_LENGTH])
+{
+	const char	*dirs = getenv(X509_get_default_cert_dir_env());
+	char		 path[4096], *p, *next;
+	struct stat	 sb;
+	EVP_MD_CTX	*ctx;
+	unsigned int	 len;
+
+	memset(md, 0, SHA256_DIGEST_LENGTH);
+	if (dirs == NULL)
+		dirs = X509_get_default_cert_dir();
+	if ((size_t)snprintf(path, sizeof(path), "%s", dirs) >= sizeof(path) ||
+	    (ctx = EVP_MD_CTX_new()) == NULL)
+		return;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto done;
+	for (p = path; p != NULL; p = next) {
+		if ((next = strchr(p, ':')) != NULL)
+			*next++ = '\0';
+		memset(&sb, 0, sizeof(sb));
+		(void)stat(p, &sb);	/* one that is not there hashes as 0 */
+		if (EVP_DigestUpdate(ctx, p, strlen(p) + 1) != 1 ||
+		    EVP_DigestUpdate(ctx, &sb.st_dev, sizeof(sb.st_dev)) != 1 ||
+		    EVP_DigestUpdate(ctx, &sb.st_ino, sizeof(sb.st_ino)) != 1 ||
+		    EVP_DigestUpdate(ctx, &sb.st_mtim, sizeof(sb.st_mtim)) != 1)
+			goto done;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &len) != 1)
+		memset(md, 0, SHA256_DIGEST_LENGTH);
+done:
+	EVP_MD_CTX_free(ctx);
+}
+
+/*
+ * What a store holds, as one SHA-256: over the SHA-256 of each of its
+ * certificates and CRLs, sorted, so that the order a file lists them in
+ * does not count, and for the system's store (cafile empty) over its
+ * hashed directories too. A reload compares it with the set in use. On
+ * failure (memory) the digest is zeroes (tls_md_unknown): the set counts
+ * as changed.
+ */
+static void
+tls_store_digest(X509_STORE *st, const char *cafile,
+    unsigned char md[SHA256_DIGEST_LENGTH])
+{
+	STACK_OF(X509_OBJECT)	*objs = X509_STORE_get0_objects(st);
+	X509_OBJECT		*o;
+	unsigned char		*all;
+	unsigned int		 len;
+	int			 i, n = 0, nobj;
+
+	memset(md, 0, SHA256_DIGEST_LENGTH);
+	nobj = objs != NULL ? sk_X509_OBJECT_num(objs) : 0;
+	if ((all = calloc((size_t)nobj + 1, SHA256_DIGEST_LENGTH)) == NULL)
+		return;
+	if (cafile[0] == '\0') {
+		tls_certdirs_digest(all);
+		if (tls_md_unknown(all)) {
+			free(all);
+			return;
+		}
+		n++;
+	}
+	for (i = 0; i < nobj; i++) {
+		o = sk_X509_OBJECT_value(objs, i);
+		len = SHA256_DIGEST_LENGTH;
+		if (X509_OBJECT_get_type(o) == X509_LU_X509 ?
+		    X509_digest(X509_OBJECT_get0_X509(o), EVP_sha256(),
+		    all + (size_t)n * SHA256_DIGEST_LENGTH, &len) == 1 :
+		    X509_OBJECT_get_type(o) == X509_LU_CRL &&
+		    X509_CRL_digest(X509_OBJECT_get0_X509_CRL(o), EVP_sha256(),
+		    all + (size_t)n * SHA256_DIGEST_LENGTH, &len) == 1)
+			n++;
+	}
+	qsort(all, (size_t)n, SHA256_DIGEST_LENGTH, tls_md_cmp);
+	if (EVP_Digest(all, (size_t)n * SHA256_DIGEST_LENGTH, md, &len,
+	    EVP_sha256(), NULL) != 1)
+		memset(md, 0, SHA256_DIGEST_LENGTH);
+	free(all);
+}
+
+static int
+tls_verify_setup(SSL_CTX *ctx, const char *cafile,
+    unsigned char md[SHA256_DIGEST_LENGTH], char *err, size_t errlen)
 {
 	X509_STORE	*st;
 
 	if ((st = tls_store_new(cafile, err, errlen)) == NULL)
 		return -1;
+	tls_store_digest(st, cafile, md);
 	SSL_CTX_set_cert_store(ctx, st);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	return 0;
@@ -187,8 +299,8 @@ tls_init(const struct conf *c, char *err, size_t errlen)
 	if (tls_server_ctx == NULL || tls_client_ctx == NULL)
 		goto ssl_fail;
 	if (c->tls_verify) {
-		if (tls_verify_setup(tls_client_ctx, c->tls_ca_file, err,
-		    errlen) == -1)
+		if (tls_verify_setup(tls_client_ctx, c->tls_ca_file,
+		    tls_cas_md[0], err, errlen) == -1)
 			return -1;
 	} else
 		SSL_CTX_set_verify(tls_client_ctx, SSL_VERIFY_NONE, NULL);
@@ -201,7 +313,8 @@ tls_init(const struct conf *c, char *err, size_t errlen)
 		if ((tls_outbound_ctx = tls_ctx_new(0, minv)) == NULL)
 			goto ssl_fail;
 		if (tls_verify_setup(tls_outbound_ctx,
-		    c->tls_outbound_verify_ca_file, err, errlen) == -1 ||
+		    c->tls_outbound_verify_ca_file, tls_cas_md[1], err,
+		    errlen) == -1 ||
 		    tls_outbound_init(err, errlen) == -1)
 			return -1;
 	}
@@ -243,13 +356,16 @@ tls_reload_keys(void)
  * user: both new sets or neither. A CA taken out must stop vouching at
  * once, so upstream sessions kept for resumption (a resumed session is
  * not verified again) are forgotten, and connections begun before are
- * not let keep new ones (tls_trust_gen).
+ * not let keep new ones (tls_trust_gen). Sets that hold what they held
+ * (tls_store_digest) change nothing: a reload for another reason keeps
+ * every server's session.
  */
 static int
 tls_reload_cas(void)
 {
 	const struct conf	*c = tls_conf;
 	X509_STORE		*in = NULL, *out = NULL;
+	unsigned char		 md[2][SHA256_DIGEST_LENGTH];
 	char			 err[512];
 
 	if (c->tls_verify && (in = tls_store_new(c->tls_ca_file, err,
@@ -260,6 +376,20 @@ tls_reload_cas(void)
 		goto refused;
 	if (in == NULL && out == NULL)
 		return 0;
+	memcpy(md, tls_cas_md, sizeof(md));
+	if (in != NULL)
+		tls_store_digest(in, c->tls_ca_file, md[0]);
+	if (out != NULL)
+		tls_store_digest(out, c->tls_outbound_verify_ca_file, md[1]);
+	if (memcmp(md, tls_cas_md, sizeof(md)) == 0 &&
+	    (in == NULL || !tls_md_unknown(md[0])) &&
+	    (out == NULL || !tls_md_unknown(md[1]))) {
+		X509_STORE_free(in);
+		X509_STORE_free(out);
+		log_info(NULL, "tls CAs unchanged (upstream sessions kept)");
+		return 0;
+	}
+	memcpy(tls_cas_md, md, sizeof(md));
 	if (in != NULL)
 		SSL_CTX_set_cert_store(tls_client_ctx, in);
 	if (out != NULL)
@@ -284,7 +414,7 @@ refused:
  * its key): the leaves minted under the old one are forgotten, so each
  * server's next one is signed by the new CA. Connections already up keep
  * the leaf they were given. A CA that does not load leaves the old one
- * signing.
+ * signing; the same certificate and key change nothing.
  */
 static int
 tls_reload_mint_ca(void)
@@ -299,6 +429,13 @@ tls_reload_mint_ca(void)
 		log_err(NULL, "tls outbound CA refused: %s (the previous CA "
 		    "keeps signing)", err);
 		return -1;
+	}
+	if (X509_cmp(ca, tls_ca_cert) == 0 &&
+	    EVP_PKEY_eq(key, tls_ca_key) == 1) {
+		X509_free(ca);
+		EVP_PKEY_free(key);
+		log_info(NULL, "tls outbound CA unchanged (minted leaves kept)");
+		return 0;
 	}
 	X509_free(tls_ca_cert);
 	EVP_PKEY_free(tls_ca_key);

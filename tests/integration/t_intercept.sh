@@ -24,7 +24,8 @@
 # - outbound (tls_outbound_clients): a leaf minted by a local CA with the
 #   MX's subject and names; the local CA rotated and reloaded (a key that
 #   does not match refused, the old CA signing on), the next leaf signed
-#   by the new one; the sender verifies it, the mail is scanned
+#   by the new one; a reload that finds the same CA keeps the leaf minted
+#   before; the sender verifies it, the mail is scanned
 #   and an outbound DLP rule refuses a card number; an MX the box cannot
 #   verify gets the client 421 4.7.0, never plaintext.
 set -u
@@ -621,7 +622,10 @@ else
 	fail "outbound CA rotation: a certificate was shown" "none"
 fi
 # A CA path that is a FIFO: refused at once by name (the key reader does
-# not wait on it), and the reload after it is answered as its own.
+# not wait on it), and the reload after it is answered as its own. The CA
+# put back is the one signing: unchanged, and the leaf already minted for
+# the server is given again (not minted anew on every reload).
+chain "$NS_CLI" "$SRV_V4:25" "$tmp/leaf-before"
 mv "$tmp/localca/ca.pem" "$tmp/ca.pem.keep"
 mkfifo "$tmp/localca/ca.pem"
 reload_slice 'tls outbound CA (refused|reloaded)'
@@ -629,9 +633,14 @@ assert_grep "tls outbound CA refused: $tmp/localca/ca\\.pem: not a regular file 
 	"$tmp/slice" "outbound CA: a FIFO in its place refused, named, without waiting"
 rm -f "$tmp/localca/ca.pem"
 mv "$tmp/ca.pem.keep" "$tmp/localca/ca.pem"
-reload_slice 'tls outbound CA (refused|reloaded)'
+reload_slice 'tls outbound CA (refused|reloaded|unchanged)'
 assert_grep 'tls keys reloaded keys=' "$tmp/slice" "outbound CA: the reload after it gets the key set"
-assert_grep 'tls outbound CA reloaded subject=' "$tmp/slice" "outbound CA: and the CA back"
+assert_grep 'tls outbound CA unchanged \(minted leaves kept\)$' "$tmp/slice" \
+	"outbound CA: and the CA back, the one signing: unchanged"
+chain "$NS_CLI" "$SRV_V4:25" "$tmp/leaf-after"
+[ -s "$tmp/leaf-before" ] && cmp -s "$tmp/leaf-before" "$tmp/leaf-after" &&
+	pass "outbound CA unchanged: the same leaf (and chain) as before the reloads" ||
+	fail "outbound CA unchanged: the same leaf" "$(tr '\n' ' ' <"$tmp/leaf-before") | $(tr '\n' ' ' <"$tmp/leaf-after")"
 sender_conf "smtp_tls_CAfile = $tmp/localca/ca.pem" \
 	"smtp_tls_policy_maps = inline:{ {[10.25.0.2]:25 = verify match=mx.example.test} }"
 n=$(count 'Verified TLS connection established to 10\.25\.0\.2' "$SENDER_LOG")

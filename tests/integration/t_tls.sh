@@ -9,8 +9,10 @@
 #   when TLS with the server fails at the box, the client's own TLS is
 #   passed through instead (never a failure caused by the box);
 # - the CA file is read again on reload: a CA put in vouches at once, one
-#   taken out stops at once (no upstream session resumed past it), a file
-#   that does not load fails the reload and the old CAs keep verifying;
+#   taken out stops at once (no upstream session resumed past it), the
+#   same CAs read again keep the server's session (resumed after the
+#   reload), a file that does not load fails the reload and the old CAs
+#   keep verifying;
 # - a tls_cert_file past its 60 KiB is refused on reload by name (never
 #   cut), and the key reader answers the next reload;
 # - plaintext injected behind STARTTLS by the client or behind the 220 by
@@ -104,6 +106,17 @@ check "CA put in: the server verified against it, the session intercepted" \
 	test "$(count "$verified")" -gt "$v0"
 send_mail "$tmp/t-rot-in2" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-in2" "CA put in: a second message (its upstream session may be resumed)"
+# A reload that finds the same CAs keeps the server's session: the next
+# message resumes it (before, every reload made every server's next
+# handshake a full one).
+r0=$(count "$verified resumed=yes")
+[ "$(ctl reload)" = "ok reload started" ] && pass "CAs unchanged: sporkctl reload accepted" ||
+	fail "CAs unchanged: sporkctl reload accepted"
+wait_grep 10 'tls CAs unchanged \(upstream sessions kept\)' "$LAB_SPORKD_LOG" "CAs unchanged: read again, logged as unchanged"
+send_mail "$tmp/t-rot-same" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-same" "CAs unchanged: delivered"
+check "CAs unchanged: the upstream session kept across the reload is resumed" \
+	test "$(count "$verified resumed=yes")" -gt "$r0"
 cp "$tmp/otherca/ca.pem" "$tmp/rot-ca.pem"
 f0=$(count "$vfailed")
 ctl reload >/dev/null
