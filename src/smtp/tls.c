@@ -9,7 +9,9 @@
  * handshake. Knows nothing about SMTP.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +35,9 @@
 #include "tls_keys.h"
 
 #define TLS_READ_CHUNK	16384
+#define TLS_MDS_MAX	65536	/* certificates, CRLs and directory entries
+				 * a CA set's digest takes; past it the set
+				 * counts as changed on every reload */
 
 static SSL_CTX			*tls_server_ctx;	/* facing clients */
 static SSL_CTX			*tls_client_ctx;	/* facing servers */
@@ -43,10 +48,9 @@ static struct tls_keys		*tls_active;		/* held key pairs */
 static X509			*tls_ca_cert;		/* outbound: mints */
 static EVP_PKEY			*tls_ca_key;
 static EVP_PKEY			*tls_mint_key;		/* minted leaves' */
+/* What the CA sets hold (tls_store_digest): tls_client_ctx's, then
+ * tls_outbound_ctx's. */
 static unsigned char		 tls_cas_md[2][SHA256_DIGEST_LENGTH];
-							/* what the CA sets
-							 * hold: tls_client_ctx's,
-							 * tls_outbound_ctx's */
 static uintptr_t		 tls_trust_gen;		/* CA sets loaded */
 static int			 tls_trust_idx = -1;	/* an upstream SSL's
 							 * tls_trust_gen */
@@ -155,93 +159,152 @@ tls_md_unknown(const unsigned char md[SHA256_DIGEST_LENGTH])
 	return memcmp(md, zero, SHA256_DIGEST_LENGTH) == 0;
 }
 
+/* A list of digests, sorted and hashed into one: the order a file or a
+ * directory lists its entries in does not count. */
+struct tls_mds {
+	unsigned char	*v;
+	size_t		 n, cap;
+};
+
+static unsigned char *
+tls_mds_next(struct tls_mds *l)
+{
+	unsigned char	*v;
+	size_t		 cap;
+
+	if (l->n >= TLS_MDS_MAX)
+		return NULL;
+	if (l->n == l->cap) {
+		cap = l->cap ? l->cap * 2 : 64;
+		if ((v = reallocarray(l->v, cap, SHA256_DIGEST_LENGTH)) == NULL)
+			return NULL;
+		l->v = v;
+		l->cap = cap;
+	}
+	return l->v + l->n * SHA256_DIGEST_LENGTH;
+}
+
+/* One path's digest: its name, and the identity, size and times of what
+ * it names (zeroes for one that is not there). */
+static int
+tls_mds_stat(struct tls_mds *l, EVP_MD_CTX *ctx, const char *path)
+{
+	struct stat	 sb;
+	unsigned char	*md;
+
+	memset(&sb, 0, sizeof(sb));
+	(void)stat(path, &sb);
+	if ((md = tls_mds_next(l)) == NULL ||
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, path, strlen(path) + 1) != 1 ||
+	    EVP_DigestUpdate(ctx, &sb.st_dev, sizeof(sb.st_dev)) != 1 ||
+	    EVP_DigestUpdate(ctx, &sb.st_ino, sizeof(sb.st_ino)) != 1 ||
+	    EVP_DigestUpdate(ctx, &sb.st_size, sizeof(sb.st_size)) != 1 ||
+	    EVP_DigestUpdate(ctx, &sb.st_mtim, sizeof(sb.st_mtim)) != 1 ||
+	    EVP_DigestUpdate(ctx, &sb.st_ctim, sizeof(sb.st_ctim)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, NULL) != 1)
+		return -1;
+	l->n++;
+	return 0;
+}
+
 /*
  * The system store's hashed directories (SSL_CERT_DIR, or OpenSSL's
  * default), which OpenSSL reads certificates from only as it needs them:
- * each one's identity and modification time, hashed in as one more
- * entry. update-ca-certificates and c_rehash add and remove entries,
- * which changes the directory's time.
+ * each directory and each of its entries, one digest a path
+ * (tls_mds_stat). An entry added, removed or rewritten in place, a
+ * symbolic link's target edited or gone, a directory whose mtime was put
+ * back (its ctime was not): each changes the digest.
  */
-static void
-tls_certdirs_digest(unsigned char md[SHA256_DIGEST_LENGTH])
+static int
+tls_certdirs_digest(struct tls_mds *l)
 {
 	const char	*dirs = getenv(X509_get_default_cert_dir_env());
-	char		 path[4096], *p, *next;
-	struct stat	 sb;
+	char		 list[PATH_MAX], path[PATH_MAX], *p, *next;
+	struct dirent	*de;
+	DIR		*d = NULL;
 	EVP_MD_CTX	*ctx;
-	unsigned int	 len;
+	int		 rc = -1;
 
-	memset(md, 0, SHA256_DIGEST_LENGTH);
 	if (dirs == NULL)
 		dirs = X509_get_default_cert_dir();
-	if ((size_t)snprintf(path, sizeof(path), "%s", dirs) >= sizeof(path) ||
+	if ((size_t)snprintf(list, sizeof(list), "%s", dirs) >= sizeof(list) ||
 	    (ctx = EVP_MD_CTX_new()) == NULL)
-		return;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		goto done;
-	for (p = path; p != NULL; p = next) {
+		return -1;
+	for (p = list; p != NULL; p = next) {
 		if ((next = strchr(p, ':')) != NULL)
 			*next++ = '\0';
-		memset(&sb, 0, sizeof(sb));
-		(void)stat(p, &sb);	/* one that is not there hashes as 0 */
-		if (EVP_DigestUpdate(ctx, p, strlen(p) + 1) != 1 ||
-		    EVP_DigestUpdate(ctx, &sb.st_dev, sizeof(sb.st_dev)) != 1 ||
-		    EVP_DigestUpdate(ctx, &sb.st_ino, sizeof(sb.st_ino)) != 1 ||
-		    EVP_DigestUpdate(ctx, &sb.st_mtim, sizeof(sb.st_mtim)) != 1)
+		if (tls_mds_stat(l, ctx, p) == -1)
 			goto done;
+		if ((d = opendir(p)) == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s", p,
+			    de->d_name) >= sizeof(path) ||
+			    tls_mds_stat(l, ctx, path) == -1)
+				goto done;
+		}
+		closedir(d);
+		d = NULL;
 	}
-	if (EVP_DigestFinal_ex(ctx, md, &len) != 1)
-		memset(md, 0, SHA256_DIGEST_LENGTH);
+	rc = 0;
 done:
+	if (d != NULL)
+		closedir(d);
 	EVP_MD_CTX_free(ctx);
+	return rc;
 }
 
 /*
  * What a store holds, as one SHA-256: over the SHA-256 of each of its
- * certificates and CRLs, sorted, so that the order a file lists them in
- * does not count, and for the system's store (cafile empty) over its
- * hashed directories too. A reload compares it with the set in use. On
- * failure (memory) the digest is zeroes (tls_md_unknown): the set counts
- * as changed.
+ * certificates and CRLs, and for the system's store (cafile empty) of
+ * each entry of its hashed directories, sorted. A reload compares it
+ * with the set in use. On failure (memory, a path too long) the digest
+ * is zeroes (tls_md_unknown): the set counts as changed.
  */
 static void
 tls_store_digest(X509_STORE *st, const char *cafile,
     unsigned char md[SHA256_DIGEST_LENGTH])
 {
 	STACK_OF(X509_OBJECT)	*objs = X509_STORE_get0_objects(st);
+	struct tls_mds		 l = { NULL, 0, 0 };
 	X509_OBJECT		*o;
-	unsigned char		*all;
-	unsigned int		 len;
-	int			 i, n = 0, nobj;
+	unsigned char		*one;
+	int			 i, ok;
 
 	memset(md, 0, SHA256_DIGEST_LENGTH);
-	nobj = objs != NULL ? sk_X509_OBJECT_num(objs) : 0;
-	if ((all = calloc((size_t)nobj + 1, SHA256_DIGEST_LENGTH)) == NULL)
-		return;
-	if (cafile[0] == '\0') {
-		tls_certdirs_digest(all);
-		if (tls_md_unknown(all)) {
-			free(all);
-			return;
-		}
-		n++;
-	}
-	for (i = 0; i < nobj; i++) {
+	if (cafile[0] == '\0' && tls_certdirs_digest(&l) == -1)
+		goto done;
+	for (i = 0; objs != NULL && i < sk_X509_OBJECT_num(objs); i++) {
 		o = sk_X509_OBJECT_value(objs, i);
-		len = SHA256_DIGEST_LENGTH;
-		if (X509_OBJECT_get_type(o) == X509_LU_X509 ?
-		    X509_digest(X509_OBJECT_get0_X509(o), EVP_sha256(),
-		    all + (size_t)n * SHA256_DIGEST_LENGTH, &len) == 1 :
-		    X509_OBJECT_get_type(o) == X509_LU_CRL &&
-		    X509_CRL_digest(X509_OBJECT_get0_X509_CRL(o), EVP_sha256(),
-		    all + (size_t)n * SHA256_DIGEST_LENGTH, &len) == 1)
-			n++;
+		if ((one = tls_mds_next(&l)) == NULL)
+			goto done;
+		switch (X509_OBJECT_get_type(o)) {
+		case X509_LU_X509:
+			ok = X509_digest(X509_OBJECT_get0_X509(o),
+			    EVP_sha256(), one, NULL);
+			break;
+		case X509_LU_CRL:
+			ok = X509_CRL_digest(X509_OBJECT_get0_X509_CRL(o),
+			    EVP_sha256(), one, NULL);
+			break;
+		default:
+			continue;
+		}
+		if (ok != 1)
+			goto done;
+		l.n++;
 	}
-	qsort(all, (size_t)n, SHA256_DIGEST_LENGTH, tls_md_cmp);
-	if (EVP_Digest(all, (size_t)n * SHA256_DIGEST_LENGTH, md, &len,
-	    EVP_sha256(), NULL) != 1)
+	if (l.n > 0)
+		qsort(l.v, l.n, SHA256_DIGEST_LENGTH, tls_md_cmp);
+	if (EVP_Digest(l.v != NULL ? l.v : (unsigned char *)"", l.n *
+	    SHA256_DIGEST_LENGTH, md, NULL, EVP_sha256(), NULL) != 1)
 		memset(md, 0, SHA256_DIGEST_LENGTH);
-	free(all);
+done:
+	free(l.v);
 }
 
 static int
@@ -321,7 +384,8 @@ tls_init(const struct conf *c, char *err, size_t errlen)
 	if ((tls_active = tls_keys_load(err, errlen)) == NULL)
 		return -1;
 	log_info(NULL, "tls ready policy=%s keys=%zu keys_dir=%s verify=%s "
-	    "min=%s outbound=%s", conf_word("tls_policy", c->tls_policy), tls_keys_count(tls_active),
+	    "min=%s outbound=%s", conf_word("tls_policy", c->tls_policy),
+	    tls_keys_count(tls_active),
 	    c->tls_keys_dir[0] ? c->tls_keys_dir : "none",
 	    c->tls_verify ? "verify" : "none", c->tls_min_protocol,
 	    tls_outbound_ctx ? "intercept" : "off");
@@ -381,19 +445,20 @@ tls_reload_cas(void)
 		tls_store_digest(in, c->tls_ca_file, md[0]);
 	if (out != NULL)
 		tls_store_digest(out, c->tls_outbound_verify_ca_file, md[1]);
-	if (memcmp(md, tls_cas_md, sizeof(md)) == 0 &&
-	    (in == NULL || !tls_md_unknown(md[0])) &&
-	    (out == NULL || !tls_md_unknown(md[1]))) {
-		X509_STORE_free(in);
-		X509_STORE_free(out);
-		log_info(NULL, "tls CAs unchanged (upstream sessions kept)");
-		return 0;
-	}
-	memcpy(tls_cas_md, md, sizeof(md));
+	/* The new stores go in either way: what OpenSSL looked up in the
+	 * hashed directories stays cached in a store, and the fresh one
+	 * holds none of it. */
 	if (in != NULL)
 		SSL_CTX_set_cert_store(tls_client_ctx, in);
 	if (out != NULL)
 		SSL_CTX_set_cert_store(tls_outbound_ctx, out);
+	if (memcmp(md, tls_cas_md, sizeof(md)) == 0 &&
+	    (in == NULL || !tls_md_unknown(md[0])) &&
+	    (out == NULL || !tls_md_unknown(md[1]))) {
+		log_info(NULL, "tls CAs unchanged (upstream sessions kept)");
+		return 0;
+	}
+	memcpy(tls_cas_md, md, sizeof(md));
 	tls_trust_gen++;
 	tls_dest_trust_changed();
 	log_info(NULL, "tls CAs reloaded verify=%s outbound_verify=%s",
@@ -434,7 +499,8 @@ tls_reload_mint_ca(void)
 	    EVP_PKEY_eq(key, tls_ca_key) == 1) {
 		X509_free(ca);
 		EVP_PKEY_free(key);
-		log_info(NULL, "tls outbound CA unchanged (minted leaves kept)");
+		log_info(NULL, "tls outbound CA unchanged (minted leaves "
+		    "kept)");
 		return 0;
 	}
 	X509_free(tls_ca_cert);

@@ -989,6 +989,23 @@ def block(name, rows):
         " ".join(str(x) for x in r) for r in rows))
 
 
+def sessions_label(lvl):
+    return '"%d session%s"' % (lvl, "" if lvl == 1 else "s")
+
+
+def level_rows(lvls, label, cells):
+    """A chart's rows, one a level (TARGET_LEVEL alone when none ran):
+    its label, then median, min and max of each Stat cells(level) gives
+    (zeroes for one that is empty)."""
+    rows = []
+    for lvl in lvls or [TARGET_LEVEL]:
+        r = [label(lvl)]
+        for st in cells(lvl):
+            r += [st.med, st.lo, st.hi] if st else [0, 0, 0]
+        rows.append(r)
+    return rows
+
+
 def chart(meta, runs, png):
     g = []
     # relay throughput vs sessions
@@ -1005,32 +1022,21 @@ def chart(meta, runs, png):
     names = (("sporkd-transparent", "sporkd transp."),
              ("sporkd-explicit", "sporkd explicit"),
              ("clamsmtp", "ClamSMTP"))
-    rows = []
-    for lvl in levels(runs, "scan") or [TARGET_LEVEL]:
-        r = ['"%d session%s"' % (lvl, "" if lvl == 1 else "s")]
-        for var in [v for v, _ in names] + ["amavis", "scanbound"]:
-            s = stat(runs, "rate", "scan", var, lvl)
-            r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
-        rows.append(r)
-    g.append(block("scan", rows))
+    g.append(block("scan", level_rows(
+        levels(runs, "scan"), sessions_label,
+        lambda lvl: [stat(runs, "rate", "scan", var, lvl) for var in
+                     [v for v, _ in names] + ["amavis", "scanbound"]])))
     # sporkd's CPU per relayed message, the client's beside it for scale
-    rows = []
-    for lvl in levels(runs, "relay") or [TARGET_LEVEL]:
-        r = ['"%d"' % lvl]
-        for key in ("cpu_ms", "client_cpu_ms"):
-            s = cpu_per_msg(runs, "relay", "sporkd", lvl, key)
-            r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
-        rows.append(r)
-    g.append(block("relaycpu", rows))
+    g.append(block("relaycpu", level_rows(
+        levels(runs, "relay"), lambda lvl: '"%d"' % lvl,
+        lambda lvl: [cpu_per_msg(runs, "relay", "sporkd", lvl, key)
+                     for key in ("cpu_ms", "client_cpu_ms")])))
     # tracking on / off: the three ratios of section 7's target
-    rows = []
-    for lvl in levels(runs, "track") or [TARGET_LEVEL]:
-        r = ['"%d sessions"' % lvl]
-        for key in ("rate", "lat_p50_us", "lat_p99_us"):
-            s = paired_ratio(runs, key, "track", "track-on", "track-off", lvl)
-            r += [s.med, s.lo, s.hi] if s else [0, 0, 0]
-        rows.append(r)
-    g.append(block("track", rows))
+    g.append(block("track", level_rows(
+        levels(runs, "track"), sessions_label,
+        lambda lvl: [paired_ratio(runs, key, "track", "track-on",
+                                  "track-off", lvl)
+                     for key in ("rate", "lat_p50_us", "lat_p99_us")])))
     # the real-sized signature set: a worker's memory against the engine,
     # a reload's peak against one generation
     pss = uss = 0.0
@@ -1082,14 +1088,10 @@ def chart(meta, runs, png):
                             grow_anon.hi]] if grow else [['"-"', 0, 0, 0]]))
     # STARTTLS
     tls_vars = ("direct", "sporkd", "direct-resume", "sporkd-resume")
-    rows = []
-    for lvl in levels(runs, "tls") or [TARGET_LEVEL]:
-        r = ['"%d session%s"' % (lvl, "" if lvl == 1 else "s")]
-        for var in tls_vars:
-            st = stat(runs, "rate", "tls", var, lvl)
-            r += [st.med, st.lo, st.hi] if st else [0, 0, 0]
-        rows.append(r)
-    g.append(block("tls", rows))
+    g.append(block("tls", level_rows(
+        levels(runs, "tls"), sessions_label,
+        lambda lvl: [stat(runs, "rate", "tls", var, lvl)
+                     for var in tls_vars])))
     rows = []
     for var, name in zip(tls_vars, ("direct", "via sporkd", "direct R",
                                     "via sporkd R")):

@@ -12,7 +12,8 @@
 #   taken out stops at once (no upstream session resumed past it), the
 #   same CAs read again keep the server's session (resumed after the
 #   reload), a file that does not load fails the reload and the old CAs
-#   keep verifying;
+#   keep verifying; the system store's hashed directory read again as it
+#   was is unchanged, an entry added or rewritten in place is a change;
 # - a tls_cert_file past its 60 KiB is refused on reload by name (never
 #   cut), and the key reader answers the next reload;
 # - plaintext injected behind STARTTLS by the client or behind the 220 by
@@ -109,10 +110,19 @@ assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-in2" "CA put in: a second 
 # A reload that finds the same CAs keeps the server's session: the next
 # message resumes it (before, every reload made every server's next
 # handshake a full one).
+# reload_logs NAME PATTERN: sporkctl reload, then one more line matching
+# PATTERN in sporkd's log within 10 s, checked as NAME.
+more_lines() { [ "$(count "$1")" -gt "$2" ]; }
+reload_logs() {
+	local n
+	n=$(count "$2")
+	ctl reload >/dev/null
+	wait_until 10 more_lines "$2" "$n"
+	check "$1" more_lines "$2" "$n"
+}
 r0=$(count "$verified resumed=yes")
-[ "$(ctl reload)" = "ok reload started" ] && pass "CAs unchanged: sporkctl reload accepted" ||
-	fail "CAs unchanged: sporkctl reload accepted"
-wait_grep 10 'tls CAs unchanged \(upstream sessions kept\)' "$LAB_SPORKD_LOG" "CAs unchanged: read again, logged as unchanged"
+reload_logs "CAs unchanged: read again, logged as unchanged" \
+	'tls CAs unchanged \(upstream sessions kept\)'
 send_mail "$tmp/t-rot-same" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-same" "CAs unchanged: delivered"
 check "CAs unchanged: the upstream session kept across the reload is resumed" \
@@ -136,6 +146,30 @@ send_mail "$tmp/t-rot-bad" alice@example.test a@client.example.test "$SRV_V4" ""
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-bad" "CA file that does not load: mail still delivered"
 check "CA file that does not load: the previous CAs still verify (and still refuse the server)" \
 	test "$(count "$vfailed")" -gt "$f0"
+
+# --- the system store (tls_ca_file empty) read again: its hashed
+# directory as it was keeps the sessions; an entry added, or one
+# rewritten in place (the directory's own times unchanged), is a change
+mkdir "$tmp/certdir"
+h=$(openssl x509 -in "$TLS/ca.pem" -noout -hash)
+cp "$TLS/ca.pem" "$tmp/certdir/$h.0"
+export SSL_CERT_DIR=$tmp/certdir
+start_sporkd "tls_policy intercept" "tls_cert_file $TLS/cert.pem" \
+	"tls_key_file $TLS/key.pem" "tls_verify yes" "tls_upstream_name mx.example.test"
+unset SSL_CERT_DIR
+v0=$(count "$verified")
+send_mail "$tmp/t-sys" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
+check "system store: the server verified against its hashed directory" \
+	test "$(count "$verified")" -gt "$v0"
+reload_logs "system store, read again as it was: unchanged" \
+	'tls CAs unchanged \(upstream sessions kept\)'
+cp "$tmp/otherca/ca.pem" "$tmp/certdir/$(openssl x509 -in "$tmp/otherca/ca.pem" -noout -hash).0"
+reload_logs "system store, an entry added to its directory: reloaded" \
+	'tls CAs reloaded verify=system'
+sleep 0.05
+cat "$TLS/ca.pem" >"$tmp/certdir/$h.0"
+reload_logs "system store, an entry rewritten in place: reloaded" \
+	'tls CAs reloaded verify=system'
 
 # --- tls_cert_file past its 60 KiB (a chain padded with copies of a CA):
 # refused on reload with the file named, never cut; the key reader answers
