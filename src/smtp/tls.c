@@ -258,12 +258,28 @@ done:
 	return rc;
 }
 
+/* A certificate with the trust settings a TRUSTED CERTIFICATE carries
+ * (a use it is rejected for, say), which X509_digest leaves out. */
+static int
+tls_x509_digest(X509 *x, unsigned char md[SHA256_DIGEST_LENGTH])
+{
+	unsigned char	*der = NULL;
+	int		 len, ok;
+
+	if ((len = i2d_X509_AUX(x, &der)) <= 0)
+		return 0;
+	ok = EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	return ok;
+}
+
 /*
  * What a store holds, as one SHA-256: over the SHA-256 of each of its
- * certificates and CRLs, and for the system's store (cafile empty) of
- * each entry of its hashed directories, sorted. A reload compares it
- * with the set in use. On failure (memory, a path too long) the digest
- * is zeroes (tls_md_unknown): the set counts as changed.
+ * certificates (with their trust settings) and CRLs, and for the
+ * system's store (cafile empty) of each entry of its hashed directories,
+ * sorted. A reload compares it with the set in use. On failure (memory,
+ * a path too long) the digest is zeroes (tls_md_unknown): the set counts
+ * as changed.
  */
 static void
 tls_store_digest(X509_STORE *st, const char *cafile,
@@ -284,8 +300,7 @@ tls_store_digest(X509_STORE *st, const char *cafile,
 			goto done;
 		switch (X509_OBJECT_get_type(o)) {
 		case X509_LU_X509:
-			ok = X509_digest(X509_OBJECT_get0_X509(o),
-			    EVP_sha256(), one, NULL);
+			ok = tls_x509_digest(X509_OBJECT_get0_X509(o), one);
 			break;
 		case X509_LU_CRL:
 			ok = X509_CRL_digest(X509_OBJECT_get0_X509_CRL(o),
