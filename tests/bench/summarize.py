@@ -522,6 +522,21 @@ def mem_rows(kv):
     return out
 
 
+def worst_worker(loader, workers):
+    """The largest PSS and USS among a generation's workers, over the
+    engine's size (the loader's RSS)."""
+    rss = loader.get("rss") or float("nan")
+    return (max((x["pss"] for x in workers), default=0) / rss,
+            max((x["uss"] for x in workers), default=0) / rss)
+
+
+def reload_peak(r):
+    """A reload's peak tree PSS over the tree's PSS before it (NaN when
+    the before figure is missing)."""
+    pre = r.get("pre_tree_pss", 0)
+    return r.get("peak_pss", 0) / pre if pre else float("nan")
+
+
 def table_bigsigs(meta, runs, w, targets):
     w("8. A real-sized signature set (synthetic, in the proportions of "
       "ClamAV's databases): %s + the test set" % meta.get("big_set", "?"))
@@ -560,16 +575,14 @@ def table_bigsigs(meta, runs, w, targets):
                                          x["uss"] / lo["rss"]))
             if name == "mem":
                 engine = lo["rss"]
-                worst = max((x["pss"] for x in ws), default=0)
-                worst_uss = max((x["uss"] for x in ws), default=0)
+                worst, worst_uss = worst_worker(lo, ws)
                 targets.append((
                     "bigsigs: each worker's PSS <= %.0f%% of the engine "
                     "(loader RSS %d kB)" % (T_WORKER_PSS * 100, lo["rss"]),
-                    "%.2f" % (worst / lo["rss"]),
-                    verdict(worst <= T_WORKER_PSS * lo["rss"])))
+                    "%.2f" % worst, verdict(worst <= T_WORKER_PSS)))
                 targets.append((
                     "   the same, private memory (USS) per worker",
-                    "%.3f" % (worst_uss / lo["rss"]), "(information)"))
+                    "%.3f" % worst_uss, "(information)"))
         w("      tree     PSS %7d  RSS %7d" % (kv.get("tree_pss", 0),
                                               kv.get("tree_rss", 0)))
     w("   engine's size here = the loader's RSS (the compiled engine plus "
@@ -600,7 +613,7 @@ def table_bigsigs(meta, runs, w, targets):
         ratios = []
         for r in sorted(rl, key=lambda r: r["rep"]):
             pre = r.get("pre_tree_pss", 0)
-            ratio = r.get("peak_pss", 0) / pre if pre else float("nan")
+            ratio = reload_peak(r)
             ratios.append(ratio)
             w("      rep %d: tree PSS before %d kB, peak %d kB (%.2fx), peak "
               "RSS sum %d kB, up to %d processes, %d samples; new engine "
@@ -1042,13 +1055,11 @@ def chart(meta, runs, png):
     pss = uss = 0.0
     for kv in runs.get(("bigsigs", "mem", 1), [])[:1]:
         for lo, ws in mem_rows(kv).values():
-            if ws and lo.get("rss"):
-                pss = max(x["pss"] for x in ws) / lo["rss"]
-                uss = max(x["uss"] for x in ws) / lo["rss"]
-    peaks = Stat([r.get("peak_pss", 0) / r["pre_tree_pss"]
-                  for l in levels(runs, "bigsigs")
-                  for r in runs.get(("bigsigs", "reload", l), [])
-                  if r.get("pre_tree_pss")])
+            pss, uss = worst_worker(lo, ws)
+    peaks = Stat([x for l in levels(runs, "bigsigs")
+                  for x in map(reload_peak,
+                               runs.get(("bigsigs", "reload", l), []))
+                  if x == x])
     g.append(block("bigmem", [
         ['"PSS / engine"', pss, pss, pss],
         ['"USS / engine"', uss, uss, uss],

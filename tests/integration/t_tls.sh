@@ -107,9 +107,6 @@ check "CA put in: the server verified against it, the session intercepted" \
 	test "$(count "$verified")" -gt "$v0"
 send_mail "$tmp/t-rot-in2" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-rot-in2" "CA put in: a second message (its upstream session may be resumed)"
-# A reload that finds the same CAs keeps the server's session: the next
-# message resumes it (before, every reload made every server's next
-# handshake a full one).
 # reload_logs NAME PATTERN: sporkctl reload, then one more line matching
 # PATTERN in sporkd's log within 10 s, checked as NAME.
 more_lines() { [ "$(count "$1")" -gt "$2" ]; }
@@ -120,6 +117,9 @@ reload_logs() {
 	wait_until 10 more_lines "$2" "$n"
 	check "$1" more_lines "$2" "$n"
 }
+# A reload that finds the same CAs keeps the server's session: the next
+# message resumes it (before, every reload made every server's next
+# handshake a full one).
 r0=$(count "$verified resumed=yes")
 reload_logs "CAs unchanged: read again, logged as unchanged" \
 	'tls CAs unchanged \(upstream sessions kept\)'
