@@ -67,13 +67,19 @@ spki_of() {
 # chain NS ADDR:PORT OUT: the certificates shown to a STARTTLS client in NS,
 # one line each (SHA-256 of the DER), in order; OUT.cN hold the PEMs.
 chain() {
-	local f
-	rm -f "$3" "$3".c*
-	ip netns exec "$1" timeout 10 openssl s_client -starttls smtp \
-		-connect "$2" -showcerts </dev/null 2>/dev/null |
-		awk -v p="$3" '/-BEGIN CERTIFICATE-/ { on = 1; n++ }
-			on { print > (p ".c" n) }
-			/-END CERTIFICATE-/ { on = 0 }'
+	local f try
+	# Up to three tries: right after a restart the first handshake can
+	# meet a server that is itself still reloading.
+	for try in 1 2 3; do
+		rm -f "$3" "$3".c*
+		ip netns exec "$1" timeout 10 openssl s_client -starttls smtp \
+			-connect "$2" -showcerts </dev/null 2>/dev/null |
+			awk -v p="$3" '/-BEGIN CERTIFICATE-/ { on = 1; n++ }
+				on { print > (p ".c" n) }
+				/-END CERTIFICATE-/ { on = 0 }'
+		[ -e "$3.c1" ] && break
+		sleep 1
+	done
 	for f in "$3".c*; do
 		[ -e "$f" ] && der_sha "$f"
 	done >"$3"
