@@ -742,7 +742,8 @@ def table_track(meta, runs, w, targets):
       "windows) through three daemons of this binary side by" %
       (meta.get("relay_secs") or "2"))
     w("   side, the divert pointed at each in turn (the three rotate within "
-      "a repetition): off = no track_db (its default);")
+      "a repetition; each run starts once the writers are idle): off = no "
+      "track_db (its default);")
     w("   on = track_db, track_max_size %s (as etc/spork.conf ships); "
       "bounded = track_max_size %s bytes, pruned all along." % (
           meta.get("track_size", "?"), "{:,}".format(bound)))
