@@ -410,20 +410,29 @@ ssl_fail:
 	return -1;
 }
 
-/* A new key set, or the old one stays. */
+/* A new key set, or the old one stays. The set read is taken either way
+ * (its files' names are the ones now); only pairs that changed make every
+ * server's certificate be looked at again (tls_dest_keys_changed). */
 static int
 tls_reload_keys(void)
 {
 	struct tls_keys	*ks;
 	char		 err[512];
+	int		 same;
 
 	if ((ks = tls_keys_load(err, sizeof(err))) == NULL) {
 		log_err(NULL, "tls keys refused: %s (previous keys keep "
 		    "serving)", err);
 		return -1;
 	}
+	same = tls_keys_same(tls_active, ks);
 	tls_keys_free(tls_active);
 	tls_active = ks;
+	if (same) {
+		log_info(NULL, "tls keys unchanged keys=%zu",
+		    tls_keys_count(ks));
+		return 0;
+	}
 	tls_dest_keys_changed();
 	log_info(NULL, "tls keys reloaded keys=%zu", tls_keys_count(ks));
 	return 0;

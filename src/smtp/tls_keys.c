@@ -647,6 +647,22 @@ tls_keys_count(const struct tls_keys *ks)
 	return ks != NULL ? ks->n : 0;
 }
 
+int
+tls_keys_same(const struct tls_keys *a, const struct tls_keys *b)
+{
+	const struct tls_key	*o;
+	size_t			 i;
+
+	if (tls_keys_count(a) != tls_keys_count(b))
+		return 0;
+	for (i = 0; i < tls_keys_count(b); i++)
+		if ((o = tls_keys_find(a, b->k[i].spki)) == NULL ||
+		    X509_cmp(o->leaf, b->k[i].leaf) != 0 ||
+		    EVP_PKEY_eq(o->key, b->k[i].key) != 1)
+			return 0;
+	return 1;
+}
+
 const struct tls_key *
 tls_keys_find(const struct tls_keys *ks, const unsigned char spki[TLS_SPKI_LEN])
 {

@@ -37,6 +37,9 @@ void		 tls_keys_free(struct tls_keys *);
 int		 tls_ca_load(X509 **ca, EVP_PKEY **ca_key, char *err,
 		    size_t errlen);
 size_t		 tls_keys_count(const struct tls_keys *);
+/* Whether two sets hold the same pairs: each certificate (X509_cmp: its
+ * whole encoding) with the same key, whatever the files' names. */
+int		 tls_keys_same(const struct tls_keys *, const struct tls_keys *);
 const struct tls_key *tls_keys_find(const struct tls_keys *,
 		    const unsigned char spki[TLS_SPKI_LEN]);
 

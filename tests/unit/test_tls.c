@@ -139,6 +139,49 @@ test_tls_lookup(void)
 	tls_keys_free(ks);
 }
 
+/* Sets compared as a reload does: the same pairs whatever the files are
+ * called, a pair more or less or another pair is a change. */
+static void
+test_tls_same(void)
+{
+	static const char *const ab[] = { "a.pem", "a-key.pem", "b.pem",
+	    "b-key.pem" };
+	static const char *const ab_renamed[] = { "mx1.crt", "mx1.key",
+	    "mx2.crt", "mx2.key" };
+	static const char *const a_both[] = { "a-both.pem" };
+	static const char *const c_pair[] = { "c.pem", "c-key.pem" };
+	struct tls_keys	*k_ab, *k_ab2, *k_a, *k_a2, *k_b, *k_c, *k_none;
+	char		 err[256];
+
+	k_ab = set_of(ab, ab, 4, err, sizeof(err));
+	k_ab2 = set_of(ab_renamed, ab, 4, err, sizeof(err));
+	k_a = set_of(ab, ab, 2, err, sizeof(err));
+	k_a2 = set_of(a_both, a_both, 1, err, sizeof(err));
+	k_b = set_of(ab + 2, ab + 2, 2, err, sizeof(err));
+	k_c = set_of(c_pair, c_pair, 2, err, sizeof(err));
+	k_none = set_of(NULL, NULL, 0, err, sizeof(err));
+	CHECK(k_ab && k_ab2 && k_a && k_a2 && k_b && k_c && k_none,
+	    "sets: %s", err);
+	if (k_ab && k_ab2 && k_a && k_a2 && k_b && k_c && k_none) {
+		CHECK(tls_keys_same(k_ab, k_ab2), "renamed files: the same");
+		CHECK(tls_keys_same(k_a, k_a2),
+		    "a pair in two files or in one: the same");
+		CHECK(!tls_keys_same(k_ab, k_a), "a pair less: a change");
+		CHECK(!tls_keys_same(k_a, k_ab), "a pair more: a change");
+		CHECK(!tls_keys_same(k_a, k_b), "another pair: a change");
+		CHECK(!tls_keys_same(k_c, k_a), "another pair: a change");
+		CHECK(tls_keys_same(k_none, k_none), "two empty sets");
+		CHECK(!tls_keys_same(NULL, k_a), "none before, a pair now");
+	}
+	tls_keys_free(k_ab);
+	tls_keys_free(k_ab2);
+	tls_keys_free(k_a);
+	tls_keys_free(k_a2);
+	tls_keys_free(k_b);
+	tls_keys_free(k_c);
+	tls_keys_free(k_none);
+}
+
 /* The outbound CA: a CA with its own key, or refused with the reason. */
 static void
 test_tls_ca(void)
@@ -195,6 +238,7 @@ test_tls(void)
 	}
 	test_tls_pairs();
 	test_tls_lookup();
+	test_tls_same();
 	test_tls_ca();
 	for (i = 0; i < NFILES; i++)
 		free(tls_text[i]);
