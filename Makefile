@@ -54,7 +54,7 @@ LIB_SRC	= src/base/action.c src/base/metrics.c src/base/buf.c src/checks/clamd.c
 	  src/icap/icap_proto.c
 DAEMON_SRC = src/sporkd/sporkd.c src/smtp/accept.c src/smtp/relay.c src/smtp/message_end.c src/checks/checks.c src/base/priv.c src/control/control.c \
 	     src/smtp/smtp_client.c src/smtp/journal.c src/checks/notice.c src/kernel/cba.c \
-	     src/smtp/tls.c src/smtp/tls_dest.c src/icap/icap.c
+	     src/smtp/tls.c src/smtp/tls_cadigest.c src/smtp/tls_dest.c src/icap/icap.c
 HDRS	= $(wildcard src/*/*.h)
 UNIT_TESTS = tests/unit/test_smtp_proto.c tests/unit/test_smtp_data.c \
 	     tests/unit/test_conf.c tests/unit/test_spool.c tests/unit/test_nft.c \

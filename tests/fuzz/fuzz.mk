@@ -36,7 +36,7 @@ FUZZ_LIBS	 = -ljansson -lm
 # The whole-session target links the relay and the event loop too, with
 # what relay.c reaches (no libclamav: tests/fuzz/stub_scan.c scans).
 FUZZ_SESSION_SRC = src/smtp/relay.c src/smtp/message_end.c src/base/metrics.c src/control/track.c src/checks/checks.c src/checks/milter.c src/base/ev.c src/base/spool.c src/checks/quarantine.c \
-		   src/base/ratelimit.c src/kernel/nft_divert.c src/smtp/tls.c src/checks/notice.c \
+		   src/base/ratelimit.c src/kernel/nft_divert.c src/smtp/tls.c src/smtp/tls_cadigest.c src/checks/notice.c \
 		   src/smtp/smtp_client.c src/kernel/cba.c src/kernel/synq.c src/checks/prequeue.c \
 		   src/base/dns.c src/checks/greylist.c src/checks/greylist_redis.c src/checks/spf.c \
 		   src/base/sandbox.c src/checks/spam.c src/checks/spam_policy.c src/base/hostport.c \
