@@ -168,8 +168,8 @@ test_tls_same(void)
 		    "a pair in two files or in one: the same");
 		CHECK(!tls_keys_same(k_ab, k_a), "a pair less: a change");
 		CHECK(!tls_keys_same(k_a, k_ab), "a pair more: a change");
-		CHECK(!tls_keys_same(k_a, k_b), "another pair: a change");
-		CHECK(!tls_keys_same(k_c, k_a), "another pair: a change");
+		CHECK(!tls_keys_same(k_a, k_b), "b's pair for a's: a change");
+		CHECK(!tls_keys_same(k_c, k_a), "a's pair for c's: a change");
 		CHECK(tls_keys_same(k_none, k_none), "two empty sets");
 		CHECK(!tls_keys_same(NULL, k_a), "none before, a pair now");
 	}
