@@ -189,9 +189,9 @@ cp "$TLS/cert.pem" "$tmp/big-cert.pem"
 [ "$(ctl reload)" = "ok reload started" ] && pass "tls_cert_file back to its size: the reload is accepted" ||
 	fail "tls_cert_file back to its size: the reload is accepted"
 # the file back as it was: the pair it held before, so unchanged
-keys_reloaded() { [ "$(count 'tls keys unchanged keys=1$')" -gt "$k0" ]; }
-wait_until 10 keys_reloaded
-check "tls_cert_file back to its size: the key reader still answers, the same pair (unchanged)" keys_reloaded
+keys_unchanged() { [ "$(count 'tls keys unchanged keys=1$')" -gt "$k0" ]; }
+wait_until 10 keys_unchanged
+check "tls_cert_file back to its size: the key reader still answers, the same pair (unchanged)" keys_unchanged
 send_mail "$tmp/t-big" alice@example.test a@client.example.test "$SRV_V4" "" "${verify[@]}"
 assert_grep '^<~ +250 2\.0\.0 Ok: queued' "$tmp/t-big" "tls_cert_file back to its size: mail intercepted and delivered"
 
