@@ -755,7 +755,7 @@ def table_track(meta, runs, w, targets):
         "sessions", "tracking", "msg/s", "p50 ms", "p99 ms", "CPU us/msg",
         "writer", "msg/s vs off", "p50 vs off", "p99 vs off"))
     names = (("track-off", "off"), ("track-on", "on"),
-             ("track-bound", "bounded"))
+             ("track-bound", "bounded"), ("track-base", "base on"))
     verdicts = {}
     for lvl in levels(runs, "track"):
         for var, name in names:
@@ -784,6 +784,19 @@ def table_track(meta, runs, w, targets):
     w("   CPU us/msg: sporkd's, its writer thread included (utime+stime of "
       "the process over the run's messages); writer: the writer thread's "
       "alone (median)")
+    if any(runs.get(("track", "track-base", lvl))
+           for lvl in levels(runs, "track")):
+        w("   base on: the base binary (%s) with on's configuration, a "
+          "fourth daemon in the rotation; on / base on per repetition:" %
+          meta.get("base", "SPORKD_BASE").split(":")[0])
+        for lvl in levels(runs, "track"):
+            ratios = [paired_ratio(runs, key, "track", "track-on",
+                                   "track-base", lvl)
+                      for key in ("rate", "lat_p50_us", "lat_p99_us")]
+            if ratios[0]:
+                w("   %8s  msg/s %s, p50 %s, p99 %s" % (
+                    lvl, ratios[0].fmt("%.2f"), ratios[1].fmt("%.2f"),
+                    ratios[2].fmt("%.2f")))
     for var, name in names[1:]:
         d = runs.get(("track-db", var, 0))
         if d:
@@ -794,7 +807,7 @@ def table_track(meta, runs, w, targets):
                   name + ":", d.get("messages", 0), d.get("written", 0),
                   d.get("dropped", 0), d.get("errors", 0),
                   d.get("prunes", 0)))
-    for var, name in names[1:]:
+    for var, name in names[1:3]:
         for lvl in levels(runs, "track"):
             if (var, lvl) not in verdicts:
                 continue
