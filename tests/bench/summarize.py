@@ -807,9 +807,10 @@ def table_track(meta, runs, w, targets):
                   name + ":", d.get("messages", 0), d.get("written", 0),
                   d.get("dropped", 0), d.get("errors", 0),
                   d.get("prunes", 0)))
-    for var, name in names[1:3]:
+    for var, name in names[1:]:
         for lvl in levels(runs, "track"):
-            if (var, lvl) not in verdicts:
+            # base on is the other binary's: no target of this one
+            if (var, lvl) not in verdicts or var == "track-base":
                 continue
             r, l50, l99 = verdicts[(var, lvl)]
             ok = (r >= T_TRACK_RATIO and l50 <= T_TRACK_LAT and
