@@ -740,7 +740,7 @@ def table_track(meta, runs, w, targets):
       "by sporkd's writer thread), the relay load")
     w("   of section 1 (scan_enable no, 10 KB messages pipelined, %s s "
       "windows) through three daemons of this binary side by" %
-      (meta.get("relay_secs") or "2"))
+      (meta.get("track_secs") or meta.get("relay_secs") or "2"))
     w("   side, the divert pointed at each in turn (the three rotate within "
       "a repetition; each run starts once the writers are idle): off = no "
       "track_db (its default);")
