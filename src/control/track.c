@@ -6,8 +6,7 @@
  * SQL and never waits for the writer. The writer, a thread of its own and
  * the only user of the database connection, inserts what is queued in
  * transactions as large as the WAL's share allows (track_wal_hook) and
- * keeps the database within track_retention and track_max_size, in the
- * CPU time the relay leaves idle while it keeps up (track_gate). Strings
+ * keeps the database within track_retention and track_max_size. Strings
  * are the sender's words: stored as they came (cut at TRACK_FIELD_MAX),
  * escaped in the JSON line; readers escape what they print. A full queue
  * or a failing disk costs records, counted, never the session.
@@ -17,7 +16,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
-#include <semaphore.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,10 +47,7 @@
 					   the units of the last */
 #define TRACK_PRUNE_AT_PCT	80	/* of the db's share: a size pass */
 #define TRACK_TARGET_PCT	60	/* ... stops under this % of it */
-#define TRACK_BATCH_MS		250	/* a batch waits this long for more */
-#define TRACK_GATE_MS		50	/* the writer's look at track_behind */
-#define TRACK_SLICE_NS		100000000ULL	/* the writer's slice (the
-					   kernel's longest): preempted */
+#define TRACK_BATCH_MS		250	/* a record waits at most this long */
 #define TRACK_BATCH_MIN		256	/* or until this many are queued */
 #define TRACK_BATCH_MAX		1024	/* ... more with a large WAL share */
 #define TRACK_CACHE_KIB		16384	/* the writer's page cache, at most */
@@ -115,8 +109,6 @@ struct track_fit {
 };
 
 static void	*track_writer(void *);
-static void	 track_gate(void);
-static void	 ts_add_ms(struct timespec *, long);
 static long long track_prune_at(void);
 static long long track_prune_size(void);
 static size_t	 track_cut(const char *, size_t);
@@ -299,17 +291,6 @@ static struct {
 	time_t			 last_errlog;
 	struct timespec		 last_yield;
 	unsigned long long	 unlogged;
-	/* the idle gate (track_gate) */
-	pthread_t		 prober;
-	int			 gate;		/* the prober runs */
-	int			 gate_pending;	/* woken, not yet through */
-	int			 gate_stop;
-	int			 gate_shut;	/* a test's: never through */
-	sem_t			 gate_go;	/* to the prober */
-	sem_t			 gate_open;	/* from it */
-	struct timespec		 late;		/* its batch in hand: TRACK_LAG_MS
-						   after the first was queued */
-	int			 have_late;
 } T = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -603,7 +584,11 @@ track_message(const struct track_rec *r)
 		T.head = it;
 		/* The batch goes out TRACK_BATCH_MS after its first. */
 		clock_gettime(CLOCK_MONOTONIC, &T.first);
-		ts_add_ms(&T.first, TRACK_BATCH_MS);
+		T.first.tv_nsec += TRACK_BATCH_MS * 1000000L;
+		if (T.first.tv_nsec >= 1000000000L) {
+			T.first.tv_sec++;
+			T.first.tv_nsec -= 1000000000L;
+		}
 	}
 	T.tail = it;
 	T.queued++;
@@ -641,18 +626,6 @@ track_status(struct buf *b)
 }
 
 /* ------------------------------------------------------------ writer */
-
-/* sched_setattr(2)'s argument; glibc has no wrapper. */
-struct track_sched_attr {
-	uint32_t	size;
-	uint32_t	policy;
-	uint64_t	flags;
-	int32_t		nice;
-	uint32_t	priority;
-	uint64_t	runtime;	/* SCHED_OTHER, SCHED_BATCH: the slice */
-	uint64_t	deadline;
-	uint64_t	period;
-};
 
 /* One SQLite failure: counted always, logged at most once a minute with
  * the number of those not logged. The writer's thread only. */
@@ -803,11 +776,9 @@ static int
 track_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	(void)arg;
-	if ((size_t)pages >= T.ckpt_pages) {
-		track_gate();	/* copying it cannot yield in */
+	if ((size_t)pages >= T.ckpt_pages)
 		(void)sqlite3_wal_checkpoint_v2(db, name,
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	}
 	return SQLITE_OK;
 }
 
@@ -1323,17 +1294,6 @@ done:
 	return n;
 }
 
-static void
-ts_add_ms(struct timespec *t, long ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
 static int
 ts_before(const struct timespec *a, const struct timespec *b)
 {
@@ -1511,172 +1471,37 @@ track_update_bytes(void)
  * its work is waited for: it must not take a core from the event loop the
  * moment it wakes. SCHED_BATCH keeps its fair share of the CPU (a bound
  * is kept under any load) but gives up wakeup preemption, so a burst
- * starts when a running thread's slice ends, not in the middle of it.
- * The other way round, a thread that wakes while the writer runs should
- * not wait for the writer's slice to end (1.4 ms on two CPUs, as long as
- * a relayed message's whole p99): asked for the longest slice the kernel
- * grants (sched_setattr's runtime, Linux 6.12 on; older kernels ignore
- * it), the writer is preempted by any thread of a shorter one that
- * wakes, and its share of the CPU is what it was. A kernel that refuses
- * either costs nothing but that. Its name tells it apart in top -H and
- * ps -L (given last: a thread so named is set up).
+ * starts when a running thread's slice ends, not in the middle of it. A
+ * kernel that refuses it costs nothing but that. Its name tells it apart
+ * in top -H and ps -L (given last: a thread so named is set up).
  */
 static void
 track_thread_setup(void)
 {
 	struct sched_param	sp = { .sched_priority = 0 };
-	struct track_sched_attr	a;
 	int			rc;
 
-	memset(&a, 0, sizeof(a));
-	a.size = sizeof(a);
-	a.policy = SCHED_BATCH;
-	a.runtime = TRACK_SLICE_NS;
-	if (syscall(SYS_sched_setattr, 0, &a, 0) == 0)
-		;
-	else if ((rc = pthread_setschedparam(pthread_self(), SCHED_BATCH,
-	    &sp)) != 0)
+	if ((rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp)) != 0)
 		log_warn(NULL, "track: writer's SCHED_BATCH: %s", strerror(rc));
 	(void)pthread_setname_np(pthread_self(), TRACK_THREAD_NAME);
 }
 
 /*
- * The idle gate. None of the writer's work is waited for, so it should
- * have only the CPU time the relay leaves idle: on a busy machine each
- * turn it takes is a turn a session waits for, and a session's tail
- * latency is made of such waits. SCHED_IDLE would say that to the
- * kernel, but a thread cannot leave SCHED_IDLE without CAP_SYS_NICE or
- * RLIMIT_NICE, and a starved writer, held in the middle of a transaction
- * while the load lasts, would let the records pile up until they are
- * dropped. So the writer stays SCHED_BATCH and does all the work, and a
- * thread that holds nothing, the prober, runs SCHED_IDLE: before each
- * turn of work (a batch, TRACK_YIELD_US of a statement, a checkpoint)
- * the writer wakes the prober and waits until it has run, which the
- * kernel lets it do at once on a CPU no other thread wants, and only
- * rarely on a busy one. While records pile up (track_behind) the writer
- * does not wait: it takes its fair share, as without the gate, and
- * keeps up with the queue's bound under any load.
- */
-static int
-track_behind(void)
-{
-	struct timespec	now, late;
-	int		behind, queued;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	pthread_mutex_lock(&T.mu);
-	behind = T.stopping || T.prune_asked > T.prune_done ||
-	    T.queued >= TRACK_QUEUE_MAX / TRACK_YIELD_QUEUE ||
-	    T.qbytes >= TRACK_QUEUE_BYTES / TRACK_YIELD_QUEUE;
-	queued = T.head != NULL;
-	late = T.first;
-	pthread_mutex_unlock(&T.mu);
-	if (T.have_late)
-		late = T.late;
-	else if (queued)
-		ts_add_ms(&late, TRACK_LAG_MS - TRACK_BATCH_MS);
-	else
-		return behind;
-	return behind || !ts_before(&now, &late);
-}
-
-static void
-track_gate(void)
-{
-	struct timespec	until;
-
-	if (!T.gate)
-		return;
-	while (!track_behind()) {
-		if (!T.gate_pending) {
-			T.gate_pending = 1;
-			(void)sem_post(&T.gate_go);
-		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		ts_add_ms(&until, TRACK_GATE_MS);
-		if (__atomic_load_n(&T.gate_shut, __ATOMIC_RELAXED)) {
-			(void)clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
-			    &until, NULL);
-			continue;
-		}
-		if (sem_clockwait(&T.gate_open, CLOCK_MONOTONIC, &until) == 0) {
-			T.gate_pending = 0;
-			return;
-		}
-	}
-}
-
-/* A kernel that refuses SCHED_IDLE leaves a gate that opens at once:
- * the writer as it would be without one. */
-static void *
-track_prober(void *arg)
-{
-	struct sched_param	sp = { .sched_priority = 0 };
-	int			rc;
-
-	(void)arg;
-	if ((rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp)) != 0)
-		log_warn(NULL, "track: the idle gate's SCHED_IDLE: %s",
-		    strerror(rc));
-	(void)pthread_setname_np(pthread_self(), TRACK_PROBER_NAME);
-	for (;;) {
-		while (sem_wait(&T.gate_go) == -1 && errno == EINTR)
-			;
-		if (T.gate_stop)
-			break;
-		(void)sem_post(&T.gate_open);
-	}
-	return NULL;
-}
-
-static void
-track_gate_start(void)
-{
-	int	rc;
-
-	T.gate = T.gate_pending = T.gate_stop = 0;
-	if (sem_init(&T.gate_go, 0, 0) == -1 ||
-	    sem_init(&T.gate_open, 0, 0) == -1) {
-		log_warn(NULL, "track: idle gate: %s", strerror(errno));
-		return;
-	}
-	if ((rc = pthread_create(&T.prober, NULL, track_prober, NULL)) != 0)
-		log_warn(NULL, "track: idle gate: %s", strerror(rc));
-	else
-		T.gate = 1;
-	if (!T.gate) {
-		sem_destroy(&T.gate_go);
-		sem_destroy(&T.gate_open);
-	}
-}
-
-/* After the writer has stopped. */
-static void
-track_gate_stop(void)
-{
-	if (!T.gate)
-		return;
-	T.gate_stop = 1;
-	(void)sem_post(&T.gate_go);
-	pthread_join(T.prober, NULL);
-	sem_destroy(&T.gate_go);
-	sem_destroy(&T.gate_open);
-	T.gate = 0;
-}
-
-/*
  * SQLite's progress handler, the writer's alone: every TRACK_PROGRESS_OPS
  * steps of any statement (a batch's inserts, a prune's deletes, the
- * vacuum), and after TRACK_YIELD_US of work the writer passes the idle
- * gate again. A burst of a thousand rows is then a string of short turns
- * in the CPU time the relay leaves, not milliseconds of a core the relay
- * waits for; alone on the machine a turn costs two wakeups.
+ * vacuum), and after TRACK_YIELD_US of work the writer yields. A burst
+ * of a thousand rows is then a string of short turns between the event
+ * loop's, not milliseconds of a core the relay waits for; alone on the
+ * machine it costs a system call. Not when records pile up (a quarter of
+ * the queue): yielding gives up CPU, and a writer that falls behind
+ * drops records, so then it runs its full share.
  */
 static int
 track_progress(void *arg)
 {
 	struct timespec	now;
 	long long	us;
+	int		behind;
 
 	(void)arg;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -1684,7 +1509,12 @@ track_progress(void *arg)
 	    (now.tv_nsec - T.last_yield.tv_nsec) / 1000;
 	if (us < TRACK_YIELD_US)
 		return 0;
-	track_gate();
+	pthread_mutex_lock(&T.mu);
+	behind = T.queued >= TRACK_QUEUE_MAX / TRACK_YIELD_QUEUE ||
+	    T.qbytes >= TRACK_QUEUE_BYTES / TRACK_YIELD_QUEUE;
+	pthread_mutex_unlock(&T.mu);
+	if (!behind)
+		sched_yield();
 	clock_gettime(CLOCK_MONOTONIC, &T.last_yield);
 	return 0;
 }
@@ -1724,9 +1554,6 @@ track_writer(void *arg)
 		}
 		batch = T.held ? NULL : T.head;
 		if (batch != NULL) {
-			T.late = T.first;
-			ts_add_ms(&T.late, TRACK_LAG_MS - TRACK_BATCH_MS);
-			T.have_late = 1;
 			T.head = T.tail = NULL;
 			T.queued = 0;
 			T.qbytes = 0;
@@ -1734,11 +1561,8 @@ track_writer(void *arg)
 		asked = T.prune_asked;
 		pthread_mutex_unlock(&T.mu);
 
-		if (batch != NULL) {
-			track_gate();
+		if (batch != NULL)
 			track_write(batch);
-			T.have_late = 0;
-		}
 		/* Near the bound, at once: a minute of mail may be big. */
 		if (prune || (T.max_size > 0 &&
 		    track_bytes(0) > track_prune_at())) {
@@ -2141,10 +1965,8 @@ track_init(const struct conf *c, char *err, size_t errlen)
 	pthread_cond_init(&T.wake, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&T.done, NULL);
-	track_gate_start();
 	if ((rc = pthread_create(&T.thread, NULL, track_writer, NULL)) != 0) {
 		snprintf(err, errlen, "track: writer thread: %s", strerror(rc));
-		track_gate_stop();
 		pthread_cond_destroy(&T.wake);
 		pthread_cond_destroy(&T.done);
 		track_close();
@@ -2158,12 +1980,6 @@ void
 track_segment_rows(size_t n)
 {
 	T.seal_fixed = n;
-}
-
-void
-track_gate_shut(int on)
-{
-	__atomic_store_n(&T.gate_shut, on, __ATOMIC_RELAXED);
 }
 
 void
@@ -2205,7 +2021,6 @@ track_shutdown(void)
 	pthread_cond_signal(&T.wake);
 	pthread_mutex_unlock(&T.mu);
 	pthread_join(T.thread, NULL);
-	track_gate_stop();
 	T.running = 0;
 	track_update_bytes();
 	track_close();

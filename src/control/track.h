@@ -13,8 +13,7 @@
  * (or was refused at DATA), kept in an SQLite database (WAL) for
  * `sporkctl track` and the web console, and optionally emitted as one
  * JSON line to syslog. The event loop only copies the record into a
- * bounded queue; a thread of its own writes it, when a CPU is idle
- * (within TRACK_LAG_MS, or at once when records pile up).
+ * bounded queue; a thread of its own writes it.
  *
  * The database (read by sporkctl and spork-console, never written by
  * them), schema 3 (PRAGMA user_version; sporkd migrates a schema-1
@@ -70,9 +69,7 @@
 
 #define TRACK_RCPTS_MAX		1000	/* recorded per message; more are counted */
 #define TRACK_THREAD_NAME	"sporkd-track"	/* the writer, in ps -L */
-#define TRACK_PROBER_NAME	"sporkd-trackidl" /* its idle gate (track.c) */
-#define TRACK_QUEUE_MAX		65536	/* records waiting for the writer */
-#define TRACK_LAG_MS		2000	/* a record waits for an idle CPU */
+#define TRACK_QUEUE_MAX		4096	/* records waiting for the writer */
 #define TRACK_QUEUE_BYTES	(64 * 1024 * 1024)	/* and their size */
 #define TRACK_FIELD_MAX		998	/* longest text field kept */
 #define TRACK_ID_PER_SEC	1000000	/* a record's id: its time, in these */
@@ -131,9 +128,6 @@ int	track_json(const struct track_rec *, struct buf *b);
 /* For the tests, before track_init: the records that fill a segment (0:
  * as track_max_size and the records' size make it). */
 void	track_segment_rows(size_t);
-/* For the tests: while shut, the writer's idle gate never opens, as if
- * every CPU were busy for good. */
-void	track_gate_shut(int);
 /* For the tests: while held, the writer takes nothing from the queue. */
 void	track_hold(int);
 /* For the tests: waits until the writer has written what is queued and

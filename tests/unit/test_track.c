@@ -486,7 +486,7 @@ test_sporkctl(const char *dbpath, double now, long long id)
  * (the writer names itself when it starts: waited for up to 2 s); -1 if
  * there is none. */
 static int
-thread_policy(const char *name)
+writer_policy(void)
 {
 	struct dirent	*de;
 	DIR		*d;
@@ -508,7 +508,7 @@ thread_policy(const char *name)
 				continue;
 			if (fgets(comm, sizeof(comm), f) != NULL &&
 			    (comm[strcspn(comm, "\n")] = '\0',
-			    strcmp(comm, name) == 0))
+			    strcmp(comm, TRACK_THREAD_NAME) == 0))
 				policy = sched_getscheduler(atoi(de->d_name));
 			fclose(f);
 		}
@@ -540,7 +540,7 @@ test_db(void)
 	if (track_conf(&c, dir, 30 * 86400, 1 << 30) == -1)
 		return;
 	/* A background thread that never preempts the event loop. */
-	policy = thread_policy(TRACK_THREAD_NAME);
+	policy = writer_policy();
 	CHECK(policy == SCHED_BATCH, "the writer thread's policy: %d "
 	    "(SCHED_BATCH is %d, -1: no thread named %s)", policy,
 	    SCHED_BATCH, TRACK_THREAD_NAME);
@@ -823,100 +823,6 @@ test_overflow(void)
 	track_shutdown();
 	CHECK(stat_of("written") == TRACK_QUEUE_MAX + 1, "flushed at exit: "
 	    "%lld", stat_of("written"));
-	rm_db(dir);
-}
-
-static double
-mono_s(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Seconds until the writer has written want records, or -1 after
- * limit seconds. */
-static double
-written_after(long long want, double limit)
-{
-	double	t0 = mono_s();
-
-	while (stat_of("written") < want) {
-		if (mono_s() - t0 > limit)
-			return -1;
-		usleep(5000);
-	}
-	return mono_s() - t0;
-}
-
-static void *
-spin(void *arg)
-{
-	int	*stop = arg;
-
-	while (!__atomic_load_n(stop, __ATOMIC_RELAXED))
-		;
-	return NULL;
-}
-
-/*
- * The writer's idle gate: its prober runs SCHED_IDLE. A gate that never
- * opens (every CPU busy for good) holds records only until the oldest is
- * TRACK_LAG_MS old, then the writer writes them; a caller waiting for a
- * pass is not held at all. With every CPU really busy, records still
- * arrive within that bound.
- */
-static void
-test_gate(void)
-{
-	char			dir[] = "/tmp/spork-unit-trackg.XXXXXX";
-	struct conf		c;
-	struct track_rec	r;
-	pthread_t		spinners[16];
-	double			lag = TRACK_LAG_MS / 1000.0, took;
-	long			ncpu, i, started = 0;
-	int			stop = 0, policy;
-
-	if (mkdtemp(dir) == NULL) {
-		CHECK(0, "mkdtemp");
-		return;
-	}
-	if (track_conf(&c, dir, 0, 0) == -1)
-		return;
-	policy = thread_policy(TRACK_PROBER_NAME);
-	CHECK(policy == SCHED_IDLE, "the idle gate's thread's policy: %d "
-	    "(SCHED_IDLE is %d, -1: no thread named %s)", policy, SCHED_IDLE,
-	    TRACK_PROBER_NAME);
-	r = rec_hostile((double)time(NULL));
-
-	track_gate_shut(1);
-	track_message(&r);
-	took = written_after(1, lag + 5);
-	CHECK(took >= lag - 0.1 && took <= lag + 1.5, "gate shut: one record "
-	    "written after %.2f s (its lag bound %.2f s)", took, lag);
-	track_message(&r);
-	track_prune_now();
-	CHECK(stat_of("written") == 2, "gate shut, a pass asked for: "
-	    "written at once (%lld)", stat_of("written"));
-	track_gate_shut(0);
-
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 1 || ncpu > (long)(sizeof(spinners) / sizeof(spinners[0])))
-		ncpu = sizeof(spinners) / sizeof(spinners[0]);
-	for (i = 0; i < ncpu; i++)
-		if (pthread_create(&spinners[i], NULL, spin, &stop) == 0)
-			started++;
-	for (i = 0; i < 1000; i++)
-		track_message(&r);
-	took = written_after(1002, lag + 10);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-	for (i = 0; i < started; i++)
-		pthread_join(spinners[i], NULL);
-	CHECK(took >= 0 && took <= lag + 3, "every CPU busy (%ld spinning "
-	    "threads): 1000 records written after %.2f s (lag bound %.2f s)",
-	    started, took, lag);
-	track_shutdown();
 	rm_db(dir);
 }
 
@@ -1680,5 +1586,4 @@ test_track(void)
 	test_segments_size();
 	test_size();
 	test_overflow();
-	test_gate();
 }
