@@ -736,14 +736,17 @@ def table_icap(meta, runs, w):
 def table_track(meta, runs, w, targets):
     bound = int(float(meta.get("track_bound", "0") or 0))
     wal = int(float(meta.get("track_wal_limit", "0") or 0))
+    # with SPORKD_BASE a fourth daemon, the base binary's, rotates too
+    based = any(v for k, v in runs.items() if k[:2] == ("track", "track-base"))
     w("7. Message tracking (track_db: one SQLite record per message, written "
       "by sporkd's writer thread), the relay load")
     w("   of section 1 (scan_enable no, 10 KB messages pipelined, %s s "
-      "windows) through three daemons of this binary side by" %
-      (meta.get("track_secs") or meta.get("relay_secs") or "2"))
-    w("   side, the divert pointed at each in turn (the three rotate within "
+      "windows) through three daemons of this binary%s side by" % (
+          meta.get("track_secs") or meta.get("relay_secs") or "2",
+          " and one of the base binary" if based else ""))
+    w("   side, the divert pointed at each in turn (the %s rotate within "
       "a repetition; each run starts once the writers are idle): off = no "
-      "track_db (its default);")
+      "track_db (its default);" % ("four" if based else "three"))
     w("   on = track_db, track_max_size %s (as etc/spork.conf ships); "
       "bounded = track_max_size %s bytes, pruned all along." % (
           meta.get("track_size", "?"), "{:,}".format(bound)))
