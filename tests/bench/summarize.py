@@ -737,7 +737,8 @@ def table_track(meta, runs, w, targets):
     bound = int(float(meta.get("track_bound", "0") or 0))
     wal = int(float(meta.get("track_wal_limit", "0") or 0))
     # with SPORKD_BASE a fourth daemon, the base binary's, rotates too
-    based = any(v for k, v in runs.items() if k[:2] == ("track", "track-base"))
+    based = any(runs.get(("track", "track-base", lvl))
+                for lvl in levels(runs, "track"))
     w("7. Message tracking (track_db: one SQLite record per message, written "
       "by sporkd's writer thread), the relay load")
     w("   of section 1 (scan_enable no, 10 KB messages pipelined, %s s "
@@ -787,8 +788,7 @@ def table_track(meta, runs, w, targets):
     w("   CPU us/msg: sporkd's, its writer thread included (utime+stime of "
       "the process over the run's messages); writer: the writer thread's "
       "alone (median)")
-    if any(runs.get(("track", "track-base", lvl))
-           for lvl in levels(runs, "track")):
+    if based:
         w("   base on: the base binary (%s) with on's configuration, a "
           "fourth daemon in the rotation; on / base on per repetition:" %
           meta.get("base", "SPORKD_BASE").split(":")[0])
