@@ -10,7 +10,7 @@
  * clean-file cache never turns a scan into a hash lookup.
  *
  *   smtpload load [-s SESS] [-C OPENING] [-l BYTES] [-m MSGS | -T SECS]
- *                 [-W SECS] [-P] [-k PERCONN] [-S [-R] [-A CAFILE]]
+ *                 [-W SECS] [-P] [-r RATE] [-k PERCONN] [-S [-R] [-A CAFILE]]
  *                 [-o LATFILE] HOST:PORT
  *   smtpload rtt  [-n ROUNDS] HOST:PORT
  *   smtpload hold [-s SESS] [-C OPENING] [-T MAXSECS] [-S [-R] [-A CAFILE]]
@@ -31,7 +31,14 @@
  *   connection carries PERCONN messages, then QUITs and the session
  *   connects again (through the same OPENING limit), so that connection
  *   set-up and the TLS handshake are part of the figure; default 0, one
- *   connection per session for the whole run. Prints one line of
+ *   connection per session for the whole run. -r RATE paces the load:
+ *   messages start at most RATE a second over all sessions, in slots
+ *   1/RATE s apart (a session ready to send waits for the next free
+ *   slot), so that latency is measured at an offered load below what the
+ *   server can take. A server that falls behind gets no burst to catch
+ *   up (slots more than a round of the sessions late are dropped), and
+ *   rate= says how far below RATE it stayed. Default: no pacing, each
+ *   session sends its next message at once. Prints one line of
  *   key=value: msgs, secs, rate, lat_p50_us, lat_p99_us, ...
  * -S: STARTTLS (RFC 3207) on every connection, with OpenSSL: EHLO,
  *   STARTTLS, the handshake, EHLO again, then the rest as usual; a server
@@ -145,6 +152,12 @@ static uint64_t		 t_start, t_win0, t_win1;
 static long		 msgs_started, msgs_done, msgs_in_window;
 static long		 errors, connected, opening, failed, finished, nup;
 static int		 max_opening = 8;	/* -C */
+static double		 pace_rate;	/* -r: messages a second, 0: none */
+static uint64_t		 pace_ns;	/* between two slots */
+static uint64_t		 pace_next;	/* the next free slot */
+static unsigned		*pq;		/* sessions waiting for a slot */
+static size_t		 pq_head, pq_len;
+static int		 pq_turn;	/* pace_release() starts a waiting one */
 static int		 window_open;
 static uint32_t		*lat;		/* microseconds, window only */
 static size_t		 nlat, latcap;
@@ -606,6 +619,27 @@ more_messages(void)
 	return t < t_win1;
 }
 
+/* -r: whether a message may start now; if not, s waits in pq for
+ * pace_release(). A slot more than a round of the sessions late is not
+ * made up for. */
+static int
+pace_take(struct sess *s)
+{
+	uint64_t	t;
+
+	if (pace_rate <= 0)
+		return 1;
+	t = now_ns();
+	if ((pq_len > 0 && !pq_turn) || pace_next > t) {
+		pq[(pq_head + pq_len++) % (size_t)nsess] = s->id;
+		return 0;
+	}
+	if (pace_next + pace_ns * (uint64_t)nsess < t)
+		pace_next = t;
+	pace_next += pace_ns;
+	return 1;
+}
+
 static void
 start_tx(struct sess *s)
 {
@@ -614,6 +648,10 @@ start_tx(struct sess *s)
 		out_add(s, "QUIT\r\n", 6);
 		s->st = S_QUIT;
 		s->want = 1;
+		return;
+	}
+	if (!pace_take(s)) {
+		s->st = S_HELD;
 		return;
 	}
 	msgs_started++;
@@ -899,11 +937,40 @@ pct(const uint32_t *v, size_t n, double p)
 	return v[i];
 }
 
+/* -r: starts the waiting sessions whose slots have come; the time to
+ * the next slot (NULL: no session waits). */
+static struct timespec *
+pace_release(struct timespec *ts)
+{
+	uint64_t	t = now_ns(), wait;
+	struct sess	*s;
+
+	while (pq_len > 0 && pace_next <= t) {
+		s = &ss[pq[pq_head]];
+		pq_head = (pq_head + 1) % (size_t)nsess;
+		pq_len--;
+		if (s->fd == -1 || s->st != S_HELD)
+			continue;
+		pq_turn = 1;
+		start_tx(s);
+		pq_turn = 0;
+		flush_out(s);
+		t = now_ns();
+	}
+	if (pq_len == 0)
+		return NULL;
+	wait = pace_next > t ? pace_next - t : 0;
+	ts->tv_sec = (time_t)(wait / 1000000000u);
+	ts->tv_nsec = (long)(wait % 1000000000u);
+	return ts;
+}
+
 static void
 run_loop(void)
 {
 	struct epoll_event	evs[MAX_EVENTS];
-	int			i, n, reported = 0, timeout;
+	struct timespec		ts, *tp;
+	int			i, n, reported = 0;
 	uint64_t		t, t_held = 0;
 
 	for (;;) {
@@ -955,12 +1022,17 @@ run_loop(void)
 			if (stop)
 				break;
 		}
-		timeout = 100;
-		n = epoll_wait(ep, evs, MAX_EVENTS, timeout);
+		tp = pace_release(&ts);
+		if (tp == NULL || tp->tv_sec > 0 || tp->tv_nsec > 100000000) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = 100000000;	/* 100 ms */
+			tp = &ts;
+		}
+		n = epoll_pwait2(ep, evs, MAX_EVENTS, tp, NULL);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			die("epoll_wait: %s", strerror(errno));
+			die("epoll_pwait2: %s", strerror(errno));
 		}
 		for (i = 0; i < n; i++) {
 			struct sess *s = evs[i].data.ptr;
@@ -1128,7 +1200,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: smtpload load [-s SESS] [-C OPENING] [-l BYTES] "
-	    "[-m MSGS | -T SECS] [-W SECS] [-P]\n"
+	    "[-m MSGS | -T SECS] [-W SECS] [-P] [-r RATE]\n"
 	    "                     [-k PERCONN] [-S [-R] [-A CAFILE]] "
 	    "[-o LATFILE] HOST:PORT\n"
 	    "       smtpload rtt [-n ROUNDS] HOST:PORT\n"
@@ -1136,6 +1208,8 @@ usage(void)
 	    "[-S [-R] [-A CAFILE]] HOST:PORT\n"
 	    "  -k PERCONN  messages per connection, then QUIT and connect "
 	    "again\n"
+	    "  -r RATE     start at most RATE messages a second, all sessions "
+	    "together\n"
 	    "  -S          STARTTLS on every connection (certificate not "
 	    "checked)\n"
 	    "  -R          resume TLS sessions (offer the last one the server "
@@ -1163,7 +1237,7 @@ main(int argc, char **argv)
 		usage();
 	argv++;
 	argc--;
-	while ((ch = getopt(argc, argv, "s:l:m:T:W:Po:n:C:k:SRA:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:l:m:T:W:Po:n:C:k:r:SRA:")) != -1) {
 		switch (ch) {
 		case 's': nsess = atoi(optarg); break;
 		case 'l': body_len = parse_size(optarg); break;
@@ -1175,6 +1249,7 @@ main(int argc, char **argv)
 		case 'n': rounds = atol(optarg); break;
 		case 'C': max_opening = atoi(optarg); break;
 		case 'k': per_conn = atol(optarg); break;
+		case 'r': pace_rate = atof(optarg); break;
 		case 'S': use_tls = 1; break;
 		case 'R': tls_resume = 1; break;
 		case 'A': ca_file = optarg; break;
@@ -1182,7 +1257,9 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1 || nsess < 1 || max_opening < 1 ||
-	    per_conn < 0 || ((tls_resume || ca_file) && !use_tls) ||
+	    per_conn < 0 || !(pace_rate >= 0 && pace_rate <= 1e9) ||
+	    (pace_rate > 0 && mode != M_LOAD) ||
+	    ((tls_resume || ca_file) && !use_tls) ||
 	    (use_tls && mode == M_RTT) || (per_conn > 0 && mode != M_LOAD))
 		usage();
 	host = argv[optind];
@@ -1215,8 +1292,11 @@ main(int argc, char **argv)
 	make_pool();
 	if ((ss = calloc((size_t)nsess, sizeof(*ss))) == NULL)
 		die("out of memory");
-	if ((cq = calloc((size_t)nsess, sizeof(*cq))) == NULL)
+	if ((cq = calloc((size_t)nsess, sizeof(*cq))) == NULL ||
+	    (pq = calloc((size_t)nsess, sizeof(*pq))) == NULL)
 		die("out of memory");
+	if (pace_rate > 0)
+		pace_ns = (uint64_t)(1e9 / pace_rate);
 	for (i = 0; i < nsess; i++) {
 		ss[i].fd = -1;
 		ss[i].id = (unsigned)i;
