@@ -35,9 +35,9 @@
  *   messages start at most RATE a second over all sessions, in slots
  *   1/RATE s apart (a session ready to send waits for the next free
  *   slot), so that latency is measured at an offered load below what the
- *   server can take. A server that falls behind gets no burst to catch
- *   up (slots more than a round of the sessions late are dropped), and
- *   rate= says how far below RATE it stayed. Default: no pacing, each
+ *   server can take. A server that falls behind gets the slots it
+ *   missed back to back, up to a round of the sessions (older ones are
+ *   dropped), and rate= says how far below RATE it stayed. Default: no pacing, each
  *   session sends its next message at once. Prints one line of
  *   key=value: msgs, secs, rate, lat_p50_us, lat_p99_us, ...
  * -S: STARTTLS (RFC 3207) on every connection, with OpenSSL: EHLO,
@@ -937,15 +937,19 @@ pct(const uint32_t *v, size_t n, double p)
 	return v[i];
 }
 
-/* -r: starts the waiting sessions whose slots have come; the time to
+/* -r: starts the waiting sessions whose slots have come (and, once no
+ * more messages are due, all of them: a QUIT takes no slot); the time to
  * the next slot (NULL: no session waits). */
 static struct timespec *
 pace_release(struct timespec *ts)
 {
-	uint64_t	t = now_ns(), wait;
+	uint64_t	t, wait;
 	struct sess	*s;
 
-	while (pq_len > 0 && pace_next <= t) {
+	if (pq_len == 0)
+		return NULL;
+	t = now_ns();
+	while (pq_len > 0 && (pace_next <= t || !more_messages())) {
 		s = &ss[pq[pq_head]];
 		pq_head = (pq_head + 1) % (size_t)nsess;
 		pq_len--;
@@ -1022,17 +1026,22 @@ run_loop(void)
 			if (stop)
 				break;
 		}
-		tp = pace_release(&ts);
-		if (tp == NULL || tp->tv_sec > 0 || tp->tv_nsec > 100000000) {
-			ts.tv_sec = 0;
-			ts.tv_nsec = 100000000;	/* 100 ms */
-			tp = &ts;
-		}
-		n = epoll_pwait2(ep, evs, MAX_EVENTS, tp, NULL);
+		if (pace_rate > 0) {
+			/* slots are finer than epoll_wait's milliseconds */
+			tp = pace_release(&ts);
+			if (tp == NULL || tp->tv_sec > 0 ||
+			    tp->tv_nsec > 100000000) {
+				ts.tv_sec = 0;
+				ts.tv_nsec = 100000000;	/* 100 ms */
+				tp = &ts;
+			}
+			n = epoll_pwait2(ep, evs, MAX_EVENTS, tp, NULL);
+		} else
+			n = epoll_wait(ep, evs, MAX_EVENTS, 100);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			die("epoll_pwait2: %s", strerror(errno));
+			die("epoll_wait: %s", strerror(errno));
 		}
 		for (i = 0; i < n; i++) {
 			struct sess *s = evs[i].data.ptr;
@@ -1208,8 +1217,8 @@ usage(void)
 	    "[-S [-R] [-A CAFILE]] HOST:PORT\n"
 	    "  -k PERCONN  messages per connection, then QUIT and connect "
 	    "again\n"
-	    "  -r RATE     start at most RATE messages a second, all sessions "
-	    "together\n"
+	    "  -r RATE     start at most RATE (1 or more) messages a second, "
+	    "all sessions together\n"
 	    "  -S          STARTTLS on every connection (certificate not "
 	    "checked)\n"
 	    "  -R          resume TLS sessions (offer the last one the server "
@@ -1222,7 +1231,7 @@ int
 main(int argc, char **argv)
 {
 	struct rlimit	rl;
-	char		*host, *colon;
+	char		*host, *colon, *end;
 	int		 ch, i;
 
 	if (argc < 2)
@@ -1249,7 +1258,11 @@ main(int argc, char **argv)
 		case 'n': rounds = atol(optarg); break;
 		case 'C': max_opening = atoi(optarg); break;
 		case 'k': per_conn = atol(optarg); break;
-		case 'r': pace_rate = atof(optarg); break;
+		case 'r':
+			pace_rate = strtod(optarg, &end);
+			if (end == optarg || *end != '\0')
+				usage();
+			break;
 		case 'S': use_tls = 1; break;
 		case 'R': tls_resume = 1; break;
 		case 'A': ca_file = optarg; break;
@@ -1257,7 +1270,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1 || nsess < 1 || max_opening < 1 ||
-	    per_conn < 0 || !(pace_rate >= 0 && pace_rate <= 1e9) ||
+	    per_conn < 0 ||
+	    !(pace_rate == 0 || (pace_rate >= 1 && pace_rate <= 1e9)) ||
 	    (pace_rate > 0 && mode != M_LOAD) ||
 	    ((tls_resume || ca_file) && !use_tls) ||
 	    (use_tls && mode == M_RTT) || (per_conn > 0 && mode != M_LOAD))
