@@ -754,6 +754,9 @@ def table_track(meta, runs, w, targets):
     w("   track_json keeps its default (yes) in all three: each logs a JSON "
       "line per message either way.")
     paced = meta.get("track_rate")
+    # a paced run's targets: said so, and information only
+    pace_note = ", paced at %s msg/s" % paced if paced else ""
+    info = " (information)" if paced else ""
     if paced:
         w("   PACED: at most %s messages a second offered (smtpload -r), "
           "not as many as the relay takes: latency below" % paced)
@@ -824,18 +827,14 @@ def table_track(meta, runs, w, targets):
             r, l50, l99 = verdicts[(var, lvl)]
             ok = (r >= T_TRACK_RATIO and l50 <= T_TRACK_LAT and
                   l99 <= T_TRACK_LAT)
-            label = "%stracking %s within 10%% of off at %d sessions" % (
-                "" if var == "track-on" else "   ", name, lvl)
+            label = "%stracking %s within 10%% of off at %d sessions%s" % (
+                "" if var == "track-on" else "   ", name, lvl, pace_note)
             value = "%.2f/%.2f/%.2f" % (r, l50, l99)
-            if paced:
-                label += ", paced at %s msg/s" % paced
-            targets.append((label, value, verdict(ok) +
-                            (" (information)" if paced else "")))
+            targets.append((label, value, verdict(ok) + info))
             w("   TARGET tracking %s vs off at %d sessions%s, msg/s >= "
               "%.2fx, p50 and p99 <= %.2fx: %.2fx, %.2fx, %.2fx  %s%s" % (
-                  name, lvl, ", paced at %s msg/s" % paced if paced else "",
-                  T_TRACK_RATIO, T_TRACK_LAT, r, l50, l99, verdict(ok),
-                  " (information)" if paced else ""))
+                  name, lvl, pace_note, T_TRACK_RATIO, T_TRACK_LAT, r, l50,
+                  l99, verdict(ok), info))
     if verdicts:
         w("   (Targets list: msg/s ratio / p50 ratio / p99 ratio)")
     sz = runs.get(("track-size", "track-bound", 100))
